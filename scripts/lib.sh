@@ -47,16 +47,18 @@ port_open() {
   (: <>"/dev/tcp/$host/$port") 2>/dev/null
 }
 
-# wait_for [--pid PID] [--log FILE] TIMEOUT_S DESCRIPTION CMD [ARGS...]
+# wait_for [--pid PID] [--log FILE] [--quiet] TIMEOUT_S DESCRIPTION CMD [ARGS...]
 # Polls CMD every 0.2 s until it succeeds; fails with a clear message once TIMEOUT_S has elapsed.
 # --pid: give up at once if that process dies (no point waiting 90 s for a crashed broker).
 # --log: tail of that file is printed on failure, which is usually where the reason is.
+# --quiet: no message on failure, for callers that handle it themselves.
 wait_for() {
-  local pid="" logfile=""
+  local pid="" logfile="" quiet=0
   while (($#)); do
     case "$1" in
       --pid) pid="$2"; shift 2 ;;
       --log) logfile="$2"; shift 2 ;;
+      --quiet) quiet=1; shift ;;
       *) break ;;
     esac
   done
@@ -74,6 +76,7 @@ wait_for() {
       why="timed out after ${timeout}s"
     fi
     if [[ -n "$why" ]]; then
+      ((quiet)) && return 1
       log "ERROR: waiting for $desc: $why"
       if [[ -n "$logfile" && -f "$logfile" ]]; then
         log "last lines of $logfile:"
@@ -92,6 +95,11 @@ pid_running() {
   stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
   stat="${stat##*) }"
   [[ -n "$stat" && "${stat:0:1}" != Z ]]
+}
+
+# negate CMD...: succeeds when CMD fails; for wait_for conditions such as "no longer running".
+negate() {
+  ! "$@"
 }
 
 # Pid files: $STACK_DIR/pids/<name>.pid holding just the pid.

@@ -124,6 +124,15 @@ log4j.logger.kafka.request.logger=WARN
 log4j.logger.state.change.logger=WARN
 log4j.logger.kafka.log.LogCleaner=WARN
 EOF
+
+  # For one-shot tools (StorageTool): stderr only, so they never write into the broker's log.
+  cat >"$STACK_DIR/tools-log4j.properties" <<EOF
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
 }
 
 java_bin() {
@@ -145,7 +154,7 @@ format_kafka_storage() {
   done
   log "kafka: formatting $KAFKA_DATA (cluster id $id)"
   mkdir -p "$KAFKA_DATA"
-  if ! "$(java_bin)" -Dlog4j.configuration="file:$STACK_DIR/log4j.properties" \
+  if ! "$(java_bin)" -Dlog4j.configuration="file:$STACK_DIR/tools-log4j.properties" \
     -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
     -t "$id" -c "$STACK_DIR/server.properties" --ignore-formatted \
     >"$LOG_DIR/kafka-format.log" 2>&1; then
@@ -323,7 +332,7 @@ stop_group() {
     fi
   done
   if ((${#targets[@]})); then
-    if ! wait_for "$STOP_TIMEOUT" "${targets[*]} to exit" negate any_alive "${targets[@]}"; then
+    if ! wait_for --quiet "$STOP_TIMEOUT" "${targets[*]} to exit" negate any_alive "${targets[@]}"; then
       for name in "${targets[@]}"; do
         if component_alive "$name"; then
           pid="$(read_pid "$name")"
@@ -338,10 +347,6 @@ stop_group() {
   for name in "$@"; do
     rm -f "$(pid_file "$name")"
   done
-}
-
-negate() {
-  ! "$@"
 }
 
 cmd_down() {

@@ -1,0 +1,121 @@
+#include "common/config/env.h"
+
+#include <cstdlib>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+extern char** environ;
+
+namespace leadflow::config {
+namespace {
+
+constexpr char kPrefix[] = "LEADFLOW_";
+constexpr char kKafkaPrefix[] = "LEADFLOW_KAFKA_";
+constexpr char kEncodingPrefix[] = "LEADFLOW_OUTPUT_ENCODING_";
+
+const char* const kKnown[] = {
+    "LEADFLOW_REDIS_ADDR",   "LEADFLOW_GRPC_ADDR",   "LEADFLOW_METRICS_ADDR",
+    "LEADFLOW_CONFIG_DIR",   "LEADFLOW_TOPIC_PREFIX", "LEADFLOW_GROUP_ID",
+    "LEADFLOW_INSTANCE_ID",  "LEADFLOW_LOG_FORMAT",  "LEADFLOW_LOG_LEVEL",
+    "LEADFLOW_DEDUP_TTL_HOURS", "LEADFLOW_TEST_ENV",
+};
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::vector<std::string> ProcessEnvNames() {
+  std::vector<std::string> names;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    absl::string_view entry(*e);
+    if (!absl::StartsWith(entry, kPrefix)) continue;
+    names.emplace_back(entry.substr(0, entry.find('=')));
+  }
+  return names;
+}
+
+std::string KafkaPropertyFromEnv(const std::string& suffix) {
+  return absl::StrReplaceAll(absl::AsciiStrToLower(suffix), {{"_", "."}});
+}
+
+std::vector<std::string> UnknownVariables(const std::vector<std::string>& names) {
+  std::vector<std::string> unknown;
+  for (const std::string& n : names) {
+    if (absl::StartsWith(n, kKafkaPrefix) || absl::StartsWith(n, kEncodingPrefix)) continue;
+    bool known = false;
+    for (const char* k : kKnown) known |= (n == k);
+    if (!known) unknown.push_back(n);
+  }
+  return unknown;
+}
+
+absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service,
+                                                const EnvLookup& lookup,
+                                                const std::vector<std::string>& names) {
+  auto get = [&](const std::string& name, std::string fallback) {
+    std::optional<std::string> v = lookup(name);
+    return v.has_value() ? *v : fallback;
+  };
+  RuntimeConfig c;
+  c.service = service;
+  c.redis_addr = get("LEADFLOW_REDIS_ADDR", "127.0.0.1:6379");
+  c.grpc_addr = get("LEADFLOW_GRPC_ADDR", "0.0.0.0:50051");
+  c.metrics_addr = get("LEADFLOW_METRICS_ADDR", "0.0.0.0:9464");
+  c.config_dir = get("LEADFLOW_CONFIG_DIR", "config");
+  c.topic_prefix = get("LEADFLOW_TOPIC_PREFIX", "");
+  c.group_id = get("LEADFLOW_GROUP_ID", absl::StrCat("leadflow-", service));
+  c.log_format = absl::AsciiStrToLower(get("LEADFLOW_LOG_FORMAT", "text"));
+  c.log_level = absl::AsciiStrToLower(get("LEADFLOW_LOG_LEVEL", "info"));
+  if (c.log_format != "json" && c.log_format != "text") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LEADFLOW_LOG_FORMAT must be json or text, not '", c.log_format, "'"));
+  }
+  int64_t ttl_hours = 168;
+  if (std::optional<std::string> v = lookup("LEADFLOW_DEDUP_TTL_HOURS")) {
+    if (!absl::SimpleAtoi(*v, &ttl_hours) || ttl_hours <= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("LEADFLOW_DEDUP_TTL_HOURS must be a positive integer, not '", *v, "'"));
+    }
+  }
+  c.dedup_ttl = absl::Hours(ttl_hours);
+
+  c.kafka["client.id"] = absl::StrCat("leadflow-", service);
+  if (std::optional<std::string> instance = lookup("LEADFLOW_INSTANCE_ID")) {
+    // Static membership: a restarted replica takes its partitions back without a rebalance.
+    c.kafka["group.instance.id"] = *instance;
+  }
+  for (const std::string& name : names) {
+    if (absl::StartsWith(name, kKafkaPrefix)) {
+      std::optional<std::string> v = lookup(name);
+      if (v.has_value()) {
+        c.kafka[KafkaPropertyFromEnv(name.substr(sizeof(kKafkaPrefix) - 1))] = *v;
+      }
+    } else if (absl::StartsWith(name, kEncodingPrefix)) {
+      std::optional<std::string> v = lookup(name);
+      const std::string topic = KafkaPropertyFromEnv(name.substr(sizeof(kEncodingPrefix) - 1));
+      const std::string value = absl::AsciiStrToLower(v.value_or(""));
+      if (value != "json" && value != "protobuf") {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, " must be json or protobuf, not '", value, "'"));
+      }
+      c.output_encodings[topic] = value;
+    }
+  }
+  if (!c.kafka.contains("bootstrap.servers")) {
+    return absl::InvalidArgumentError(
+        "LEADFLOW_KAFKA_BOOTSTRAP_SERVERS is required (the Kafka bootstrap servers)");
+  }
+  return c;
+}
+
+}  // namespace leadflow::config

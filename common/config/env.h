@@ -1,0 +1,67 @@
+#pragma once
+
+// Runtime configuration from LEADFLOW_* environment variables (ARCHITECTURE.md §7), read once at
+// start. Every variable is listed here and in docs/CONFIGURATION.md:
+//
+//   LEADFLOW_KAFKA_<PROPERTY>   any librdkafka property: upper-case, '.' → '_'
+//                               (LEADFLOW_KAFKA_BOOTSTRAP_SERVERS → bootstrap.servers,
+//                                LEADFLOW_KAFKA_SASL_MECHANISMS → sasl.mechanisms)
+//   LEADFLOW_REDIS_ADDR         host:port or redis://[:password@]host:port[/db]  (127.0.0.1:6379)
+//   LEADFLOW_GRPC_ADDR          gRPC listen address                 (0.0.0.0:50051)
+//   LEADFLOW_METRICS_ADDR       Prometheus /metrics listen address  (0.0.0.0:9464; "" disables)
+//   LEADFLOW_CONFIG_DIR         directory of the YAML rule files    (./config)
+//   LEADFLOW_TOPIC_PREFIX       prefix for every topic name         ("")
+//   LEADFLOW_GROUP_ID           consumer group                      (leadflow-<service>)
+//   LEADFLOW_INSTANCE_ID        static group membership id          (unset: dynamic)
+//   LEADFLOW_LOG_FORMAT         json | text                         (text)
+//   LEADFLOW_LOG_LEVEL          trace | debug | info | warn | error (info)
+//   LEADFLOW_DEDUP_TTL_HOURS    how long an applied input is remembered (168)
+//   LEADFLOW_OUTPUT_ENCODING_<TOPIC>  protobuf | json for a public output topic, e.g.
+//                               LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED=json
+//
+// Unknown LEADFLOW_* variables are reported at start so a typo does not go unnoticed.
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace leadflow::config {
+
+// Looks a variable up; injectable so tests need not touch the process environment.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnv();
+// All LEADFLOW_* names present (for the unknown-variable check).
+std::vector<std::string> ProcessEnvNames();
+
+struct RuntimeConfig {
+  std::string service;
+  std::map<std::string, std::string> kafka;  // librdkafka properties
+  std::string redis_addr;
+  std::string grpc_addr;
+  std::string metrics_addr;
+  std::string config_dir;
+  std::string topic_prefix;
+  std::string group_id;
+  std::string log_format;
+  std::string log_level;
+  absl::Duration dedup_ttl;
+  std::map<std::string, std::string> output_encodings;  // topic base name → "json"/"protobuf"
+};
+
+// Reads the configuration of `service`. INVALID_ARGUMENT naming the variable on a bad value.
+absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service,
+                                                const EnvLookup& lookup,
+                                                const std::vector<std::string>& names = {});
+
+// Turns LEADFLOW_KAFKA_FOO_BAR into foo.bar.
+std::string KafkaPropertyFromEnv(const std::string& suffix);
+
+// Names from `names` that start with LEADFLOW_ but are not known variables.
+std::vector<std::string> UnknownVariables(const std::vector<std::string>& names);
+
+}  // namespace leadflow::config

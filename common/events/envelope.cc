@@ -1,0 +1,61 @@
+#include "common/events/envelope.h"
+
+#include <openssl/sha.h>
+
+#include "absl/strings/str_format.h"
+
+namespace leadflow::events {
+
+std::string DeriveEventId(std::string_view kind, std::string_view input_id) {
+  SHA256_CTX ctx;
+  SHA256_Init(&ctx);
+  SHA256_Update(&ctx, kind.data(), kind.size());
+  SHA256_Update(&ctx, "\0", 1);  // so ("ab","c") and ("a","bc") differ
+  SHA256_Update(&ctx, input_id.data(), input_id.size());
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256_Final(digest, &ctx);
+  digest[6] = (digest[6] & 0x0f) | 0x50;  // version 5 layout
+  digest[8] = (digest[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  std::string out;
+  out.reserve(36);
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
+    absl::StrAppendFormat(&out, "%02x", digest[i]);
+  }
+  return out;
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1'000'000'000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  if (ts.nanos() < 0) {
+    ts.set_seconds(ts.seconds() - 1);
+    ts.set_nanos(ts.nanos() + 1'000'000'000);
+  }
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+absl::Time FromProtoOr(const google::protobuf::Timestamp& ts, absl::Time fallback) {
+  return ts.seconds() == 0 && ts.nanos() == 0 ? fallback : FromProto(ts);
+}
+
+leadflow::events::v1::Envelope MakeEnvelope(const EnvelopeFields& f) {
+  leadflow::events::v1::Envelope e;
+  e.set_event_id(f.event_id);
+  e.set_lead_id(f.lead_id);
+  *e.mutable_occurred_at() = ToProto(f.occurred_at);
+  *e.mutable_produced_at() = ToProto(f.produced_at);
+  e.set_causation_id(f.causation_id);
+  e.set_trace_id(f.trace_id.empty() ? f.causation_id : f.trace_id);
+  e.set_schema_version(kSchemaVersion);
+  e.set_producer(f.producer);
+  return e;
+}
+
+}  // namespace leadflow::events

@@ -1,0 +1,37 @@
+#pragma once
+
+// Building envelopes (ARCHITECTURE.md §3): deterministic event ids and timestamps.
+
+#include <string>
+#include <string_view>
+
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "leadflow/events/v1/envelope.pb.h"
+
+namespace leadflow::events {
+
+inline constexpr int kSchemaVersion = 1;
+
+// A deterministic event id: the same (kind, input id) always gives the same id, so a replayed
+// input produces the same output ids. Formatted as a UUID (version 5 layout over SHA-256).
+// `kind` names what the output is ("captured", "scored", ...); `input_id` identifies the cause.
+std::string DeriveEventId(std::string_view kind, std::string_view input_id);
+
+google::protobuf::Timestamp ToProto(absl::Time t);
+absl::Time FromProto(const google::protobuf::Timestamp& ts);
+// FromProto, or `fallback` when the timestamp is unset.
+absl::Time FromProtoOr(const google::protobuf::Timestamp& ts, absl::Time fallback);
+
+struct EnvelopeFields {
+  std::string event_id;
+  std::string lead_id;
+  absl::Time occurred_at;
+  absl::Time produced_at;
+  std::string causation_id;
+  std::string trace_id;
+  std::string producer;
+};
+leadflow::events::v1::Envelope MakeEnvelope(const EnvelopeFields& fields);
+
+}  // namespace leadflow::events

@@ -1,0 +1,303 @@
+#include "common/kafka/consumer_loop.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/metrics/metrics.h"
+#include "prometheus/counter.h"
+#include "prometheus/gauge.h"
+#include "prometheus/histogram.h"
+#include "spdlog/spdlog.h"
+
+namespace leadflow::kafka {
+
+struct ConsumerLoop::Metrics {
+  explicit Metrics(prometheus::Registry& registry, const std::string& service)
+      : consumed(prometheus::BuildCounter()
+                     .Name("leadflow_messages_consumed_total")
+                     .Help("Input messages taken from Kafka, by topic")
+                     .Register(registry)),
+        produced(prometheus::BuildCounter()
+                     .Name("leadflow_messages_produced_total")
+                     .Help("Output messages acknowledged by the broker")
+                     .Register(registry)
+                     .Add({{"service", service}})),
+        dead_lettered(prometheus::BuildCounter()
+                          .Name("leadflow_messages_dead_lettered_total")
+                          .Help("Poison inputs sent to a DLQ, by topic and error class")
+                          .Register(registry)),
+        retries(prometheus::BuildCounter()
+                    .Name("leadflow_handler_retries_total")
+                    .Help("Transient handler failures retried")
+                    .Register(registry)
+                    .Add({{"service", service}})),
+        rewinds(prometheus::BuildCounter()
+                    .Name("leadflow_partition_rewinds_total")
+                    .Help("Partitions rewound after a failed output delivery")
+                    .Register(registry)
+                    .Add({{"service", service}})),
+        in_flight(prometheus::BuildGauge()
+                      .Name("leadflow_inputs_in_flight")
+                      .Help("Inputs whose outputs await broker acknowledgement")
+                      .Register(registry)
+                      .Add({{"service", service}})),
+        handle_seconds(prometheus::BuildHistogram()
+                           .Name("leadflow_handle_seconds")
+                           .Help("Time spent in the handler per input, including retries")
+                           .Register(registry)
+                           .Add({{"service", service}}, metrics::LatencyBuckets())),
+        service(service) {}
+
+  prometheus::Family<prometheus::Counter>& consumed;
+  prometheus::Counter& produced;
+  prometheus::Family<prometheus::Counter>& dead_lettered;
+  prometheus::Counter& retries;
+  prometheus::Counter& rewinds;
+  prometheus::Gauge& in_flight;
+  prometheus::Histogram& handle_seconds;
+  std::string service;
+};
+
+ConsumerLoop::ConsumerLoop(Consumer& consumer, Producer& producer, MessageHandler& handler,
+                           ConsumerLoopOptions options, prometheus::Registry& registry)
+    : consumer_(consumer),
+      producer_(producer),
+      handler_(handler),
+      options_(std::move(options)),
+      metrics_(std::make_unique<Metrics>(registry, options_.service)) {}
+
+ConsumerLoop::~ConsumerLoop() = default;
+
+void ConsumerLoop::Stop() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+}
+
+void ConsumerLoop::SetServing(bool serving) {
+  if (serving_.exchange(serving) != serving) {
+    if (serving) {
+      spdlog::info("consumer loop healthy again");
+    } else {
+      spdlog::warn("consumer loop not serving: dependency failing");
+    }
+  }
+}
+
+absl::Status ConsumerLoop::Run() {
+  if (absl::Status s = consumer_.Subscribe(options_.topics, this); !s.ok()) return s;
+  spdlog::info("consuming {} topic(s)", options_.topics.size());
+  absl::Status result = absl::OkStatus();
+  while (!stop_.HasBeenNotified()) {
+    DrainCompletions();
+    if (tracker_.InFlight() >= options_.max_in_flight) {
+      WaitForCompletions(options_.poll_timeout);
+      continue;
+    }
+    absl::StatusOr<std::optional<ConsumedMessage>> polled = consumer_.Poll(options_.poll_timeout);
+    if (!polled.ok()) {
+      result = polled.status();
+      spdlog::error("fatal consumer error: {}", result.ToString());
+      break;
+    }
+    if (polled->has_value()) Process(**polled);
+  }
+  FlushAndDrain();
+  consumer_.Close();
+  spdlog::info("consumer loop stopped");
+  return result;
+}
+
+void ConsumerLoop::Process(const ConsumedMessage& message) {
+  metrics_->consumed.Add({{"service", options_.service}, {"topic", message.topic}}).Increment();
+  const uint64_t generation = tracker_.Begin(message.tp(), message.offset);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::vector<OutboundMessage>> outputs = HandleWithRetry(message, generation);
+  metrics_->handle_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  if (outputs.ok()) {
+    SendAll(message, generation, *std::move(outputs));
+  } else if (IsPoison(outputs.status())) {
+    metrics_->dead_lettered
+        .Add({{"service", options_.service},
+              {"topic", message.topic},
+              {"class", std::string(absl::StatusCodeToString(outputs.status().code()))}})
+        .Increment();
+    spdlog::warn("poison input {}/{}@{} to DLQ: {}", message.topic, message.partition,
+                 message.offset, std::string(outputs.status().message()));
+    std::vector<OutboundMessage> dlq;
+    dlq.push_back(DlqMessageFor(message, outputs.status()));
+    SendAll(message, generation, std::move(dlq));
+  }
+  // Otherwise cancelled (stopping or revoked): the input stays unfinished and is redelivered.
+}
+
+absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
+    const ConsumedMessage& message, uint64_t generation) {
+  absl::Duration backoff = options_.initial_backoff;
+  bool paused = false;
+  for (;;) {
+    absl::StatusOr<std::vector<OutboundMessage>> result = handler_.Handle(message);
+    if (result.ok() || IsPoison(result.status())) {
+      if (paused) (void)consumer_.ResumeAll();
+      consecutive_failures_ = 0;
+      SetServing(true);
+      return result;
+    }
+    metrics_->retries.Increment();
+    if (++consecutive_failures_ >= options_.failures_before_unhealthy) SetServing(false);
+    spdlog::warn("transient failure on {}/{}@{}, retry in {}: {}", message.topic,
+                 message.partition, message.offset, absl::FormatDuration(backoff),
+                 result.status().ToString());
+    // Keep polling (paused) instead of sleeping: heartbeats and rebalances continue, and
+    // deliveries of earlier inputs still complete.
+    if (!paused) paused = consumer_.PauseAll().ok();
+    const absl::Time until = absl::Now() + backoff;
+    while (absl::Now() < until && !stop_.HasBeenNotified()) {
+      absl::StatusOr<std::optional<ConsumedMessage>> polled =
+          consumer_.Poll(std::min(options_.poll_timeout, until - absl::Now()));
+      if (polled.ok() && polled->has_value()) {
+        // A message fetched before the pause took effect: it must be seen again later.
+        (void)consumer_.Seek((*polled)->tp(), (*polled)->offset);
+      }
+      DrainCompletions();
+    }
+    if (stop_.HasBeenNotified() || !tracker_.IsCurrent(message.tp(), generation)) {
+      if (paused) (void)consumer_.ResumeAll();
+      if (tracker_.IsCurrent(message.tp(), generation)) {
+        // Stopping: forget the input so shutdown does not wait for it; it is not committed.
+        tracker_.Reset(message.tp());
+      }
+      return absl::CancelledError("stopping or partition revoked");
+    }
+    backoff = std::min(backoff * 2, options_.max_backoff);
+  }
+}
+
+void ConsumerLoop::SendAll(const ConsumedMessage& message, uint64_t generation,
+                           std::vector<OutboundMessage> outputs) {
+  const TopicPartition tp = message.tp();
+  if (outputs.empty()) {
+    absl::MutexLock lock(&mu_);
+    completions_.push_back({tp, message.offset, generation, absl::OkStatus()});
+    return;
+  }
+  // One shared countdown per input: the last acknowledgement completes the input.
+  struct Pending {
+    absl::Mutex mu;
+    size_t remaining;
+    absl::Status first_error;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->remaining = outputs.size();
+  const int64_t offset = message.offset;
+  auto on_delivery = [this, pending, tp, offset, generation](const absl::Status& status) {
+    bool last = false;
+    absl::Status result;
+    {
+      absl::MutexLock lock(&pending->mu);
+      if (!status.ok() && pending->first_error.ok()) pending->first_error = status;
+      last = --pending->remaining == 0;
+      result = pending->first_error;
+    }
+    if (status.ok()) metrics_->produced.Increment();
+    if (last) {
+      absl::MutexLock lock(&mu_);
+      completions_.push_back({tp, offset, generation, result});
+    }
+  };
+  for (OutboundMessage& out : outputs) {
+    absl::Status sent;
+    // A full local queue is backpressure, not failure: wait for deliveries and try again.
+    while (true) {
+      sent = producer_.Send(out, on_delivery);
+      if (!absl::IsUnavailable(sent) || stop_.HasBeenNotified()) break;
+      WaitForCompletions(absl::Milliseconds(10));
+    }
+    if (!sent.ok()) on_delivery(sent);  // counts as this output's (failed) delivery
+  }
+}
+
+OutboundMessage ConsumerLoop::DlqMessageFor(const ConsumedMessage& message,
+                                            const absl::Status& reason) const {
+  OutboundMessage dlq;
+  dlq.topic = message.topic + options_.dlq_suffix;
+  dlq.key = message.key;
+  dlq.value = message.value;
+  dlq.headers = message.headers;
+  dlq.headers.push_back({kDlqTopicHeader, message.topic});
+  dlq.headers.push_back({kDlqPartitionHeader, absl::StrCat(message.partition)});
+  dlq.headers.push_back({kDlqOffsetHeader, absl::StrCat(message.offset)});
+  dlq.headers.push_back(
+      {kDlqErrorClassHeader, std::string(absl::StatusCodeToString(reason.code()))});
+  dlq.headers.push_back({kDlqErrorMessageHeader, std::string(reason.message())});
+  dlq.headers.push_back({kDlqServiceHeader, options_.service});
+  return dlq;
+}
+
+void ConsumerLoop::DrainCompletions() {
+  std::vector<Completion> done;
+  {
+    absl::MutexLock lock(&mu_);
+    done.swap(completions_);
+  }
+  for (const Completion& c : done) {
+    if (!tracker_.IsCurrent(c.tp, c.generation)) continue;
+    if (!c.status.ok()) {
+      // The output could not be delivered: redo the input. Everything after it in the partition
+      // is redone too; apply-once makes that harmless.
+      spdlog::error("delivery failed for effects of {}/{}@{}: {}; rewinding", c.tp.topic,
+                    c.tp.partition, c.offset, c.status.ToString());
+      metrics_->rewinds.Increment();
+      SetServing(false);
+      tracker_.Reset(c.tp);
+      if (absl::Status s = consumer_.Seek(c.tp, c.offset); !s.ok()) {
+        spdlog::error("seek failed: {}", s.ToString());
+      }
+      continue;
+    }
+    if (std::optional<int64_t> commit = tracker_.Complete(c.tp, c.offset, c.generation)) {
+      if (absl::Status s = consumer_.StoreOffset(c.tp, *commit); !s.ok()) {
+        spdlog::warn("store offset {}/{}={} failed: {}", c.tp.topic, c.tp.partition, *commit,
+                     s.ToString());
+      }
+    }
+  }
+  metrics_->in_flight.Set(static_cast<double>(tracker_.InFlight()));
+}
+
+void ConsumerLoop::WaitForCompletions(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto has_completions = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return !completions_.empty();
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&has_completions), timeout);
+}
+
+void ConsumerLoop::FlushAndDrain() {
+  const absl::Time deadline = absl::Now() + options_.flush_timeout;
+  while (tracker_.InFlight() > 0 && absl::Now() < deadline) {
+    DrainCompletions();
+    if (tracker_.InFlight() == 0) break;
+    WaitForCompletions(absl::Milliseconds(50));
+  }
+  DrainCompletions();
+  if (tracker_.InFlight() > 0) {
+    spdlog::warn("{} input(s) unfinished at flush deadline; they will be redelivered",
+                 tracker_.InFlight());
+  }
+}
+
+void ConsumerLoop::OnAssigned(const std::vector<TopicPartition>& partitions) {
+  spdlog::info("assigned {} partition(s)", partitions.size());
+}
+
+void ConsumerLoop::OnRevoked(const std::vector<TopicPartition>& partitions) {
+  spdlog::info("revoking {} partition(s): finishing in-flight work", partitions.size());
+  FlushAndDrain();
+  if (absl::Status s = consumer_.Commit(); !s.ok()) {
+    spdlog::warn("commit on revoke failed: {}", s.ToString());
+  }
+  for (const TopicPartition& tp : partitions) tracker_.Reset(tp);
+}
+
+}  // namespace leadflow::kafka

@@ -1,0 +1,130 @@
+#pragma once
+
+// ConsumerLoop: the one consumer loop, implementing the processing contract of ARCHITECTURE.md §4
+// for every service.
+//
+//   poll ─► handler (state effects, apply-once) ─► produce outputs ─► broker acks ─► store offset
+//                 │ poison                                 ▲
+//                 └──────────► <topic>.dlq with reason ────┘
+//
+// - At-least-once: an input's offset is stored (and later committed) only after the handler's
+//   effects are done and every output, or its DLQ copy, is acknowledged by the broker. Outputs
+//   of many inputs are in flight at once; OffsetTracker keeps commits contiguous.
+// - Poison input (see IsPoison()) goes to `<topic>.dlq` with headers naming the original topic,
+//   partition, offset, error class and message; it never stalls the partition.
+// - Transient failure is retried with exponential backoff, never skipped. While retrying, all
+//   partitions are paused but the consumer keeps polling, so the member stays in the group and
+//   still sees rebalances; health reports not-serving until the handler succeeds again.
+// - A failed delivery of an output rewinds its partition to the input, which is handled again;
+//   the handler's apply-once memo makes the second run produce the same events.
+// - On revocation, in-flight outputs are flushed and finished offsets committed before the
+//   partitions go; unfinished work is dropped and will be redone by the new owner.
+// - Stop() (SIGTERM) finishes the message in hand, flushes the producer, commits, and leaves.
+//
+// Ownership: borrows the consumer, producer and handler, which must outlive the loop.
+// Thread safety: Run() on one thread; Stop() and Serving() from any thread.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/kafka/consumer.h"
+#include "common/kafka/handler.h"
+#include "common/kafka/offset_tracker.h"
+#include "common/kafka/producer.h"
+#include "prometheus/registry.h"
+
+namespace leadflow::kafka {
+
+// DLQ header names.
+inline constexpr char kDlqTopicHeader[] = "dlq.topic";
+inline constexpr char kDlqPartitionHeader[] = "dlq.partition";
+inline constexpr char kDlqOffsetHeader[] = "dlq.offset";
+inline constexpr char kDlqErrorClassHeader[] = "dlq.error.class";
+inline constexpr char kDlqErrorMessageHeader[] = "dlq.error.message";
+inline constexpr char kDlqServiceHeader[] = "dlq.service";
+
+struct ConsumerLoopOptions {
+  // Name of the service, for metrics and DLQ headers.
+  std::string service;
+  // Topics to consume (already prefixed).
+  std::vector<std::string> topics;
+  // DLQ topic of a topic is `topic + dlq_suffix`.
+  std::string dlq_suffix = ".dlq";
+  // Inputs whose outputs are not yet acknowledged; above this the loop waits (backpressure).
+  size_t max_in_flight = 20000;
+  absl::Duration poll_timeout = absl::Milliseconds(100);
+  absl::Duration initial_backoff = absl::Milliseconds(50);
+  absl::Duration max_backoff = absl::Seconds(5);
+  // Consecutive transient failures after which the loop reports not-serving.
+  int failures_before_unhealthy = 3;
+  // How long shutdown and revocation wait for outstanding deliveries.
+  absl::Duration flush_timeout = absl::Seconds(30);
+};
+
+class ConsumerLoop final : public RebalanceListener {
+ public:
+  ConsumerLoop(Consumer& consumer, Producer& producer, MessageHandler& handler,
+               ConsumerLoopOptions options, prometheus::Registry& registry);
+  ~ConsumerLoop() override;
+
+  // Subscribes and processes until Stop(). Returns an error only for a fatal consumer error.
+  absl::Status Run();
+  // Asks Run() to finish gracefully. Idempotent; callable from any thread or signal thread.
+  void Stop();
+  // False while a dependency (handler's store, broker deliveries) is failing.
+  bool Serving() const { return serving_.load(); }
+
+  // RebalanceListener.
+  void OnAssigned(const std::vector<TopicPartition>& partitions) override;
+  void OnRevoked(const std::vector<TopicPartition>& partitions) override;
+
+ private:
+  struct Completion {
+    TopicPartition tp;
+    int64_t offset;
+    uint64_t generation;
+    absl::Status status;
+  };
+  struct Metrics;
+
+  // Handles one message end to end; false if the loop must stop.
+  void Process(const ConsumedMessage& message);
+  // Runs the handler, retrying transient failures. Returns the final status; CANCELLED if the
+  // loop is stopping or the partition was revoked meanwhile.
+  absl::StatusOr<std::vector<OutboundMessage>> HandleWithRetry(const ConsumedMessage& message,
+                                                                uint64_t generation);
+  // Sends `outputs` as the effects of (tp, offset); completion arrives through the queue.
+  void SendAll(const ConsumedMessage& message, uint64_t generation,
+               std::vector<OutboundMessage> outputs);
+  OutboundMessage DlqMessageFor(const ConsumedMessage& message, const absl::Status& reason) const;
+  // Applies finished deliveries: stores offsets, rewinds partitions whose delivery failed.
+  void DrainCompletions();
+  void WaitForCompletions(absl::Duration timeout);
+  // Waits for everything in flight (used on revoke and shutdown).
+  void FlushAndDrain();
+  void SetServing(bool serving);
+
+  Consumer& consumer_;
+  Producer& producer_;
+  MessageHandler& handler_;
+  const ConsumerLoopOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+
+  OffsetTracker tracker_;  // loop thread only
+  absl::Notification stop_;
+  std::atomic<bool> serving_{true};
+  int consecutive_failures_ = 0;  // loop thread only
+
+  absl::Mutex mu_;
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace leadflow::kafka

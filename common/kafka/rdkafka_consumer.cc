@@ -1,0 +1,209 @@
+#include "common/kafka/rdkafka_consumer.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace leadflow::kafka {
+namespace {
+
+std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list) {
+  std::vector<TopicPartition> out;
+  for (int i = 0; i < list->cnt; ++i) {
+    out.push_back({list->elems[i].topic, list->elems[i].partition});
+  }
+  return out;
+}
+
+}  // namespace
+
+RdKafkaConsumer::RdKafkaConsumer(prometheus::Registry& registry, std::string service)
+    : service_(std::move(service)),
+      lag_(prometheus::BuildGauge()
+               .Name("leadflow_kafka_consumer_lag")
+               .Help("Messages between the committed offset and the partition end")
+               .Register(registry)) {}
+
+absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> RdKafkaConsumer::Create(
+    std::map<std::string, std::string> props, prometheus::Registry& registry,
+    std::string service) {
+  props.try_emplace("enable.auto.offset.store", "false");
+  props.try_emplace("enable.auto.commit", "true");
+  props.try_emplace("auto.commit.interval.ms", "1000");
+  props.try_emplace("auto.offset.reset", "earliest");
+  props.try_emplace("statistics.interval.ms", "5000");
+  props.try_emplace("enable.partition.eof", "false");
+  absl::StatusOr<RdPtr<rd_kafka_conf_t>> conf = MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  std::unique_ptr<RdKafkaConsumer> consumer(new RdKafkaConsumer(registry, std::move(service)));
+  rd_kafka_conf_set_opaque(conf->get(), consumer.get());
+  rd_kafka_conf_set_rebalance_cb(conf->get(), &RdKafkaConsumer::OnRebalance);
+  rd_kafka_conf_set_stats_cb(conf->get(), &RdKafkaConsumer::OnStats);
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", errstr));
+  (void)conf->release();
+  consumer->rk_.reset(rk);
+  rd_kafka_poll_set_consumer(rk);
+  return consumer;
+}
+
+RdKafkaConsumer::~RdKafkaConsumer() { Close(); }
+
+absl::Status RdKafkaConsumer::Subscribe(const std::vector<std::string>& topics,
+                                        RebalanceListener* listener) {
+  listener_ = listener;
+  RdPtr<rd_kafka_topic_partition_list_t> list(
+      rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+  for (const std::string& t : topics) {
+    rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+  }
+  return ToStatus(rd_kafka_subscribe(rk_.get(), list.get()), "subscribe");
+}
+
+absl::StatusOr<std::optional<ConsumedMessage>> RdKafkaConsumer::Poll(absl::Duration timeout) {
+  RdPtr<rd_kafka_message_t> msg(
+      rd_kafka_consumer_poll(rk_.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout))));
+  if (msg == nullptr) return std::nullopt;
+  if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
+      char reason[512];
+      rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk_.get(), reason, sizeof(reason));
+      return absl::InternalError(absl::StrCat("fatal kafka error ", rd_kafka_err2name(fatal),
+                                              ": ", reason));
+    }
+    // Informational (partition EOF, transient broker trouble that librdkafka retries, topics
+    // not yet created): keep polling.
+    if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      spdlog::warn("kafka consumer: {}", rd_kafka_message_errstr(msg.get()));
+    }
+    return std::nullopt;
+  }
+  ConsumedMessage out;
+  out.topic = rd_kafka_topic_name(msg->rkt);
+  out.partition = msg->partition;
+  out.offset = msg->offset;
+  if (msg->key != nullptr) out.key.assign(static_cast<const char*>(msg->key), msg->key_len);
+  if (msg->payload != nullptr) {
+    out.value.assign(static_cast<const char*>(msg->payload), msg->len);
+  }
+  rd_kafka_timestamp_type_t ts_type;
+  const int64_t ts = rd_kafka_message_timestamp(msg.get(), &ts_type);
+  if (ts >= 0) out.timestamp = absl::FromUnixMillis(ts);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(msg.get(), &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+      out.headers.push_back(
+          {name, value == nullptr ? std::string() : std::string(static_cast<const char*>(value),
+                                                                size)});
+    }
+  }
+  return out;
+}
+
+absl::Status RdKafkaConsumer::StoreOffset(const TopicPartition& tp, int64_t next_offset) {
+  RdPtr<rd_kafka_topic_partition_list_t> list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset =
+      next_offset;
+  return ToStatus(rd_kafka_offsets_store(rk_.get(), list.get()), "store offset");
+}
+
+absl::Status RdKafkaConsumer::Seek(const TopicPartition& tp, int64_t offset) {
+  RdPtr<rd_kafka_topic_partition_list_t> list(rd_kafka_topic_partition_list_new(1));
+  rd_kafka_topic_partition_list_add(list.get(), tp.topic.c_str(), tp.partition)->offset = offset;
+  RdPtr<rd_kafka_error_t> error(rd_kafka_seek_partitions(rk_.get(), list.get(), 5000));
+  if (error != nullptr) return ToStatus(rd_kafka_error_code(error.get()), "seek");
+  return ToStatus(list->elems[0].err, "seek");
+}
+
+absl::Status RdKafkaConsumer::PauseAll() {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (auto err = rd_kafka_assignment(rk_.get(), &raw); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return ToStatus(err, "assignment");
+  }
+  RdPtr<rd_kafka_topic_partition_list_t> list(raw);
+  return ToStatus(rd_kafka_pause_partitions(rk_.get(), list.get()), "pause");
+}
+
+absl::Status RdKafkaConsumer::ResumeAll() {
+  rd_kafka_topic_partition_list_t* raw = nullptr;
+  if (auto err = rd_kafka_assignment(rk_.get(), &raw); err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return ToStatus(err, "assignment");
+  }
+  RdPtr<rd_kafka_topic_partition_list_t> list(raw);
+  return ToStatus(rd_kafka_resume_partitions(rk_.get(), list.get()), "resume");
+}
+
+absl::Status RdKafkaConsumer::Commit() {
+  rd_kafka_resp_err_t err = rd_kafka_commit(rk_.get(), nullptr, /*async=*/0);
+  if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) return absl::OkStatus();  // nothing new to commit
+  return ToStatus(err, "commit");
+}
+
+void RdKafkaConsumer::Close() {
+  if (closed_ || rk_ == nullptr) return;
+  closed_ = true;
+  // rd_kafka_consumer_close commits stored offsets (auto-commit) and leaves the group,
+  // running the revoke callback on this thread.
+  rd_kafka_consumer_close(rk_.get());
+}
+
+void RdKafkaConsumer::OnRebalance(rd_kafka_t*, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* partitions, void* opaque) {
+  static_cast<RdKafkaConsumer*>(opaque)->HandleRebalance(err, partitions);
+}
+
+void RdKafkaConsumer::HandleRebalance(rd_kafka_resp_err_t err,
+                                      rd_kafka_topic_partition_list_t* partitions) {
+  const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (cooperative) {
+      RdPtr<rd_kafka_error_t> e(rd_kafka_incremental_assign(rk_.get(), partitions));
+    } else {
+      rd_kafka_assign(rk_.get(), partitions);
+    }
+    if (listener_ != nullptr) listener_->OnAssigned(ToVector(partitions));
+    return;
+  }
+  // Revoked or lost: let the listener finish and commit work before the partitions go.
+  if (listener_ != nullptr) listener_->OnRevoked(ToVector(partitions));
+  for (int i = 0; i < partitions->cnt; ++i) {
+    lag_.Remove(&lag_.Add({{"service", service_},
+                           {"topic", partitions->elems[i].topic},
+                           {"partition", absl::StrCat(partitions->elems[i].partition)}}));
+  }
+  if (cooperative) {
+    RdPtr<rd_kafka_error_t> e(rd_kafka_incremental_unassign(rk_.get(), partitions));
+  } else {
+    rd_kafka_assign(rk_.get(), nullptr);
+  }
+}
+
+int RdKafkaConsumer::OnStats(rd_kafka_t*, char* json, size_t json_len, void* opaque) {
+  static_cast<RdKafkaConsumer*>(opaque)->HandleStats(json, json_len);
+  return 0;  // librdkafka frees the buffer
+}
+
+void RdKafkaConsumer::HandleStats(const char* json, size_t len) {
+  nlohmann::json stats = nlohmann::json::parse(json, json + len, nullptr, /*exceptions=*/false);
+  if (stats.is_discarded() || !stats.contains("topics")) return;
+  for (const auto& [topic, t] : stats["topics"].items()) {
+    if (!t.contains("partitions")) continue;
+    for (const auto& [partition, p] : t["partitions"].items()) {
+      if (partition == "-1") continue;  // librdkafka's internal UA partition
+      const int64_t lag = p.value("consumer_lag", int64_t{-1});
+      if (lag < 0) continue;  // not assigned to us or not yet known
+      lag_.Add({{"service", service_}, {"topic", topic}, {"partition", partition}})
+          .Set(static_cast<double>(lag));
+    }
+  }
+}
+
+}  // namespace leadflow::kafka

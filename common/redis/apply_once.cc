@@ -1,0 +1,180 @@
+#include "common/redis/apply_once.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace leadflow::redis {
+namespace {
+
+// KEYS: [dedup, tombstone|"", registry|"", state_1 .. state_n]
+// ARGV: [dedup_ttl_ms, memo, n,
+//        per state key: expected_version, op ("keep"|"set"|"del"), data, ttl_ms,
+//        n_register, register keys...,
+//        n_extra, per extra command: argc, args...]
+// Returns {0} applied, {1, memo} duplicate, {2, key} version conflict, {3} erased.
+constexpr char kApplyScript[] = R"lua(
+local memo = redis.call('GET', KEYS[1])
+if memo then return {1, memo} end
+if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
+local n = tonumber(ARGV[3])
+local a = 4
+for i = 1, n do
+  local key = KEYS[3 + i]
+  local v = tonumber(redis.call('HGET', key, 'v') or '0')
+  if v ~= tonumber(ARGV[a]) then return {2, key} end
+  a = a + 4
+end
+a = 4
+local registry = KEYS[3]
+for i = 1, n do
+  local key = KEYS[3 + i]
+  local op = ARGV[a + 1]
+  if op == 'set' then
+    redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2])
+    local ttl = tonumber(ARGV[a + 3])
+    if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
+    if registry ~= '' then redis.call('SADD', registry, key) end
+  elseif op == 'del' then
+    redis.call('DEL', key)
+  end
+  a = a + 4
+end
+local nreg = tonumber(ARGV[a]); a = a + 1
+for i = 1, nreg do
+  if registry ~= '' then redis.call('SADD', registry, ARGV[a]) end
+  a = a + 1
+end
+local nextra = tonumber(ARGV[a]); a = a + 1
+for i = 1, nextra do
+  local argc = tonumber(ARGV[a]); a = a + 1
+  local cmd = {}
+  for j = 1, argc do cmd[j] = ARGV[a]; a = a + 1 end
+  redis.call(unpack(cmd))
+end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
+if registry ~= '' then redis.call('SADD', registry, KEYS[1]) end
+return {0}
+)lua";
+
+// KEYS: [registry, tombstone, extra...]  ARGV: [tombstone_ttl_ms]
+constexpr char kEraseScript[] = R"lua(
+local members = redis.call('SMEMBERS', KEYS[1])
+for _, k in ipairs(members) do redis.call('DEL', k) end
+redis.call('DEL', KEYS[1])
+for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
+return #members
+)lua";
+
+int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
+
+}  // namespace
+
+ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
+    : client_(client),
+      max_attempts_(max_attempts),
+      apply_script_(kApplyScript),
+      erase_script_(kEraseScript) {}
+
+absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
+  std::vector<Args> commands;
+  commands.reserve(keys.size());
+  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d"});
+  absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  std::vector<Versioned> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Reply& r = (*replies)[i];
+    if (r.is_error()) return ErrorReplyToStatus(r);
+    Versioned v{keys[i], 0, std::nullopt};
+    if (r.elements.size() == 2 && !r.elements[0].is_nil()) {
+      if (!absl::SimpleAtoi(r.elements[0].str, &v.version)) {
+        return absl::DataLossError(absl::StrCat("corrupt version in ", keys[i]));
+      }
+      if (!r.elements[1].is_nil()) v.data = r.elements[1].str;
+    }
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
+  for (int attempt = 0; attempt < max_attempts_; ++attempt) {
+    // Cheap pre-check: a duplicate or an erased lead needs no planning.
+    std::vector<Args> probe = {{"GET", request.dedup_key}};
+    if (!request.tombstone_key.empty()) probe.push_back({"EXISTS", request.tombstone_key});
+    absl::StatusOr<std::vector<Reply>> probed = client_.Pipeline(probe);
+    if (!probed.ok()) return probed.status();
+    if ((*probed)[0].is_error()) return ErrorReplyToStatus((*probed)[0]);
+    if (!(*probed)[0].is_nil()) return ApplyResult{ApplyOutcome::kDuplicate, (*probed)[0].str};
+    if (probed->size() > 1 && (*probed)[1].integer == 1) {
+      return ApplyResult{ApplyOutcome::kErased, ""};
+    }
+
+    absl::StatusOr<std::vector<Versioned>> state = Read(request.state_keys);
+    if (!state.ok()) return state.status();
+    absl::StatusOr<Plan> plan = planner(*state);
+    if (!plan.ok()) return plan.status();
+
+    Args keys = {request.dedup_key, request.tombstone_key, request.registry_key};
+    keys.insert(keys.end(), request.state_keys.begin(), request.state_keys.end());
+    Args args = {absl::StrCat(Millis(request.dedup_ttl)), plan->memo,
+                 absl::StrCat(request.state_keys.size())};
+    for (const Versioned& v : *state) {
+      const Write* write = nullptr;
+      for (const Write& w : plan->writes) {
+        if (w.key == v.key) write = &w;
+      }
+      args.push_back(absl::StrCat(v.version));
+      if (write == nullptr) {
+        args.insert(args.end(), {"keep", "", "0"});
+      } else if (write->data.has_value()) {
+        args.insert(args.end(), {"set", *write->data, absl::StrCat(Millis(write->ttl))});
+      } else {
+        args.insert(args.end(), {"del", "", "0"});
+      }
+    }
+    for (const Write& w : plan->writes) {
+      bool known = false;
+      for (const std::string& k : request.state_keys) known |= (k == w.key);
+      if (!known) {
+        return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
+      }
+    }
+    args.push_back(absl::StrCat(plan->register_keys.size()));
+    args.insert(args.end(), plan->register_keys.begin(), plan->register_keys.end());
+    args.push_back(absl::StrCat(plan->extra_commands.size()));
+    for (const Args& cmd : plan->extra_commands) {
+      args.push_back(absl::StrCat(cmd.size()));
+      args.insert(args.end(), cmd.begin(), cmd.end());
+    }
+    absl::StatusOr<Reply> reply = apply_script_.Run(client_, keys, args);
+    if (!reply.ok()) return reply.status();
+    if (reply->elements.empty()) return absl::InternalError("apply script: empty reply");
+    switch (reply->elements[0].integer) {
+      case 0:
+        return ApplyResult{ApplyOutcome::kApplied, std::move(plan->memo)};
+      case 1:
+        return ApplyResult{ApplyOutcome::kDuplicate, reply->elements[1].str};
+      case 3:
+        return ApplyResult{ApplyOutcome::kErased, ""};
+      default:
+        continue;  // version conflict: re-read and re-plan
+    }
+  }
+  return absl::AbortedError(absl::StrCat("apply-once: state kept changing for ",
+                                         request.dedup_key));
+}
+
+absl::Status ApplyOnce::Erase(const std::string& registry_key, const std::string& tombstone_key,
+                              absl::Duration tombstone_ttl,
+                              const std::vector<std::string>& extra_keys) {
+  Args keys = {registry_key, tombstone_key};
+  keys.insert(keys.end(), extra_keys.begin(), extra_keys.end());
+  absl::StatusOr<Reply> reply =
+      erase_script_.Run(client_, keys, {absl::StrCat(std::max<int64_t>(1, Millis(tombstone_ttl)))});
+  return reply.status();
+}
+
+}  // namespace leadflow::redis

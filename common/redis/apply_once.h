@@ -1,0 +1,111 @@
+#pragma once
+
+// ApplyOnce: the apply-once primitive of ARCHITECTURE.md §4.1. An input's event id is checked and
+// recorded atomically with the state change it causes, and the outputs the change produced are
+// memoised with it, so a re-delivered input changes nothing and yields the same outputs again.
+//
+// How it works (read → plan → apply, optimistic concurrency):
+//   1. One pipelined round trip reads the dedup key, the lead's tombstone and the versioned
+//      state records the caller names.
+//   2. If the dedup key exists, its memo is returned (kDuplicate). If the lead was erased, nothing
+//      happens (kErased). Otherwise the caller's planner turns the state into a Plan: records to
+//      write or delete, extra commands (index updates), and the memo (serialised outputs).
+//   3. A Lua script re-checks the dedup key, the tombstone and every record's version, and only
+//      then applies the plan, records the dedup key with the memo, and registers every key in the
+//      lead's key registry (so erasure can delete them all). If a version moved (a concurrent
+//      writer: another replica, a gRPC command), it changes nothing and Run() re-reads and
+//      re-plans, up to a bound (then ABORTED, which consumers treat as transient).
+//
+// State records are hashes {v: version, d: data}; version 0 means "absent". The planner must be a
+// pure function of the state it is given: it may run more than once.
+//
+// Keys should share the lead's hash tag (see keys.h). Extra commands may name other keys (e.g. a
+// global index); that is fine on one Redis and is the documented limit for Redis Cluster.
+//
+// Thread safety: Run() may be called concurrently; races resolve through the version check.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/redis/client.h"
+#include "common/redis/lua_script.h"
+
+namespace leadflow::redis {
+
+// A state record as read.
+struct Versioned {
+  std::string key;
+  int64_t version = 0;               // 0: absent
+  std::optional<std::string> data;   // nullopt when absent
+};
+
+struct Write {
+  std::string key;                   // must be one of the request's state_keys
+  std::optional<std::string> data;   // nullopt deletes the record
+  absl::Duration ttl = absl::ZeroDuration();  // zero: no expiry
+};
+
+struct Plan {
+  std::vector<Write> writes;
+  // Commands run atomically after the writes (ZADD to a schedule, SET of an index...).
+  std::vector<Args> extra_commands;
+  // Keys created by extra_commands that belong to the lead and must go on erasure.
+  std::vector<std::string> register_keys;
+  // Returned verbatim to every re-delivery of the same input.
+  std::string memo;
+};
+
+struct ApplyOnceRequest {
+  // Records the input: `<service>:{lead}:applied:<event_id>` (see keys.h).
+  std::string dedup_key;
+  // How long the input is remembered; re-deliveries later than this apply again.
+  absl::Duration dedup_ttl = absl::Hours(24 * 7);
+  // Records read and version-checked; writes may touch only these.
+  std::vector<std::string> state_keys;
+  // The lead's key registry; empty to skip registration.
+  std::string registry_key;
+  // The lead's erasure tombstone; empty to skip the check.
+  std::string tombstone_key;
+};
+
+enum class ApplyOutcome {
+  kApplied,    // the plan was applied now
+  kDuplicate,  // the input had been applied before; memo is the original one
+  kErased,     // the lead was erased; nothing applied, memo empty
+};
+
+struct ApplyResult {
+  ApplyOutcome outcome = ApplyOutcome::kApplied;
+  std::string memo;
+};
+
+class ApplyOnce {
+ public:
+  using Planner = absl::FunctionRef<absl::StatusOr<Plan>(const std::vector<Versioned>& state)>;
+
+  explicit ApplyOnce(RedisClient& client, int max_attempts = 16);
+
+  // Errors: the planner's own error (returned as is, nothing applied); UNAVAILABLE when Redis is
+  // unreachable; ABORTED when the records kept changing under us.
+  absl::StatusOr<ApplyResult> Run(const ApplyOnceRequest& request, Planner planner);
+
+  // Reads versioned records (for queries; no dedup involved).
+  absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);
+
+  // Deletes every key in the lead's registry plus `extra_keys`, and leaves a tombstone for
+  // `tombstone_ttl` so late events of the lead are ignored. Idempotent.
+  absl::Status Erase(const std::string& registry_key, const std::string& tombstone_key,
+                     absl::Duration tombstone_ttl, const std::vector<std::string>& extra_keys);
+
+ private:
+  RedisClient& client_;
+  const int max_attempts_;
+  const LuaScript apply_script_;
+  const LuaScript erase_script_;
+};
+
+}  // namespace leadflow::redis

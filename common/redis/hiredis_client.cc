@@ -1,0 +1,182 @@
+#include "common/redis/hiredis_client.h"
+
+#include <hiredis/hiredis.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace leadflow::redis {
+namespace {
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+Reply Convert(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+  }
+  return out;
+}
+
+// The one place hiredis context errors become statuses: all are connection-level, so transient.
+absl::Status ContextError(const redisContext* c, absl::string_view what) {
+  return absl::UnavailableError(
+      absl::StrCat("redis ", what, ": ", c != nullptr && c->err ? c->errstr : "no connection"));
+}
+
+void Append(redisContext* c, const Args& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
+}
+
+}  // namespace
+
+absl::StatusOr<HiredisOptions> ParseRedisAddress(absl::string_view address) {
+  HiredisOptions o;
+  absl::string_view rest = address;
+  if (absl::ConsumePrefix(&rest, "redis://")) {
+    if (size_t at = rest.find('@'); at != absl::string_view::npos) {
+      absl::string_view auth = rest.substr(0, at);
+      absl::ConsumePrefix(&auth, ":");
+      if (size_t colon = auth.find(':'); colon != absl::string_view::npos) {
+        auth = auth.substr(colon + 1);  // user:password → password (ACL user ignored)
+      }
+      o.password = std::string(auth);
+      rest = rest.substr(at + 1);
+    }
+    if (size_t slash = rest.find('/'); slash != absl::string_view::npos) {
+      if (!absl::SimpleAtoi(rest.substr(slash + 1), &o.db)) {
+        return absl::InvalidArgumentError(absl::StrCat("bad redis db in '", address, "'"));
+      }
+      rest = rest.substr(0, slash);
+    }
+  }
+  size_t colon = rest.rfind(':');
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(colon + 1), &o.port) ||
+      o.port <= 0 || o.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis address '", address, "' is not host:port"));
+  }
+  o.host = std::string(rest.substr(0, colon));
+  return o;
+}
+
+void HiredisClient::ContextDeleter::operator()(redisContext* c) const { redisFree(c); }
+
+HiredisClient::HiredisClient(HiredisOptions options) : options_(std::move(options)) {}
+HiredisClient::~HiredisClient() = default;
+
+absl::StatusOr<HiredisClient::ContextPtr> HiredisClient::Connect() const {
+  const timeval connect_timeout = absl::ToTimeval(options_.connect_timeout);
+  ContextPtr c(redisConnectWithTimeout(options_.host.c_str(), options_.port, connect_timeout));
+  if (c == nullptr || c->err) return ContextError(c.get(), "connect");
+  const timeval command_timeout = absl::ToTimeval(options_.command_timeout);
+  redisSetTimeout(c.get(), command_timeout);
+  redisEnableKeepAlive(c.get());
+  auto setup = [&](const Args& args) -> absl::Status {
+    Append(c.get(), args);
+    void* raw = nullptr;
+    if (redisGetReply(c.get(), &raw) != REDIS_OK) return ContextError(c.get(), "setup");
+    ReplyPtr reply(static_cast<redisReply*>(raw));
+    return ErrorReplyToStatus(Convert(reply.get()));
+  };
+  if (!options_.password.empty()) {
+    if (absl::Status s = setup({"AUTH", options_.password}); !s.ok()) return s;
+  }
+  if (options_.db != 0) {
+    if (absl::Status s = setup({"SELECT", absl::StrCat(options_.db)}); !s.ok()) return s;
+  }
+  return c;
+}
+
+absl::StatusOr<HiredisClient::ContextPtr> HiredisClient::Acquire() {
+  {
+    absl::MutexLock lock(&mu_);
+    auto has_idle_or_room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return !idle_.empty() || open_ < options_.pool_size;
+    };
+    mu_.Await(absl::Condition(&has_idle_or_room));
+    if (!idle_.empty()) {
+      ContextPtr c = std::move(idle_.back());
+      idle_.pop_back();
+      return c;
+    }
+    ++open_;
+  }
+  absl::StatusOr<ContextPtr> c = Connect();
+  if (!c.ok()) {
+    absl::MutexLock lock(&mu_);
+    --open_;
+  }
+  return c;
+}
+
+void HiredisClient::Release(ContextPtr context) {
+  absl::MutexLock lock(&mu_);
+  if (context == nullptr || context->err) {
+    --open_;  // broken: drop it, the next Acquire reconnects
+    return;
+  }
+  idle_.push_back(std::move(context));
+}
+
+absl::StatusOr<Reply> HiredisClient::Command(const Args& args) {
+  absl::StatusOr<std::vector<Reply>> replies = Pipeline({args});
+  if (!replies.ok()) return replies.status();
+  return std::move((*replies)[0]);
+}
+
+absl::StatusOr<std::vector<Reply>> HiredisClient::Pipeline(const std::vector<Args>& commands) {
+  absl::StatusOr<ContextPtr> c = Acquire();
+  if (!c.ok()) return c.status();
+  for (const Args& args : commands) Append(c->get(), args);
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(c->get(), &raw) != REDIS_OK) {
+      absl::Status error = ContextError(c->get(), "command");
+      Release(*std::move(c));
+      return error;
+    }
+    ReplyPtr reply(static_cast<redisReply*>(raw));
+    replies.push_back(Convert(reply.get()));
+  }
+  Release(*std::move(c));
+  return replies;
+}
+
+}  // namespace leadflow::redis

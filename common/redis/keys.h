@@ -1,0 +1,33 @@
+#pragma once
+
+// Key construction with hash tags (ARCHITECTURE.md §5): every key of one lead contains `{lead_id}`
+// so a service's store can move to Redis Cluster with all of a lead's keys in one slot.
+//
+// Layout: `<service>:{<lead_id>}:<name>`, e.g. `scoring:{8f1c…}:state`. Each service writes
+// its key schema down in its store.h, built with these helpers.
+
+#include <string>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+
+namespace leadflow::redis {
+
+inline std::string LeadKey(std::string_view service, std::string_view lead_id,
+                           std::string_view name) {
+  return absl::StrCat(service, ":{", lead_id, "}:", name);
+}
+
+// Keys every service keeps per lead for apply-once and erasure.
+inline std::string AppliedKey(std::string_view service, std::string_view lead_id,
+                              std::string_view event_id) {
+  return LeadKey(service, lead_id, absl::StrCat("applied:", event_id));
+}
+inline std::string RegistryKey(std::string_view service, std::string_view lead_id) {
+  return LeadKey(service, lead_id, "keys");
+}
+inline std::string TombstoneKey(std::string_view service, std::string_view lead_id) {
+  return LeadKey(service, lead_id, "erased");
+}
+
+}  // namespace leadflow::redis
