@@ -5,21 +5,6 @@
 
 namespace leadflow::grpc_util {
 
-absl::Status InvalidArgumentWithViolations(absl::string_view summary,
-                                           const google::rpc::BadRequest& violations) {
-  absl::Status status = absl::InvalidArgumentError(summary);
-  status.SetPayload(kBadRequestTypeUrl, absl::Cord(violations.SerializeAsString()));
-  return status;
-}
-
-google::rpc::BadRequest ViolationsOf(const absl::Status& status) {
-  google::rpc::BadRequest out;
-  if (auto payload = status.GetPayload(kBadRequestTypeUrl)) {
-    out.ParseFromString(std::string(*payload));
-  }
-  return out;
-}
-
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());

@@ -13,18 +13,14 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "google/rpc/error_details.pb.h"
+#include "common/validation/violations.h"
 #include "grpcpp/support/status.h"
 
 namespace leadflow::grpc_util {
 
-inline constexpr absl::string_view kBadRequestTypeUrl = "type.googleapis.com/google.rpc.BadRequest";
-
-// INVALID_ARGUMENT carrying field violations.
-absl::Status InvalidArgumentWithViolations(absl::string_view summary,
-                                           const google::rpc::BadRequest& violations);
-// The violations attached to a status (empty if none).
-google::rpc::BadRequest ViolationsOf(const absl::Status& status);
+using validation::InvalidArgumentWithViolations;
+using validation::kBadRequestTypeUrl;
+using validation::ViolationsOf;
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);

@@ -1,6 +1,7 @@
 #include "common/kafka/rdkafka_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
 
 namespace leadflow::kafka {
 
@@ -41,9 +42,23 @@ absl::Status ToStatus(rd_kafka_resp_err_t err, const std::string& context) {
   }
 }
 
+namespace {
+
+// librdkafka's own log lines go through spdlog, so they share the format (JSON) and redaction.
+void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const char* message) {
+  const spdlog::level::level_enum lvl = level <= 3   ? spdlog::level::err
+                                        : level == 4 ? spdlog::level::warn
+                                        : level <= 6 ? spdlog::level::info
+                                                     : spdlog::level::debug;
+  spdlog::log(lvl, "rdkafka {} {}: {}", rk != nullptr ? rd_kafka_name(rk) : "", facility, message);
+}
+
+}  // namespace
+
 absl::StatusOr<RdPtr<rd_kafka_conf_t>> MakeConf(
     const std::map<std::string, std::string>& props) {
   RdPtr<rd_kafka_conf_t> conf(rd_kafka_conf_new());
+  rd_kafka_conf_set_log_cb(conf.get(), &LogToSpdlog);
   char errstr[512];
   for (const auto& [name, value] : props) {
     if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), errstr, sizeof(errstr)) !=

@@ -7,26 +7,26 @@
 // its key schema down in its store.h, built with these helpers.
 
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/strings/str_cat.h"
 
 namespace leadflow::redis {
 
-inline std::string LeadKey(std::string_view service, std::string_view lead_id,
-                           std::string_view name) {
+inline std::string LeadKey(absl::string_view service, absl::string_view lead_id,
+                           absl::string_view name) {
   return absl::StrCat(service, ":{", lead_id, "}:", name);
 }
 
 // Keys every service keeps per lead for apply-once and erasure.
-inline std::string AppliedKey(std::string_view service, std::string_view lead_id,
-                              std::string_view event_id) {
+inline std::string AppliedKey(absl::string_view service, absl::string_view lead_id,
+                              absl::string_view event_id) {
   return LeadKey(service, lead_id, absl::StrCat("applied:", event_id));
 }
-inline std::string RegistryKey(std::string_view service, std::string_view lead_id) {
+inline std::string RegistryKey(absl::string_view service, absl::string_view lead_id) {
   return LeadKey(service, lead_id, "keys");
 }
-inline std::string TombstoneKey(std::string_view service, std::string_view lead_id) {
+inline std::string TombstoneKey(absl::string_view service, absl::string_view lead_id) {
   return LeadKey(service, lead_id, "erased");
 }
 

@@ -1,0 +1,163 @@
+#include "services/capture/grpc_service.h"
+
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/events/envelope.h"
+#include "common/grpc/status.h"
+
+namespace leadflow::capture {
+namespace {
+
+constexpr absl::Duration kAckTimeout = absl::Seconds(30);
+
+// A request id for calls without one: unique, so such calls are simply not idempotent.
+std::string RequestIdFor(const events::v1::LeadSubmission& s, grpc::ServerContext* context) {
+  if (!s.request_id().empty()) return s.request_id();
+  return events::DeriveEventId("grpc-request",
+                               absl::StrCat(context->peer(), absl::ToUnixNanos(absl::Now()),
+                                            reinterpret_cast<uintptr_t>(context)));
+}
+
+// Waits for the acknowledgement of a batch of sends.
+class AckGroup : public std::enable_shared_from_this<AckGroup> {
+ public:
+  // The callback keeps the group alive: acknowledgements may arrive after the call gave up.
+  kafka::Producer::DeliveryCallback Callback(size_t index) {
+    absl::MutexLock lock(&mu_);
+    ++pending_;
+    return [self = shared_from_this(), index](const absl::Status& s) {
+      absl::MutexLock lock(&self->mu_);
+      if (!s.ok()) self->failed_.emplace_back(index, s);
+      --self->pending_;
+    };
+  }
+  // False if some acknowledgements did not arrive in time.
+  bool Wait(absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto done = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return pending_ == 0; };
+    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
+  }
+  std::vector<std::pair<size_t, absl::Status>> failed() {
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::pair<size_t, absl::Status>> failed_ ABSL_GUARDED_BY(mu_);
+};
+
+void SetItemError(const absl::Status& status, capture::v1::ItemResult* item) {
+  capture::v1::ItemError* error = item->mutable_error();
+  error->set_code(static_cast<int>(status.code()));
+  error->set_message(std::string(status.message()));
+  for (const auto& v : grpc_util::ViolationsOf(status).field_violations()) {
+    auto* out = error->add_violations();
+    out->set_field(v.field());
+    out->set_description(v.description());
+  }
+}
+
+}  // namespace
+
+grpc::Status CaptureGrpcService::SubmitLead(grpc::ServerContext* context,
+                                            const capture::v1::SubmitLeadRequest* request,
+                                            capture::v1::SubmitLeadResponse* response) {
+  absl::StatusOr<SubmitOutcome> outcome =
+      handler_.Submit(request->submission(), RequestIdFor(request->submission(), context));
+  if (!outcome.ok()) return grpc_util::ToGrpcStatus(outcome.status());
+  for (kafka::OutboundMessage& m : outcome->outputs) {
+    if (absl::Status s = producer_.SendAndWait(std::move(m), kAckTimeout); !s.ok()) {
+      // The lead is stored; a retry with the same request id re-sends the same event.
+      return grpc_util::ToGrpcStatus(absl::UnavailableError(
+          absl::StrCat("lead stored but its event is not yet acknowledged: ", s.message())));
+    }
+  }
+  *response = std::move(outcome->response);
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureGrpcService::SubmitLeads(
+    grpc::ServerContext* context, grpc::ServerReader<capture::v1::SubmitLeadRequest>* reader,
+    capture::v1::SubmitLeadsResponse* response) {
+  // Events are sent as items arrive and acknowledged together at the end: a bulk import is not
+  // throttled by one broker round trip per lead.
+  auto acks = std::make_shared<AckGroup>();
+  capture::v1::SubmitLeadRequest request;
+  int64_t index = 0;
+  for (; reader->Read(&request); ++index) {
+    capture::v1::ItemResult* item = response->add_results();
+    item->set_index(index);
+    absl::StatusOr<SubmitOutcome> outcome =
+        handler_.Submit(request.submission(), RequestIdFor(request.submission(), context));
+    if (!outcome.ok()) {
+      SetItemError(outcome.status(), item);
+      continue;
+    }
+    for (kafka::OutboundMessage& m : outcome->outputs) {
+      kafka::Producer::DeliveryCallback cb = acks->Callback(static_cast<size_t>(index));
+      if (absl::Status s = producer_.Send(std::move(m), cb); !s.ok()) cb(s);
+    }
+    *item->mutable_ok() = std::move(outcome->response);
+  }
+  if (!acks->Wait(kAckTimeout)) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "events not acknowledged in time; resubmit with the same request ids");
+  }
+  for (const auto& [i, status] : acks->failed()) {
+    SetItemError(absl::UnavailableError(absl::StrCat("event not acknowledged: ", status.message())),
+                 response->mutable_results(static_cast<int>(i)));
+  }
+  for (const capture::v1::ItemResult& item : response->results()) {
+    if (item.has_error()) {
+      response->set_rejected(response->rejected() + 1);
+    } else if (item.ok().created()) {
+      response->set_created(response->created() + 1);
+    } else {
+      response->set_merged(response->merged() + 1);
+    }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureGrpcService::GetLead(grpc::ServerContext*,
+                                         const capture::v1::GetLeadRequest* request,
+                                         capture::v1::GetLeadResponse* response) {
+  if (request->lead_id().empty()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "lead_id is required");
+  }
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> profile =
+      store_.LoadProfile(request->lead_id());
+  if (!profile.ok()) return grpc_util::ToGrpcStatus(profile.status());
+  if (!profile->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "no lead " + request->lead_id());
+  }
+  *response->mutable_lead() = std::move(**profile);
+  return grpc::Status::OK;
+}
+
+grpc::Status CaptureGrpcService::FindLead(grpc::ServerContext*,
+                                          const capture::v1::FindLeadRequest* request,
+                                          capture::v1::GetLeadResponse* response) {
+  std::string index_key;
+  if (request->has_email()) {
+    index_key = CaptureStore::EmailIndexKey(EmailMatchKey(request->email()));
+  } else if (request->has_phone()) {
+    absl::StatusOr<std::string> e164 = normalizer_.NormalizePhone(request->phone());
+    if (!e164.ok()) return grpc_util::ToGrpcStatus(e164.status());
+    index_key = CaptureStore::PhoneIndexKey(*e164);
+  } else {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "email or phone is required");
+  }
+  absl::StatusOr<std::optional<std::string>> lead_id = store_.LookupIndex(index_key);
+  if (!lead_id.ok()) return grpc_util::ToGrpcStatus(lead_id.status());
+  if (!lead_id->has_value()) return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such lead");
+  capture::v1::GetLeadRequest get;
+  get.set_lead_id(**lead_id);
+  return GetLead(nullptr, &get, response);
+}
+
+}  // namespace leadflow::capture

@@ -1,0 +1,167 @@
+#include "services/capture/handler.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/memo.h"
+#include "common/redis/keys.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace leadflow::capture {
+namespace {
+
+using events::v1::LeadCaptured;
+using events::v1::LeadProfile;
+
+constexpr int kMaxMatchAttempts = 8;
+
+}  // namespace
+
+CaptureHandler::CaptureHandler(const Normalizer& normalizer, CaptureStore& store,
+                               const kafka::Topics& topics, const runtime::Clock& clock,
+                               CaptureOptions options)
+    : normalizer_(normalizer),
+      store_(store),
+      topics_(topics),
+      clock_(clock),
+      options_(options) {}
+
+absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmission& submission,
+                                                     const std::string& request_id) {
+  const absl::Time now = clock_.Now();
+  absl::StatusOr<NormalizedSubmission> normalized = normalizer_.Normalize(submission, now);
+  if (!normalized.ok()) return normalized.status();
+  const NormalizedSubmission& norm = *normalized;
+  const std::string new_lead_id = events::DeriveEventId("lead", request_id);
+  const std::vector<std::string> index_keys = CaptureStore::IndexKeysFor(norm);
+  const std::vector<std::string> block_keys = CaptureStore::BlockKeysFor(norm);
+
+  for (int attempt = 0; attempt < kMaxMatchAttempts; ++attempt) {
+    // Matching reads outside the atomic apply; the apply re-checks the exact-key claims, and a
+    // planner that finds them moved asks for another round.
+    absl::StatusOr<std::vector<std::string>> ids = store_.CandidateIds(norm);
+    if (!ids.ok()) return ids.status();
+    absl::StatusOr<std::vector<LeadProfile>> candidates = store_.LoadProfiles(*ids);
+    if (!candidates.ok()) return candidates.status();
+    const MatchDecision decision = Match(norm, *candidates, options_.fuzzy_threshold);
+    const std::string target =
+        decision.match.has_value() ? decision.match->matched_lead_id() : new_lead_id;
+
+    redis::ApplyOnceRequest request;
+    request.dedup_key = CaptureStore::RequestKey(request_id);
+    request.dedup_ttl = options_.request_retention;
+    request.state_keys.push_back(CaptureStore::ProfileKey(target));
+    request.state_keys.insert(request.state_keys.end(), index_keys.begin(), index_keys.end());
+    request.registry_key = redis::RegistryKey(kService, target);
+    request.tombstone_key = redis::TombstoneKey(kService, target);
+
+    bool retry_match = false;
+    auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+      retry_match = false;
+      for (size_t i = 1; i < state.size(); ++i) {
+        if (state[i].data.has_value() && *state[i].data != target) {
+          retry_match = true;  // another lead owns this key now: match again
+          return absl::AbortedError("index claimed concurrently");
+        }
+      }
+      LeadCaptured event;
+      if (state[0].data.has_value()) {
+        LeadProfile existing;
+        if (!existing.ParseFromString(*state[0].data)) {
+          return absl::DataLossError("corrupt profile of " + target);
+        }
+        MergeResult merged = Merge(existing, norm, now);
+        event.set_change(LeadCaptured::CHANGE_UPDATED);
+        *event.mutable_lead() = std::move(merged.lead);
+        for (std::string& f : merged.changed_fields) event.add_changed_fields(std::move(f));
+        if (decision.match.has_value()) *event.mutable_match() = *decision.match;
+      } else {
+        if (decision.match.has_value()) {
+          retry_match = true;  // matched lead vanished (erased) meanwhile
+          return absl::AbortedError("matched lead no longer exists");
+        }
+        event.set_change(LeadCaptured::CHANGE_CREATED);
+        *event.mutable_lead() = NewLead(norm, target, now);
+        // Everything the submission set is new: the same list a merge into nothing gives.
+        for (std::string& f : Merge(LeadProfile(), norm, now).changed_fields) {
+          event.add_changed_fields(std::move(f));
+        }
+      }
+      event.set_source(norm.submission.source());
+      *event.mutable_envelope() = events::MakeEnvelope({
+          .event_id = events::DeriveEventId("captured", request_id),
+          .lead_id = target,
+          .occurred_at = events::FromProtoOr(norm.submission.submitted_at(), now),
+          .produced_at = now,
+          .causation_id = request_id,
+          .trace_id = request_id,
+          .producer = kService,
+      });
+
+      capture::v1::SubmitLeadResponse response;
+      response.set_lead_id(target);
+      response.set_created(event.change() == LeadCaptured::CHANGE_CREATED);
+      *response.mutable_lead() = event.lead();
+      *response.mutable_changed_fields() = event.changed_fields();
+      if (event.has_match()) *response.mutable_match() = event.match();
+
+      std::vector<kafka::OutboundMessage> outputs;
+      if (event.change() == LeadCaptured::CHANGE_CREATED || event.changed_fields_size() > 0) {
+        outputs.push_back(
+            events::Encode(topics_.Name(kafka::kLeadsCaptured), target, event));
+      }
+      redis::Plan plan;
+      plan.writes.push_back({CaptureStore::ProfileKey(target), event.lead().SerializeAsString()});
+      for (size_t i = 1; i < state.size(); ++i) plan.writes.push_back({state[i].key, target});
+      for (const std::string& k : block_keys) plan.extra_commands.push_back({"SADD", k, target});
+      plan.memo = kafka::EncodeMemo(outputs, response.SerializeAsString());
+      return plan;
+    };
+    absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+    if (!applied.ok()) {
+      if (retry_match) continue;
+      return applied.status();
+    }
+    if (applied->outcome == redis::ApplyOutcome::kErased) {
+      return absl::FailedPreconditionError("the matched lead was erased");
+    }
+    SubmitOutcome outcome;
+    std::string result;
+    if (absl::Status s = kafka::DecodeMemo(applied->memo, &outcome.outputs, &result); !s.ok()) {
+      return s;
+    }
+    if (!outcome.response.ParseFromString(result)) return absl::DataLossError("corrupt memo");
+    outcome.response.set_duplicate_request(applied->outcome == redis::ApplyOutcome::kDuplicate);
+    return outcome;
+  }
+  return absl::AbortedError("lead kept changing while matching; retry");
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleInbound(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadSubmission submission;
+  if (absl::Status s = events::Decode(message, &submission); !s.ok()) return s;
+  // Without a client key, the message's position identifies it: a re-delivery is a duplicate.
+  const std::string request_id =
+      !submission.request_id().empty()
+          ? submission.request_id()
+          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
+  absl::StatusOr<SubmitOutcome> outcome = Submit(submission, request_id);
+  if (!outcome.ok()) return outcome.status();
+  return std::move(outcome->outputs);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleErasure(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadErasure erasure;
+  if (absl::Status s = events::Decode(message, &erasure); !s.ok()) return s;
+  if (erasure.envelope().lead_id().empty()) {
+    return absl::InvalidArgumentError("erasure without envelope.lead_id");
+  }
+  if (absl::Status s = store_.Erase(erasure.envelope().lead_id()); !s.ok()) return s;
+  spdlog::info("erased lead {} ({})", erasure.envelope().lead_id(), erasure.reason());
+  return std::vector<kafka::OutboundMessage>{};
+}
+
+}  // namespace leadflow::capture

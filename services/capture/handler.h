@@ -1,0 +1,65 @@
+#pragma once
+
+// CaptureHandler: a submission → normalised, matched, merged lead → `leads.captured`.
+//
+// The one path every intake takes (gRPC SubmitLead/SubmitLeads, `leads.inbound`, leadctl import),
+// so the same data gives the same result whichever way it came:
+//   Normalize (engine) → candidate look-up (store) → Match (engine) → Merge or NewLead (engine)
+//   → apply-once on the request id (store) → LeadCaptured event.
+// A resubmission with the same request id returns the original response and the original event
+// (same event id) and changes nothing.
+//
+// Thread safety: Submit() may be called concurrently (gRPC threads and the consumer loop);
+// races on one person resolve through the store's versioned index records.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/kafka/handler.h"
+#include "common/kafka/topics.h"
+#include "common/runtime/clock.h"
+#include "leadflow/capture/v1/capture.pb.h"
+#include "services/capture/engine.h"
+#include "services/capture/store.h"
+
+namespace leadflow::capture {
+
+struct SubmitOutcome {
+  capture::v1::SubmitLeadResponse response;
+  // Events to publish (empty when nothing changed); identical on a duplicate request.
+  std::vector<kafka::OutboundMessage> outputs;
+};
+
+struct CaptureOptions {
+  double fuzzy_threshold = kDefaultFuzzyThreshold;
+  absl::Duration request_retention = absl::Hours(24 * 7);
+  absl::Duration tombstone_ttl = absl::Hours(24 * 30);
+};
+
+class CaptureHandler {
+ public:
+  CaptureHandler(const Normalizer& normalizer, CaptureStore& store, const kafka::Topics& topics,
+                 const runtime::Clock& clock, CaptureOptions options = {});
+
+  // Captures one submission. `request_id` is the idempotency key (the submission's own, or one
+  // derived from where it came from). INVALID_ARGUMENT with field violations for bad input;
+  // UNAVAILABLE / ABORTED for store trouble (retry).
+  absl::StatusOr<SubmitOutcome> Submit(const events::v1::LeadSubmission& submission,
+                                       const std::string& request_id);
+
+  // Consumer-loop routes.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
+      const kafka::ConsumedMessage& message);
+
+ private:
+  const Normalizer& normalizer_;
+  CaptureStore& store_;
+  const kafka::Topics& topics_;
+  const runtime::Clock& clock_;
+  const CaptureOptions options_;
+};
+
+}  // namespace leadflow::capture

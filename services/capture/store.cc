@@ -1,0 +1,130 @@
+#include "services/capture/store.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/redis/keys.h"
+
+namespace leadflow::capture {
+
+std::string CaptureStore::ProfileKey(const std::string& lead_id) {
+  return redis::LeadKey(kService, lead_id, "profile");
+}
+std::string CaptureStore::EmailIndexKey(const std::string& key) {
+  return absl::StrCat("capture:idx:email:{", key, "}");
+}
+std::string CaptureStore::PhoneIndexKey(const std::string& e164) {
+  return absl::StrCat("capture:idx:phone:{", e164, "}");
+}
+std::string CaptureStore::ExternalIndexKey(const std::string& external_id) {
+  return absl::StrCat("capture:idx:ext:{", external_id, "}");
+}
+std::string CaptureStore::CompanyBlockKey(const std::string& company_match_key) {
+  return absl::StrCat("capture:block:company:", company_match_key);
+}
+std::string CaptureStore::DomainBlockKey(const std::string& domain) {
+  return absl::StrCat("capture:block:domain:", domain);
+}
+std::string CaptureStore::RequestKey(const std::string& request_id) {
+  return absl::StrCat("capture:req:{", request_id, "}");
+}
+
+std::vector<std::string> CaptureStore::IndexKeysFor(const NormalizedSubmission& s) {
+  std::vector<std::string> keys;
+  if (!s.email_match_key.empty()) keys.push_back(EmailIndexKey(s.email_match_key));
+  if (!s.phone_e164.empty()) keys.push_back(PhoneIndexKey(s.phone_e164));
+  if (!s.submission.external_id().empty()) {
+    keys.push_back(ExternalIndexKey(s.submission.external_id()));
+  }
+  return keys;
+}
+
+std::vector<std::string> CaptureStore::BlockKeysFor(const NormalizedSubmission& s) {
+  std::vector<std::string> keys;
+  if (!s.company_match_key.empty()) keys.push_back(CompanyBlockKey(s.company_match_key));
+  if (!s.email_domain.empty() && !IsFreeMailDomain(s.email_domain)) {
+    keys.push_back(DomainBlockKey(s.email_domain));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::vector<std::string>> CaptureStore::CandidateIds(
+    const NormalizedSubmission& submission, size_t max_fuzzy) {
+  std::vector<std::string> index_keys = IndexKeysFor(submission);
+  std::vector<std::string> block_keys = BlockKeysFor(submission);
+  std::vector<redis::Args> commands;
+  for (const std::string& k : index_keys) commands.push_back({"HGET", k, "d"});
+  for (const std::string& k : block_keys) {
+    commands.push_back({"SRANDMEMBER", k, absl::StrCat(max_fuzzy)});
+  }
+  if (commands.empty()) return std::vector<std::string>{};
+  absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  std::vector<std::string> ids;
+  auto add = [&ids](const std::string& id) {
+    for (const std::string& existing : ids) {
+      if (existing == id) return;
+    }
+    ids.push_back(id);
+  };
+  for (const redis::Reply& r : *replies) {
+    if (r.is_error()) return redis::ErrorReplyToStatus(r);
+    if (r.type == redis::Reply::Type::kString) add(r.str);
+    for (const redis::Reply& e : r.elements) add(e.str);
+  }
+  return ids;
+}
+
+absl::StatusOr<std::vector<events::v1::LeadProfile>> CaptureStore::LoadProfiles(
+    const std::vector<std::string>& lead_ids) {
+  std::vector<std::string> keys;
+  for (const std::string& id : lead_ids) keys.push_back(ProfileKey(id));
+  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read(keys);
+  if (!records.ok()) return records.status();
+  std::vector<events::v1::LeadProfile> profiles;
+  for (const redis::Versioned& r : *records) {
+    if (!r.data.has_value()) continue;
+    events::v1::LeadProfile p;
+    if (!p.ParseFromString(*r.data)) return absl::DataLossError("corrupt profile " + r.key);
+    profiles.push_back(std::move(p));
+  }
+  return profiles;
+}
+
+absl::StatusOr<std::optional<events::v1::LeadProfile>> CaptureStore::LoadProfile(
+    const std::string& lead_id) {
+  absl::StatusOr<std::vector<events::v1::LeadProfile>> p = LoadProfiles({lead_id});
+  if (!p.ok()) return p.status();
+  if (p->empty()) return std::nullopt;
+  return std::move((*p)[0]);
+}
+
+absl::StatusOr<std::optional<std::string>> CaptureStore::LookupIndex(const std::string& key) {
+  absl::StatusOr<redis::Reply> r = client_.Command({"HGET", key, "d"});
+  if (!r.ok()) return r.status();
+  if (r->is_error()) return redis::ErrorReplyToStatus(*r);
+  if (r->is_nil()) return std::nullopt;
+  return r->str;
+}
+
+absl::Status CaptureStore::Erase(const std::string& lead_id) {
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> profile = LoadProfile(lead_id);
+  if (!profile.ok()) return profile.status();
+  if (profile->has_value()) {
+    // Blocking sets are shared between leads, so they are not in the registry: remove the
+    // lead from each one it can be in.
+    const events::v1::LeadProfile& p = **profile;
+    std::vector<redis::Args> commands;
+    const std::string domain = p.email().substr(p.email().find('@') + 1);
+    if (!domain.empty()) commands.push_back({"SREM", DomainBlockKey(domain), lead_id});
+    if (!p.company().empty()) {
+      commands.push_back({"SREM", CompanyBlockKey(CompanyMatchKey(p.company())), lead_id});
+    }
+    if (!commands.empty()) {
+      absl::StatusOr<std::vector<redis::Reply>> r = client_.Pipeline(commands);
+      if (!r.ok()) return r.status();
+    }
+  }
+  return apply_.Erase(redis::RegistryKey(kService, lead_id), redis::TombstoneKey(kService, lead_id),
+                      absl::Hours(24 * 30), {ProfileKey(lead_id)});
+}
+
+}  // namespace leadflow::capture

@@ -1,0 +1,75 @@
+#pragma once
+
+// CaptureStore: capture's Redis key schema, in one place (ARCHITECTURE.md §5).
+//
+//   capture:{<lead_id>}:profile        versioned record: the LeadProfile (protobuf)
+//   capture:{<lead_id>}:keys           the lead's key registry (erasure deletes every member)
+//   capture:{<lead_id>}:erased         erasure tombstone (30 days)
+//   capture:idx:email:{<email key>}    versioned record: id of the lead owning the e-mail match key
+//   capture:idx:phone:{<e164>}         versioned record: id of the lead owning the phone number
+//   capture:idx:ext:{<external id>}    versioned record: id of the lead with that upstream id
+//   capture:block:company:<key>        set of lead ids sharing a company (fuzzy-match blocking)
+//   capture:block:domain:<domain>      set of lead ids sharing a business e-mail domain
+//   capture:req:{<request id>}         apply-once record of a submission, memo = response+outputs
+//
+// Exact-key index records are claimed inside the same atomic apply as the profile, with version
+// checks, so two concurrent submissions of one new e-mail address can never create two leads:
+// the second sees the claim and merges. Index and request keys carry their own hash tag, not the
+// lead's: on Redis Cluster the apply script would span slots (documented limit, docs/STATE.md).
+//
+// Thread safety: all methods may be called concurrently.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/redis/apply_once.h"
+#include "common/redis/client.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "services/capture/engine.h"
+#include "services/capture/engine_text.h"
+
+namespace leadflow::capture {
+
+inline constexpr char kService[] = "capture";
+
+class CaptureStore {
+ public:
+  explicit CaptureStore(redis::RedisClient& client) : client_(client), apply_(client) {}
+
+  static std::string ProfileKey(const std::string& lead_id);
+  static std::string EmailIndexKey(const std::string& email_match_key);
+  static std::string PhoneIndexKey(const std::string& e164);
+  static std::string ExternalIndexKey(const std::string& external_id);
+  static std::string CompanyBlockKey(const std::string& company_match_key);
+  static std::string DomainBlockKey(const std::string& domain);
+  static std::string RequestKey(const std::string& request_id);
+
+  // The exact-key index records a submission touches (email, phone, external id), in that order;
+  // keys for absent values are omitted.
+  static std::vector<std::string> IndexKeysFor(const NormalizedSubmission& submission);
+  // The fuzzy blocking sets a submission belongs to.
+  static std::vector<std::string> BlockKeysFor(const NormalizedSubmission& submission);
+
+  // Lead ids that may match: exact-key owners first, then up to `max_fuzzy` blocking peers.
+  absl::StatusOr<std::vector<std::string>> CandidateIds(const NormalizedSubmission& submission,
+                                                        size_t max_fuzzy = 50);
+  // Profiles of existing leads (missing ones are skipped).
+  absl::StatusOr<std::vector<events::v1::LeadProfile>> LoadProfiles(
+      const std::vector<std::string>& lead_ids);
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadProfile(const std::string& lead_id);
+  // The lead owning an exact index key, if any.
+  absl::StatusOr<std::optional<std::string>> LookupIndex(const std::string& index_key);
+
+  redis::ApplyOnce& apply() { return apply_; }
+
+  // Deletes every trace of a lead: profile, index records, request memos, blocking memberships.
+  absl::Status Erase(const std::string& lead_id);
+
+ private:
+  redis::RedisClient& client_;
+  redis::ApplyOnce apply_;
+};
+
+}  // namespace leadflow::capture

@@ -1,0 +1,384 @@
+#include "tools/leadctl/demo.h"
+
+#include <cstdio>
+#include <random>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/topics.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "leadflow/capture/v1/capture.grpc.pb.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "nlohmann/json.hpp"
+#include "tools/leadctl/kafka_io.h"
+
+namespace leadflow::leadctl {
+namespace {
+
+using events::v1::LeadSubmission;
+
+struct Profile {
+  const char* country;
+  const char* region_name;
+  std::vector<const char*> interests;
+};
+
+const char* const kFirst[] = {"Olivia", "Liam",  "Emma",   "Noah",   "Amelia", "Oliver", "Sofia",
+                              "Lucas",  "Mia",   "Hugo",   "Ines",   "Mateo",  "Yuki",   "Arjun",
+                              "Chloe",  "Felix", "Zara",   "Ethan",  "Leila",  "Jonas"};
+const char* const kLast[] = {"Smith",  "Müller", "Martin", "Rossi",  "García", "Silva",
+                             "Tanaka", "Patel",  "Brown",  "Dubois", "Novak",  "Jensen",
+                             "Kowalski", "O'Brien", "Nguyen", "Schmidt", "Lopez", "Cohen"};
+const char* const kCompanies[] = {"Acme Ltd",        "Globex GmbH",    "Initech Inc.",
+                                  "Umbrella plc",    "Stark Industries", "Wayne Enterprises",
+                                  "Soylent Corp",    "Hooli LLC",      "Vandelay Imports",
+                                  "Cyberdyne Systems", "Tyrell Corp",  "Wonka SA"};
+const char* const kTitles[] = {"CEO",           "Founder",          "VP Sales",
+                               "Director of Marketing", "Marketing Manager", "IT Manager",
+                               "Software Engineer", "Analyst",      "Student",
+                               "Head of Operations",   "CTO",        "Sales Representative"};
+const char* const kSources[] = {"web_form", "ads", "event", "referral", "webinar", "landing_page"};
+const Profile kProfiles[] = {
+    {"GB", "London", {"shoes", "apparel"}}, {"GB", "Manchester", {"analytics"}},
+    {"DE", "Berlin", {"analytics"}},       {"FR", "Paris", {"crm"}},
+    {"US", "California", {"crm", "analytics"}}, {"CA", "Ontario", {"crm"}},
+    {"BR", "São Paulo", {"analytics"}},    {"AU", "NSW", {"crm"}},
+    {"JP", "Tokyo", {"analytics"}},        {"IN", "Karnataka", {"crm"}}};
+
+struct DemoLead {
+  LeadSubmission submission;
+  std::string external_id;
+  int page_views = 0;
+  int pricing_views = 0;
+  bool demo_request = false;
+  bool webinar = false;
+};
+
+DemoLead MakeLead(int i, std::mt19937_64& rng) {
+  auto pick = [&rng](auto& array) -> decltype(auto) {
+    return array[rng() % (sizeof(array) / sizeof(array[0]))];
+  };
+  DemoLead lead;
+  LeadSubmission& s = lead.submission;
+  const std::string first = pick(kFirst);
+  const std::string last = pick(kLast);
+  const std::string company = pick(kCompanies);
+  const Profile& profile = pick(kProfiles);
+  std::string domain = absl::AsciiStrToLower(company.substr(0, company.find(' ')));
+  s.set_request_id(absl::StrCat("demo-", i));
+  s.set_source(pick(kSources));
+  s.set_first_name(first);
+  s.set_last_name(last);
+  s.set_email(absl::StrCat(absl::AsciiStrToLower(first), ".", i, "@", domain, ".example.com"));
+  if (rng() % 3 == 0) s.set_phone(absl::StrFormat("+44 20 7946 %04d", i % 10000));
+  s.set_company(company);
+  s.set_job_title(pick(kTitles));
+  s.set_company_size(static_cast<int>(10 + rng() % 5000));
+  s.set_country(profile.country);
+  s.set_city(profile.region_name);
+  for (const char* interest : profile.interests) s.add_interests(interest);
+  lead.external_id = absl::StrCat("demo-user-", i);
+  s.set_external_id(lead.external_id);
+  if (rng() % 10 < 8) {
+    auto* consent = s.add_consents();
+    consent->set_channel(events::v1::CHANNEL_EMAIL);
+    consent->set_granted(true);
+    consent->set_source("signup form");
+  }
+  s.mutable_attribution()->set_utm_source(rng() % 2 ? "google" : "linkedin");
+  s.mutable_attribution()->set_campaign("q4-launch");
+  // Engagement: most leads browse a little; some show strong buying signals.
+  lead.page_views = 1 + static_cast<int>(rng() % 6);
+  const int heat = static_cast<int>(rng() % 10);
+  lead.pricing_views = heat >= 5 ? 1 + static_cast<int>(rng() % 4) : 0;
+  lead.demo_request = heat >= 7;
+  lead.webinar = heat == 4 || heat == 9;
+  return lead;
+}
+
+std::string SegmentJson(const std::string& type, const std::string& message_id,
+                        const std::string& user_id, const std::string& event,
+                        const std::string& url, absl::Time at) {
+  nlohmann::json j;
+  j["type"] = type;
+  j["messageId"] = message_id;
+  j["userId"] = user_id;
+  if (type == "track") j["event"] = event;
+  if (type == "page") {
+    j["name"] = event;
+    j["properties"] = {{"url", url}, {"path", url.substr(url.find('/', 8))}};
+  }
+  j["timestamp"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", at, absl::UTCTimeZone());
+  j["context"] = {{"ip", "203.0.113.7"}, {"userAgent", "leadctl-demo"}};
+  return j.dump();
+}
+
+kafka::OutboundMessage JsonMessage(std::string topic, std::string key, std::string value) {
+  kafka::OutboundMessage m{std::move(topic), std::move(key), std::move(value), {}};
+  m.headers.push_back({std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
+  return m;
+}
+
+const char* CategoryName(events::v1::Category c) {
+  switch (c) {
+    case events::v1::CATEGORY_COLD: return "cold";
+    case events::v1::CATEGORY_WARM: return "warm";
+    case events::v1::CATEGORY_QUALIFIED: return "qualified";
+    case events::v1::CATEGORY_SALES_READY: return "sales-ready";
+    default: return "unscored";
+  }
+}
+
+}  // namespace
+
+absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOptions& options) {
+  auto get = [&env](const std::string& key) -> std::string {
+    auto it = env.find(key);
+    return it == env.end() ? "" : it->second;
+  };
+  const std::string bootstrap = get("LEADFLOW_KAFKA_BOOTSTRAP_SERVERS");
+  const std::string capture_addr = get("LEADFLOW_CAPTURE_GRPC_ADDR");
+  if (bootstrap.empty() || capture_addr.empty()) {
+    return absl::FailedPreconditionError("stack env lacks Kafka or capture endpoints");
+  }
+  const kafka::Topics topics(options.topic_prefix);
+  absl::StatusOr<std::unique_ptr<kafka::Producer>> producer = MakeProducer(bootstrap);
+  if (!producer.ok()) return producer.status();
+
+  std::mt19937_64 rng(options.seed);
+  std::vector<DemoLead> leads;
+  for (int i = 0; i < options.leads; ++i) leads.push_back(MakeLead(i, rng));
+  const absl::Time start = absl::Now();
+  std::printf("leadflow demo: %d leads, seed %llu\n\n", options.leads,
+              static_cast<unsigned long long>(options.seed));
+
+  // 1. Capture: half over gRPC (one client stream), half as JSON on leads.inbound.
+  auto channel = grpc::CreateChannel(capture_addr, grpc::InsecureChannelCredentials());
+  auto capture = capture::v1::Capture::NewStub(channel);
+  grpc::ClientContext stream_context;
+  stream_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
+  capture::v1::SubmitLeadsResponse batch;
+  auto writer = capture->SubmitLeads(&stream_context, &batch);
+  int via_grpc = 0, via_kafka = 0, resubmitted = 0;
+  std::vector<kafka::OutboundMessage> inbound;
+  for (size_t i = 0; i < leads.size(); ++i) {
+    const LeadSubmission& s = leads[i].submission;
+    if (i % 2 == 0) {
+      capture::v1::SubmitLeadRequest request;
+      *request.mutable_submission() = s;
+      writer->Write(request);
+      ++via_grpc;
+    } else {
+      inbound.push_back(JsonMessage(topics.Name(kafka::kLeadsInbound), s.email(),
+                                    events::ToJson(s)));
+      ++via_kafka;
+    }
+    if (i % 10 == 3) {
+      // The same person again through the other intake, shouted in upper case with a new key.
+      LeadSubmission again = s;
+      again.set_request_id(absl::StrCat(s.request_id(), "-again"));
+      again.set_email(absl::AsciiStrToUpper(s.email()));
+      again.set_first_name(absl::AsciiStrToUpper(s.first_name()));
+      again.set_source("email_campaign");
+      if (i % 2 == 1) {
+        capture::v1::SubmitLeadRequest request;
+        *request.mutable_submission() = again;
+        writer->Write(request);
+      } else {
+        inbound.push_back(JsonMessage(topics.Name(kafka::kLeadsInbound), again.email(),
+                                      events::ToJson(again)));
+      }
+      ++resubmitted;
+    }
+  }
+  writer->WritesDone();
+  grpc::Status grpc_status = writer->Finish();
+  if (!grpc_status.ok()) {
+    return absl::UnavailableError(absl::StrCat("SubmitLeads: ", grpc_status.error_message()));
+  }
+  for (kafka::OutboundMessage& m : inbound) {
+    if (absl::Status s = (*producer)->SendAndWait(std::move(m), absl::Seconds(30)); !s.ok()) {
+      return s;
+    }
+  }
+  std::printf("capture   %d leads via gRPC (created %lld, merged %lld, rejected %lld), %d as JSON "
+              "on %s, %d resubmitted in other casing\n",
+              via_grpc, static_cast<long long>(batch.created()),
+              static_cast<long long>(batch.merged()), static_cast<long long>(batch.rejected()),
+              via_kafka, topics.Name(kafka::kLeadsInbound).c_str(), resubmitted);
+
+  // 2. Activities, keyed by the upstream user id the leads were submitted with.
+  int activities = 0;
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < leads.size(); ++i) {
+    const DemoLead& l = leads[i];
+    auto send = [&](const std::string& json) {
+      kafka::OutboundMessage m =
+          JsonMessage(topics.Name(kafka::kActivitiesInbound), l.external_id, json);
+      (void)(*producer)->Send(std::move(m), [](const absl::Status&) {});
+      ++activities;
+    };
+    int n = 0;
+    for (int p = 0; p < l.page_views; ++p) {
+      send(SegmentJson("page", absl::StrCat("demo-act-", i, "-", n++), l.external_id, "Blog",
+                       absl::StrCat("https://www.example.com/blog/post-", p), now));
+    }
+    for (int p = 0; p < l.pricing_views; ++p) {
+      send(SegmentJson("page", absl::StrCat("demo-act-", i, "-", n++), l.external_id, "Pricing",
+                       "https://www.example.com/pricing", now));
+    }
+    if (l.webinar) {
+      send(SegmentJson("track", absl::StrCat("demo-act-", i, "-", n++), l.external_id,
+                       "Webinar Attended", "", now));
+    }
+    if (l.demo_request) {
+      send(SegmentJson("track", absl::StrCat("demo-act-", i, "-", n++), l.external_id,
+                       "Demo Requested", "", now));
+    }
+  }
+  if (absl::Status s = (*producer)->Flush(absl::Seconds(30)); !s.ok()) return s;
+  std::printf("tracking  %d activities on %s\n", activities,
+              topics.Name(kafka::kActivitiesInbound).c_str());
+
+  // 3. Watch the outputs settle.
+  absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Create(
+      bootstrap, {topics.Name(kafka::kLeadsCaptured), topics.Name(kafka::kLeadsScored),
+                  topics.Name(kafka::kLeadsRouted), topics.Name(kafka::kNurtureTouches),
+                  topics.Name(kafka::kLeadsInbound) + ".dlq"});
+  if (!reader.ok()) return reader.status();
+  std::set<std::string> captured_leads;
+  std::map<std::string, events::v1::Category> category;
+  std::map<std::string, events::v1::LeadRouted> routed;  // by lead, last decision
+  std::map<std::string, int> routed_events;
+  std::map<std::string, std::set<int>> touches_by_track;  // track → steps
+  std::map<std::string, int> touch_count_by_track;
+  std::set<std::string> nurtured_leads;
+  int dlq = 0;
+  absl::Time last_change = absl::Now();
+  auto on_message = [&](const kafka::ConsumedMessage& m) {
+    last_change = absl::Now();
+    if (m.topic == topics.Name(kafka::kLeadsCaptured)) {
+      events::v1::LeadCaptured e;
+      if (events::Decode(m, &e).ok()) captured_leads.insert(e.envelope().lead_id());
+    } else if (m.topic == topics.Name(kafka::kLeadsScored)) {
+      events::v1::LeadScored e;
+      if (events::Decode(m, &e).ok()) category[e.envelope().lead_id()] = e.score().category();
+    } else if (m.topic == topics.Name(kafka::kLeadsRouted)) {
+      events::v1::LeadRouted e;
+      if (events::Decode(m, &e).ok()) {
+        ++routed_events[e.envelope().event_id()];
+        routed[e.envelope().lead_id()] = e;
+      }
+    } else if (m.topic == topics.Name(kafka::kNurtureTouches)) {
+      events::v1::NurtureTouch t;
+      if (events::Decode(m, &t).ok()) {
+        touches_by_track[t.track_id()].insert(t.step());
+        ++touch_count_by_track[t.track_id()];
+        nurtured_leads.insert(t.envelope().lead_id());
+      }
+    } else {
+      ++dlq;
+    }
+  };
+  const int expected = options.leads;
+  (*reader)->ReadUntil(
+      on_message,
+      [&] {
+        // Settled: every lead captured and nothing new for a few seconds.
+        return static_cast<int>(captured_leads.size()) >= expected &&
+               absl::Now() - last_change > absl::Seconds(4);
+      },
+      absl::Seconds(options.settle_seconds));
+
+  // 4. Outcomes for routed leads: a third won, a third lost (recycled into nurturing).
+  int won = 0, lost = 0;
+  int k = 0;
+  for (const auto& [lead_id, decision] : routed) {
+    const int bucket = k++ % 3;
+    if (bucket == 2) continue;
+    events::v1::LeadOutcome outcome;
+    outcome.set_kind(bucket == 0 ? events::v1::LeadOutcome::KIND_WON
+                                 : events::v1::LeadOutcome::KIND_LOST);
+    outcome.set_rep_id(decision.rep_id());
+    outcome.set_team_id(decision.team_id());
+    outcome.set_reason(bucket == 0 ? "signed annual plan" : "budget frozen until next year");
+    outcome.set_value(bucket == 0 ? 12000 : 0);
+    outcome.set_request_id(absl::StrCat("demo-outcome-", lead_id));
+    *outcome.mutable_envelope() = events::MakeEnvelope(
+        {.event_id = events::DeriveEventId("outcome", outcome.request_id()),
+         .lead_id = lead_id,
+         .occurred_at = absl::Now(),
+         .produced_at = absl::Now(),
+         .causation_id = outcome.request_id(),
+         .trace_id = decision.envelope().trace_id(),
+         .producer = "leadctl-demo"});
+    (void)(*producer)->Send(events::Encode(topics.Name(kafka::kLeadsOutcomes), lead_id, outcome),
+                            [](const absl::Status&) {});
+    (bucket == 0 ? won : lost)++;
+  }
+  (void)(*producer)->Flush(absl::Seconds(30));
+  if (won + lost > 0) {
+    std::printf("outcomes  %d won, %d lost (lost leads are recycled into nurturing)\n", won, lost);
+    last_change = absl::Now();
+    (*reader)->ReadUntil(on_message, [&] { return absl::Now() - last_change > absl::Seconds(4); },
+                         absl::Seconds(30));
+  }
+
+  // 5. Report.
+  std::printf("\n== Routed leads per team (%zu leads routed) ==\n", routed.size());
+  std::map<std::string, std::map<std::string, int>> per_team;
+  for (const auto& [lead, r] : routed) ++per_team[r.team_id()][r.rep_id()];
+  for (const auto& [team, reps] : per_team) {
+    int total = 0;
+    std::string rep_list;
+    for (const auto& [rep, n] : reps) {
+      total += n;
+      absl::StrAppend(&rep_list, rep_list.empty() ? "" : ", ", rep.empty() ? "(queued)" : rep,
+                      "=", n);
+    }
+    std::printf("  %-16s %4d   %s\n", team.c_str(), total, rep_list.c_str());
+  }
+  int shown = 0;
+  for (const auto& [lead, r] : routed) {
+    if (shown++ == 3) break;
+    std::printf("  e.g. %s %s (%s, %s) → %s/%s: %s\n", r.lead().first_name().c_str(),
+                r.lead().last_name().c_str(), r.lead().country().c_str(),
+                r.lead().job_title().c_str(), r.team_id().c_str(), r.rep_id().c_str(),
+                r.reason().c_str());
+  }
+  std::printf("\n== Nurturing (%zu leads touched) ==\n", nurtured_leads.size());
+  for (const auto& [track, n] : touch_count_by_track) {
+    std::printf("  %-20s %4d touches, steps sent so far: %zu\n", track.c_str(), n,
+                touches_by_track[track].size());
+  }
+  std::map<std::string, int> by_category;
+  for (const auto& [lead, c] : category) ++by_category[CategoryName(c)];
+  int duplicate_routes = 0;
+  for (const auto& [id, n] : routed_events) duplicate_routes += n > 1 ? n - 1 : 0;
+  std::printf("\n== Funnel ==\n");
+  std::printf("  submissions        %d (%d people + %d resubmissions)\n", options.leads + resubmitted,
+              options.leads, resubmitted);
+  std::printf("  leads captured     %zu (duplicates merged: %d)\n", captured_leads.size(),
+              options.leads + resubmitted - static_cast<int>(captured_leads.size()));
+  std::printf("  scored             %zu:", category.size());
+  for (const auto& [c, n] : by_category) std::printf(" %s=%d", c.c_str(), n);
+  std::printf("\n  routed to sales    %zu\n", routed.size());
+  std::printf("  nurtured           %zu\n", nurtured_leads.size());
+  std::printf("  won / lost         %d / %d\n", won, lost);
+  std::printf("  rejected to DLQ    %d\n", dlq);
+  std::printf("  duplicate routing events on the wire: %d\n", duplicate_routes);
+  std::printf("\nelapsed %.1f s\n", absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+}  // namespace leadflow::leadctl
