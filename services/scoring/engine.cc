@@ -1,0 +1,425 @@
+#include "services/scoring/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/rules/field_source.h"
+#include "common/rules/time_util.h"
+
+namespace leadflow::scoring {
+namespace {
+
+using config::v1::EngagementRule;
+using config::v1::ScoringRules;
+using events::v1::ActivityCounts;
+using events::v1::Category;
+using events::v1::Contribution;
+using events::v1::InterestState;
+using events::v1::LeadAggregates;
+using events::v1::LifecycleStage;
+using events::v1::ScoreSnapshot;
+
+constexpr absl::Duration kDay = absl::Hours(24);
+// Interest follows recency: active this month is interested; silent for a quarter is "not now".
+constexpr absl::Duration kInterestedWithin = absl::Hours(30 * 24);
+constexpr absl::Duration kNotNowAfter = absl::Hours(90 * 24);
+
+absl::Status Invalid(absl::string_view path, absl::string_view message,
+                     absl::string_view rule_id = {}) {
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, ": ", message, rule_id.empty() ? "" : absl::StrCat(" (rule '", rule_id, "')")));
+}
+
+// Rounds to hundredths. Decay is the only computed (non-configured) amount of points; rounding
+// it keeps explanations readable ("-12.5", not "-12.499999999") and totals stable across
+// platforms.
+double RoundToHundredths(double value) { return std::round(value * 100) / 100; }
+
+bool IsValidWindow(int days) {
+  return days == 0 || days == 1 || days == 7 || days == 30 || days == 90;
+}
+
+std::string WindowText(int days) {
+  if (days == 0) return "all time";
+  if (days == 1) return "the last day";
+  return absl::StrCat("the last ", days, " days");
+}
+
+std::string DaysText(absl::Duration duration) {
+  const double days = std::floor(absl::ToDoubleHours(duration) / 24 * 10) / 10;
+  return absl::StrCat(rules::FormatNumber(days), days == 1 ? " day" : " days");
+}
+
+// The counts an engagement rule reads: a page category's page views, or an activity type's.
+const ActivityCounts* CountsFor(const EngagementRule& rule, const LeadAggregates& aggregates) {
+  const auto& map =
+      rule.page_category().empty() ? aggregates.by_type() : aggregates.by_page_category();
+  const std::string& key =
+      rule.page_category().empty() ? rule.activity_type() : rule.page_category();
+  const auto it = map.find(key);
+  return it == map.end() ? nullptr : &it->second;
+}
+
+// The count in the rule's window at `now`. Tracking computed the windows when the latest
+// activity arrived; if the newest activity of this kind is already older than the window at
+// `now`, none of them is still inside it, so the window is empty. (Within the window the stored
+// count is the best we know: the aggregates carry no per-activity times.)
+int64_t WindowedCount(const ActivityCounts& counts, int window_days,
+                      const LeadAggregates& aggregates, absl::Time now) {
+  if (window_days == 0) return counts.total();
+  int64_t count = 0;
+  switch (window_days) {
+    case 1:
+      count = counts.last_1d();
+      break;
+    case 7:
+      count = counts.last_7d();
+      break;
+    case 30:
+      count = counts.last_30d();
+      break;
+    default:
+      count = counts.last_90d();
+      break;
+  }
+  std::optional<absl::Time> newest;
+  if (counts.has_last_at()) {
+    newest = rules::ToTime(counts.last_at());
+  } else if (aggregates.has_last_seen_at()) {
+    newest = rules::ToTime(aggregates.last_seen_at());
+  }
+  if (newest.has_value() && now - *newest >= window_days * kDay) return 0;
+  return count;
+}
+
+bool HasActivity(const LeadAggregates& aggregates) {
+  if (aggregates.has_last_seen_at()) return true;
+  for (const auto& [type, counts] : aggregates.by_type()) {
+    if (counts.total() > 0) return true;
+  }
+  return false;
+}
+
+Contribution MakeContribution(absl::string_view rule_id, absl::string_view kind, double points,
+                              std::string reason) {
+  Contribution out;
+  out.set_rule_id(std::string(rule_id));
+  out.set_kind(std::string(kind));
+  out.set_points(points);
+  out.set_reason(std::move(reason));
+  return out;
+}
+
+InterestState DeriveInterest(const ScoreContext& context, const LeadAggregates& aggregates,
+                             absl::Time now) {
+  if (context.explicit_interest != events::v1::INTEREST_UNSPECIFIED) {
+    return context.explicit_interest;
+  }
+  if (context.unsubscribed) return events::v1::INTEREST_DISINTERESTED;
+  if (!aggregates.has_last_seen_at()) return events::v1::INTEREST_UNSPECIFIED;
+  const absl::Duration quiet = now - rules::ToTime(aggregates.last_seen_at());
+  if (quiet <= kInterestedWithin) return events::v1::INTEREST_INTERESTED;
+  if (quiet > kNotNowAfter) return events::v1::INTEREST_NOT_NOW;
+  // In between, keep the previous state: neither fresh enough to call interested again nor
+  // quiet long enough to call "not now", and flapping would spam downstream.
+  return context.previous_interest != events::v1::INTEREST_UNSPECIFIED
+             ? context.previous_interest
+             : events::v1::INTEREST_INTERESTED;
+}
+
+// Funnel order of the stages that only move forward (new < contacted < ... < customer); the
+// enum numbers follow it. Lost is handled separately.
+LifecycleStage Later(LifecycleStage a, LifecycleStage b) {
+  return static_cast<int>(a) >= static_cast<int>(b) ? a : b;
+}
+
+LifecycleStage DeriveStage(const ScoreContext& context, Category category,
+                           const LeadAggregates& aggregates) {
+  LifecycleStage natural =
+      HasActivity(aggregates) ? events::v1::STAGE_ENGAGED : events::v1::STAGE_NEW;
+  if (category >= events::v1::CATEGORY_QUALIFIED) natural = events::v1::STAGE_QUALIFIED;
+
+  if (context.outcome_stage == events::v1::STAGE_LOST) {
+    // Lost leads are recycled, not deleted: activity after the loss starts a fresh episode
+    // from the lead's own behaviour, ignoring the stages of the lost one.
+    const bool active_since_loss = aggregates.has_last_seen_at() &&
+                                   rules::ToTime(aggregates.last_seen_at()) > context.outcome_at;
+    if (!active_since_loss) return events::v1::STAGE_LOST;
+    // Within the new episode the stage still only moves forward.
+    return context.previous_stage == events::v1::STAGE_LOST
+               ? natural
+               : Later(natural, context.previous_stage);
+  }
+  LifecycleStage stage = natural;
+  if (context.outcome_stage != events::v1::STAGE_UNSPECIFIED) {
+    stage = Later(stage, context.outcome_stage);
+  }
+  if (context.previous_stage != events::v1::STAGE_LOST) {
+    stage = Later(stage, context.previous_stage);
+  }
+  return stage;
+}
+
+}  // namespace
+
+events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind) {
+  switch (kind) {
+    case events::v1::LeadOutcome::KIND_CONTACTED:
+      return events::v1::STAGE_CONTACTED;
+    case events::v1::LeadOutcome::KIND_QUALIFIED:
+      return events::v1::STAGE_QUALIFIED;
+    case events::v1::LeadOutcome::KIND_WON:
+      return events::v1::STAGE_CUSTOMER;
+    case events::v1::LeadOutcome::KIND_LOST:
+      return events::v1::STAGE_LOST;
+    default:
+      return events::v1::STAGE_UNSPECIFIED;
+  }
+}
+
+Category CompiledScoringRules::CategoryFor(double total) const {
+  if (total >= thresholds_.sales_ready()) return events::v1::CATEGORY_SALES_READY;
+  if (total >= thresholds_.qualified()) return events::v1::CATEGORY_QUALIFIED;
+  if (total >= thresholds_.warm()) return events::v1::CATEGORY_WARM;
+  return events::v1::CATEGORY_COLD;
+}
+
+absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
+    const ScoringRules& rules, const NegativeSignalPoints& negative_points) {
+  // make_shared cannot reach the private constructor.
+  std::shared_ptr<CompiledScoringRules> out(new CompiledScoringRules());
+  out->version_ = rules.version();
+  out->negative_points_ = negative_points;
+
+  // Fit and engagement ids share one namespace: both name contributions.
+  absl::flat_hash_set<std::string> rule_ids;
+  for (int i = 0; i < rules.fit_size(); ++i) {
+    const config::v1::FitRule& rule = rules.fit(i);
+    const std::string path = absl::StrCat("scoring.fit[", i, "]");
+    if (rule.id().empty()) return Invalid(absl::StrCat(path, ".id"), "empty rule id");
+    if (!rule_ids.insert(rule.id()).second) {
+      return Invalid(absl::StrCat(path, ".id"),
+                     absl::StrCat("duplicate rule id '", rule.id(), "'"));
+    }
+    if (!std::isfinite(rule.points())) {
+      return Invalid(absl::StrCat(path, ".points"), "must be finite", rule.id());
+    }
+    absl::StatusOr<rules::CompiledConditions> when =
+        rules::CompileLeadConditions(rule.when(), absl::StrCat(path, ".when"),
+                                     rules::kProfileFields | rules::kActivityFields, rule.id());
+    if (!when.ok()) return when.status();
+    out->fit_.push_back({rule.id(), rule.points(),
+                         rule.reason().empty() ? when->Describe() : rule.reason(),
+                         *std::move(when)});
+  }
+
+  for (int i = 0; i < rules.engagement_size(); ++i) {
+    const EngagementRule& rule = rules.engagement(i);
+    const std::string path = absl::StrCat("scoring.engagement[", i, "]");
+    if (rule.id().empty()) return Invalid(absl::StrCat(path, ".id"), "empty rule id");
+    if (!rule_ids.insert(rule.id()).second) {
+      return Invalid(absl::StrCat(path, ".id"),
+                     absl::StrCat("duplicate rule id '", rule.id(), "'"));
+    }
+    if (rule.activity_type().empty() && rule.page_category().empty()) {
+      return Invalid(path, "needs an activity_type or a page_category", rule.id());
+    }
+    if (!rule.page_category().empty() && !rule.activity_type().empty() &&
+        rule.activity_type() != "page_view") {
+      return Invalid(absl::StrCat(path, ".activity_type"),
+                     absl::StrCat("page_category counts page views; activity_type must be empty "
+                                  "or page_view, not '",
+                                  rule.activity_type(), "'"),
+                     rule.id());
+    }
+    if (!IsValidWindow(rule.window_days())) {
+      return Invalid(absl::StrCat(path, ".window_days"),
+                     absl::StrCat(rule.window_days(), " is not one of 0, 1, 7, 30, 90"), rule.id());
+    }
+    if (!std::isfinite(rule.points())) {
+      return Invalid(absl::StrCat(path, ".points"), "must be finite", rule.id());
+    }
+    if (!std::isfinite(rule.max_points()) || rule.max_points() < 0) {
+      return Invalid(absl::StrCat(path, ".max_points"), "must be >= 0 (0 = uncapped)", rule.id());
+    }
+    if (rule.min_count() < 0) {
+      return Invalid(absl::StrCat(path, ".min_count"), "must be >= 0", rule.id());
+    }
+    out->engagement_.push_back({rule});
+  }
+
+  const config::v1::CategoryThresholds& thresholds = rules.thresholds();
+  if (!(thresholds.warm() > 0) || !std::isfinite(thresholds.warm())) {
+    return Invalid("scoring.thresholds.warm", "must be > 0");
+  }
+  if (!(thresholds.qualified() > thresholds.warm()) || !std::isfinite(thresholds.qualified())) {
+    return Invalid(
+        "scoring.thresholds.qualified",
+        absl::StrCat("must be above warm (", rules::FormatNumber(thresholds.warm()), ")"));
+  }
+  if (!(thresholds.sales_ready() > thresholds.qualified()) ||
+      !std::isfinite(thresholds.sales_ready())) {
+    return Invalid("scoring.thresholds.sales_ready",
+                   absl::StrCat("must be above qualified (",
+                                rules::FormatNumber(thresholds.qualified()), ")"));
+  }
+  out->thresholds_ = thresholds;
+
+  const double half_life = rules.decay().half_life_days();
+  if (!std::isfinite(half_life) || half_life < 0) {
+    return Invalid("scoring.decay.half_life_days", "must be >= 0 (0 = no half-life decay)");
+  }
+  out->half_life_days_ = half_life;
+
+  absl::flat_hash_set<std::string> segment_ids;
+  for (int i = 0; i < rules.segments_size(); ++i) {
+    const config::v1::SegmentRule& segment = rules.segments(i);
+    const std::string path = absl::StrCat("scoring.segments[", i, "]");
+    if (segment.id().empty()) return Invalid(absl::StrCat(path, ".id"), "empty segment id");
+    if (!segment_ids.insert(segment.id()).second) {
+      return Invalid(absl::StrCat(path, ".id"),
+                     absl::StrCat("duplicate segment id '", segment.id(), "'"));
+    }
+    absl::StatusOr<rules::CompiledConditions> when = rules::CompileLeadConditions(
+        segment.when(), absl::StrCat(path, ".when"), rules::kAllFields, segment.id());
+    if (!when.ok()) return when.status();
+    out->segments_.push_back({segment.id(), *std::move(when)});
+  }
+  return std::shared_ptr<const CompiledScoringRules>(std::move(out));
+}
+
+ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadProfile& profile,
+                    const LeadAggregates& aggregates, const ScoreContext& context, absl::Time now) {
+  ScoreSnapshot snapshot;
+  auto& contributions = *snapshot.mutable_contributions();
+
+  // Fit: profile (and behaviour) properties. Score fields do not exist yet.
+  const rules::LeadFields fields(profile, nullptr, &aggregates);
+  for (const CompiledScoringRules::FitRule& rule : rules.fit_) {
+    if (rule.points != 0 && rule.when.Evaluate(fields)) {
+      *contributions.Add() = MakeContribution(rule.id, "fit", rule.points, rule.reason);
+    }
+  }
+
+  // Engagement: windowed activity counts.
+  double engagement_before_decay = 0;
+  for (const CompiledScoringRules::EngagementRule& compiled : rules.engagement_) {
+    const EngagementRule& rule = compiled.config;
+    const ActivityCounts* counts = CountsFor(rule, aggregates);
+    if (counts == nullptr) continue;
+    const int64_t count = WindowedCount(*counts, rule.window_days(), aggregates, now);
+    if (count < std::max<int64_t>(rule.min_count(), 1)) continue;
+    double points = rule.once() ? rule.points() : rule.points() * static_cast<double>(count);
+    bool capped = false;
+    if (rule.max_points() > 0 && std::abs(points) > rule.max_points()) {
+      points = std::copysign(rule.max_points(), points);
+      capped = true;
+    }
+    if (points == 0) continue;
+    const std::string what = !rule.reason().empty() ? rule.reason()
+                             : rule.page_category().empty()
+                                 ? rule.activity_type()
+                                 : absl::StrCat(rule.page_category(), " page views");
+    *contributions.Add() = MakeContribution(
+        rule.id(), "engagement", points,
+        absl::StrCat(
+            what, " (", count, " in ", WindowText(rule.window_days()),
+            capped ? absl::StrCat(", capped at ", rules::FormatNumber(rule.max_points())) : "",
+            ")"));
+    engagement_before_decay += points;
+  }
+
+  // Half-life decay of engagement by inactivity. Only a positive balance decays: forgetting a
+  // penalty (competitor visits) by going quiet would reward silence.
+  if (rules.half_life_days_ > 0 && engagement_before_decay > 0 && aggregates.has_last_seen_at()) {
+    const absl::Duration quiet = now - rules::ToTime(aggregates.last_seen_at());
+    if (quiet > absl::ZeroDuration()) {
+      const double half_lives = absl::ToDoubleHours(quiet) / 24 / rules.half_life_days_;
+      const double decayed = RoundToHundredths(engagement_before_decay * std::exp2(-half_lives));
+      const double decay = RoundToHundredths(decayed - engagement_before_decay);
+      if (decay != 0) {
+        *contributions.Add() = MakeContribution(
+            "decay.half_life", "decay", decay,
+            absl::StrCat("no activity for ", DaysText(quiet), "; engagement halves every ",
+                         rules::FormatNumber(rules.half_life_days_), " days"));
+      }
+    }
+  }
+
+  // Negative signals from outside the lead's behaviour.
+  const NegativeSignalPoints& negative = rules.negative_points_;
+  if (context.unsubscribed && negative.unsubscribed != 0) {
+    *contributions.Add() = MakeContribution("negative.unsubscribed", "negative",
+                                            negative.unsubscribed, "unsubscribed from marketing");
+  }
+  if (context.bounced && negative.bounced != 0) {
+    *contributions.Add() =
+        MakeContribution("negative.bounced", "negative", negative.bounced, "e-mail hard-bounced");
+  }
+  if (context.outcome_stage == events::v1::STAGE_LOST && negative.lost != 0) {
+    *contributions.Add() =
+        MakeContribution("negative.lost", "negative", negative.lost, "lost by sales");
+  }
+
+  // Sum in contribution order, so the contributions add up to the total exactly.
+  double total = 0;
+  double fit = 0;
+  double engagement = 0;
+  for (const Contribution& contribution : contributions) {
+    total += contribution.points();
+    if (contribution.kind() == "fit") fit += contribution.points();
+    if (contribution.kind() == "engagement" || contribution.kind() == "decay") {
+      engagement += contribution.points();
+    }
+  }
+  snapshot.set_fit(fit);
+  snapshot.set_engagement(engagement);
+  snapshot.set_total(total);
+  snapshot.set_category(rules.CategoryFor(total));
+  snapshot.set_interest(DeriveInterest(context, aggregates, now));
+  snapshot.set_stage(DeriveStage(context, snapshot.category(), aggregates));
+  snapshot.set_conversion_probability(context.conversion_probability);
+  snapshot.set_rules_version(rules.version_);
+  *snapshot.mutable_scored_at() = rules::ToTimestamp(now);
+
+  // Segments last: their conditions may use the score just computed.
+  const rules::LeadFields scored_fields(profile, &snapshot, &aggregates);
+  std::vector<std::string> segments;
+  for (const CompiledScoringRules::SegmentRule& segment : rules.segments_) {
+    if (segment.when.Evaluate(scored_fields)) segments.push_back(segment.id);
+  }
+  for (std::string& segment : segments) snapshot.add_segments(std::move(segment));
+  return snapshot;
+}
+
+ScoreChange Diff(const ScoreSnapshot& previous, const ScoreSnapshot& current, double score_bucket) {
+  ScoreChange change;
+  const bool score_changed = score_bucket > 0 ? std::floor(previous.total() / score_bucket) !=
+                                                    std::floor(current.total() / score_bucket)
+                                              : previous.total() != current.total();
+  if (score_changed) change.changed.push_back("score");
+  if (previous.category() != current.category()) change.changed.push_back("category");
+  if (previous.interest() != current.interest()) change.changed.push_back("interest");
+  if (previous.stage() != current.stage()) change.changed.push_back("stage");
+
+  const absl::flat_hash_set<std::string> before(previous.segments().begin(),
+                                                previous.segments().end());
+  const absl::flat_hash_set<std::string> after(current.segments().begin(),
+                                               current.segments().end());
+  for (const std::string& segment : current.segments()) {
+    if (!before.contains(segment)) change.segments_entered.push_back(segment);
+  }
+  for (const std::string& segment : previous.segments()) {
+    if (!after.contains(segment)) change.segments_exited.push_back(segment);
+  }
+  if (!change.segments_entered.empty() || !change.segments_exited.empty()) {
+    change.changed.push_back("segments");
+  }
+  return change;
+}
+
+}  // namespace leadflow::scoring

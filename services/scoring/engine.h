@@ -1,0 +1,172 @@
+// The scoring engine: a lead's profile and behaviour in, its score, category, interest state,
+// lifecycle stage and segments out, every point explained.
+//
+// Contract:
+// - Pure: values in, decisions out. No I/O and no clock: `now` is passed in (the event time of
+//   the cause), so the same inputs always give the same snapshot, byte for byte. The handler
+//   memoises outputs by input for idempotency and relies on this.
+// - CompileScoringRules validates a rule file once, at start-up and reload, and returns an
+//   immutable rule set that any number of threads may share.
+// - Score never fails: anything that could be wrong was rejected at compile time.
+//
+// How a score is made (ScoreSnapshot.contributions lists each part, in this order):
+//   fit         every FitRule whose conditions hold adds its points (profile and activity
+//               fields; score fields do not exist yet).
+//   engagement  every EngagementRule counts its activity in its window (time-window decay);
+//               `once` gives the points once; otherwise points x count, capped by max_points;
+//               nothing below max(min_count, 1) activities.
+//   decay       with a half-life, positive engagement halves every half_life_days since the
+//               lead's last activity; recorded as one "decay" contribution (negative points).
+//   negative    unsubscribed, hard bounce, lost: fixed penalties (NegativeSignalPoints).
+// total is the sum of the contributions, in order, so they add up to it exactly; fit and
+// engagement (after decay) are the sums of their kinds. Then category (thresholds), interest,
+// stage and, last, segments, whose conditions may use every field including the new score
+// (but not other segments: "segments" reads empty while they are evaluated).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/rules/condition.h"
+#include "leadflow/config/v1/scoring_rules.pb.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+
+namespace leadflow::scoring {
+
+// Points for the negative signals. Penalties, not rules in the file, because they come from
+// outside the lead's behaviour (sales outcomes, deliverability) and must apply even when a rule
+// file forgets them.
+struct NegativeSignalPoints {
+  // The lead unsubscribed from marketing.
+  double unsubscribed = -20;
+  // Mail to the lead hard-bounced: the address is dead.
+  double bounced = -25;
+  // Sales lost the lead; it must earn more than before to come back to sales.
+  double lost = -30;
+};
+
+// What the lead's history outside its activity says: sales outcomes, explicit interest, and
+// the previous snapshot (for the transitions that must not go backwards).
+struct ScoreContext {
+  // Stage of the lead's previous snapshot (STAGE_UNSPECIFIED for the first score).
+  events::v1::LifecycleStage previous_stage = events::v1::STAGE_UNSPECIFIED;
+  // Interest of the previous snapshot; keeps the state steady while the lead is neither fresh
+  // nor dormant (last activity 30-90 days ago).
+  events::v1::InterestState previous_interest = events::v1::INTEREST_UNSPECIFIED;
+  // Stage the latest sales outcome puts the lead in (see StageForOutcome); UNSPECIFIED if none.
+  events::v1::LifecycleStage outcome_stage = events::v1::STAGE_UNSPECIFIED;
+  // When that outcome was reported. Activity after a lost outcome recycles the lead; a lost
+  // outcome without a time never recycles.
+  absl::Time outcome_at = absl::InfiniteFuture();
+  // Interest stated by the lead or a rep; overrides the implicit state when set.
+  events::v1::InterestState explicit_interest = events::v1::INTEREST_UNSPECIFIED;
+  // The lead unsubscribed from marketing.
+  bool unsubscribed = false;
+  // Mail to the lead hard-bounced.
+  bool bounced = false;
+  // The learned model's latest conversion probability, copied into the snapshot before
+  // segments are evaluated so segment rules can use it.
+  double conversion_probability = 0;
+};
+
+// The lifecycle stage a sales outcome implies: contacted -> contacted, qualified -> qualified,
+// won -> customer, lost -> lost; accepted / rejected / unspecified -> STAGE_UNSPECIFIED (they
+// say nothing about the lead itself).
+events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind);
+
+// A validated, immutable scoring rule set. Build with CompileScoringRules.
+class CompiledScoringRules {
+ public:
+  const std::string& version() const { return version_; }
+  const config::v1::CategoryThresholds& thresholds() const { return thresholds_; }
+  const NegativeSignalPoints& negative_points() const { return negative_points_; }
+
+  // The category a total reaches.
+  events::v1::Category CategoryFor(double total) const;
+
+ private:
+  struct FitRule {
+    std::string id;
+    double points = 0;
+    std::string reason;
+    rules::CompiledConditions when;
+  };
+  struct EngagementRule {
+    config::v1::EngagementRule config;
+  };
+  struct SegmentRule {
+    std::string id;
+    rules::CompiledConditions when;
+  };
+
+  CompiledScoringRules() = default;
+
+  friend absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
+      const config::v1::ScoringRules& rules, const NegativeSignalPoints& negative_points);
+  friend events::v1::ScoreSnapshot Score(const CompiledScoringRules& rules,
+                                         const events::v1::LeadProfile& profile,
+                                         const events::v1::LeadAggregates& aggregates,
+                                         const ScoreContext& context, absl::Time now);
+
+  std::string version_;
+  std::vector<FitRule> fit_;
+  std::vector<EngagementRule> engagement_;
+  config::v1::CategoryThresholds thresholds_;
+  double half_life_days_ = 0;
+  std::vector<SegmentRule> segments_;
+  NegativeSignalPoints negative_points_;
+};
+
+// Validates `rules` and compiles their conditions. InvalidArgument, naming the path, when:
+// a fit/engagement id is empty or repeated (they share the contributions' id space); an
+// engagement rule names neither activity_type nor page_category, or a page_category with an
+// activity_type other than page_view; window_days is not 0, 1, 7, 30 or 90; min_count or
+// max_points is negative; a points value is not finite; thresholds are not 0 < warm <
+// qualified < sales_ready; half_life_days is negative; a segment id is empty or repeated; or a
+// condition is invalid (fit rules may use profile and activity fields, segments any field).
+absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
+    const config::v1::ScoringRules& rules, const NegativeSignalPoints& negative_points = {});
+
+// Scores one lead at `now`. Activity counts are as of when tracking computed `aggregates`; a
+// window whose newest activity is older than the window at `now` counts zero, so windowed
+// points expire even when no new activity arrives to refresh the aggregates.
+//
+// Interest: context.explicit_interest if set; else disinterested if unsubscribed; else from the
+// last activity: within 30 days -> interested, over 90 days -> not_now, in between -> unchanged
+// (previous_interest, or interested if none); never active -> unspecified.
+//
+// Stage: new, engaged once there is any activity, qualified once the category is qualified or
+// better; a sales outcome lifts it further; it never moves backwards, except that a lost lead
+// stays lost until it is active again after the loss, when it is recycled and re-enters at
+// engaged (or qualified, by score).
+events::v1::ScoreSnapshot Score(const CompiledScoringRules& rules,
+                                const events::v1::LeadProfile& profile,
+                                const events::v1::LeadAggregates& aggregates,
+                                const ScoreContext& context, absl::Time now);
+
+// What changed between two snapshots, in the vocabulary of LeadScored.changed.
+struct ScoreChange {
+  // Any of "score", "category", "interest", "stage", "segments", in that order.
+  std::vector<std::string> changed;
+  // Segments in current and not in previous, in current's order.
+  std::vector<std::string> segments_entered;
+  // Segments in previous and not in current, in previous's order.
+  std::vector<std::string> segments_exited;
+
+  // True when nothing routing or nurturing cares about changed: emit no leads.scored.
+  bool empty() const { return changed.empty(); }
+};
+
+// Compares two snapshots. "score" changes when floor(total / score_bucket) differs, so small
+// wobbles (a page view worth one point) do not flood downstream; score_bucket <= 0 compares
+// totals exactly. Contributions, scored_at and rules_version are not compared.
+ScoreChange Diff(const events::v1::ScoreSnapshot& previous,
+                 const events::v1::ScoreSnapshot& current, double score_bucket);
+
+}  // namespace leadflow::scoring
