@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/kafka/rdkafka_util.h"
+#include "common/kafka/topics.h"
 
 namespace leadflow::kafka {
 
@@ -77,6 +78,18 @@ absl::Status CreateTopics(const std::map<std::string, std::string>& props,
     if (absl::Now() > deadline) return absl::DeadlineExceededError("topics not ready in time");
     absl::SleepFor(absl::Milliseconds(100));  // polling broker metadata, not synchronising
   }
+}
+
+absl::Status CreateLeadflowTopics(const std::map<std::string, std::string>& props,
+                                  const std::string& prefix, int partitions) {
+  std::vector<TopicSpec> specs;
+  for (const std::string& t : AllTopics()) {
+    TopicSpec spec;
+    spec.name = prefix + t;
+    spec.partitions = partitions;
+    specs.push_back(std::move(spec));
+  }
+  return CreateTopics(props, specs, absl::Seconds(60));
 }
 
 }  // namespace leadflow::kafka

@@ -24,4 +24,8 @@ struct TopicSpec {
 absl::Status CreateTopics(const std::map<std::string, std::string>& props,
                           const std::vector<TopicSpec>& topics, absl::Duration timeout);
 
+// Creates every leadflow topic of ARCHITECTURE.md §3 and its DLQ (AllTopics()) under `prefix`.
+absl::Status CreateLeadflowTopics(const std::map<std::string, std::string>& props,
+                                  const std::string& prefix, int partitions);
+
 }  // namespace leadflow::kafka

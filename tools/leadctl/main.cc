@@ -4,7 +4,7 @@
 #include "CLI/CLI.hpp"
 #include "tools/leadctl/demo.h"
 #include "tools/leadctl/stack_env.h"
-#include "tools/leadctl/topics.h"
+#include "common/kafka/admin.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"leadctl — leadflow command-line tool"};
@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
 
   absl::Status status;
   if (create->parsed()) {
-    status = leadflow::leadctl::CreateAllTopics(bootstrap, prefix, partitions);
+    status = leadflow::kafka::CreateLeadflowTopics({{"bootstrap.servers", bootstrap}}, prefix,
+                                                    partitions);
     if (status.ok()) std::printf("topics ready\n");
   } else if (demo->parsed()) {
     auto env = leadflow::leadctl::LoadStackEnv(env_file);

@@ -1,0 +1,256 @@
+#include "services/tracking/handler.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/memo.h"
+#include "common/redis/keys.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/internal/v1/tracking_state.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace leadflow::tracking {
+namespace {
+
+using events::v1::Activity;
+using events::v1::LeadAggregates;
+using internal::v1::PendingActivities;
+
+std::string TraitEmail(const events::v1::InboundActivity& inbound) {
+  auto it = inbound.traits().fields().find("email");
+  if (it == inbound.traits().fields().end() || !it->second.has_string_value()) return "";
+  return absl::AsciiStrToLower(it->second.string_value());
+}
+
+// Identities an activity can be attributed through, most specific first.
+std::vector<std::string> IdentitiesOf(const events::v1::InboundActivity& inbound) {
+  std::vector<std::string> ids;
+  if (!inbound.user_id().empty()) ids.push_back("user:" + inbound.user_id());
+  if (!inbound.anonymous_id().empty()) ids.push_back("anon:" + inbound.anonymous_id());
+  if (std::string email = TraitEmail(inbound); !email.empty()) ids.push_back("email:" + email);
+  return ids;
+}
+
+// Identities a captured lead is known by.
+std::vector<std::string> IdentitiesOf(const events::v1::LeadProfile& lead) {
+  std::vector<std::string> ids = {"user:" + lead.lead_id()};
+  for (const std::string& ext : lead.external_ids()) ids.push_back("user:" + ext);
+  if (!lead.email().empty()) {
+    ids.push_back("user:" + lead.email());
+    ids.push_back("email:" + absl::AsciiStrToLower(lead.email()));
+  }
+  for (const std::string& anon : lead.anonymous_ids()) ids.push_back("anon:" + anon);
+  return ids;
+}
+
+absl::StatusOr<ActivityHistory> ParseHistory(const redis::Versioned& record) {
+  return ActivityHistory::Parse(record.data.value_or(""));
+}
+
+}  // namespace
+
+TrackingHandler::TrackingHandler(const ActivityNormalizer& normalizer, TrackingStore& store,
+                                 const kafka::Topics& topics, const runtime::Clock& clock,
+                                 TrackingOptions options)
+    : normalizer_(normalizer), store_(store), topics_(topics), clock_(clock), options_(options) {}
+
+kafka::OutboundMessage TrackingHandler::ActivityEvent(const std::string& lead_id,
+                                                      const Activity& activity,
+                                                      const LeadAggregates& aggregates,
+                                                      bool backfilled, const std::string& trace_id,
+                                                      absl::Time now) const {
+  events::v1::LeadActivity event;
+  *event.mutable_envelope() = events::MakeEnvelope({
+      .event_id = events::DeriveEventId("activity", activity.message_id()),
+      .lead_id = lead_id,
+      .occurred_at = events::FromProtoOr(activity.occurred_at(), now),
+      .produced_at = now,
+      .causation_id = activity.message_id(),
+      .trace_id = trace_id.empty() ? activity.message_id() : trace_id,
+      .producer = kService,
+  });
+  *event.mutable_activity() = activity;
+  *event.mutable_aggregates() = aggregates;
+  event.set_backfilled(backfilled);
+  return events::Encode(topics_.Name(kafka::kLeadsActivity), lead_id, event);
+}
+
+absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundActivity& inbound,
+                                                    absl::Time received_at) {
+  absl::StatusOr<Activity> normalized = normalizer_.Normalize(inbound, received_at);
+  if (!normalized.ok()) return normalized.status();
+  const Activity& activity = *normalized;
+  const std::vector<std::string> identities = IdentitiesOf(inbound);
+  const absl::Time now = clock_.Now();
+
+  TrackOutcome outcome;
+  outcome.result.set_message_id(activity.message_id());
+  absl::StatusOr<std::optional<std::string>> lead = store_.Resolve(identities);
+  if (!lead.ok()) return lead.status();
+
+  redis::ApplyOnceRequest request;
+  request.dedup_key = TrackingStore::MessageKey(activity.message_id());
+  request.dedup_ttl = options_.dedup_window;
+  absl::StatusOr<redis::ApplyResult> applied;
+  if (lead->has_value()) {
+    const std::string lead_id = **lead;
+    request.state_keys = {TrackingStore::HistoryKey(lead_id)};
+    request.registry_key = redis::RegistryKey(kService, lead_id);
+    request.tombstone_key = redis::TombstoneKey(kService, lead_id);
+    applied = store_.apply().Run(request, [&](const std::vector<redis::Versioned>& state)
+                                              -> absl::StatusOr<redis::Plan> {
+      absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
+      if (!history.ok()) return history.status();
+      LeadAggregates aggregates;
+      ApplyActivity(activity, now, &*history, &aggregates);
+      redis::Plan plan;
+      plan.writes.push_back({state[0].key, history->Serialize()});
+      const std::string timeline = TrackingStore::TimelineKey(lead_id);
+      plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
+      plan.extra_commands.push_back({"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+      plan.register_keys.push_back(timeline);
+      // An identify (or a known user with a new anonymous id) links the other identities too.
+      for (const std::string& id : identities) {
+        plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
+        plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+      }
+      plan.memo = kafka::EncodeMemo({ActivityEvent(lead_id, activity, aggregates, false, "", now)});
+      return plan;
+    });
+    outcome.result.set_lead_id(lead_id);
+  } else {
+    // Unknown: park under the most specific identity until a lead claims it.
+    const std::string identity = !inbound.anonymous_id().empty()
+                                     ? "anon:" + inbound.anonymous_id()
+                                     : identities.front();
+    request.state_keys = {TrackingStore::PendingKey(identity)};
+    applied = store_.apply().Run(request, [&](const std::vector<redis::Versioned>& state)
+                                              -> absl::StatusOr<redis::Plan> {
+      PendingActivities pending;
+      if (state[0].data.has_value() && !pending.ParseFromString(*state[0].data)) {
+        return absl::DataLossError("corrupt pending activities " + state[0].key);
+      }
+      *pending.add_activities() = activity;
+      const int excess = pending.activities_size() - options_.anonymous_cap;
+      if (excess > 0) {
+        pending.mutable_activities()->DeleteSubrange(0, excess);
+        pending.set_dropped(pending.dropped() + excess);
+      }
+      redis::Plan plan;
+      plan.writes.push_back({state[0].key, pending.SerializeAsString(), options_.anonymous_ttl});
+      plan.memo = kafka::EncodeMemo({});
+      return plan;
+    });
+  }
+  if (!applied.ok()) return applied.status();
+  switch (applied->outcome) {
+    case redis::ApplyOutcome::kDuplicate:
+      outcome.result.set_status("duplicate");
+      break;
+    case redis::ApplyOutcome::kErased:
+      outcome.result.set_status("erased");
+      return outcome;
+    case redis::ApplyOutcome::kApplied:
+      outcome.result.set_status(lead->has_value() ? "recorded" : "anonymous");
+      break;
+  }
+  if (absl::Status s = kafka::DecodeMemo(applied->memo, &outcome.outputs); !s.ok()) return s;
+  return outcome;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleInbound(
+    const kafka::ConsumedMessage& message) {
+  events::v1::InboundActivity inbound;
+  events::DecodeOptions options;
+  options.ignore_unknown_json_fields = true;  // the rest of a Segment payload
+  if (absl::Status s = events::Decode(message, &inbound, options); !s.ok()) return s;
+  const absl::Time received = message.timestamp == absl::InfinitePast() ? clock_.Now()
+                                                                         : message.timestamp;
+  absl::StatusOr<TrackOutcome> outcome = Track(inbound, received);
+  if (!outcome.ok()) return outcome.status();
+  return std::move(outcome->outputs);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptured(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadCaptured captured;
+  if (absl::Status s = events::Decode(message, &captured); !s.ok()) return s;
+  const std::string& lead_id = captured.envelope().lead_id();
+  if (lead_id.empty()) return absl::InvalidArgumentError("captured event without lead_id");
+  const std::vector<std::string> identities = IdentitiesOf(captured.lead());
+  const absl::Time now = clock_.Now();
+
+  redis::ApplyOnceRequest request;
+  request.dedup_key = redis::AppliedKey(kService, lead_id, captured.envelope().event_id());
+  request.dedup_ttl = options_.dedup_window;
+  request.registry_key = redis::RegistryKey(kService, lead_id);
+  request.tombstone_key = redis::TombstoneKey(kService, lead_id);
+  request.state_keys = {TrackingStore::HistoryKey(lead_id)};
+  for (const std::string& id : identities) {
+    request.state_keys.push_back(TrackingStore::PendingKey(id));
+  }
+  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(
+      request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+        absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
+        if (!history.ok()) return history.status();
+        redis::Plan plan;
+        // Everything parked under the lead's identities, attributed oldest first.
+        std::vector<Activity> parked;
+        for (size_t i = 1; i < state.size(); ++i) {
+          if (!state[i].data.has_value()) continue;
+          PendingActivities pending;
+          if (!pending.ParseFromString(*state[i].data)) {
+            return absl::DataLossError("corrupt pending activities " + state[i].key);
+          }
+          for (Activity& a : *pending.mutable_activities()) parked.push_back(std::move(a));
+          plan.writes.push_back({state[i].key, std::nullopt});
+        }
+        std::stable_sort(parked.begin(), parked.end(), [](const Activity& a, const Activity& b) {
+          return events::FromProto(a.occurred_at()) < events::FromProto(b.occurred_at());
+        });
+        std::vector<kafka::OutboundMessage> outputs;
+        const std::string timeline = TrackingStore::TimelineKey(lead_id);
+        for (const Activity& a : parked) {
+          LeadAggregates aggregates;
+          ApplyActivity(a, now, &*history, &aggregates);
+          outputs.push_back(ActivityEvent(lead_id, a, aggregates, /*backfilled=*/true,
+                                          captured.envelope().trace_id(), now));
+          plan.extra_commands.push_back({"LPUSH", timeline, a.SerializeAsString()});
+        }
+        if (!parked.empty()) {
+          plan.writes.push_back({state[0].key, history->Serialize()});
+          plan.extra_commands.push_back(
+              {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+          plan.register_keys.push_back(timeline);
+        }
+        for (const std::string& id : identities) {
+          plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
+          plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+        }
+        plan.memo = kafka::EncodeMemo(outputs);
+        return plan;
+      });
+  if (!applied.ok()) return applied.status();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
+  return outputs;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleErasure(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadErasure erasure;
+  if (absl::Status s = events::Decode(message, &erasure); !s.ok()) return s;
+  if (erasure.envelope().lead_id().empty()) {
+    return absl::InvalidArgumentError("erasure without envelope.lead_id");
+  }
+  if (absl::Status s = store_.Erase(erasure.envelope().lead_id(), options_.tombstone_ttl);
+      !s.ok()) {
+    return s;
+  }
+  return std::vector<kafka::OutboundMessage>{};
+}
+
+}  // namespace leadflow::tracking

@@ -1,0 +1,76 @@
+#pragma once
+
+// TrackingHandler: activities in, identities stitched, per-lead behaviour out.
+//
+//   activities.inbound / Tracking.Track ─► Normalize (engine) ─► resolve identity (store)
+//        ├─ known lead: apply to its history (engine), timeline ─► leads.activity
+//        └─ unknown: park under the anonymous / user identity (bounded, 30-day TTL)
+//   leads.captured ─► link the lead's identities (lead id, external ids, e-mail, anonymous ids)
+//        and attribute every parked activity of those identities to the lead, oldest first,
+//        each as a leads.activity event marked `backfilled`
+//
+// Exactly one effect per messageId inside the de-duplication window: the message id is the
+// apply-once key, whether the activity was attributed at once or parked.
+//
+// Thread safety: Track() and the routes may run concurrently (gRPC threads, consumer loop).
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/kafka/message.h"
+#include "common/kafka/topics.h"
+#include "common/runtime/clock.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/tracking/v1/tracking.pb.h"
+#include "services/tracking/engine.h"
+#include "services/tracking/store.h"
+
+namespace leadflow::tracking {
+
+struct TrackingOptions {
+  absl::Duration dedup_window = absl::Hours(24);
+  int anonymous_cap = 100;
+  absl::Duration anonymous_ttl = absl::Hours(24 * 30);
+  absl::Duration tombstone_ttl = absl::Hours(24 * 30);
+};
+
+struct TrackOutcome {
+  tracking::v1::TrackResult result;
+  std::vector<kafka::OutboundMessage> outputs;
+};
+
+class TrackingHandler {
+ public:
+  TrackingHandler(const ActivityNormalizer& normalizer, TrackingStore& store,
+                  const kafka::Topics& topics, const runtime::Clock& clock,
+                  TrackingOptions options = {});
+
+  // Records one activity received at `received_at`. INVALID_ARGUMENT for bad input.
+  absl::StatusOr<TrackOutcome> Track(const events::v1::InboundActivity& inbound,
+                                     absl::Time received_at);
+
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleCaptured(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
+      const kafka::ConsumedMessage& message);
+
+  const TrackingOptions& options() const { return options_; }
+
+ private:
+  kafka::OutboundMessage ActivityEvent(const std::string& lead_id,
+                                       const events::v1::Activity& activity,
+                                       const events::v1::LeadAggregates& aggregates,
+                                       bool backfilled, const std::string& trace_id,
+                                       absl::Time now) const;
+
+  const ActivityNormalizer& normalizer_;
+  TrackingStore& store_;
+  const kafka::Topics& topics_;
+  const runtime::Clock& clock_;
+  const TrackingOptions options_;
+};
+
+}  // namespace leadflow::tracking

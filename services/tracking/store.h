@@ -1,0 +1,59 @@
+#pragma once
+
+// TrackingStore: tracking's Redis key schema, in one place (ARCHITECTURE.md §5).
+//
+//   tracking:{<lead_id>}:history       versioned record: ActivityHistory (engine encoding), from
+//                                      which the lead's aggregates are computed
+//   tracking:{<lead_id>}:timeline      list of the most recent Activity protos, newest first
+//   tracking:{<lead_id>}:keys          the lead's key registry (erasure deletes every member)
+//   tracking:{<lead_id>}:erased        erasure tombstone
+//   tracking:id:{<identity>}           string: the lead an identity belongs to; identities are
+//                                      "user:<userId>" (lead id, external id or e-mail used as a
+//                                      Segment userId), "anon:<anonymousId>", "email:<address>"
+//   tracking:pending:{<identity>}      versioned record: PendingActivities of an identity not yet
+//                                      linked to a lead (bounded, expires after 30 days)
+//   tracking:msg:{<messageId>}         apply-once record of an activity (the de-duplication
+//                                      window, default 24 h, is its TTL)
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/redis/apply_once.h"
+#include "common/redis/client.h"
+#include "leadflow/events/v1/activity.pb.h"
+
+namespace leadflow::tracking {
+
+inline constexpr char kService[] = "tracking";
+inline constexpr int kTimelineLength = 200;
+
+class TrackingStore {
+ public:
+  explicit TrackingStore(redis::RedisClient& client) : client_(client), apply_(client) {}
+
+  static std::string HistoryKey(const std::string& lead_id);
+  static std::string TimelineKey(const std::string& lead_id);
+  static std::string IdentityKey(const std::string& identity);
+  static std::string PendingKey(const std::string& identity);
+  static std::string MessageKey(const std::string& message_id);
+
+  // The lead of the first identity that has one.
+  absl::StatusOr<std::optional<std::string>> Resolve(const std::vector<std::string>& identities);
+  // Newest first; `start` and `count` page through the capped timeline.
+  absl::StatusOr<std::vector<events::v1::Activity>> Timeline(const std::string& lead_id,
+                                                             int start, int count);
+
+  redis::ApplyOnce& apply() { return apply_; }
+  redis::RedisClient& client() { return client_; }
+
+  // Deletes every trace of a lead (history, timeline, identity links, memos).
+  absl::Status Erase(const std::string& lead_id, absl::Duration tombstone_ttl);
+
+ private:
+  redis::RedisClient& client_;
+  redis::ApplyOnce apply_;
+};
+
+}  // namespace leadflow::tracking

@@ -1,0 +1,316 @@
+// End-to-end: the five services as real processes on a real Kafka broker and real redis-servers.
+// Requires the stack of scripts/test.sh (LEADFLOW_TEST_ENV); skipped without it.
+
+#include <csignal>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/consumer_loop.h"
+#include "common/kafka/topics.h"
+#include "common/testing/kafka_test_client.h"
+#include "common/testing/test_env.h"
+#include "common/testing/wait.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "leadflow/capture/v1/capture.grpc.pb.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "tests/e2e/pipeline_stack.h"
+
+namespace leadflow::e2e {
+namespace {
+
+using events::v1::LeadSubmission;
+
+// Rules small enough to reason about in a test: executives are sales-ready on fit alone, a demo
+// request makes a manager sales-ready, students stay cold and are nurtured.
+constexpr char kScoringRules[] = R"yaml(
+version: e2e-scoring-1
+thresholds: {warm: 10, qualified: 20, sales_ready: 30}
+fit:
+  - {id: executive, when: [{field: seniority, equals: executive}], points: 40, reason: Executive}
+  - {id: manager, when: [{field: seniority, equals: manager}], points: 12, reason: Manager}
+engagement:
+  - {id: demo, activity_type: demo_request, points: 50, reason: Demo requested}
+  - {id: pages, activity_type: page_view, points: 1, max_points: 5, reason: Page views}
+)yaml";
+
+constexpr char kRoutingRules[] = R"yaml(
+version: e2e-routing-1
+route_at: sales_ready
+default_team: inbound
+rules:
+  - id: uk-shoes
+    when: [{field: country, equals: GB}, {field: interests, equals: shoes}]
+    team: uk-fashion
+teams:
+  - id: uk-fashion
+    strategy: STRATEGY_ROUND_ROBIN
+    sla_minutes: 5
+    reps: [{id: alice, name: Alice}, {id: bob, name: Bob}]
+  - id: inbound
+    strategy: STRATEGY_ROUND_ROBIN
+    sla_minutes: 5
+    reps: [{id: carol, name: Carol}, {id: dave, name: Dave}]
+)yaml";
+
+constexpr char kNurtureTracks[] = R"yaml(
+version: e2e-nurture-1
+tracks:
+  - id: cold-welcome
+    name: Cold welcome
+    priority: 10
+    enroll_when: [{field: category, equals: cold}]
+    steps:
+      - {channel: CHANNEL_EMAIL, content_id: welcome, delay_hours: 0}
+      - {channel: CHANNEL_EMAIL, content_id: follow-up, delay_hours: 72}
+)yaml";
+
+// A time zone where it is mid-day now, so quiet hours never defer the test's first touch.
+std::string DaytimeZone() {
+  const int utc_hour = static_cast<int>(absl::ToCivilHour(absl::Now(), absl::UTCTimeZone()).hour());
+  int offset = 12 - utc_hour;  // hours to add to UTC to reach noon
+  if (offset > 12) offset -= 24;
+  if (offset < -12) offset += 24;
+  if (offset == 0) return "Etc/UTC";
+  // POSIX Etc zones have inverted signs: Etc/GMT-3 is UTC+3.
+  return absl::StrCat("Etc/GMT", offset > 0 ? "-" : "+", std::abs(offset));
+}
+
+LeadSubmission Lead(const std::string& id, const std::string& title, const std::string& country) {
+  LeadSubmission s;
+  s.set_request_id(id);
+  s.set_source("web_form");
+  s.set_email(absl::StrCat(id, "@example-corp.com"));
+  s.set_first_name("Test");
+  s.set_last_name(id);
+  s.set_company("Example Corp");
+  s.set_job_title(title);
+  s.set_country(country);
+  s.set_external_id(absl::StrCat("user-", id));
+  s.set_time_zone(DaytimeZone());
+  auto* consent = s.add_consents();
+  consent->set_channel(events::v1::CHANNEL_EMAIL);
+  consent->set_granted(true);
+  return s;
+}
+
+kafka::OutboundMessage JsonOn(const std::string& topic, const std::string& key,
+                              const std::string& json) {
+  kafka::OutboundMessage m{topic, key, json, {}};
+  m.headers.push_back({std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
+  return m;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
+    absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
+    ASSERT_TRUE(env.ok()) << env.status();
+    props_ = testing::KafkaProps(env->kafka_bootstrap());
+    ASSERT_TRUE(testing::WaitForKafka(props_, absl::Seconds(30)).ok());
+    const std::string prefix = testing::TestEnv::UniqueName("e2e") + ".";
+    absl::StatusOr<std::unique_ptr<PipelineStack>> stack = PipelineStack::Start(
+        env->kafka_bootstrap(), prefix,
+        {{"scoring.yaml", kScoringRules}, {"routing.yaml", kRoutingRules},
+         {"nurture.yaml", kNurtureTracks}});
+    ASSERT_TRUE(stack.ok()) << stack.status();
+    stack_ = *std::move(stack);
+    absl::StatusOr<std::unique_ptr<kafka::Producer>> producer = testing::MakeProducer(props_);
+    ASSERT_TRUE(producer.ok()) << producer.status();
+    producer_ = *std::move(producer);
+  }
+
+  std::unique_ptr<testing::TopicReader> Read(const std::string& base) {
+    absl::StatusOr<std::unique_ptr<testing::TopicReader>> reader =
+        testing::TopicReader::Start(props_, {stack_->Topic(base)});
+    EXPECT_TRUE(reader.ok()) << reader.status();
+    return reader.ok() ? *std::move(reader) : nullptr;
+  }
+
+  template <typename T>
+  static std::vector<T> Decoded(const testing::TopicReader& reader) {
+    std::vector<T> out;
+    for (const kafka::ConsumedMessage& m : reader.Messages()) {
+      T event;
+      if (events::Decode(m, &event).ok()) out.push_back(std::move(event));
+    }
+    return out;
+  }
+
+  void PublishLead(const LeadSubmission& s) {
+    ASSERT_TRUE(testing::ProduceAndWait(*producer_, JsonOn(stack_->Topic("leads.inbound"),
+                                                           s.email(), events::ToJson(s)))
+                    .ok());
+  }
+
+  testing::KafkaProperties props_;
+  std::unique_ptr<PipelineStack> stack_;
+  std::unique_ptr<kafka::Producer> producer_;
+};
+
+TEST_F(PipelineTest, LeadsFlowFromCaptureThroughScoringToRoutingAndNurturing) {
+  auto routed = Read("leads.routed");
+  auto touches = Read("nurture.touches");
+  auto activity = Read("leads.activity");
+
+  // An executive from the UK interested in shoes, through the gRPC API: sales-ready on fit.
+  auto capture = capture::v1::Capture::NewStub(
+      grpc::CreateChannel(stack_->GrpcAddress("capture"), grpc::InsecureChannelCredentials()));
+  capture::v1::SubmitLeadRequest request;
+  *request.mutable_submission() = Lead("exec-uk", "CEO", "United Kingdom");
+  request.mutable_submission()->add_interests("Shoes");
+  capture::v1::SubmitLeadResponse response;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(capture->SubmitLead(&ctx, request, &response).ok());
+  EXPECT_TRUE(response.created());
+  const std::string exec_id = response.lead_id();
+
+  // A manager as JSON on leads.inbound: warm on fit, sales-ready after a demo request tracked
+  // through activities.inbound.
+  PublishLead(Lead("manager-de", "Marketing Manager", "DE"));
+  ASSERT_TRUE(testing::ProduceAndWait(
+                  *producer_,
+                  JsonOn(stack_->Topic("activities.inbound"), "user-manager-de",
+                         R"({"type":"track","messageId":"m-demo-1","userId":"user-manager-de",)"
+                         R"("event":"Demo Requested","timestamp":")" +
+                             absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
+                                              absl::UTCTimeZone()) +
+                             R"("})"))
+                  .ok());
+
+  // A student: cold, so nurtured.
+  PublishLead(Lead("student-fr", "Student", "France"));
+
+  ASSERT_TRUE(routed->WaitForCount(2, absl::Seconds(60)))
+      << "routed " << routed->Count() << "; see logs in " << stack_->LogFile("routing");
+  std::map<std::string, events::v1::LeadRouted> by_team;
+  for (auto& r : Decoded<events::v1::LeadRouted>(*routed)) by_team[r.team_id()] = r;
+  ASSERT_TRUE(by_team.contains("uk-fashion"));
+  EXPECT_EQ(by_team["uk-fashion"].envelope().lead_id(), exec_id);
+  EXPECT_EQ(by_team["uk-fashion"].lead().country(), "GB");
+  EXPECT_FALSE(by_team["uk-fashion"].rep_id().empty());
+  ASSERT_TRUE(by_team.contains("inbound"));
+  EXPECT_EQ(by_team["inbound"].lead().email(), "manager-de@example-corp.com");
+  for (const kafka::ConsumedMessage& m : routed->Messages()) {
+    EXPECT_TRUE(m.key == "uk-fashion" || m.key == "inbound") << "leads.routed is keyed by team";
+  }
+
+  ASSERT_TRUE(activity->WaitForCount(1, absl::Seconds(30)));
+  EXPECT_EQ(Decoded<events::v1::LeadActivity>(*activity)[0].activity().type(), "demo_request");
+
+  ASSERT_TRUE(touches->WaitForCount(1, absl::Seconds(60)))
+      << "see logs in " << stack_->LogFile("nurturing");
+  const auto touch = Decoded<events::v1::NurtureTouch>(*touches)[0];
+  EXPECT_EQ(touch.track_id(), "cold-welcome");
+  EXPECT_EQ(touch.step(), 0);
+  EXPECT_EQ(touch.content_id(), "welcome");
+  EXPECT_EQ(touch.address(), "student-fr@example-corp.com");
+}
+
+TEST_F(PipelineTest, MalformedInboundMessageGoesToDlqWithReasonAndNextIsProcessed) {
+  auto dlq = Read("leads.inbound.dlq");
+  auto captured = Read("leads.captured");
+  ASSERT_TRUE(testing::ProduceAndWait(*producer_, JsonOn(stack_->Topic("leads.inbound"), "bad",
+                                                         R"({"email": "no-closing-brace")"))
+                  .ok());
+  PublishLead(Lead("after-bad", "CEO", "GB"));
+
+  ASSERT_TRUE(dlq->WaitForCount(1, absl::Seconds(60)));
+  const kafka::ConsumedMessage bad = dlq->Messages()[0];
+  EXPECT_EQ(bad.value, R"({"email": "no-closing-brace")");
+  EXPECT_EQ(bad.HeaderValue(kafka::kDlqTopicHeader).value_or(""), stack_->Topic("leads.inbound"));
+  EXPECT_EQ(bad.HeaderValue(kafka::kDlqErrorClassHeader).value_or(""), "INVALID_ARGUMENT");
+  EXPECT_NE(bad.HeaderValue(kafka::kDlqErrorMessageHeader).value_or(""), "");
+  EXPECT_TRUE(bad.HeaderValue(kafka::kDlqOffsetHeader).has_value());
+
+  ASSERT_TRUE(captured->WaitForCount(1, absl::Seconds(60)));
+  EXPECT_EQ(Decoded<events::v1::LeadCaptured>(*captured)[0].lead().email(),
+            "after-bad@example-corp.com");
+}
+
+TEST_F(PipelineTest, ErasureRemovesTheLeadFromCapture) {
+  auto capture = capture::v1::Capture::NewStub(
+      grpc::CreateChannel(stack_->GrpcAddress("capture"), grpc::InsecureChannelCredentials()));
+  capture::v1::SubmitLeadRequest request;
+  *request.mutable_submission() = Lead("to-erase", "CEO", "GB");
+  capture::v1::SubmitLeadResponse response;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(capture->SubmitLead(&ctx, request, &response).ok());
+  }
+  events::v1::LeadErasure erasure;
+  *erasure.mutable_envelope() = events::MakeEnvelope({.event_id = "erase-1",
+                                                      .lead_id = response.lead_id(),
+                                                      .occurred_at = absl::Now(),
+                                                      .produced_at = absl::Now(),
+                                                      .causation_id = "erase-1",
+                                                      .producer = "test"});
+  erasure.set_reason("gdpr request");
+  ASSERT_TRUE(testing::ProduceAndWait(*producer_, events::Encode(stack_->Topic("leads.erasure"),
+                                                                 response.lead_id(), erasure))
+                  .ok());
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        grpc::ClientContext ctx;
+        capture::v1::GetLeadRequest get;
+        get.set_lead_id(response.lead_id());
+        capture::v1::GetLeadResponse lead;
+        return capture->GetLead(&ctx, get, &lead).error_code() == grpc::StatusCode::NOT_FOUND;
+      },
+      absl::Seconds(60)));
+}
+
+TEST_F(PipelineTest, SigkilledServicesLoseNoLeadAndRouteEachExactlyOnce) {
+  constexpr int kLeads = 120;
+  auto routed = Read("leads.routed");
+  ASSERT_TRUE(routed->WaitForAssignment(absl::Seconds(30)));
+
+  // Leads stream in while every service is killed (SIGKILL, no chance to flush or commit) and
+  // restarted, one after the other.
+  std::thread feeder([&] {
+    for (int i = 0; i < kLeads; ++i) {
+      LeadSubmission s = Lead(absl::StrCat("kill-", i), "Founder", i % 2 ? "GB" : "US");
+      (void)testing::ProduceAndWait(*producer_, JsonOn(stack_->Topic("leads.inbound"), s.email(),
+                                                       events::ToJson(s)));
+      absl::SleepFor(absl::Milliseconds(40));  // pacing the load generator, not synchronising
+    }
+  });
+  for (const std::string& service : {"capture", "scoring", "routing", "tracking", "capture"}) {
+    // Kill once some traffic has gone through, so the kill lands mid-stream.
+    const size_t seen = routed->Count();
+    testing::WaitFor([&] { return routed->Count() >= seen + 5; }, absl::Seconds(20));
+    ASSERT_TRUE(stack_->Kill(service, SIGKILL).ok()) << service;
+    ASSERT_TRUE(stack_->Restart(service).ok()) << service;
+  }
+  feeder.join();
+
+  // Every lead routed; one routing decision (event id) per lead; wire duplicates allowed.
+  std::map<std::string, std::set<std::string>> decisions;
+  const bool all = testing::WaitFor(
+      [&] {
+        decisions.clear();
+        for (auto& r : Decoded<events::v1::LeadRouted>(*routed)) {
+          decisions[r.envelope().lead_id()].insert(r.envelope().event_id());
+        }
+        return decisions.size() >= static_cast<size_t>(kLeads);
+      },
+      absl::Seconds(120));
+  EXPECT_TRUE(all) << "routed " << decisions.size() << " of " << kLeads;
+  EXPECT_EQ(decisions.size(), static_cast<size_t>(kLeads));
+  for (const auto& [lead, ids] : decisions) {
+    EXPECT_EQ(ids.size(), 1u) << "lead " << lead << " routed by " << ids.size() << " decisions";
+  }
+}
+
+}  // namespace
+}  // namespace leadflow::e2e
