@@ -64,7 +64,7 @@ struct DemoLead {
   bool webinar = false;
 };
 
-DemoLead MakeLead(int i, std::mt19937_64& rng) {
+DemoLead MakeLead(int i, const std::string& run, std::mt19937_64& rng) {
   auto pick = [&rng](auto& array) -> decltype(auto) {
     return array[rng() % (sizeof(array) / sizeof(array[0]))];
   };
@@ -75,11 +75,12 @@ DemoLead MakeLead(int i, std::mt19937_64& rng) {
   const std::string company = pick(kCompanies);
   const Profile& profile = pick(kProfiles);
   std::string domain = absl::AsciiStrToLower(company.substr(0, company.find(' ')));
-  s.set_request_id(absl::StrCat("demo-", i));
+  s.set_request_id(absl::StrCat("demo-", run, "-", i));
   s.set_source(pick(kSources));
   s.set_first_name(first);
   s.set_last_name(last);
-  s.set_email(absl::StrCat(absl::AsciiStrToLower(first), ".", i, "@", domain, ".example.com"));
+  s.set_email(absl::StrCat(absl::AsciiStrToLower(first), ".", i, ".", run, "@", domain,
+                           ".example.com"));
   if (rng() % 3 == 0) s.set_phone(absl::StrFormat("+44 20 7946 %04d", i % 10000));
   s.set_company(company);
   s.set_job_title(pick(kTitles));
@@ -87,7 +88,7 @@ DemoLead MakeLead(int i, std::mt19937_64& rng) {
   s.set_country(profile.country);
   s.set_city(profile.region_name);
   for (const char* interest : profile.interests) s.add_interests(interest);
-  lead.external_id = absl::StrCat("demo-user-", i);
+  lead.external_id = absl::StrCat("demo-", run, "-user-", i);
   s.set_external_id(lead.external_id);
   if (rng() % 10 < 8) {
     auto* consent = s.add_consents();
@@ -156,8 +157,11 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   if (!producer.ok()) return producer.status();
 
   std::mt19937_64 rng(options.seed);
+  // Every run is new people: ids carry a run stamp, and the report counts only this run's leads.
+  const std::string run = absl::FormatTime("%Y%m%d%H%M%S", absl::Now(), absl::UTCTimeZone());
+  const std::string run_prefix = absl::StrCat("demo-", run, "-");
   std::vector<DemoLead> leads;
-  for (int i = 0; i < options.leads; ++i) leads.push_back(MakeLead(i, rng));
+  for (int i = 0; i < options.leads; ++i) leads.push_back(MakeLead(i, run, rng));
   const absl::Time start = absl::Now();
   std::printf("leadflow demo: %d leads, seed %llu\n\n", options.leads,
               static_cast<unsigned long long>(options.seed));
@@ -230,19 +234,19 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     };
     int n = 0;
     for (int p = 0; p < l.page_views; ++p) {
-      send(SegmentJson("page", absl::StrCat("demo-act-", i, "-", n++), l.external_id, "Blog",
+      send(SegmentJson("page", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id, "Blog",
                        absl::StrCat("https://www.example.com/blog/post-", p), now));
     }
     for (int p = 0; p < l.pricing_views; ++p) {
-      send(SegmentJson("page", absl::StrCat("demo-act-", i, "-", n++), l.external_id, "Pricing",
+      send(SegmentJson("page", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id, "Pricing",
                        "https://www.example.com/pricing", now));
     }
     if (l.webinar) {
-      send(SegmentJson("track", absl::StrCat("demo-act-", i, "-", n++), l.external_id,
+      send(SegmentJson("track", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id,
                        "Webinar Attended", "", now));
     }
     if (l.demo_request) {
-      send(SegmentJson("track", absl::StrCat("demo-act-", i, "-", n++), l.external_id,
+      send(SegmentJson("track", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id,
                        "Demo Requested", "", now));
     }
   }
@@ -259,34 +263,36 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   std::set<std::string> captured_leads;
   std::map<std::string, events::v1::Category> category;
   std::map<std::string, events::v1::LeadRouted> routed;  // by lead, last decision
-  std::map<std::string, int> routed_events;
-  std::map<std::string, std::set<int>> touches_by_track;  // track → steps
-  std::map<std::string, int> touch_count_by_track;
-  std::set<std::string> nurtured_leads;
+  std::map<std::string, std::vector<std::string>> routed_events;  // event id → lead, per copy
+  struct Touch {
+    std::string lead, track;
+    int step;
+  };
+  std::vector<Touch> touches;
   int dlq = 0;
   absl::Time last_change = absl::Now();
   auto on_message = [&](const kafka::ConsumedMessage& m) {
     last_change = absl::Now();
     if (m.topic == topics.Name(kafka::kLeadsCaptured)) {
       events::v1::LeadCaptured e;
-      if (events::Decode(m, &e).ok()) captured_leads.insert(e.envelope().lead_id());
+      if (events::Decode(m, &e).ok() && e.envelope().trace_id().starts_with(run_prefix)) {
+        captured_leads.insert(e.envelope().lead_id());
+      }
     } else if (m.topic == topics.Name(kafka::kLeadsScored)) {
       events::v1::LeadScored e;
       if (events::Decode(m, &e).ok()) category[e.envelope().lead_id()] = e.score().category();
     } else if (m.topic == topics.Name(kafka::kLeadsRouted)) {
       events::v1::LeadRouted e;
       if (events::Decode(m, &e).ok()) {
-        ++routed_events[e.envelope().event_id()];
+        routed_events[e.envelope().event_id()].push_back(e.envelope().lead_id());
         routed[e.envelope().lead_id()] = e;
       }
     } else if (m.topic == topics.Name(kafka::kNurtureTouches)) {
       events::v1::NurtureTouch t;
       if (events::Decode(m, &t).ok()) {
-        touches_by_track[t.track_id()].insert(t.step());
-        ++touch_count_by_track[t.track_id()];
-        nurtured_leads.insert(t.envelope().lead_id());
+        touches.push_back({t.envelope().lead_id(), t.track_id(), t.step()});
       }
-    } else {
+    } else if (m.value.find(run_prefix) != std::string::npos) {
       ++dlq;
     }
   };
@@ -299,6 +305,11 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
                absl::Now() - last_change > absl::Seconds(4);
       },
       absl::Seconds(options.settle_seconds));
+
+  // Other runs' leads are on the same topics: keep this run's only.
+  auto this_run = [&](const std::string& lead) { return captured_leads.contains(lead); };
+  std::erase_if(routed, [&](const auto& kv) { return !this_run(kv.first); });
+  std::erase_if(category, [&](const auto& kv) { return !this_run(kv.first); });
 
   // 4. Outcomes for routed leads: a third won, a third lost (recycled into nurturing).
   int won = 0, lost = 0;
@@ -334,7 +345,18 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
                          absl::Seconds(30));
   }
 
-  // 5. Report.
+  // 5. Report (this run's leads only).
+  std::erase_if(routed, [&](const auto& kv) { return !this_run(kv.first); });
+  std::erase_if(category, [&](const auto& kv) { return !this_run(kv.first); });
+  std::map<std::string, std::set<int>> touches_by_track;  // track → steps
+  std::map<std::string, int> touch_count_by_track;
+  std::set<std::string> nurtured_leads;
+  for (const Touch& t : touches) {
+    if (!this_run(t.lead)) continue;
+    touches_by_track[t.track].insert(t.step);
+    ++touch_count_by_track[t.track];
+    nurtured_leads.insert(t.lead);
+  }
   std::printf("\n== Routed leads per team (%zu leads routed) ==\n", routed.size());
   std::map<std::string, std::map<std::string, int>> per_team;
   for (const auto& [lead, r] : routed) ++per_team[r.team_id()][r.rep_id()];
@@ -364,7 +386,9 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   std::map<std::string, int> by_category;
   for (const auto& [lead, c] : category) ++by_category[CategoryName(c)];
   int duplicate_routes = 0;
-  for (const auto& [id, n] : routed_events) duplicate_routes += n > 1 ? n - 1 : 0;
+  for (const auto& [id, copies] : routed_events) {
+    if (this_run(copies.front()) && copies.size() > 1) duplicate_routes += copies.size() - 1;
+  }
   std::printf("\n== Funnel ==\n");
   std::printf("  submissions        %d (%d people + %d resubmissions)\n", options.leads + resubmitted,
               options.leads, resubmitted);
