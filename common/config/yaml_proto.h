@@ -68,7 +68,7 @@ class Reloadable final : public ReloadableBase {
     absl::StatusOr<std::shared_ptr<const Compiled>> next = loader_(path_);
     if (!next.ok()) {
       spdlog::error("rejected reload of {}: {}; the running rules stay", path_,
-                    next.status().message());
+                    std::string(next.status().message()));
       return next.status();
     }
     absl::MutexLock lock(&mu_);

@@ -1,0 +1,250 @@
+// Merging a submission into a lead record, and creating a record from a submission.
+
+#include <google/protobuf/util/message_differencer.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/rules/time_util.h"
+#include "services/capture/engine.h"
+#include "services/capture/engine_internal.h"
+
+namespace leadflow::capture {
+
+namespace {
+
+using events::v1::Attribution;
+using events::v1::Consent;
+using events::v1::LeadProfile;
+using events::v1::LeadSubmission;
+using google::protobuf::util::MessageDifferencer;
+using rules::ToTime;
+using rules::ToTimestamp;
+
+absl::Time SubmittedAt(const LeadSubmission& s, absl::Time now) {
+  return s.has_submitted_at() ? ToTime(s.submitted_at()) : now;
+}
+
+// The touch a submission represents: its attribution, with the submission's source and time
+// where the attribution has none.
+Attribution TouchOf(const LeadSubmission& s, absl::Time submitted_at) {
+  Attribution touch = s.attribution();
+  if (touch.source().empty()) touch.set_source(s.source());
+  if (!touch.has_at()) *touch.mutable_at() = ToTimestamp(submitted_at);
+  return touch;
+}
+
+// Appends `value` to `list` unless empty or already there.
+template <typename List>
+void AddUnique(const std::string& value, List* list) {
+  if (value.empty()) return;
+  if (std::find(list->begin(), list->end(), value) == list->end()) list->Add(std::string(value));
+}
+
+// Adds `incoming` consents to the latest-per-channel map: a later `at` wins; at the same instant
+// a withdrawal wins over a grant, the reading that never contacts someone who said no.
+void MergeConsents(const google::protobuf::RepeatedPtrField<Consent>& incoming,
+                   std::map<int, Consent>* latest) {
+  for (const Consent& consent : incoming) {
+    if (consent.channel() == events::v1::CHANNEL_UNSPECIFIED) continue;
+    auto [it, inserted] = latest->try_emplace(consent.channel(), consent);
+    if (inserted) continue;
+    const absl::Time current_at = ToTime(it->second.at());
+    const absl::Time incoming_at = ToTime(consent.at());
+    if (incoming_at > current_at ||
+        (incoming_at == current_at && it->second.granted() && !consent.granted())) {
+      it->second = consent;
+    }
+  }
+}
+
+void SetConsents(const std::map<int, Consent>& latest, LeadProfile* lead) {
+  lead->clear_consents();
+  for (const auto& [channel, consent] : latest) *lead->add_consents() = consent;
+}
+
+// Collects the top-level field of every difference the differencer reports.
+class TopLevelFieldCollector : public MessageDifferencer::Reporter {
+ public:
+  using SpecificField = MessageDifferencer::SpecificField;
+
+  void ReportAdded(const google::protobuf::Message&, const google::protobuf::Message&,
+                   const std::vector<SpecificField>& path) override {
+    Collect(path);
+  }
+  void ReportDeleted(const google::protobuf::Message&, const google::protobuf::Message&,
+                     const std::vector<SpecificField>& path) override {
+    Collect(path);
+  }
+  void ReportModified(const google::protobuf::Message&, const google::protobuf::Message&,
+                      const std::vector<SpecificField>& path) override {
+    Collect(path);
+  }
+  void ReportMoved(const google::protobuf::Message&, const google::protobuf::Message&,
+                   const std::vector<SpecificField>& path) override {
+    Collect(path);
+  }
+
+  // Field names in field-number order.
+  std::vector<std::string> Names() const {
+    std::vector<std::string> names;
+    for (const auto& [number, name] : fields_) names.push_back(name);
+    return names;
+  }
+
+ private:
+  void Collect(const std::vector<SpecificField>& path) {
+    if (!path.empty() && path.front().field != nullptr) {
+      fields_.emplace(path.front().field->number(), path.front().field->name());
+    }
+  }
+
+  std::map<int, std::string> fields_;
+};
+
+// Names of the LeadProfile fields that differ between `before` and `after`, except updated_at.
+std::vector<std::string> ChangedFields(const LeadProfile& before, const LeadProfile& after) {
+  TopLevelFieldCollector collector;
+  MessageDifferencer differencer;
+  differencer.IgnoreField(
+      LeadProfile::descriptor()->FindFieldByNumber(LeadProfile::kUpdatedAtFieldNumber));
+  differencer.ReportDifferencesTo(&collector);
+  differencer.Compare(before, after);
+  return collector.Names();
+}
+
+}  // namespace
+
+MergeResult Merge(const LeadProfile& existing, const NormalizedSubmission& submission,
+                  absl::Time now) {
+  const LeadSubmission& s = submission.submission;
+  const absl::Time submitted_at = SubmittedAt(s, now);
+  const bool newer = !existing.has_updated_at() || submitted_at >= ToTime(existing.updated_at());
+
+  LeadProfile lead = existing;
+
+  // A newer non-empty value wins; an older one only fills a gap.
+  auto take = [newer](const std::string& incoming, const std::string& current, auto setter) {
+    if (!incoming.empty() && (newer || current.empty())) setter(incoming);
+  };
+  take(s.phone(), lead.phone(), [&](const std::string& v) { lead.set_phone(v); });
+  take(s.first_name(), lead.first_name(), [&](const std::string& v) { lead.set_first_name(v); });
+  take(s.last_name(), lead.last_name(), [&](const std::string& v) { lead.set_last_name(v); });
+  take(s.company(), lead.company(), [&](const std::string& v) { lead.set_company(v); });
+  take(s.job_title(), lead.job_title(), [&](const std::string& v) {
+    lead.set_job_title(v);
+    lead.set_seniority(submission.seniority);
+    lead.set_job_function(submission.job_function);
+  });
+  take(s.industry(), lead.industry(), [&](const std::string& v) { lead.set_industry(v); });
+  take(s.country(), lead.country(), [&](const std::string& v) { lead.set_country(v); });
+  take(s.region(), lead.region(), [&](const std::string& v) { lead.set_region(v); });
+  take(s.city(), lead.city(), [&](const std::string& v) { lead.set_city(v); });
+  take(s.language(), lead.language(), [&](const std::string& v) { lead.set_language(v); });
+  take(s.time_zone(), lead.time_zone(), [&](const std::string& v) { lead.set_time_zone(v); });
+  if (s.company_size() > 0 && (newer || lead.company_size() == 0)) {
+    lead.set_company_size(s.company_size());
+  }
+
+  // E-mail: as above, except that a verified address is never replaced by an unverified one.
+  if (!s.email().empty()) {
+    const bool same_mailbox =
+        !existing.email().empty() && EmailMatchKey(existing.email()) == submission.email_match_key;
+    if (existing.email().empty()) {
+      lead.set_email(s.email());
+      lead.set_email_verified(s.email_verified());
+    } else if (same_mailbox) {
+      // Same mailbox, perhaps spelled differently ("j.doe@" vs "jdoe@" at Gmail).
+      if (newer && (s.email_verified() || !existing.email_verified())) lead.set_email(s.email());
+      if (s.email_verified()) lead.set_email_verified(true);
+    } else if (newer && (s.email_verified() || !existing.email_verified())) {
+      lead.set_email(s.email());
+      lead.set_email_verified(s.email_verified());
+    }
+  }
+
+  // Accumulating lists.
+  for (const std::string& interest : s.interests()) AddUnique(interest, lead.mutable_interests());
+  AddUnique(s.source(), lead.mutable_sources());
+  AddUnique(s.anonymous_id(), lead.mutable_anonymous_ids());
+  AddUnique(s.external_id(), lead.mutable_external_ids());
+
+  std::map<int, Consent> consents;
+  MergeConsents(existing.consents(), &consents);
+  MergeConsents(s.consents(), &consents);
+  SetConsents(consents, &lead);
+
+  lead.set_do_not_contact(existing.do_not_contact() || s.do_not_contact());
+
+  // Touches: the earliest is the first touch, the latest the last.
+  const Attribution touch = TouchOf(s, submitted_at);
+  if (!existing.has_first_touch() || ToTime(touch.at()) < ToTime(existing.first_touch().at())) {
+    *lead.mutable_first_touch() = touch;
+  }
+  if (!existing.has_last_touch() || ToTime(touch.at()) >= ToTime(existing.last_touch().at())) {
+    *lead.mutable_last_touch() = touch;
+  }
+
+  // Custom attributes, key by key. Iterated in key order so the result never depends on the
+  // hash order of the map.
+  const std::map<std::string, std::string> custom(s.custom().begin(), s.custom().end());
+  for (const auto& [key, value] : custom) {
+    if (value.empty()) continue;
+    auto it = lead.custom().find(key);
+    if (it == lead.custom().end() || it->second.empty() || newer) {
+      (*lead.mutable_custom())[key] = value;
+    }
+  }
+
+  if (newer) *lead.mutable_updated_at() = ToTimestamp(submitted_at);
+
+  MergeResult result;
+  result.changed_fields = ChangedFields(existing, lead);
+  result.lead = std::move(lead);
+  return result;
+}
+
+LeadProfile NewLead(const NormalizedSubmission& submission, std::string lead_id, absl::Time now) {
+  const LeadSubmission& s = submission.submission;
+  const absl::Time submitted_at = SubmittedAt(s, now);
+
+  LeadProfile lead;
+  lead.set_lead_id(std::move(lead_id));
+  lead.set_email(s.email());
+  lead.set_email_verified(s.email_verified() && !s.email().empty());
+  lead.set_phone(s.phone());
+  lead.set_first_name(s.first_name());
+  lead.set_last_name(s.last_name());
+  lead.set_company(s.company());
+  lead.set_job_title(s.job_title());
+  lead.set_seniority(submission.seniority);
+  lead.set_job_function(submission.job_function);
+  lead.set_company_size(std::max(0, s.company_size()));
+  lead.set_industry(s.industry());
+  lead.set_country(s.country());
+  lead.set_region(s.region());
+  lead.set_city(s.city());
+  lead.set_language(s.language());
+  lead.set_time_zone(s.time_zone());
+  for (const std::string& interest : s.interests()) AddUnique(interest, lead.mutable_interests());
+  for (const auto& [key, value] : s.custom()) {
+    if (!value.empty()) (*lead.mutable_custom())[key] = value;
+  }
+  std::map<int, Consent> consents;
+  MergeConsents(s.consents(), &consents);
+  SetConsents(consents, &lead);
+  lead.set_do_not_contact(s.do_not_contact());
+  AddUnique(s.source(), lead.mutable_sources());
+  *lead.mutable_first_touch() = TouchOf(s, submitted_at);
+  *lead.mutable_last_touch() = lead.first_touch();
+  AddUnique(s.anonymous_id(), lead.mutable_anonymous_ids());
+  AddUnique(s.external_id(), lead.mutable_external_ids());
+  *lead.mutable_created_at() = ToTimestamp(submitted_at);
+  *lead.mutable_updated_at() = ToTimestamp(submitted_at);
+  return lead;
+}
+
+}  // namespace leadflow::capture
