@@ -116,6 +116,13 @@ const Track* CompiledNurtureTracks::FindTrack(absl::string_view id) const {
   return nullptr;
 }
 
+std::vector<const Track*> CompiledNurtureTracks::Tracks() const {
+  std::vector<const Track*> out;
+  out.reserve(entries_.size());
+  for (const Entry& entry : entries_) out.push_back(&entry.track);
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> CompileNurtureTracks(
     const config::v1::NurtureTracks& tracks) {
   std::shared_ptr<CompiledNurtureTracks> out(new CompiledNurtureTracks());

@@ -40,6 +40,9 @@ class CompiledNurtureTracks {
   const std::string& version() const { return version_; }
   // The track with `id`, or null.
   const config::v1::Track* FindTrack(absl::string_view id) const;
+  // Every track, highest priority first (equal priorities in file order). The pointers live as
+  // long as this object.
+  std::vector<const config::v1::Track*> Tracks() const;
 
  private:
   struct Entry {

@@ -1,0 +1,62 @@
+#include "services/nurturing/app.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/config/yaml_proto.h"
+#include "common/kafka/topic_router.h"
+#include "services/nurturing/grpc_service.h"
+#include "services/nurturing/handler.h"
+#include "services/nurturing/scheduler.h"
+#include "services/nurturing/store.h"
+
+namespace leadflow::nurturing {
+
+absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> LoadNurtureTracks(
+    const std::string& path) {
+  config::v1::NurtureTracks tracks;
+  if (absl::Status s = config::LoadYamlProto(path, &tracks); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> compiled =
+      CompileNurtureTracks(tracks);
+  if (!compiled.ok()) {
+    return absl::Status(compiled.status().code(),
+                        absl::StrCat(path, ": ", compiled.status().message()));
+  }
+  return compiled;
+}
+
+absl::Status RunNurturing(runtime::ServiceContext& context) {
+  absl::StatusOr<std::unique_ptr<config::Reloadable<CompiledNurtureTracks>>> rules =
+      config::Reloadable<CompiledNurtureTracks>::Create(context.ConfigPath("nurture.yaml"),
+                                                        LoadNurtureTracks);
+  if (!rules.ok()) return rules.status();
+  config::Reloadable<CompiledNurtureTracks>& reloadable = **rules;
+  const TracksSource tracks = [&reloadable] { return reloadable.Current(); };
+
+  NurturingOptions options;
+  options.dedup_ttl = context.config().dedup_ttl;
+  SchedulerOptions scheduler_options;
+  if (context.JsonOutput(kafka::kNurtureTouches)) {
+    scheduler_options.encoding = events::Encoding::kJson;
+  }
+
+  NurturingStore store(context.redis());
+  NurturingHandler handler(store, tracks, context.clock(), options);
+  NurtureScheduler scheduler(store, tracks, context.producer(), context.topics(), context.clock(),
+                             context.registry(), options, scheduler_options);
+  NurturingGrpcService grpc_service(handler, tracks);
+
+  kafka::TopicRouter router;
+  router.Add(context.topics().Name(kafka::kLeadsScored),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); });
+  router.Add(context.topics().Name(kafka::kLeadsErasure),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleErasure(m); });
+
+  runtime::ServiceContext::RunOptions run;
+  run.grpc_services = {&grpc_service};
+  run.handler = &router;
+  run.topics = router.Topics();
+  run.tasks = {[&scheduler](const absl::Notification& stop) { scheduler.Run(stop); }};
+  run.reloadables = {&reloadable};
+  return context.Run(std::move(run));
+}
+
+}  // namespace leadflow::nurturing

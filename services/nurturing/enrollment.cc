@@ -1,0 +1,330 @@
+#include "services/nurturing/enrollment.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/events/envelope.h"
+#include "common/rules/time_util.h"
+
+namespace leadflow::nurturing {
+namespace {
+
+using internal::v1::NurtureEnrollment;
+using internal::v1::NurtureLeadState;
+
+constexpr char kTrackRemoved[] = "track_removed";
+constexpr char kUnsubscribeSource[] = "nurturing:unsubscribe";
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) { return rules::ToTime(ts); }
+google::protobuf::Timestamp Stamp(absl::Time t) { return rules::ToTimestamp(t); }
+
+bool IsOpen(const NurtureLeadState& state) {
+  return state.has_current() &&
+         (state.current().state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE ||
+          state.current().state() == internal::v1::NURTURE_ENROLLMENT_PAUSED);
+}
+
+// When step `enrollment.next_step()` falls due; the base time itself once the track is done.
+absl::Time NextDue(const NurtureEnrollment& enrollment, const config::v1::Track& track) {
+  const absl::Time base = TimeOf(enrollment.step_base_at());
+  if (enrollment.next_step() >= track.steps_size()) return base;
+  return base + absl::Hours(track.steps(enrollment.next_step()).delay_hours());
+}
+
+// Moves past the current step, whose due time was `due_at`.
+void Advance(NurtureEnrollment& enrollment, const config::v1::Track& track, absl::Time due_at) {
+  enrollment.set_next_step(enrollment.next_step() + 1);
+  *enrollment.mutable_step_base_at() = Stamp(due_at);
+  *enrollment.mutable_next_due_at() = Stamp(NextDue(enrollment, track));
+}
+
+void End(NurtureLeadState& state, internal::v1::NurtureEnrollmentState how,
+         absl::string_view reason, const NurturingPolicy& policy, absl::Time now) {
+  NurtureEnrollment& current = *state.mutable_current();
+  current.set_state(how);
+  current.set_exit_reason(std::string(reason));
+  current.clear_paused_at();
+  *current.mutable_ended_at() = Stamp(now);
+  *state.mutable_cooldown_until() = Stamp(now + policy.reenroll_cooldown);
+  if (how == internal::v1::NURTURE_ENROLLMENT_COMPLETED) {
+    const auto& done = state.completed_tracks();
+    if (std::find(done.begin(), done.end(), current.track_id()) == done.end()) {
+      state.add_completed_tracks(current.track_id());
+    }
+  }
+}
+
+void Enroll(NurtureLeadState& state, const config::v1::Track& track, const std::string& version,
+            const NurturingPolicy& policy, absl::Time now, const std::string& cause_event_id,
+            const std::string& trace_id) {
+  if (state.has_current()) {
+    // Newest first, bounded.
+    auto& past = *state.mutable_past();
+    *past.Add() = std::move(*state.mutable_current());
+    for (int i = past.size() - 1; i > 0; --i) past.SwapElements(i, i - 1);
+    while (past.size() > policy.max_past_enrollments) past.RemoveLast();
+  }
+  int32_t& count = (*state.mutable_enrollments_per_track())[track.id()];
+  ++count;
+  NurtureEnrollment& e = *state.mutable_current();
+  e.Clear();
+  e.set_track_id(track.id());
+  e.set_track_version(version);
+  e.set_state(internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  e.set_next_step(0);
+  *e.mutable_step_base_at() = Stamp(now);
+  *e.mutable_enrolled_at() = Stamp(now);
+  *e.mutable_next_due_at() = Stamp(NextDue(e, track));
+  e.set_attempt(count);
+  e.set_cause_event_id(cause_event_id);
+  e.set_trace_id(trace_id);
+  state.clear_reconsider_at();
+}
+
+// Enrols a lead that is not in a track, if it should be and may be now; during the cooldown,
+// remembers to reconsider when it ends.
+void MaybeEnroll(NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                 const NurturingPolicy& policy, absl::Time now, const std::string& cause_event_id,
+                 const std::string& trace_id) {
+  state.clear_reconsider_at();
+  const events::v1::LeadProfile profile = EffectiveProfile(state);
+  if (ShouldExit(state.score(), profile) != ExitReason::kNone) return;
+  const std::optional<std::string> choice = ChooseTrack(tracks, profile, state.score());
+  if (!choice.has_value()) return;
+  const auto& done = state.completed_tracks();
+  if (std::find(done.begin(), done.end(), *choice) != done.end()) return;
+  if (state.has_cooldown_until() && now < TimeOf(state.cooldown_until())) {
+    *state.mutable_reconsider_at() = state.cooldown_until();
+    return;
+  }
+  Enroll(state, *tracks.FindTrack(*choice), tracks.version(), policy, now, cause_event_id,
+         trace_id);
+}
+
+TouchHistory HistoryOf(const NurtureLeadState& state) {
+  TouchHistory history;
+  for (const auto& ts : state.recent_touches()) history.sent_at.push_back(TimeOf(ts));
+  return history;
+}
+
+void RecordTouch(NurtureLeadState& state, const NurturingPolicy& policy, absl::Time now) {
+  auto& touches = *state.mutable_recent_touches();
+  *touches.Add() = Stamp(now);
+  // Only touches inside the cap window count; keep the newest few.
+  const absl::Time horizon = now - policy.delivery.cap_window;
+  int drop = 0;
+  while (drop < touches.size() && TimeOf(touches.Get(drop)) <= horizon) ++drop;
+  drop = std::max(drop, touches.size() - policy.max_recent_touches);
+  if (drop > 0) touches.DeleteSubrange(0, drop);
+}
+
+}  // namespace
+
+absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state) {
+  switch (state) {
+    case internal::v1::NURTURE_ENROLLMENT_ACTIVE:
+      return "active";
+    case internal::v1::NURTURE_ENROLLMENT_PAUSED:
+      return "paused";
+    case internal::v1::NURTURE_ENROLLMENT_EXITED:
+      return "exited";
+    case internal::v1::NURTURE_ENROLLMENT_COMPLETED:
+      return "completed";
+    default:
+      return "";
+  }
+}
+
+std::optional<absl::Time> WakeUpAt(const NurtureLeadState& state) {
+  if (!state.in_flight_touch_id().empty()) return std::nullopt;
+  if (state.has_current() && state.current().state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE) {
+    return TimeOf(state.current().next_due_at());
+  }
+  if (state.has_reconsider_at()) return TimeOf(state.reconsider_at());
+  return std::nullopt;
+}
+
+void ApplyScored(NurtureLeadState& state, const std::string& lead_id,
+                 const events::v1::LeadScored& event, const CompiledNurtureTracks& tracks,
+                 const NurturingPolicy& policy, absl::Time now) {
+  state.set_lead_id(lead_id);
+  *state.mutable_profile() = event.lead();
+  state.mutable_profile()->set_lead_id(lead_id);
+  *state.mutable_score() = event.score();
+  state.mutable_score()->clear_contributions();
+  state.mutable_score()->clear_top_factors();
+  *state.mutable_updated_at() = Stamp(now);
+  if (IsOpen(state)) {
+    const ExitReason exit = ShouldExit(state.score(), EffectiveProfile(state));
+    if (exit != ExitReason::kNone) {
+      End(state, internal::v1::NURTURE_ENROLLMENT_EXITED, ExitReasonName(exit), policy, now);
+    }
+    return;
+  }
+  MaybeEnroll(state, tracks, policy, now, event.envelope().event_id(), event.envelope().trace_id());
+}
+
+DueDecision DecideDue(const NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                      const NurturingPolicy& policy, absl::Time now) {
+  DueDecision decision;
+  decision.state = state;
+  if (!state.in_flight_touch_id().empty()) {
+    decision.kind = DueDecision::Kind::kResend;
+    decision.touch_id = state.in_flight_touch_id();
+    return decision;
+  }
+  NurtureLeadState& next = decision.state;
+  if (!IsOpen(next) && next.has_reconsider_at() && now >= TimeOf(next.reconsider_at())) {
+    // A scored event arrived during the cooldown: judge the lead on its latest snapshots.
+    const std::string cause = absl::StrCat("reconsider:", absl::ToUnixMillis(now));
+    MaybeEnroll(next, tracks, policy, now, cause, next.current().trace_id());
+  }
+  if (!next.has_current() || next.current().state() != internal::v1::NURTURE_ENROLLMENT_ACTIVE) {
+    return decision;
+  }
+  NurtureEnrollment& current = *next.mutable_current();
+  const config::v1::Track* track = tracks.FindTrack(current.track_id());
+  if (track == nullptr) {
+    End(next, internal::v1::NURTURE_ENROLLMENT_EXITED, kTrackRemoved, policy, now);
+    current.set_last_decision(absl::StrCat("track '", current.track_id(), "' no longer exists"));
+    return decision;
+  }
+  const events::v1::LeadProfile profile = EffectiveProfile(next);
+  const TouchHistory history = HistoryOf(next);
+  // Each pass either returns or skips one step, so steps_size() + 1 passes always finish.
+  for (int pass = 0; pass <= track->steps_size(); ++pass) {
+    const StepPlan plan = PlanStep(*track, current.next_step(), TimeOf(current.step_base_at()),
+                                   profile, policy.delivery, history, now);
+    current.set_last_decision(plan.reason);
+    switch (plan.action) {
+      case StepPlan::Action::kSendNow: {
+        events::v1::NurtureTouch touch = BuildTouch(
+            profile, next.score(), *track, current.next_step(), current.attempt(), plan.due_at);
+        *touch.mutable_envelope() = events::MakeEnvelope({
+            .event_id = touch.touch_id(),
+            .lead_id = next.lead_id(),
+            .occurred_at = plan.due_at,
+            .produced_at = now,
+            .causation_id = current.cause_event_id(),
+            .trace_id = current.trace_id(),
+            .producer = kService,
+        });
+        Advance(current, *track, plan.due_at);
+        current.set_touches_sent(current.touches_sent() + 1);
+        RecordTouch(next, policy, now);
+        next.set_in_flight_touch_id(touch.touch_id());
+        decision.kind = DueDecision::Kind::kSend;
+        decision.touch_id = touch.touch_id();
+        decision.touch = std::move(touch);
+        return decision;
+      }
+      case StepPlan::Action::kDefer:
+        *current.mutable_next_due_at() = Stamp(plan.send_at);
+        return decision;
+      case StepPlan::Action::kSkip:
+        if (plan.due_at > now) {
+          // Not due yet: judge consent when it is, so an opt-in given meanwhile counts.
+          *current.mutable_next_due_at() = Stamp(plan.due_at);
+          return decision;
+        }
+        Advance(current, *track, plan.due_at);
+        current.set_steps_skipped(current.steps_skipped() + 1);
+        continue;
+      case StepPlan::Action::kCompleted:
+        End(next, internal::v1::NURTURE_ENROLLMENT_COMPLETED, "", policy, now);
+        return decision;
+    }
+  }
+  return decision;
+}
+
+bool ApplyDelivered(NurtureLeadState& state, absl::string_view touch_id) {
+  if (state.in_flight_touch_id().empty() || state.in_flight_touch_id() != touch_id) return false;
+  state.clear_in_flight_touch_id();
+  return true;
+}
+
+absl::Status ApplyPause(NurtureLeadState& state, absl::Time now) {
+  if (!IsOpen(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("lead ", state.lead_id(), " has no active enrolment to pause"));
+  }
+  NurtureEnrollment& current = *state.mutable_current();
+  if (current.state() == internal::v1::NURTURE_ENROLLMENT_PAUSED) return absl::OkStatus();
+  current.set_state(internal::v1::NURTURE_ENROLLMENT_PAUSED);
+  *current.mutable_paused_at() = Stamp(now);
+  *state.mutable_updated_at() = Stamp(now);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyResume(NurtureLeadState& state, absl::Time now) {
+  if (!IsOpen(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("lead ", state.lead_id(), " has no paused enrolment to resume"));
+  }
+  NurtureEnrollment& current = *state.mutable_current();
+  if (current.state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE) return absl::OkStatus();
+  // Carry on where the lead left off: the remaining delays count as if the pause never was.
+  const absl::Duration paused_for =
+      std::max(absl::ZeroDuration(), now - TimeOf(current.paused_at()));
+  *current.mutable_step_base_at() = Stamp(TimeOf(current.step_base_at()) + paused_for);
+  *current.mutable_next_due_at() = Stamp(TimeOf(current.next_due_at()) + paused_for);
+  current.set_state(internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  current.clear_paused_at();
+  *state.mutable_updated_at() = Stamp(now);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyUnsubscribe(NurtureLeadState& state, events::v1::Channel channel,
+                              absl::Time now) {
+  if (channel == events::v1::CHANNEL_UNSPECIFIED || !events::v1::Channel_IsValid(channel)) {
+    return absl::InvalidArgumentError("channel is required");
+  }
+  auto& overrides = *state.mutable_consent_overrides();
+  for (int i = overrides.size() - 1; i >= 0; --i) {
+    if (overrides.Get(i).channel() == channel) overrides.DeleteSubrange(i, 1);
+  }
+  events::v1::Consent& withdrawal = *overrides.Add();
+  withdrawal.set_channel(channel);
+  withdrawal.set_granted(false);
+  *withdrawal.mutable_at() = Stamp(now);
+  withdrawal.set_source(kUnsubscribeSource);
+  *state.mutable_updated_at() = Stamp(now);
+  return absl::OkStatus();
+}
+
+events::v1::LeadProfile EffectiveProfile(const NurtureLeadState& state) {
+  events::v1::LeadProfile profile = state.profile();
+  if (profile.lead_id().empty()) profile.set_lead_id(state.lead_id());
+  // LatestConsent picks the newest record per channel, so appending is enough: a withdrawal
+  // beats older opt-ins, and a newer opt-in in the profile beats the withdrawal.
+  for (const events::v1::Consent& c : state.consent_overrides()) *profile.add_consents() = c;
+  return profile;
+}
+
+v1::Enrollment ToApiEnrollment(const std::string& lead_id, const NurtureEnrollment& e) {
+  v1::Enrollment out;
+  out.set_lead_id(lead_id);
+  out.set_track_id(e.track_id());
+  out.set_state(std::string(EnrollmentStateName(e.state())));
+  out.set_next_step(e.next_step());
+  if (e.state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE ||
+      e.state() == internal::v1::NURTURE_ENROLLMENT_PAUSED) {
+    *out.mutable_next_due_at() = e.next_due_at();
+  }
+  *out.mutable_enrolled_at() = e.enrolled_at();
+  out.set_exit_reason(e.exit_reason());
+  return out;
+}
+
+std::vector<v1::Enrollment> ApiEnrollments(const NurtureLeadState& state) {
+  std::vector<v1::Enrollment> out;
+  if (state.has_current()) out.push_back(ToApiEnrollment(state.lead_id(), state.current()));
+  for (const NurtureEnrollment& e : state.past()) {
+    out.push_back(ToApiEnrollment(state.lead_id(), e));
+  }
+  return out;
+}
+
+}  // namespace leadflow::nurturing

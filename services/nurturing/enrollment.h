@@ -1,0 +1,114 @@
+#pragma once
+
+// The per-lead state machine of nurturing, over internal::v1::NurtureLeadState: what a scored
+// event, a due timer, a delivery report and an operator command do to one lead's record, and
+// when the scheduler must look at the lead next. The engine (engine.h) decides about one step;
+// this file keeps the enrolment around those decisions.
+//
+// Contract:
+// - Pure: values in, new values out, `now` passed in. The apply-once planners that call these
+//   functions may run more than once, and a replayed input must give the same result.
+// - Lifecycle of an enrolment: a scored event enrols a lead that is not in a track (nor in its
+//   re-enrolment cooldown, nor leaving nurturing) into ChooseTrack's track → ACTIVE. Each due
+//   step is sent, deferred or skipped; after the last step → COMPLETED (never re-entered). A
+//   scored event for which ShouldExit holds → EXITED. Pause/Resume toggle PAUSED. An ended
+//   enrolment starts the cooldown; a scored event arriving in it is reconsidered when it ends.
+// - A decided touch is "in flight" (state.in_flight_touch_id) until its delivery is confirmed;
+//   while it is, the lead waits in the in-flight set and WakeUpAt() is nullopt, so exactly one
+//   of {delivery report, lease expiry} moves it on.
+//
+// Thread safety: free functions over values; safe from any thread.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "leadflow/internal/v1/nurturing_state.pb.h"
+#include "leadflow/nurturing/v1/nurturing.pb.h"
+#include "services/nurturing/engine.h"
+
+namespace leadflow::nurturing {
+
+inline constexpr char kService[] = "nurturing";
+
+// Service-wide rules that are not part of the track file.
+struct NurturingPolicy {
+  // Quiet hours, frequency cap and default time zone.
+  DeliveryPolicy delivery;
+  // No new enrolment this long after one ended (completed or exited).
+  absl::Duration reenroll_cooldown = absl::Hours(7 * 24);
+  // Past enrolments kept per lead (for GetEnrollments); older ones are dropped.
+  int max_past_enrollments = 10;
+  // Touch times kept per lead (only those inside the cap window are kept at all).
+  int max_recent_touches = 50;
+};
+
+// "active", "paused", "exited", "completed"; "" when unset.
+absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state);
+
+// When the scheduler must next look at the lead; nullopt when only an event, a command or a
+// delivery report can move it (no active enrolment and nothing to reconsider, paused, or a
+// touch in flight).
+std::optional<absl::Time> WakeUpAt(const internal::v1::NurtureLeadState& state);
+
+// A `leads.scored` event for `lead_id`: refreshes the profile and score snapshots (consent
+// changes apply to future touches), then exits the open enrolment if ShouldExit holds, or, when
+// the lead is not in a track, enrols it in ChooseTrack's choice (step 0 due at now + its delay).
+void ApplyScored(internal::v1::NurtureLeadState& state, const std::string& lead_id,
+                 const events::v1::LeadScored& event, const CompiledNurtureTracks& tracks,
+                 const NurturingPolicy& policy, absl::Time now);
+
+// What the scheduler does with a lead it claimed.
+struct DueDecision {
+  enum class Kind {
+    // The in-flight touch `touch_id` was never confirmed: send it again (from its memo).
+    kResend,
+    // Send `touch` now; `state` has advanced past its step and marks it in flight.
+    kSend,
+    // No touch now; write `state` (deferred, skipped, completed, exited, enrolled, or unchanged).
+    kUpdate,
+  };
+  Kind kind = Kind::kUpdate;
+  internal::v1::NurtureLeadState state;
+  // kSend and kResend.
+  std::string touch_id;
+  // kSend: envelope complete (event_id = touch_id, produced_at = now).
+  events::v1::NurtureTouch touch;
+};
+
+// Plans the lead's due work at `now`: re-send an unconfirmed touch; else reconsider a deferred
+// enrolment; else plan the current step. Due steps the lead cannot receive are skipped at once
+// (the result is a send, a deferral or the end of the track); a step not yet due is only judged
+// when it is, so a consent given meanwhile counts.
+DueDecision DecideDue(const internal::v1::NurtureLeadState& state,
+                      const CompiledNurtureTracks& tracks, const NurturingPolicy& policy,
+                      absl::Time now);
+
+// The broker acknowledged `touch_id`: clears the in-flight mark if it names that touch. Returns
+// false (and changes nothing) otherwise.
+bool ApplyDelivered(internal::v1::NurtureLeadState& state, absl::string_view touch_id);
+
+// Operator commands. Pause: ACTIVE → PAUSED (PAUSED stays). Resume: PAUSED → ACTIVE with the
+// remaining schedule shifted by the time spent paused (ACTIVE stays). FAILED_PRECONDITION when
+// the lead has no enrolment in a state that allows it.
+absl::Status ApplyPause(internal::v1::NurtureLeadState& state, absl::Time now);
+absl::Status ApplyResume(internal::v1::NurtureLeadState& state, absl::Time now);
+// Records a withdrawn consent for `channel` at `now`; steps on that channel are skipped from
+// now on (unless the profile later carries a newer opt-in). INVALID_ARGUMENT without a channel.
+absl::Status ApplyUnsubscribe(internal::v1::NurtureLeadState& state, events::v1::Channel channel,
+                              absl::Time now);
+
+// The profile the planner sees: the snapshot plus nurturing's own consent withdrawals.
+events::v1::LeadProfile EffectiveProfile(const internal::v1::NurtureLeadState& state);
+
+// API views: one enrolment, and all of a lead's (current first, then past, newest first).
+v1::Enrollment ToApiEnrollment(const std::string& lead_id,
+                               const internal::v1::NurtureEnrollment& enrollment);
+std::vector<v1::Enrollment> ApiEnrollments(const internal::v1::NurtureLeadState& state);
+
+}  // namespace leadflow::nurturing

@@ -1,0 +1,96 @@
+#pragma once
+
+// NurturingHandler: `leads.scored` and `leads.erasure` → the lead's nurturing record, and the
+// operator commands of the gRPC API, each one atomic apply-once over the record (store.h):
+//
+//   scored event  → ApplyScored (enrollment.h): snapshots refreshed; exit, or enrol
+//                   (dedup: the event id; no output: enrolment and exit events are not
+//                   published yet, the touches are the only output of nurturing)
+//   erasure       → every key of the lead deleted, tombstone left, lead out of the schedule
+//   Pause/Resume/Unsubscribe → the command (dedup: the client's request id; memo: the reply)
+//
+// Each apply also puts the lead where its new state says in `nurturing:schedule`, in the same
+// atomic step; the scheduler (scheduler.h) does the rest.
+//
+// Thread safety: all methods may be called concurrently (consumer loop and gRPC threads);
+// concurrent changes of one lead resolve through the record's version check.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/statusor.h"
+#include "common/kafka/message.h"
+#include "common/runtime/clock.h"
+#include "leadflow/nurturing/v1/nurturing.pb.h"
+#include "services/nurturing/engine.h"
+#include "services/nurturing/enrollment.h"
+#include "services/nurturing/store.h"
+
+namespace leadflow::nurturing {
+
+// The track rules in force (a Reloadable's Current() in the service, a fixed set in tests).
+using TracksSource = std::function<std::shared_ptr<const CompiledNurtureTracks>()>;
+
+struct NurturingOptions {
+  NurturingPolicy policy;
+  // How long applied scored events, commands and touch decisions are remembered.
+  absl::Duration dedup_ttl = absl::Hours(24 * 7);
+  // How long the records of scheduler decisions that sent nothing are kept (they only guard
+  // one version of the record, see store.h).
+  absl::Duration decision_ttl = absl::Hours(24);
+  absl::Duration tombstone_ttl = absl::Hours(24 * 30);
+};
+
+struct CommandOutcome {
+  // The lead's current enrolment after the command (only lead_id when it has none).
+  v1::Enrollment enrollment;
+  // True when the request id had been applied before: nothing changed, the first reply is
+  // returned.
+  bool duplicate = false;
+};
+
+class NurturingHandler {
+ public:
+  NurturingHandler(NurturingStore& store, TracksSource tracks, const runtime::Clock& clock,
+                   NurturingOptions options = {});
+
+  // Consumer-loop routes. Poison input (undecodable, no lead id) is INVALID_ARGUMENT.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleScored(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
+      const kafka::ConsumedMessage& message);
+
+  // Applies one scored event (`event_id` is its idempotency key).
+  absl::Status ApplyScoredEvent(const events::v1::LeadScored& event, const std::string& event_id);
+
+  // Operator commands, idempotent per request id. NOT_FOUND for a lead nurturing never saw
+  // (Pause, Resume); FAILED_PRECONDITION when the enrolment's state does not allow it;
+  // INVALID_ARGUMENT for a missing lead id, request id or channel.
+  absl::StatusOr<CommandOutcome> Pause(const std::string& lead_id, const std::string& request_id);
+  absl::StatusOr<CommandOutcome> Resume(const std::string& lead_id, const std::string& request_id);
+  // Works for leads nurturing has not seen yet: the withdrawal then waits for them.
+  absl::StatusOr<CommandOutcome> Unsubscribe(const std::string& lead_id,
+                                             events::v1::Channel channel,
+                                             const std::string& request_id);
+
+  // The lead's record (version 0 when there is none).
+  absl::StatusOr<StoredState> Load(const std::string& lead_id) { return store_.Load(lead_id); }
+
+  const NurturingOptions& options() const { return options_; }
+
+ private:
+  using Change =
+      absl::FunctionRef<absl::Status(internal::v1::NurtureLeadState& state, absl::Time now)>;
+  absl::StatusOr<CommandOutcome> Command(const std::string& lead_id, const std::string& request_id,
+                                         bool create_if_missing, Change change);
+
+  NurturingStore& store_;
+  const TracksSource tracks_;
+  const runtime::Clock& clock_;
+  const NurturingOptions options_;
+};
+
+}  // namespace leadflow::nurturing

@@ -1,0 +1,131 @@
+#pragma once
+
+// NurtureScheduler: turns due leads into touches on `nurture.touches`.
+//
+// One pass (RunOnce), every `interval` while the service runs:
+//   1. Confirm the deliveries the broker acknowledged since the last pass: clear the lead's
+//      in-flight mark, put it back in the schedule at its next due time, release its claim.
+//   2. Reclaim expired leases: leads claimed by a scheduler that never finished with them (a
+//      crash, a lost delivery report) go back to the schedule, due now.
+//   3. Claim up to `max_claims_per_pass` due leads, atomically (two replicas never claim the
+//      same lead), leasing each for `lease`. The bound is the drain rate: after downtime a
+//      backlog drains at most max_claims_per_pass per interval instead of all at once.
+//   4. For each claimed lead, one apply-once over its record (enrollment.h DecideDue):
+//      - send: dedup key `nurturing:{lead}:touch:<touch id>`, memo = the encoded touch; the
+//        record advances to the next step and marks the touch in flight; the touch is produced
+//        (key = lead id) and the lead stays claimed until the delivery report (step 1);
+//      - resend: the record says a touch is in flight but its delivery was never confirmed
+//        (the lease expired): the same dedup key returns the memo and the SAME touch is sent
+//        again — at-least-once on the wire, never a second touch id for one step;
+//      - anything else (deferred for quiet hours or the cap, steps skipped for lack of consent,
+//        track completed, paused, exited): the record is written, the lead is rescheduled (or
+//        not) and released.
+//   5. Confirm the deliveries acknowledged meanwhile (a fast broker acknowledges within the pass).
+//
+// Time comes from the injected clock only. Delivery reports arrive on the producer's thread;
+// they are queued and applied by the next pass (or at the end of this one), never on that thread.
+//
+// Thread safety: RunOnce() must not be called concurrently on one instance (Run() calls it from
+// one thread); any number of instances, in any number of processes, may share one Redis.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/events/codec.h"
+#include "common/kafka/producer.h"
+#include "common/kafka/topics.h"
+#include "common/log/log.h"
+#include "common/runtime/clock.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
+#include "services/nurturing/handler.h"
+#include "services/nurturing/store.h"
+
+namespace leadflow::nurturing {
+
+struct SchedulerOptions {
+  // How often Run() makes a pass.
+  absl::Duration interval = absl::Milliseconds(150);
+  // Drain rate: leads claimed per pass (so at most this many per `interval`).
+  int max_claims_per_pass = 100;
+  // Expired leases moved back to the schedule per pass.
+  int max_reclaims_per_pass = 1000;
+  // How long a claimed lead is reserved; after that another pass (any replica) may take it.
+  // Longer than a delivery normally takes, so a slow acknowledgement rarely causes a re-send.
+  absl::Duration lease = absl::Minutes(2);
+  // Encoding of `nurture.touches` (ServiceContext::JsonOutput).
+  events::Encoding encoding = events::Encoding::kProtobuf;
+  // How long Run() waits for outstanding deliveries when it stops.
+  absl::Duration shutdown_flush = absl::Seconds(10);
+};
+
+// What one pass did.
+struct PassStats {
+  int confirmed = 0;  // delivery reports applied
+  int reclaimed = 0;  // expired leases moved back to the schedule
+  int claimed = 0;    // due leads claimed
+  int sent = 0;       // touches handed to the producer (re-sends included)
+  int errors = 0;     // leads that failed (they stay claimed and are retried after the lease)
+};
+
+class NurtureScheduler {
+ public:
+  NurtureScheduler(NurturingStore& store, TracksSource tracks, kafka::Producer& producer,
+                   const kafka::Topics& topics, const runtime::Clock& clock,
+                   prometheus::Registry& registry, NurturingOptions options = {},
+                   SchedulerOptions scheduler_options = {});
+  ~NurtureScheduler();
+
+  // The BackgroundTask: a pass every `interval` until `stop`, then waits for outstanding
+  // deliveries and confirms them.
+  void Run(const absl::Notification& stop);
+
+  // One pass (see above). Errors: UNAVAILABLE when Redis cannot be reached for the claim; the
+  // errors of single leads are counted in PassStats and logged, not returned.
+  absl::StatusOr<PassStats> RunOnce();
+
+ private:
+  struct Delivery {
+    std::string lead_id;
+    std::string touch_id;
+    absl::Status status;
+  };
+  // Delivery reports, shared with the producer's callbacks, which may outlive the scheduler.
+  struct DeliveryQueue {
+    absl::Mutex mu;
+    std::vector<Delivery> reports ABSL_GUARDED_BY(mu);
+  };
+
+  absl::Status ProcessLead(const std::string& lead_id, absl::Time now, PassStats& stats);
+  // Applies the queued delivery reports; returns how many confirmed a touch.
+  int ConfirmDeliveries();
+  absl::Status ConfirmDelivery(const std::string& lead_id, const std::string& touch_id);
+  void Send(const std::string& lead_id, const std::string& touch_id,
+            kafka::OutboundMessage message);
+  void LogError(const std::string& what, const absl::Status& status);
+
+  NurturingStore& store_;
+  const TracksSource tracks_;
+  kafka::Producer& producer_;
+  const std::string topic_;
+  const runtime::Clock& clock_;
+  const NurturingOptions options_;
+  const SchedulerOptions scheduler_options_;
+  const std::shared_ptr<DeliveryQueue> deliveries_;
+  log::RateLimitedLog error_log_{absl::Seconds(10)};
+
+  prometheus::Counter& touches_sent_;
+  prometheus::Counter& touches_resent_;
+  prometheus::Counter& delivery_failures_;
+  prometheus::Counter& leads_claimed_;
+  prometheus::Counter& leases_reclaimed_;
+  prometheus::Counter& errors_;
+};
+
+}  // namespace leadflow::nurturing

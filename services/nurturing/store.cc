@@ -1,0 +1,164 @@
+#include "services/nurturing/store.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/redis/keys.h"
+#include "services/nurturing/enrollment.h"
+
+namespace leadflow::nurturing {
+namespace {
+
+// KEYS: [schedule, inflight]  ARGV: [now_ms, limit, lease_expiry_ms]
+// One script, so a lead is removed from the schedule by exactly one claimer.
+constexpr char kClaimScript[] = R"lua(
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, lead in ipairs(due) do
+  redis.call('ZREM', KEYS[1], lead)
+  redis.call('ZADD', KEYS[2], ARGV[3], lead)
+end
+return due
+)lua";
+
+// KEYS: [inflight, schedule]  ARGV: [now_ms, limit]
+// ZADD LT: a lead already due earlier in the schedule keeps its time.
+constexpr char kReclaimScript[] = R"lua(
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, lead in ipairs(expired) do
+  redis.call('ZREM', KEYS[1], lead)
+  redis.call('ZADD', KEYS[2], 'LT', ARGV[1], lead)
+end
+return expired
+)lua";
+
+std::string Millis(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
+
+absl::StatusOr<std::vector<std::string>> Members(const absl::StatusOr<redis::Reply>& reply) {
+  if (!reply.ok()) return reply.status();
+  std::vector<std::string> out;
+  out.reserve(reply->elements.size());
+  for (const redis::Reply& e : reply->elements) out.push_back(e.str);
+  return out;
+}
+
+}  // namespace
+
+NurturingStore::NurturingStore(redis::RedisClient& client)
+    : client_(client),
+      apply_(client),
+      claim_script_(kClaimScript),
+      reclaim_script_(kReclaimScript) {}
+
+std::string NurturingStore::EnrollmentKey(const std::string& lead_id) {
+  return redis::LeadKey(kService, lead_id, "enrollment");
+}
+std::string NurturingStore::ScoredKey(const std::string& lead_id, const std::string& event_id) {
+  return redis::AppliedKey(kService, lead_id, event_id);
+}
+std::string NurturingStore::RequestKey(const std::string& lead_id, const std::string& request_id) {
+  return redis::AppliedKey(kService, lead_id, absl::StrCat("req:", request_id));
+}
+std::string NurturingStore::DecisionKey(const std::string& lead_id, int64_t version) {
+  return redis::AppliedKey(kService, lead_id, absl::StrCat("due:", version));
+}
+std::string NurturingStore::TouchKey(const std::string& lead_id, const std::string& touch_id) {
+  return redis::LeadKey(kService, lead_id, absl::StrCat("touch:", touch_id));
+}
+std::string NurturingStore::DeliveredKey(const std::string& lead_id, const std::string& touch_id) {
+  return redis::LeadKey(kService, lead_id, absl::StrCat("delivered:", touch_id));
+}
+std::string NurturingStore::RegistryKey(const std::string& lead_id) {
+  return redis::RegistryKey(kService, lead_id);
+}
+std::string NurturingStore::TombstoneKey(const std::string& lead_id) {
+  return redis::TombstoneKey(kService, lead_id);
+}
+const std::string& NurturingStore::ScheduleKey() {
+  static const std::string* const key = new std::string("nurturing:schedule");
+  return *key;
+}
+const std::string& NurturingStore::InflightKey() {
+  static const std::string* const key = new std::string("nurturing:inflight");
+  return *key;
+}
+
+redis::Args NurturingStore::ScheduleCommand(const std::string& lead_id,
+                                            std::optional<absl::Time> wake_up_at) {
+  if (!wake_up_at.has_value()) return {"ZREM", ScheduleKey(), lead_id};
+  return {"ZADD", ScheduleKey(), Millis(*wake_up_at), lead_id};
+}
+
+redis::Args NurturingStore::ReleaseCommand(const std::string& lead_id) {
+  return {"ZREM", InflightKey(), lead_id};
+}
+
+absl::StatusOr<StoredState> NurturingStore::ParseState(const redis::Versioned& record) {
+  StoredState out;
+  out.version = record.version;
+  if (record.data.has_value() && !out.state.ParseFromString(*record.data)) {
+    return absl::DataLossError(absl::StrCat("corrupt nurturing state ", record.key));
+  }
+  return out;
+}
+
+absl::StatusOr<StoredState> NurturingStore::Load(const std::string& lead_id) {
+  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read({EnrollmentKey(lead_id)});
+  if (!records.ok()) return records.status();
+  return ParseState((*records)[0]);
+}
+
+absl::StatusOr<std::vector<std::string>> NurturingStore::Claim(absl::Time now, absl::Duration lease,
+                                                               int limit) {
+  if (limit <= 0) return std::vector<std::string>{};
+  return Members(claim_script_.Run(client_, {ScheduleKey(), InflightKey()},
+                                   {Millis(now), absl::StrCat(limit), Millis(now + lease)}));
+}
+
+absl::StatusOr<std::vector<std::string>> NurturingStore::Reclaim(absl::Time now, int limit) {
+  if (limit <= 0) return std::vector<std::string>{};
+  return Members(reclaim_script_.Run(client_, {InflightKey(), ScheduleKey()},
+                                     {Millis(now), absl::StrCat(limit)}));
+}
+
+absl::Status NurturingStore::Forget(const std::string& lead_id) {
+  absl::StatusOr<std::vector<redis::Reply>> replies =
+      client_.Pipeline({{"ZREM", ScheduleKey(), lead_id}, ReleaseCommand(lead_id)});
+  if (!replies.ok()) return replies.status();
+  for (const redis::Reply& r : *replies) {
+    if (r.is_error()) return redis::ErrorReplyToStatus(r);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<absl::Time>> NurturingStore::ScoreIn(const std::string& key,
+                                                                  const std::string& lead_id) {
+  absl::StatusOr<redis::Reply> reply = client_.Command({"ZSCORE", key, lead_id});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
+  if (reply->is_nil()) return std::nullopt;
+  double ms = 0;
+  if (!absl::SimpleAtod(reply->str, &ms)) {
+    return absl::DataLossError(absl::StrCat("bad score of ", lead_id, " in ", key));
+  }
+  return absl::FromUnixMillis(static_cast<int64_t>(ms));
+}
+
+absl::StatusOr<std::optional<absl::Time>> NurturingStore::ScheduledAt(const std::string& lead_id) {
+  return ScoreIn(ScheduleKey(), lead_id);
+}
+
+absl::StatusOr<std::optional<absl::Time>> NurturingStore::LeaseExpiry(const std::string& lead_id) {
+  return ScoreIn(InflightKey(), lead_id);
+}
+
+absl::Status NurturingStore::Erase(const std::string& lead_id, absl::Duration tombstone_ttl) {
+  // The tombstone first: a scheduler or consumer racing with us then finds the lead erased
+  // and writes nothing; the schedule entries go after it, so none is re-added behind us.
+  if (absl::Status s = apply_.Erase(RegistryKey(lead_id), TombstoneKey(lead_id), tombstone_ttl,
+                                    {EnrollmentKey(lead_id)});
+      !s.ok()) {
+    return s;
+  }
+  return Forget(lead_id);
+}
+
+}  // namespace leadflow::nurturing

@@ -1,0 +1,644 @@
+// Integration tests of the nurturing service against a real redis-server (no Kafka): scored
+// events are built with events::Encode and fed to the handler, the scheduler is driven one pass
+// at a time (RunOnce) under a simulated clock, and touches land in a recording producer that
+// acknowledges at once or holds deliveries. Tracks: config/nurture.yaml unless a test says
+// otherwise.
+#include <latch>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/producer.h"
+#include "common/kafka/topics.h"
+#include "common/redis/hiredis_client.h"
+#include "common/rules/time_util.h"
+#include "common/testing/redis_server.h"
+#include "common/testing/simulated_clock.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "prometheus/registry.h"
+#include "services/nurturing/app.h"
+#include "services/nurturing/grpc_service.h"
+#include "services/nurturing/handler.h"
+#include "services/nurturing/scheduler.h"
+#include "services/nurturing/store.h"
+
+namespace leadflow::nurturing {
+namespace {
+
+using events::v1::LeadProfile;
+using events::v1::LeadScored;
+using events::v1::NurtureTouch;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// Monday 5 January 2026, 10:00 UTC: outside quiet hours in UTC.
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2026, 1, 5, 10, 0, 0), absl::UTCTimeZone());
+
+absl::Time NewYork(int y, int m, int d, int hh, int mm) {
+  absl::TimeZone zone;
+  EXPECT_TRUE(absl::LoadTimeZone("America/New_York", &zone));
+  return absl::FromCivil(absl::CivilMinute(y, m, d, hh, mm), zone);
+}
+
+// A kafka::Producer that records every message and acknowledges it at once, or, while held,
+// keeps the acknowledgements until the test releases (or drops) them.
+class RecordingProducer final : public kafka::Producer {
+ public:
+  absl::Status Send(kafka::OutboundMessage message, DeliveryCallback on_delivery) override {
+    {
+      absl::MutexLock lock(&mu_);
+      sent_.push_back(std::move(message));
+      if (hold_) {
+        pending_.push_back(std::move(on_delivery));
+        return absl::OkStatus();
+      }
+    }
+    on_delivery(absl::OkStatus());
+    return absl::OkStatus();
+  }
+  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
+
+  void Hold(bool hold) {
+    absl::MutexLock lock(&mu_);
+    hold_ = hold;
+  }
+  // Acknowledges every held delivery.
+  void AckAll() {
+    std::vector<DeliveryCallback> pending;
+    {
+      absl::MutexLock lock(&mu_);
+      pending.swap(pending_);
+    }
+    for (DeliveryCallback& cb : pending) cb(absl::OkStatus());
+  }
+  // Forgets the held deliveries: their acknowledgements never come (a crash, a lost report).
+  void DropPending() {
+    absl::MutexLock lock(&mu_);
+    pending_.clear();
+  }
+  std::vector<kafka::OutboundMessage> sent() const {
+    absl::MutexLock lock(&mu_);
+    return sent_;
+  }
+  std::vector<NurtureTouch> Touches() const {
+    std::vector<NurtureTouch> touches;
+    for (const kafka::OutboundMessage& m : sent()) {
+      kafka::ConsumedMessage consumed;
+      consumed.topic = m.topic;
+      consumed.value = m.value;
+      consumed.headers = m.headers;
+      NurtureTouch touch;
+      EXPECT_TRUE(events::Decode(consumed, &touch).ok());
+      touches.push_back(std::move(touch));
+    }
+    return touches;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<kafka::OutboundMessage> sent_ ABSL_GUARDED_BY(mu_);
+  std::vector<DeliveryCallback> pending_ ABSL_GUARDED_BY(mu_);
+};
+
+kafka::ConsumedMessage Consumed(const kafka::OutboundMessage& m) {
+  kafka::ConsumedMessage c;
+  c.topic = m.topic;
+  c.key = m.key;
+  c.value = m.value;
+  c.headers = m.headers;
+  return c;
+}
+
+// A lead who consented to e-mail.
+LeadProfile EmailLead(const std::string& lead_id, const std::string& time_zone = "UTC") {
+  LeadProfile lead;
+  lead.set_lead_id(lead_id);
+  lead.set_email(absl::StrCat(lead_id, "@shoeco.example"));
+  lead.set_first_name("Ada");
+  lead.set_company("ShoeCo");
+  lead.set_time_zone(time_zone);
+  events::v1::Consent* consent = lead.add_consents();
+  consent->set_channel(events::v1::CHANNEL_EMAIL);
+  consent->set_granted(true);
+  *consent->mutable_at() = rules::ToTimestamp(kStart - absl::Hours(24 * 30));
+  return lead;
+}
+
+std::shared_ptr<const CompiledNurtureTracks> DefaultTracks() {
+  auto tracks = LoadNurtureTracks(std::string(LEADFLOW_SOURCE_DIR) + "/config/nurture.yaml");
+  EXPECT_TRUE(tracks.ok()) << tracks.status();
+  return tracks.ok() ? *tracks : nullptr;
+}
+
+std::shared_ptr<const CompiledNurtureTracks> TracksFromText(const std::string& text) {
+  config::v1::NurtureTracks tracks;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &tracks)) << text;
+  auto compiled = CompileNurtureTracks(tracks);
+  EXPECT_TRUE(compiled.ok()) << compiled.status();
+  return compiled.ok() ? *compiled : nullptr;
+}
+
+// Everything one nurturing replica has: its own Redis connection, store, handler, scheduler
+// and producer, sharing the test's Redis, clock and tracks.
+struct Replica {
+  Replica(int port, std::shared_ptr<const CompiledNurtureTracks> tracks,
+          const runtime::Clock& clock, const NurturingOptions& options,
+          const SchedulerOptions& scheduler_options)
+      : client(redis::HiredisOptions{.host = "127.0.0.1", .port = port}),
+        store(client),
+        source([tracks] { return tracks; }),
+        handler(store, source, clock, options),
+        scheduler(store, source, producer, topics, clock, registry, options, scheduler_options),
+        grpc(handler, source) {}
+
+  redis::HiredisClient client;
+  NurturingStore store;
+  TracksSource source;
+  RecordingProducer producer;
+  kafka::Topics topics;
+  prometheus::Registry registry;
+  NurturingHandler handler;
+  NurtureScheduler scheduler;
+  NurturingGrpcService grpc;
+};
+
+class NurturingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    redis_ = *std::move(server);
+    clock_.Set(kStart);
+    UseTracks(DefaultTracks());
+  }
+
+  // (Re)builds the replica with these tracks and options.
+  void UseTracks(std::shared_ptr<const CompiledNurtureTracks> tracks,
+                 NurturingOptions options = {}) {
+    ASSERT_NE(tracks, nullptr);
+    tracks_ = tracks;
+    options_ = options;
+    replica_ =
+        std::make_unique<Replica>(redis_->port(), tracks_, clock_, options_, scheduler_options_);
+  }
+  std::unique_ptr<Replica> NewReplica() {
+    return std::make_unique<Replica>(redis_->port(), tracks_, clock_, options_, scheduler_options_);
+  }
+
+  // Feeds a leads.scored event through the consumer route.
+  void Score(const LeadProfile& lead, events::v1::Category category,
+             events::v1::LifecycleStage stage, const std::string& event_id) {
+    LeadScored event;
+    *event.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
+                                                      .lead_id = lead.lead_id(),
+                                                      .occurred_at = clock_.Now(),
+                                                      .produced_at = clock_.Now(),
+                                                      .causation_id = "cause-" + event_id,
+                                                      .trace_id = "trace-" + lead.lead_id(),
+                                                      .producer = "scoring"});
+    *event.mutable_lead() = lead;
+    event.mutable_score()->set_category(category);
+    event.mutable_score()->set_stage(stage);
+    const auto outputs = replica_->handler.HandleScored(
+        Consumed(events::Encode(std::string(kafka::kLeadsScored), lead.lead_id(), event)));
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    EXPECT_THAT(*outputs, IsEmpty());
+  }
+  void ScoreCold(const LeadProfile& lead, const std::string& event_id) {
+    Score(lead, events::v1::CATEGORY_COLD, events::v1::STAGE_NEW, event_id);
+  }
+
+  PassStats Pass(Replica& replica) {
+    absl::StatusOr<PassStats> stats = replica.scheduler.RunOnce();
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats.ok() ? stats->errors : 0, 0);
+    return stats.ok() ? *stats : PassStats();
+  }
+  PassStats Pass() { return Pass(*replica_); }
+
+  // Advances the clock hour by hour up to `end`, one scheduler pass per hour; returns, for every
+  // touch sent, the simulated time of the pass that sent it.
+  std::vector<absl::Time> RunHourlyUntil(absl::Time end) {
+    std::vector<absl::Time> sent_at;
+    while (clock_.Now() + absl::Hours(1) <= end) {
+      clock_.Advance(absl::Hours(1));
+      const PassStats stats = Pass();
+      for (int i = 0; i < stats.sent; ++i) sent_at.push_back(clock_.Now());
+    }
+    return sent_at;
+  }
+
+  internal::v1::NurtureLeadState State(const std::string& lead_id) {
+    absl::StatusOr<StoredState> stored = replica_->store.Load(lead_id);
+    EXPECT_TRUE(stored.ok()) << stored.status();
+    return stored.ok() ? stored->state : internal::v1::NurtureLeadState();
+  }
+  std::optional<absl::Time> ScheduledAt(const std::string& lead_id) {
+    auto at = replica_->store.ScheduledAt(lead_id);
+    EXPECT_TRUE(at.ok()) << at.status();
+    return at.ok() ? *at : std::nullopt;
+  }
+  std::optional<absl::Time> LeaseExpiry(const std::string& lead_id) {
+    auto at = replica_->store.LeaseExpiry(lead_id);
+    EXPECT_TRUE(at.ok()) << at.status();
+    return at.ok() ? *at : std::nullopt;
+  }
+  std::vector<nurturing::v1::Enrollment> Enrollments(const std::string& lead_id) {
+    nurturing::v1::GetEnrollmentsRequest request;
+    request.set_lead_id(lead_id);
+    nurturing::v1::GetEnrollmentsResponse response;
+    const grpc::Status status = replica_->grpc.GetEnrollments(nullptr, &request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.enrollments().begin(), response.enrollments().end()};
+  }
+  // Every key whose name mentions `text` (SCAN, so the whole keyspace is looked at).
+  std::vector<std::string> KeysMentioning(const std::string& text) {
+    std::vector<std::string> keys;
+    std::string cursor = "0";
+    do {
+      absl::StatusOr<redis::Reply> reply = replica_->client.Command(
+          {"SCAN", cursor, "MATCH", absl::StrCat("*", text, "*"), "COUNT", "1000"});
+      EXPECT_TRUE(reply.ok()) << reply.status();
+      if (!reply.ok() || reply->elements.size() != 2) break;
+      cursor = reply->elements[0].str;
+      for (const redis::Reply& k : reply->elements[1].elements) keys.push_back(k.str);
+    } while (cursor != "0");
+    return keys;
+  }
+
+  testing::SimulatedClock clock_;
+  std::unique_ptr<testing::RedisServer> redis_;
+  std::shared_ptr<const CompiledNurtureTracks> tracks_;
+  NurturingOptions options_;
+  SchedulerOptions scheduler_options_;
+  std::unique_ptr<Replica> replica_;
+};
+
+TEST_F(NurturingTest, AColdLeadReceivesTheFourStepColdTrackOnScheduleAsWeeksPass) {
+  ScoreCold(EmailLead("L-cold"), "scored-1");
+  EXPECT_EQ(ScheduledAt("L-cold"), kStart);  // step 0 has no delay
+
+  std::vector<absl::Time> sent_at;
+  if (Pass().sent == 1) sent_at.push_back(clock_.Now());
+  for (absl::Time t : RunHourlyUntil(kStart + absl::Hours(24 * 30))) sent_at.push_back(t);
+
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_THAT(touches, SizeIs(4));
+  const std::vector<absl::Duration> offsets = {absl::Hours(0), absl::Hours(72), absl::Hours(240),
+                                               absl::Hours(576)};
+  const std::vector<std::string> content = {"welcome-1-hello", "welcome-2-getting-started",
+                                            "welcome-3-best-practices",
+                                            "welcome-4-customer-stories"};
+  std::set<std::string> ids;
+  const std::vector<kafka::OutboundMessage> messages = replica_->producer.sent();
+  for (int step = 0; step < 4; ++step) {
+    const NurtureTouch& touch = touches[step];
+    SCOPED_TRACE(absl::StrCat("step ", step));
+    ids.insert(touch.touch_id());
+    EXPECT_EQ(touch.track_id(), "cold-welcome");
+    EXPECT_EQ(touch.step(), step);
+    EXPECT_EQ(touch.attempt(), 1);
+    EXPECT_EQ(touch.content_id(), content[step]);
+    EXPECT_EQ(touch.channel(), events::v1::CHANNEL_EMAIL);
+    EXPECT_EQ(touch.address(), "L-cold@shoeco.example");
+    EXPECT_EQ(touch.personalisation().at("first_name"), "Ada");
+    EXPECT_EQ(touch.envelope().event_id(), touch.touch_id());
+    EXPECT_EQ(touch.envelope().lead_id(), "L-cold");
+    EXPECT_EQ(touch.envelope().causation_id(), "scored-1");
+    EXPECT_EQ(rules::ToTime(touch.due_at()), kStart + offsets[step]);
+    EXPECT_EQ(sent_at[step], kStart + offsets[step]);
+    EXPECT_EQ(messages[step].topic, "nurture.touches");
+    EXPECT_EQ(messages[step].key, "L-cold");
+  }
+  EXPECT_THAT(ids, SizeIs(4));
+
+  const auto enrollments = Enrollments("L-cold");
+  ASSERT_THAT(enrollments, SizeIs(1));
+  EXPECT_EQ(enrollments[0].state(), "completed");
+  EXPECT_EQ(enrollments[0].next_step(), 4);
+  EXPECT_EQ(ScheduledAt("L-cold"), std::nullopt);
+  EXPECT_EQ(LeaseExpiry("L-cold"), std::nullopt);
+}
+
+TEST_F(NurturingTest, ALeadLeavesItsTrackTheMomentItBecomesSalesReady) {
+  const LeadProfile lead = EmailLead("L-hot");
+  ScoreCold(lead, "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  clock_.Advance(absl::Hours(30));
+  Score(lead, events::v1::CATEGORY_SALES_READY, events::v1::STAGE_QUALIFIED, "scored-2");
+  EXPECT_EQ(ScheduledAt("L-hot"), std::nullopt);
+
+  EXPECT_THAT(RunHourlyUntil(kStart + absl::Hours(24 * 30)), IsEmpty());
+  EXPECT_THAT(replica_->producer.sent(), SizeIs(1));
+  const auto enrollments = Enrollments("L-hot");
+  ASSERT_THAT(enrollments, SizeIs(1));
+  EXPECT_EQ(enrollments[0].state(), "exited");
+  EXPECT_EQ(enrollments[0].exit_reason(), "sales_ready");
+  EXPECT_EQ(enrollments[0].next_step(), 1);
+}
+
+TEST_F(NurturingTest, NoTouchGoesToALeadWithoutConsent) {
+  LeadProfile lead = EmailLead("L-silent");
+  lead.clear_consents();
+  ScoreCold(lead, "scored-1");
+  Pass();
+  RunHourlyUntil(kStart + absl::Hours(24 * 30));
+
+  EXPECT_THAT(replica_->producer.sent(), IsEmpty());
+  const internal::v1::NurtureLeadState state = State("L-silent");
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+  EXPECT_EQ(state.current().steps_skipped(), 4);
+  EXPECT_EQ(state.current().touches_sent(), 0);
+}
+
+TEST_F(NurturingTest, QuietHoursDeferATouchDueAtElevenAtNightInNewYorkToEightInTheMorning) {
+  const absl::Time eleven_pm = NewYork(2026, 1, 6, 23, 0);
+  const absl::Time eight_am = NewYork(2026, 1, 7, 8, 0);
+  clock_.Set(eleven_pm);
+  ScoreCold(EmailLead("L-ny", "America/New_York"), "scored-1");
+
+  EXPECT_EQ(Pass().sent, 0);
+  EXPECT_EQ(ScheduledAt("L-ny"), eight_am);
+  clock_.Set(eight_am - absl::Minutes(1));
+  EXPECT_EQ(Pass().sent, 0);
+  clock_.Set(eight_am);
+  EXPECT_EQ(Pass().sent, 1);
+
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_THAT(touches, SizeIs(1));
+  EXPECT_EQ(touches[0].step(), 0);
+  EXPECT_EQ(rules::ToTime(touches[0].due_at()), eleven_pm);
+  EXPECT_EQ(rules::ToTime(touches[0].envelope().produced_at()), eight_am);
+  // Step 1 is due 72 hours after step 0 was due, not after it was sent.
+  EXPECT_EQ(ScheduledAt("L-ny"), eleven_pm + absl::Hours(72));
+}
+
+TEST_F(NurturingTest, TheFrequencyCapHoldsAcrossTwoTracks) {
+  NurturingOptions options;
+  options.policy.reenroll_cooldown = absl::ZeroDuration();  // the cap alone must hold
+  UseTracks(TracksFromText(R"pb(
+              version: "cap-test"
+              tracks {
+                id: "burst"
+                priority: 10
+                enroll_when { field: "category" equals: "cold" }
+                steps { channel: CHANNEL_EMAIL content_id: "b1" }
+                steps { channel: CHANNEL_EMAIL content_id: "b2" delay_hours: 1 }
+                steps { channel: CHANNEL_EMAIL content_id: "b3" delay_hours: 1 }
+              }
+              tracks {
+                id: "warm"
+                priority: 20
+                enroll_when { field: "category" equals: "warm" }
+                steps { channel: CHANNEL_EMAIL content_id: "w1" }
+              }
+            )pb"),
+            options);
+  const LeadProfile lead = EmailLead("L-cap");
+  ScoreCold(lead, "scored-1");
+  Pass();
+  RunHourlyUntil(kStart + absl::Hours(4));  // three touches: the cap (3 in 7 days) is full
+  ASSERT_THAT(replica_->producer.sent(), SizeIs(3));
+  EXPECT_EQ(State("L-cap").current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+
+  Score(lead, events::v1::CATEGORY_WARM, events::v1::STAGE_ENGAGED, "scored-2");
+  EXPECT_EQ(State("L-cap").current().track_id(), "warm");
+  EXPECT_EQ(Pass().sent, 0);
+  // The first touch leaves the 7-day window at kStart + 7 days: not a moment earlier.
+  EXPECT_EQ(ScheduledAt("L-cap"), kStart + absl::Hours(24 * 7));
+  clock_.Set(kStart + absl::Hours(24 * 7) - absl::Minutes(1));
+  EXPECT_EQ(Pass().sent, 0);
+  clock_.Set(kStart + absl::Hours(24 * 7));
+  EXPECT_EQ(Pass().sent, 1);
+
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_THAT(touches, SizeIs(4));
+  EXPECT_EQ(touches[3].track_id(), "warm");
+  EXPECT_EQ(touches[3].content_id(), "w1");
+}
+
+TEST_F(NurturingTest, TwoSchedulersSendEachTouchOfTwoHundredDueLeadsExactlyOnce) {
+  scheduler_options_.max_claims_per_pass = 7;  // many small claims, so the two interleave
+  constexpr int kLeads = 200;
+  for (int i = 0; i < kLeads; ++i) {
+    ScoreCold(EmailLead(absl::StrCat("L-", i)), absl::StrCat("scored-", i));
+  }
+  std::unique_ptr<Replica> a = NewReplica();
+  std::unique_ptr<Replica> b = NewReplica();
+
+  for (int step = 0; step < 2; ++step) {
+    SCOPED_TRACE(absl::StrCat("step ", step));
+    std::latch start(2);
+    auto drain = [&start](Replica& replica) {
+      start.arrive_and_wait();
+      // A pass that claims nothing means nothing is due any more: the rest is claimed.
+      for (;;) {
+        absl::StatusOr<PassStats> stats = replica.scheduler.RunOnce();
+        if (!stats.ok() || stats->claimed == 0) return;
+      }
+    };
+    std::thread ta(drain, std::ref(*a));
+    std::thread tb(drain, std::ref(*b));
+    ta.join();
+    tb.join();
+
+    std::map<std::string, int> per_lead;
+    std::map<std::string, int> per_id;
+    size_t from_a = 0;
+    size_t from_b = 0;
+    for (Replica* r : {a.get(), b.get()}) {
+      for (const NurtureTouch& t : r->producer.Touches()) {
+        if (t.step() != step) continue;
+        ++per_lead[t.envelope().lead_id()];
+        ++per_id[t.touch_id()];
+        (r == a.get() ? from_a : from_b)++;
+      }
+    }
+    EXPECT_EQ(from_a + from_b, static_cast<size_t>(kLeads));
+    EXPECT_THAT(per_lead, SizeIs(kLeads));
+    EXPECT_THAT(per_id, SizeIs(kLeads));
+    for (const auto& [lead, n] : per_lead) EXPECT_EQ(n, 1) << lead;
+    EXPECT_GT(from_a, 0u) << "replica A claimed nothing: no concurrency was exercised";
+    EXPECT_GT(from_b, 0u) << "replica B claimed nothing: no concurrency was exercised";
+    EXPECT_EQ(LeaseExpiry("L-0"), std::nullopt);
+
+    clock_.Advance(absl::Hours(72));  // step 1 falls due for everyone
+  }
+}
+
+TEST_F(NurturingTest, AnUnacknowledgedTouchIsResentWithTheSameIdAfterItsLease) {
+  replica_->producer.Hold(true);
+  ScoreCold(EmailLead("L-lost"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  EXPECT_EQ(LeaseExpiry("L-lost"), kStart + scheduler_options_.lease);
+  EXPECT_EQ(ScheduledAt("L-lost"), std::nullopt);
+
+  // The replica dies with the acknowledgement outstanding.
+  replica_->producer.DropPending();
+  const std::vector<kafka::OutboundMessage> first = replica_->producer.sent();
+  std::unique_ptr<Replica> survivor = NewReplica();
+  clock_.Advance(scheduler_options_.lease - absl::Seconds(1));
+  EXPECT_EQ(Pass(*survivor).sent, 0);  // still leased
+  clock_.Advance(absl::Seconds(1));
+  const PassStats resend = Pass(*survivor);
+  EXPECT_EQ(resend.reclaimed, 1);
+  EXPECT_EQ(resend.sent, 1);
+
+  const std::vector<kafka::OutboundMessage> again = survivor->producer.sent();
+  ASSERT_THAT(again, SizeIs(1));
+  ASSERT_THAT(first, SizeIs(1));
+  EXPECT_EQ(again[0].value, first[0].value);  // the same touch, byte for byte
+  EXPECT_EQ(survivor->producer.Touches()[0].touch_id(), "L-lost:cold-welcome:0:1");
+  // Acknowledged this time: the lead moves on to step 1 (due 72 hours after step 0).
+  EXPECT_EQ(ScheduledAt("L-lost"), kStart + absl::Hours(72));
+  EXPECT_EQ(LeaseExpiry("L-lost"), std::nullopt);
+  EXPECT_EQ(State("L-lost").in_flight_touch_id(), "");
+
+  clock_.Set(kStart + absl::Hours(72));
+  EXPECT_EQ(Pass(*survivor).sent, 1);
+  EXPECT_EQ(survivor->producer.Touches()[1].touch_id(), "L-lost:cold-welcome:1:1");
+}
+
+TEST_F(NurturingTest, ErasureRemovesEveryKeyOfTheLead) {
+  ScoreCold(EmailLead("L-erase"), "scored-1");
+  ScoreCold(EmailLead("L-keep"), "scored-2");
+  EXPECT_EQ(Pass().sent, 2);
+  nurturing::v1::UnsubscribeRequest unsubscribe;
+  unsubscribe.set_lead_id("L-erase");
+  unsubscribe.set_channel(events::v1::CHANNEL_SMS);
+  unsubscribe.set_request_id("req-1");
+  nurturing::v1::Enrollment reply;
+  ASSERT_TRUE(replica_->grpc.Unsubscribe(nullptr, &unsubscribe, &reply).ok());
+  // Step 1 goes out but its acknowledgement is still outstanding when the erasure arrives.
+  replica_->producer.Hold(true);
+  clock_.Set(kStart + absl::Hours(72));
+  EXPECT_EQ(Pass().sent, 2);
+  ASSERT_THAT(KeysMentioning("L-erase"), SizeIs(::testing::Gt(3u)));
+
+  events::v1::LeadErasure erasure;
+  erasure.mutable_envelope()->set_lead_id("L-erase");
+  erasure.set_reason("gdpr-1");
+  ASSERT_TRUE(
+      replica_->handler.HandleErasure(Consumed(events::Encode("leads.erasure", "L-erase", erasure)))
+          .ok());
+  EXPECT_THAT(KeysMentioning("L-erase"), ElementsAre("nurturing:{L-erase}:erased"));
+  EXPECT_EQ(LeaseExpiry("L-erase"), std::nullopt);
+  // Late arrivals change nothing: the acknowledgement, a scored event, a due pass.
+  replica_->producer.AckAll();
+  ScoreCold(EmailLead("L-erase"), "scored-3");
+  clock_.Advance(absl::Hours(24 * 30));
+  Pass();
+
+  EXPECT_THAT(KeysMentioning("L-erase"), ElementsAre("nurturing:{L-erase}:erased"));
+  EXPECT_EQ(ScheduledAt("L-erase"), std::nullopt);
+  EXPECT_EQ(LeaseExpiry("L-erase"), std::nullopt);
+  // The other lead is untouched.
+  EXPECT_EQ(State("L-keep").lead_id(), "L-keep");
+  EXPECT_EQ(State("L-keep").current().touches_sent(), 3);
+}
+
+TEST_F(NurturingTest, APausedLeadGetsNoTouchesUntilResumedAndThenCarriesOnWhereItLeftOff) {
+  ScoreCold(EmailLead("L-pause"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  nurturing::v1::LeadRequest pause;
+  pause.set_lead_id("L-pause");
+  pause.set_request_id("pause-1");
+  nurturing::v1::Enrollment reply;
+  ASSERT_TRUE(replica_->grpc.Pause(nullptr, &pause, &reply).ok());
+  EXPECT_EQ(reply.state(), "paused");
+  EXPECT_EQ(ScheduledAt("L-pause"), std::nullopt);
+
+  const absl::Duration paused_for = absl::Hours(24 * 10);
+  EXPECT_THAT(RunHourlyUntil(kStart + paused_for), IsEmpty());
+  nurturing::v1::LeadRequest resume;
+  resume.set_lead_id("L-pause");
+  resume.set_request_id("resume-1");
+  ASSERT_TRUE(replica_->grpc.Resume(nullptr, &resume, &reply).ok());
+  EXPECT_EQ(reply.state(), "active");
+  // Step 1 was 72 hours away when the lead was paused; it still is.
+  EXPECT_EQ(ScheduledAt("L-pause"), kStart + paused_for + absl::Hours(72));
+
+  // A retried Pause (same request id) answers as before and pauses nothing.
+  ASSERT_TRUE(replica_->grpc.Pause(nullptr, &pause, &reply).ok());
+  EXPECT_EQ(reply.state(), "paused");
+  EXPECT_EQ(State("L-pause").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+
+  const std::vector<absl::Time> sent_at =
+      RunHourlyUntil(kStart + paused_for + absl::Hours(72) + absl::Hours(1));
+  EXPECT_THAT(sent_at, ElementsAre(kStart + paused_for + absl::Hours(72)));
+
+  nurturing::v1::LeadRequest unknown;
+  unknown.set_lead_id("L-nobody");
+  EXPECT_EQ(replica_->grpc.Pause(nullptr, &unknown, &reply).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(NurturingTest, AnUnsubscribedChannelGetsNoFurtherTouches) {
+  ScoreCold(EmailLead("L-unsub"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  nurturing::v1::UnsubscribeRequest request;
+  request.set_lead_id("L-unsub");
+  request.set_channel(events::v1::CHANNEL_EMAIL);
+  request.set_request_id("unsub-1");
+  nurturing::v1::Enrollment reply;
+  ASSERT_TRUE(replica_->grpc.Unsubscribe(nullptr, &request, &reply).ok());
+
+  EXPECT_THAT(RunHourlyUntil(kStart + absl::Hours(24 * 30)), IsEmpty());
+  const internal::v1::NurtureLeadState state = State("L-unsub");
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+  EXPECT_EQ(state.current().touches_sent(), 1);
+  EXPECT_EQ(state.current().steps_skipped(), 3);
+
+  request.set_channel(events::v1::CHANNEL_UNSPECIFIED);
+  EXPECT_EQ(replica_->grpc.Unsubscribe(nullptr, &request, &reply).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(NurturingTest, ARedeliveredScoredEventIsAppliedOnlyOnce) {
+  const LeadProfile lead = EmailLead("L-dup");
+  ScoreCold(lead, "scored-1");
+  Score(lead, events::v1::CATEGORY_SALES_READY, events::v1::STAGE_QUALIFIED, "scored-2");
+  // Long after the cooldown, the first event is delivered again: it would enrol the lead anew
+  // if it were applied a second time.
+  clock_.Advance(absl::Hours(24 * 30));
+  ScoreCold(lead, "scored-1");
+  const internal::v1::NurtureLeadState state = State("L-dup");
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
+  EXPECT_THAT(state.past(), IsEmpty());
+  // A new event does.
+  ScoreCold(lead, "scored-3");
+  EXPECT_EQ(State("L-dup").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  EXPECT_EQ(State("L-dup").current().attempt(), 2);
+}
+
+TEST_F(NurturingTest, ListTracksReturnsTheRunningTracksByPriority) {
+  nurturing::v1::ListTracksRequest request;
+  nurturing::v1::ListTracksResponse response;
+  ASSERT_TRUE(replica_->grpc.ListTracks(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.version(), "2024-06-nurture-v1");
+  std::vector<std::string> ids;
+  for (const auto& t : response.tracks()) ids.push_back(t.id());
+  EXPECT_THAT(ids,
+              ElementsAre("lost-recycle", "not-now-check-in", "warm-accelerate", "cold-welcome"));
+}
+
+}  // namespace
+}  // namespace leadflow::nurturing
