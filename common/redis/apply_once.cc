@@ -52,7 +52,14 @@ for i = 1, nextra do
   redis.call(unpack(cmd))
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-if registry ~= '' then redis.call('SADD', registry, KEYS[1]) end
+if registry ~= '' then
+  -- Apply-once records expire; they are listed by expiry time so the list stays bounded.
+  local t = redis.call('TIME')
+  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local expiring = registry .. ':expiring'
+  redis.call('ZREMRANGEBYSCORE', expiring, '-inf', now_ms)
+  redis.call('ZADD', expiring, now_ms + tonumber(ARGV[1]), KEYS[1])
+end
 return {0}
 )lua";
 
@@ -60,7 +67,9 @@ return {0}
 constexpr char kEraseScript[] = R"lua(
 local members = redis.call('SMEMBERS', KEYS[1])
 for _, k in ipairs(members) do redis.call('DEL', k) end
-redis.call('DEL', KEYS[1])
+local expiring = KEYS[1] .. ':expiring'
+for _, k in ipairs(redis.call('ZRANGE', expiring, 0, -1)) do redis.call('DEL', k) end
+redis.call('DEL', KEYS[1], expiring)
 for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #members

@@ -12,7 +12,9 @@
 //      write or delete, extra commands (index updates), and the memo (serialised outputs).
 //   3. A Lua script re-checks the dedup key, the tombstone and every record's version, and only
 //      then applies the plan, records the dedup key with the memo, and registers every key in the
-//      lead's key registry (so erasure can delete them all). If a version moved (a concurrent
+//      lead's key registry (so erasure can delete them all). Lasting keys go in the registry set;
+//      the expiring dedup records go in `<registry>:expiring`, ordered by expiry and pruned on
+//      every apply, so the registry of a long-lived lead stays bounded. If a version moved (a concurrent
 //      writer: another replica, a gRPC command), it changes nothing and Run() re-reads and
 //      re-plans, up to a bound (then ABORTED, which consumers treat as transient).
 //
