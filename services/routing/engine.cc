@@ -381,7 +381,14 @@ std::string IneligibleReason(const RepState& state, absl::Time now) {
 
 std::optional<RepChoice> PickRep(const Team& team, const std::vector<RepState>& states,
                                  uint64_t cursor, absl::Time now) {
-  return PickRepExcluding(team, states, cursor, now, {});
+  return PickRepExcluding(team, states, cursor, now, absl::flat_hash_set<std::string>());
+}
+
+std::optional<RepChoice> PickRepExcluding(const Team& team, const std::vector<RepState>& states,
+                                          uint64_t cursor, absl::Time now,
+                                          const std::vector<std::string>& excluded) {
+  return PickRepExcluding(team, states, cursor, now,
+                          absl::flat_hash_set<std::string>(excluded.begin(), excluded.end()));
 }
 
 absl::Time SlaDeadline(const Team& team, absl::Time assigned_at) {

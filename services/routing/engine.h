@@ -156,6 +156,12 @@ struct RepChoice {
 std::optional<RepChoice> PickRep(const config::v1::Team& team, const std::vector<RepState>& states,
                                  uint64_t cursor, absl::Time now);
 
+// PickRep with the reps in `excluded` ruled out ("already had the lead"), e.g. when a rep
+// rejected the lead: it goes to a rep who has not had it in this episode, or nobody.
+std::optional<RepChoice> PickRepExcluding(const config::v1::Team& team,
+                                          const std::vector<RepState>& states, uint64_t cursor,
+                                          absl::Time now, const std::vector<std::string>& excluded);
+
 // When the assigned rep must have acted: assigned_at + sla_minutes, or InfiniteFuture when the
 // team has no SLA.
 absl::Time SlaDeadline(const config::v1::Team& team, absl::Time assigned_at);

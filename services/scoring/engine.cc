@@ -188,6 +188,13 @@ Category CompiledScoringRules::CategoryFor(double total) const {
   return events::v1::CATEGORY_COLD;
 }
 
+std::vector<std::string> CompiledScoringRules::segment_ids() const {
+  std::vector<std::string> ids;
+  ids.reserve(segments_.size());
+  for (const SegmentRule& segment : segments_) ids.push_back(segment.id);
+  return ids;
+}
+
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
     const ScoringRules& rules, const NegativeSignalPoints& negative_points) {
   // make_shared cannot reach the private constructor.

@@ -89,6 +89,8 @@ class CompiledScoringRules {
 
   // The category a total reaches.
   events::v1::Category CategoryFor(double total) const;
+  // Ids of the segments, in file order (the service cleans its segment indexes with them).
+  std::vector<std::string> segment_ids() const;
 
  private:
   struct FitRule {

@@ -2,21 +2,16 @@
 // validation, and the default rule file.
 #include "services/scoring/engine.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "common/config/yaml_proto.h"
 #include "common/rules/time_util.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
-#include "yaml-cpp/yaml.h"
 
 namespace leadflow::scoring {
 namespace {
@@ -41,53 +36,16 @@ T ParseText(const std::string& text) {
   return message;
 }
 
-// --- The YAML defaults, read the way the config loader reads them: YAML -> JSON -> proto. ---
-
-// Plain scalars that read as numbers or booleans become JSON numbers / booleans; quoted
-// scalars stay strings.
-nlohmann::json YamlToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: {
-      nlohmann::json object = nlohmann::json::object();
-      for (const auto& entry : node)
-        object[entry.first.as<std::string>()] = YamlToJson(entry.second);
-      return object;
-    }
-    case YAML::NodeType::Sequence: {
-      nlohmann::json array = nlohmann::json::array();
-      for (const auto& element : node) array.push_back(YamlToJson(element));
-      return array;
-    }
-    case YAML::NodeType::Scalar: {
-      const std::string& text = node.Scalar();
-      if (node.Tag() == "!") return text;  // quoted
-      if (text == "true") return true;
-      if (text == "false") return false;
-      int64_t integer = 0;
-      if (absl::SimpleAtoi(text, &integer)) return integer;
-      double number = 0;
-      const bool numeric_start = !text.empty() && (std::isdigit(text[0]) || text[0] == '-');
-      if (numeric_start && absl::SimpleAtod(text, &number)) return number;
-      return text;
-    }
-    default:
-      return nullptr;
-  }
-}
+// --- The YAML defaults, read by the config loader the services use. ---
 
 template <typename T>
 absl::StatusOr<T> LoadYamlConfig(const std::string& relative_path) {
-  const std::string path = std::string(LEADFLOW_SOURCE_DIR) + "/" + relative_path;
-  std::ifstream file(path);
-  if (!file) return absl::NotFoundError(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  const std::string json = YamlToJson(YAML::Load(text.str())).dump();
   T message;
-  google::protobuf::util::JsonParseOptions options;
-  options.ignore_unknown_fields = false;  // a misspelt key must fail, not vanish
-  const auto status = google::protobuf::util::JsonStringToMessage(json, &message, options);
-  if (!status.ok()) return absl::InvalidArgumentError(std::string(status.message()));
+  if (absl::Status s =
+          config::LoadYamlProto(std::string(LEADFLOW_SOURCE_DIR) + "/" + relative_path, &message);
+      !s.ok()) {
+    return s;
+  }
   return message;
 }
 

@@ -1,0 +1,229 @@
+#include "services/scoring/handler.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/memo.h"
+#include "common/redis/keys.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "spdlog/spdlog.h"
+
+namespace leadflow::scoring {
+
+using events::v1::ScoreSnapshot;
+using internal::v1::ScoringLeadState;
+
+// What every input contributes besides its payload.
+struct ScoringHandler::Input {
+  std::string lead_id;
+  // Identifies the input for apply-once and derived event ids.
+  std::string event_id;
+  std::string trace_id;
+  // When the input happened in the world.
+  absl::Time event_time;
+};
+
+namespace {
+
+// Activity types that set the negative-signal flags.
+constexpr char kUnsubscribeActivity[] = "unsubscribe";
+constexpr char kBounceActivity[] = "bounce";
+
+// The envelope fields of an input, with fallbacks for producers that leave some out: the lead of
+// the payload, the message's position as its identity (a re-delivery is then a duplicate), and
+// processing time as its event time.
+absl::StatusOr<ScoringHandler::Input> InputOf(const kafka::ConsumedMessage& message,
+                                              const events::v1::Envelope& envelope,
+                                              const std::string& payload_lead_id, absl::Time now) {
+  ScoringHandler::Input input;
+  input.lead_id = !envelope.lead_id().empty() ? envelope.lead_id() : payload_lead_id;
+  if (input.lead_id.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(message.topic, ": event without envelope.lead_id"));
+  }
+  input.event_id =
+      !envelope.event_id().empty()
+          ? envelope.event_id()
+          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
+  input.trace_id = !envelope.trace_id().empty() ? envelope.trace_id() : input.event_id;
+  input.event_time = events::FromProtoOr(envelope.occurred_at(), now);
+  return input;
+}
+
+ScoreContext ContextOf(const ScoringLeadState& state) {
+  ScoreContext context;
+  context.previous_stage = state.score().stage();
+  context.previous_interest = state.score().interest();
+  context.outcome_stage = state.outcome_stage();
+  if (state.has_outcome_at()) context.outcome_at = events::FromProto(state.outcome_at());
+  context.explicit_interest = state.explicit_interest();
+  context.unsubscribed = state.unsubscribed();
+  context.bounced = state.bounced();
+  context.conversion_probability = state.conversion_probability();
+  return context;
+}
+
+// Puts `snapshot` first in the history and drops the oldest beyond `size`.
+void PushHistory(const ScoreSnapshot& snapshot, int size, ScoringLeadState& state) {
+  auto& history = *state.mutable_history();
+  *history.Add() = snapshot;
+  for (int i = history.size() - 1; i > 0; --i) history.SwapElements(i, i - 1);
+  if (history.size() > size) history.DeleteSubrange(size, history.size() - size);
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> LoadScoringRules(
+    const std::string& path) {
+  config::v1::ScoringRules rules;
+  if (absl::Status s = config::LoadYamlProto(path, &rules); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> compiled = CompileScoringRules(rules);
+  if (!compiled.ok()) {
+    return absl::Status(compiled.status().code(),
+                        absl::StrCat(path, ": ", compiled.status().message()));
+  }
+  return compiled;
+}
+
+ScoringHandler::ScoringHandler(const ScoringRulesSource& rules, ScoringStore& store,
+                               const kafka::Topics& topics, const runtime::Clock& clock,
+                               ScoringOptions options)
+    : rules_(rules), store_(store), topics_(topics), clock_(clock), options_(options) {}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptured(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadCaptured captured;
+  if (absl::Status s = events::Decode(message, &captured); !s.ok()) return s;
+  absl::StatusOr<Input> input =
+      InputOf(message, captured.envelope(), captured.lead().lead_id(), clock_.Now());
+  if (!input.ok()) return input.status();
+  return Apply(*input, [&](ScoringLeadState& state) {
+    *state.mutable_profile() = captured.lead();
+    state.mutable_profile()->set_lead_id(input->lead_id);
+  });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleActivity(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadActivity activity;
+  if (absl::Status s = events::Decode(message, &activity); !s.ok()) return s;
+  absl::StatusOr<Input> input = InputOf(message, activity.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  return Apply(*input, [&](ScoringLeadState& state) {
+    // Tracking sends the lead's whole aggregates after each activity.
+    if (activity.has_aggregates()) *state.mutable_aggregates() = activity.aggregates();
+    if (activity.activity().type() == kUnsubscribeActivity) state.set_unsubscribed(true);
+    if (activity.activity().type() == kBounceActivity) state.set_bounced(true);
+  });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleOutcome(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadOutcome outcome;
+  if (absl::Status s = events::Decode(message, &outcome); !s.ok()) return s;
+  absl::StatusOr<Input> input = InputOf(message, outcome.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  return Apply(*input, [&](ScoringLeadState& state) {
+    // Accepted and rejected say nothing about the lead itself: the state stays as it is.
+    const events::v1::LifecycleStage stage = StageForOutcome(outcome.kind());
+    if (stage == events::v1::STAGE_UNSPECIFIED) return;
+    state.set_outcome_stage(stage);
+    *state.mutable_outcome_at() = events::ToProto(input->event_time);
+  });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleErasure(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadErasure erasure;
+  if (absl::Status s = events::Decode(message, &erasure); !s.ok()) return s;
+  const std::string& lead_id = erasure.envelope().lead_id();
+  if (lead_id.empty()) return absl::InvalidArgumentError("erasure without envelope.lead_id");
+  if (absl::Status s =
+          store_.Erase(lead_id, rules_.Current()->segment_ids(), options_.tombstone_ttl);
+      !s.ok()) {
+    return s;
+  }
+  spdlog::info("erased lead {} ({})", lead_id, erasure.reason());
+  return std::vector<kafka::OutboundMessage>{};
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const Input& input,
+                                                                          const Update& update) {
+  // One rule set and one processing time per input: the planner may run more than once and
+  // must give the same plan for the same state.
+  const std::shared_ptr<const CompiledScoringRules> rules = rules_.Current();
+  const absl::Time processed_at = clock_.Now();
+  const std::string state_key = ScoringStore::StateKey(input.lead_id);
+
+  redis::ApplyOnceRequest request;
+  request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
+  request.dedup_ttl = options_.dedup_ttl;
+  request.state_keys = {state_key};
+  request.registry_key = redis::RegistryKey(kService, input.lead_id);
+  request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
+
+  auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
+    ScoringLeadState state;
+    if (records[0].data.has_value() && !state.ParseFromString(*records[0].data)) {
+      return absl::DataLossError("corrupt state " + state_key);
+    }
+    update(state);
+
+    redis::Plan plan;
+    std::vector<kafka::OutboundMessage> outputs;
+    if (state.has_profile()) {
+      const bool first = !state.has_score();
+      const ScoreSnapshot previous = state.score();
+      const absl::Time scored_at =
+          first ? input.event_time
+                : std::max(input.event_time, events::FromProto(previous.scored_at()));
+      ScoreSnapshot current =
+          Score(*rules, state.profile(), state.aggregates(), ContextOf(state), scored_at);
+      const ScoreChange change = Diff(previous, current, options_.score_bucket);
+      for (const std::string& segment : change.segments_entered) {
+        plan.extra_commands.push_back({"SADD", ScoringStore::SegmentKey(segment), input.lead_id});
+      }
+      for (const std::string& segment : change.segments_exited) {
+        plan.extra_commands.push_back({"SREM", ScoringStore::SegmentKey(segment), input.lead_id});
+      }
+      if (first || !change.empty()) {
+        events::v1::LeadScored event;
+        *event.mutable_envelope() = events::MakeEnvelope({
+            .event_id = events::DeriveEventId("scored", input.event_id),
+            .lead_id = input.lead_id,
+            .occurred_at = scored_at,
+            .produced_at = processed_at,
+            .causation_id = input.event_id,
+            .trace_id = input.trace_id,
+            .producer = kService,
+        });
+        *event.mutable_lead() = state.profile();
+        *event.mutable_score() = current;
+        if (!first) *event.mutable_previous() = previous;
+        for (const std::string& c : change.changed) event.add_changed(c);
+        for (const std::string& s : change.segments_entered) event.add_segments_entered(s);
+        for (const std::string& s : change.segments_exited) event.add_segments_exited(s);
+        outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsScored), input.lead_id, event));
+        PushHistory(current, options_.history_size, state);
+      }
+      *state.mutable_score() = std::move(current);
+    }
+    plan.writes.push_back({state_key, state.SerializeAsString()});
+    plan.memo = kafka::EncodeMemo(outputs);
+    return plan;
+  };
+
+  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+  if (!applied.ok()) return applied.status();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (applied->outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
+  if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
+  return outputs;
+}
+
+}  // namespace leadflow::scoring

@@ -1,0 +1,469 @@
+// Integration tests of the scoring service's handler and gRPC service against a real
+// redis-server (no Kafka): messages are built with events::Encode and fed to the handler, and
+// the outputs it returns are what the consumer loop would publish. Rules: config/scoring.yaml.
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/civil_time.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/redis/hiredis_client.h"
+#include "common/redis/keys.h"
+#include "common/testing/redis_server.h"
+#include "common/testing/simulated_clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "services/scoring/grpc_service.h"
+#include "services/scoring/handler.h"
+#include "services/scoring/store.h"
+
+namespace leadflow::scoring {
+namespace {
+
+using events::v1::ActivityCounts;
+using events::v1::LeadActivity;
+using events::v1::LeadAggregates;
+using events::v1::LeadCaptured;
+using events::v1::LeadOutcome;
+using events::v1::LeadProfile;
+using events::v1::LeadScored;
+using ::testing::Contains;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// Monday 5 January 2026, 11:00 UTC.
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2026, 1, 5, 11, 0, 0), absl::UTCTimeZone());
+
+kafka::ConsumedMessage Consumed(const kafka::OutboundMessage& m, int64_t offset = 0) {
+  kafka::ConsumedMessage c;
+  c.topic = m.topic;
+  c.partition = 0;
+  c.offset = offset;
+  c.key = m.key;
+  c.value = m.value;
+  c.headers = m.headers;
+  return c;
+}
+
+events::v1::Envelope Envelope(const std::string& lead_id, const std::string& event_id,
+                              absl::Time at) {
+  return events::MakeEnvelope({.event_id = event_id,
+                               .lead_id = lead_id,
+                               .occurred_at = at,
+                               .produced_at = at,
+                               .causation_id = "cause-" + event_id,
+                               .trace_id = "trace-" + lead_id,
+                               .producer = "test"});
+}
+
+// A senior leader at a mid-size company: fit 20 + 15 = 35 (cold) with the default rules.
+LeadProfile SeniorAtMidSize(const std::string& lead_id) {
+  LeadProfile lead;
+  lead.set_lead_id(lead_id);
+  lead.set_email("vp@acme.example");
+  lead.set_company("Acme");
+  lead.set_seniority(events::v1::SENIORITY_SENIOR);
+  lead.set_company_size(250);
+  return lead;
+}
+
+ActivityCounts Counts(int64_t n, absl::Time last_at) {
+  ActivityCounts counts;
+  counts.set_total(n);
+  counts.set_last_1d(n);
+  counts.set_last_7d(n);
+  counts.set_last_30d(n);
+  counts.set_last_90d(n);
+  *counts.mutable_last_at() = events::ToProto(last_at);
+  return counts;
+}
+
+class ScoringHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    redis::HiredisOptions options;
+    options.port = server_->port();
+    client_ = std::make_unique<redis::HiredisClient>(options);
+    absl::StatusOr<std::unique_ptr<ScoringRulesSource>> rules = ScoringRulesSource::Create(
+        std::string(LEADFLOW_SOURCE_DIR) + "/config/scoring.yaml", LoadScoringRules);
+    ASSERT_TRUE(rules.ok()) << rules.status();
+    rules_ = *std::move(rules);
+    store_ = std::make_unique<ScoringStore>(*client_);
+    handler_ = std::make_unique<ScoringHandler>(*rules_, *store_, topics_, clock_);
+    grpc_ = std::make_unique<ScoringGrpcService>(*rules_, *store_, clock_);
+  }
+
+  kafka::ConsumedMessage Captured(const LeadProfile& lead, const std::string& event_id) {
+    LeadCaptured event;
+    *event.mutable_envelope() = Envelope(lead.lead_id(), event_id, clock_.Now());
+    event.set_change(LeadCaptured::CHANGE_CREATED);
+    *event.mutable_lead() = lead;
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsCaptured), lead.lead_id(), event));
+  }
+
+  // An activity of `type` with aggregates counting `counts` per activity type (and pricing
+  // page views), all just now.
+  kafka::ConsumedMessage Activity(const std::string& lead_id, const std::string& event_id,
+                                  const std::string& type,
+                                  const std::vector<std::pair<std::string, int64_t>>& counts) {
+    LeadActivity event;
+    *event.mutable_envelope() = Envelope(lead_id, event_id, clock_.Now());
+    event.mutable_activity()->set_type(type);
+    *event.mutable_activity()->mutable_occurred_at() = events::ToProto(clock_.Now());
+    LeadAggregates& aggregates = *event.mutable_aggregates();
+    for (const auto& [name, n] : counts) {
+      (*aggregates.mutable_by_type())[name] = Counts(n, clock_.Now());
+    }
+    *aggregates.mutable_first_seen_at() = events::ToProto(clock_.Now());
+    *aggregates.mutable_last_seen_at() = events::ToProto(clock_.Now());
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsActivity), lead_id, event));
+  }
+
+  kafka::ConsumedMessage Outcome(const std::string& lead_id, const std::string& event_id,
+                                 LeadOutcome::Kind kind) {
+    LeadOutcome event;
+    *event.mutable_envelope() = Envelope(lead_id, event_id, clock_.Now());
+    event.set_kind(kind);
+    event.set_reason("budget");
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsOutcomes), lead_id, event));
+  }
+
+  kafka::ConsumedMessage Erasure(const std::string& lead_id, const std::string& event_id) {
+    events::v1::LeadErasure event;
+    *event.mutable_envelope() = Envelope(lead_id, event_id, clock_.Now());
+    event.set_reason("gdpr-request-1");
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsErasure), lead_id, event));
+  }
+
+  // Handles a message that must succeed.
+  std::vector<kafka::OutboundMessage> Handle(
+      absl::StatusOr<std::vector<kafka::OutboundMessage>> (ScoringHandler::*route)(
+          const kafka::ConsumedMessage&),
+      const kafka::ConsumedMessage& message) {
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> out = (handler_.get()->*route)(message);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? *std::move(out) : std::vector<kafka::OutboundMessage>{};
+  }
+
+  static LeadScored DecodeScored(const kafka::OutboundMessage& m) {
+    LeadScored scored;
+    EXPECT_TRUE(events::Decode(Consumed(m), &scored).ok());
+    return scored;
+  }
+
+  std::vector<std::string> AllKeys() {
+    std::vector<std::string> keys;
+    std::string cursor = "0";
+    do {
+      absl::StatusOr<redis::Reply> r = client_->Command({"SCAN", cursor, "COUNT", "1000"});
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (!r.ok()) break;
+      cursor = r->elements[0].str;
+      for (const redis::Reply& k : r->elements[1].elements) keys.push_back(k.str);
+    } while (cursor != "0");
+    return keys;
+  }
+
+  std::string StateVersion(const std::string& lead_id) {
+    absl::StatusOr<redis::Reply> r =
+        client_->Command({"HGET", ScoringStore::StateKey(lead_id), "v"});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->str : "";
+  }
+
+  std::set<std::string> SegmentMembers(const std::string& segment_id) {
+    absl::StatusOr<redis::Reply> r =
+        client_->Command({"SMEMBERS", ScoringStore::SegmentKey(segment_id)});
+    EXPECT_TRUE(r.ok()) << r.status();
+    std::set<std::string> out;
+    if (r.ok()) {
+      for (const redis::Reply& e : r->elements) out.insert(e.str);
+    }
+    return out;
+  }
+
+  const kafka::Topics topics_{"test."};
+  testing::SimulatedClock clock_{kStart};
+  std::unique_ptr<testing::RedisServer> server_;
+  std::unique_ptr<redis::HiredisClient> client_;
+  std::unique_ptr<ScoringRulesSource> rules_;
+  std::unique_ptr<ScoringStore> store_;
+  std::unique_ptr<ScoringHandler> handler_;
+  std::unique_ptr<ScoringGrpcService> grpc_;
+};
+
+TEST_F(ScoringHandlerTest, CapturedThenActivitiesEmitLeadsScoredOnlyWhenSomethingChanged) {
+  const std::string lead = "lead-1";
+  // First score: always emitted, with no previous.
+  std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-1"));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(out[0].topic, "test.leads.scored");
+  EXPECT_EQ(out[0].key, lead);
+  LeadScored first = DecodeScored(out[0]);
+  EXPECT_EQ(first.score().total(), 35);
+  EXPECT_EQ(first.score().category(), events::v1::CATEGORY_COLD);
+  EXPECT_FALSE(first.has_previous());
+  EXPECT_THAT(first.segments_entered(), ElementsAre("decision-makers", "mid-market"));
+  EXPECT_EQ(first.lead().email(), "vp@acme.example");
+
+  // A first page view: +1 point (same bucket), but the lead is now engaged and interested.
+  clock_.Advance(absl::Minutes(1));
+  out = Handle(&ScoringHandler::HandleActivity,
+               Activity(lead, "act-1", "page_view", {{"page_view", 1}}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_THAT(DecodeScored(out[0]).changed(), ElementsAre("interest", "stage"));
+
+  // A second page view: 37 points, same bucket, nothing routing or nurturing cares about.
+  clock_.Advance(absl::Minutes(1));
+  out = Handle(&ScoringHandler::HandleActivity,
+               Activity(lead, "act-2", "page_view", {{"page_view", 2}}));
+  EXPECT_THAT(out, IsEmpty());
+
+  // A demo request: 87 points, sales-ready.
+  clock_.Advance(absl::Minutes(1));
+  out = Handle(&ScoringHandler::HandleActivity,
+               Activity(lead, "act-3", "demo_request", {{"page_view", 2}, {"demo_request", 1}}));
+  ASSERT_THAT(out, SizeIs(1));
+  const LeadScored scored = DecodeScored(out[0]);
+  EXPECT_EQ(scored.envelope().event_id(), events::DeriveEventId("scored", "act-3"));
+  EXPECT_EQ(scored.envelope().causation_id(), "act-3");
+  EXPECT_EQ(scored.envelope().trace_id(), "trace-" + lead);
+  EXPECT_EQ(scored.envelope().lead_id(), lead);
+  EXPECT_EQ(scored.previous().total(), 37);
+  EXPECT_EQ(scored.score().total(), 87);
+  EXPECT_EQ(scored.score().category(), events::v1::CATEGORY_SALES_READY);
+  EXPECT_EQ(scored.score().stage(), events::v1::STAGE_QUALIFIED);
+  EXPECT_THAT(scored.changed(), ElementsAre("score", "category", "stage", "segments"));
+  EXPECT_THAT(scored.segments_entered(), ElementsAre("hot"));
+  EXPECT_THAT(SegmentMembers("hot"), ElementsAre(lead));
+}
+
+TEST_F(ScoringHandlerTest, TheSameInputTwiceGivesIdenticalOutputsAndIsAppliedOnce) {
+  const std::string lead = "lead-2";
+  const kafka::ConsumedMessage captured = Captured(SeniorAtMidSize(lead), "cap-2");
+  const std::vector<kafka::OutboundMessage> first =
+      Handle(&ScoringHandler::HandleCaptured, captured);
+  clock_.Advance(absl::Minutes(5));  // a re-delivery comes later; it must not matter
+  const std::vector<kafka::OutboundMessage> again =
+      Handle(&ScoringHandler::HandleCaptured, captured);
+  ASSERT_THAT(first, SizeIs(1));
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].topic, first[0].topic);
+  EXPECT_EQ(again[0].key, first[0].key);
+  EXPECT_EQ(again[0].value, first[0].value);
+  EXPECT_EQ(StateVersion(lead), "1");
+
+  const kafka::ConsumedMessage demo =
+      Activity(lead, "act-9", "demo_request", {{"demo_request", 1}});
+  const std::vector<kafka::OutboundMessage> scored = Handle(&ScoringHandler::HandleActivity, demo);
+  const std::vector<kafka::OutboundMessage> scored_again =
+      Handle(&ScoringHandler::HandleActivity, demo);
+  ASSERT_THAT(scored, SizeIs(1));
+  ASSERT_THAT(scored_again, SizeIs(1));
+  EXPECT_EQ(scored_again[0].value, scored[0].value);
+  EXPECT_EQ(StateVersion(lead), "2");
+
+  scoring::v1::GetScoreRequest request;
+  request.set_lead_id(lead);
+  scoring::v1::ExplainScoreResponse explained;
+  ASSERT_TRUE(grpc_->ExplainScore(nullptr, &request, &explained).ok());
+  EXPECT_EQ(explained.score().total(), 85);
+  ASSERT_THAT(explained.history(), SizeIs(2));  // newest first, one per emitted change
+  EXPECT_EQ(explained.history(0).total(), 85);
+  EXPECT_EQ(explained.history(1).total(), 35);
+}
+
+TEST_F(ScoringHandlerTest, ALostOutcomeMovesTheLeadToStageLost) {
+  const std::string lead = "lead-3";
+  Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-3"));
+  Handle(&ScoringHandler::HandleActivity,
+         Activity(lead, "act-3", "demo_request", {{"demo_request", 1}}));
+  // Reported at the time of the last activity: no decay, and no activity since the loss.
+  const std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleOutcome, Outcome(lead, "out-3", LeadOutcome::KIND_LOST));
+  ASSERT_THAT(out, SizeIs(1));
+  const LeadScored scored = DecodeScored(out[0]);
+  EXPECT_EQ(scored.score().stage(), events::v1::STAGE_LOST);
+  EXPECT_EQ(scored.previous().stage(), events::v1::STAGE_QUALIFIED);
+  EXPECT_EQ(scored.score().total(), 85 - 30);
+  EXPECT_THAT(scored.score().contributions(),
+              Contains(::testing::Property(&events::v1::Contribution::rule_id, "negative.lost")));
+
+  scoring::v1::GetScoreRequest request;
+  request.set_lead_id(lead);
+  scoring::v1::GetScoreResponse response;
+  ASSERT_TRUE(grpc_->GetScore(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.score().stage(), events::v1::STAGE_LOST);
+
+  // An accepted outcome says nothing about the lead: no change, no event.
+  EXPECT_THAT(
+      Handle(&ScoringHandler::HandleOutcome, Outcome(lead, "out-4", LeadOutcome::KIND_ACCEPTED)),
+      IsEmpty());
+}
+
+TEST_F(ScoringHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndLaterEventsAreIgnored) {
+  const std::string erased = "lead-erased";
+  const std::string kept = "lead-kept";
+  for (const std::string& lead : {erased, kept}) {
+    Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-" + lead));
+    Handle(&ScoringHandler::HandleActivity,
+           Activity(lead, "act-" + lead, "demo_request", {{"demo_request", 1}}));
+  }
+  ASSERT_THAT(SegmentMembers("hot"), ElementsAre(erased, kept));
+
+  EXPECT_THAT(Handle(&ScoringHandler::HandleErasure, Erasure(erased, "erase-1")), IsEmpty());
+
+  auto traces_of = [&](const std::string& lead) {
+    std::vector<std::string> traces;
+    for (const std::string& key : AllKeys()) {
+      if (absl::StrContains(key, lead)) traces.push_back(key);
+      if (absl::StartsWith(key, "scoring:segment:") &&
+          SegmentMembers(key.substr(std::string("scoring:segment:").size())).count(lead) > 0) {
+        traces.push_back(key + " member");
+      }
+    }
+    return traces;
+  };
+  // Only the tombstone is left, which holds no data of the lead but its id.
+  EXPECT_THAT(traces_of(erased), ElementsAre(redis::TombstoneKey("scoring", erased)));
+  EXPECT_THAT(traces_of(kept), Contains(ScoringStore::StateKey(kept)));
+  EXPECT_THAT(SegmentMembers("hot"), ElementsAre(kept));
+
+  // Late events of the erased lead change nothing and emit nothing; erasure is idempotent.
+  EXPECT_THAT(Handle(&ScoringHandler::HandleActivity,
+                     Activity(erased, "act-late", "page_view", {{"page_view", 1}})),
+              IsEmpty());
+  EXPECT_THAT(
+      Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(erased), "cap-late")),
+      IsEmpty());
+  EXPECT_THAT(Handle(&ScoringHandler::HandleErasure, Erasure(erased, "erase-1")), IsEmpty());
+  EXPECT_THAT(traces_of(erased), ElementsAre(redis::TombstoneKey("scoring", erased)));
+
+  scoring::v1::GetScoreRequest request;
+  request.set_lead_id(erased);
+  scoring::v1::GetScoreResponse response;
+  EXPECT_EQ(grpc_->GetScore(nullptr, &request, &response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ScoringHandlerTest, InvalidInputIsRejectedAsInvalidArgument) {
+  kafka::ConsumedMessage garbage;
+  garbage.topic = "test.leads.activity";
+  garbage.value = "\xff\xff not a protobuf";
+  garbage.headers = {{"content-type", "application/x-protobuf"}};
+
+  LeadActivity no_lead;
+  no_lead.mutable_envelope()->set_event_id("act-x");
+  const kafka::ConsumedMessage without_lead =
+      Consumed(events::Encode(topics_.Name(kafka::kLeadsActivity), "", no_lead));
+
+  struct Case {
+    const char* name;
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> (ScoringHandler::*route)(
+        const kafka::ConsumedMessage&);
+    kafka::ConsumedMessage message;
+  };
+  const std::vector<Case> cases = {
+      {"garbage captured", &ScoringHandler::HandleCaptured, garbage},
+      {"garbage activity", &ScoringHandler::HandleActivity, garbage},
+      {"garbage outcome", &ScoringHandler::HandleOutcome, garbage},
+      {"garbage erasure", &ScoringHandler::HandleErasure, garbage},
+      {"activity without lead id", &ScoringHandler::HandleActivity, without_lead},
+      {"erasure without lead id", &ScoringHandler::HandleErasure, without_lead},
+  };
+  for (const Case& c : cases) {
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> out = (handler_.get()->*c.route)(c.message);
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_TRUE(kafka::IsPoison(out.status())) << c.name;
+  }
+  EXPECT_THAT(AllKeys(), IsEmpty());
+}
+
+TEST_F(ScoringHandlerTest, ActivityBeforeTheProfileIsScoredWhenTheProfileArrives) {
+  const std::string lead = "lead-early";
+  EXPECT_THAT(Handle(&ScoringHandler::HandleActivity,
+                     Activity(lead, "act-e", "demo_request", {{"demo_request", 1}})),
+              IsEmpty());
+  const std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-e"));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().total(), 85);
+}
+
+TEST_F(ScoringHandlerTest, UnsubscribeAndBounceActivitiesApplyTheirPenalties) {
+  const std::string lead = "lead-neg";
+  Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-n"));
+  std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleActivity, Activity(lead, "act-u", "unsubscribe", {}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().total(), 35 - 20);
+  EXPECT_EQ(DecodeScored(out[0]).score().interest(), events::v1::INTEREST_DISINTERESTED);
+  out = Handle(&ScoringHandler::HandleActivity, Activity(lead, "act-b", "bounce", {}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().total(), 35 - 20 - 25);
+}
+
+TEST_F(ScoringHandlerTest, ListSegmentMembersPagesThroughEveryMemberOnce) {
+  std::set<std::string> expected;
+  for (int i = 0; i < 57; ++i) {
+    const std::string lead = "lead-seg-" + std::to_string(i);
+    Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-" + lead));
+    expected.insert(lead);
+  }
+  std::multiset<std::string> seen;
+  scoring::v1::ListSegmentMembersRequest request;
+  request.set_segment_id("mid-market");
+  request.set_page_size(10);
+  int pages = 0;
+  do {
+    scoring::v1::ListSegmentMembersResponse response;
+    ASSERT_TRUE(grpc_->ListSegmentMembers(nullptr, &request, &response).ok());
+    EXPECT_LE(response.lead_ids_size(), 10);
+    seen.insert(response.lead_ids().begin(), response.lead_ids().end());
+    request.set_page_token(response.next_page_token());
+    ASSERT_LT(++pages, 100) << "paging does not end";
+  } while (!request.page_token().empty());
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), expected);
+  EXPECT_EQ(seen.size(), expected.size());  // nobody twice while the set is unchanged
+}
+
+TEST_F(ScoringHandlerTest, SimulateScoreUsesGivenRulesAndStoresNothing) {
+  scoring::v1::SimulateScoreRequest request;
+  *request.mutable_lead() = SeniorAtMidSize("lead-sim");
+  scoring::v1::GetScoreResponse response;
+  ASSERT_TRUE(grpc_->SimulateScore(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.score().total(), 35);
+
+  ASSERT_TRUE(config::ParseYamlProto(R"yaml(
+version: sim
+thresholds: {warm: 10, qualified: 20, sales_ready: 30}
+fit:
+  - {id: big, when: [{field: company_size, range: {min: 100}}], points: 40}
+)yaml",
+                                     request.mutable_rules())
+                  .ok());
+  ASSERT_TRUE(grpc_->SimulateScore(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.score().total(), 40);
+  EXPECT_EQ(response.score().category(), events::v1::CATEGORY_SALES_READY);
+
+  request.mutable_rules()->mutable_thresholds()->set_warm(-1);
+  EXPECT_EQ(grpc_->SimulateScore(nullptr, &request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(AllKeys(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace leadflow::scoring
