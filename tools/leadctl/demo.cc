@@ -300,9 +300,10 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   (*reader)->ReadUntil(
       on_message,
       [&] {
-        // Settled: every lead captured and nothing new for a few seconds.
-        return static_cast<int>(captured_leads.size()) >= expected &&
-               absl::Now() - last_change > absl::Seconds(4);
+        // Settled: this run's leads captured (fuzzy matching may merge namesakes at one
+        // company) and nothing new on any output topic for a few seconds.
+        return static_cast<int>(captured_leads.size()) >= expected * 9 / 10 &&
+               absl::Now() - last_change > absl::Seconds(5);
       },
       absl::Seconds(options.settle_seconds));
 

@@ -16,7 +16,9 @@ absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaConsumer>> consumer =
       kafka::RdKafkaConsumer::Create({{"bootstrap.servers", bootstrap},
                                       {"group.id", group},
-                                      {"enable.auto.commit", "false"},
+                                      // Positions are committed as read, so a rebalance of
+                                      // the reader's own group resumes instead of re-reading.
+                                      {"enable.auto.commit", "true"},
                                       {"auto.offset.reset", "earliest"}},
                                      reader->registry_, "leadctl");
   if (!consumer.ok()) return consumer.status();
@@ -32,7 +34,10 @@ bool TopicReader::ReadUntil(const std::function<void(const kafka::ConsumedMessag
     if (done()) return true;
     absl::StatusOr<std::optional<kafka::ConsumedMessage>> m =
         consumer_->Poll(absl::Milliseconds(200));
-    if (m.ok() && m->has_value()) on_message(**m);
+    if (m.ok() && m->has_value()) {
+      on_message(**m);
+      (void)consumer_->StoreOffset((*m)->tp(), (*m)->offset + 1);
+    }
   }
   return done();
 }
