@@ -23,8 +23,8 @@ const absl::Time kNow = absl::FromUnixSeconds(1'790'000'000);
 template <typename T>
 T LoadConfig(const std::string& file) {
   T config;
-  absl::Status s = config::LoadYamlProto(std::string(LEADFLOW_SOURCE_DIR) + "/config/" + file,
-                                         &config);
+  absl::Status s =
+      config::LoadYamlProto(std::string(LEADFLOW_SOURCE_DIR) + "/config/" + file, &config);
   if (!s.ok()) std::abort();
   return config;
 }
@@ -71,8 +71,8 @@ void BM_CaptureMatchAndMerge(benchmark::State& state) {
 BENCHMARK(BM_CaptureMatchAndMerge);
 
 void BM_TrackingNormalizeAndApply(benchmark::State& state) {
-  auto normalizer = tracking::ActivityNormalizer::Create(
-      LoadConfig<config::v1::TrackingConfig>("tracking.yaml"));
+  auto normalizer =
+      tracking::ActivityNormalizer::Create(LoadConfig<config::v1::TrackingConfig>("tracking.yaml"));
   events::v1::InboundActivity inbound;
   inbound.set_type("page");
   inbound.set_user_id("u-1");

@@ -18,9 +18,9 @@ constexpr char kKafkaPrefix[] = "LEADFLOW_KAFKA_";
 constexpr char kEncodingPrefix[] = "LEADFLOW_OUTPUT_ENCODING_";
 
 const char* const kKnown[] = {
-    "LEADFLOW_REDIS_ADDR",   "LEADFLOW_GRPC_ADDR",   "LEADFLOW_METRICS_ADDR",
-    "LEADFLOW_CONFIG_DIR",   "LEADFLOW_TOPIC_PREFIX", "LEADFLOW_GROUP_ID",
-    "LEADFLOW_INSTANCE_ID",  "LEADFLOW_LOG_FORMAT",  "LEADFLOW_LOG_LEVEL",
+    "LEADFLOW_REDIS_ADDR",      "LEADFLOW_GRPC_ADDR",    "LEADFLOW_METRICS_ADDR",
+    "LEADFLOW_CONFIG_DIR",      "LEADFLOW_TOPIC_PREFIX", "LEADFLOW_GROUP_ID",
+    "LEADFLOW_INSTANCE_ID",     "LEADFLOW_LOG_FORMAT",   "LEADFLOW_LOG_LEVEL",
     "LEADFLOW_DEDUP_TTL_HOURS", "LEADFLOW_TEST_ENV",
 };
 
@@ -59,8 +59,7 @@ std::vector<std::string> UnknownVariables(const std::vector<std::string>& names)
   return unknown;
 }
 
-absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service,
-                                                const EnvLookup& lookup,
+absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, const EnvLookup& lookup,
                                                 const std::vector<std::string>& names) {
   auto get = [&](const std::string& name, std::string fallback) {
     std::optional<std::string> v = lookup(name);

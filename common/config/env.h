@@ -54,8 +54,7 @@ struct RuntimeConfig {
 };
 
 // Reads the configuration of `service`. INVALID_ARGUMENT naming the variable on a bad value.
-absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service,
-                                                const EnvLookup& lookup,
+absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, const EnvLookup& lookup,
                                                 const std::vector<std::string>& names = {});
 
 // Turns LEADFLOW_KAFKA_FOO_BAR into foo.bar.

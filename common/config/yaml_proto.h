@@ -39,8 +39,8 @@ class ReloadableBase {
 template <typename Compiled>
 class Reloadable final : public ReloadableBase {
  public:
-  using Loader = std::function<absl::StatusOr<std::shared_ptr<const Compiled>>(
-      const std::string& path)>;
+  using Loader =
+      std::function<absl::StatusOr<std::shared_ptr<const Compiled>>(const std::string& path)>;
 
   // Loads once; fails fast (start-up) if the file is missing or invalid.
   static absl::StatusOr<std::unique_ptr<Reloadable>> Create(std::string path, Loader loader) {
@@ -84,7 +84,8 @@ class Reloadable final : public ReloadableBase {
   }
 
  private:
-  Reloadable(std::string path, Loader loader) : path_(std::move(path)), loader_(std::move(loader)) {}
+  Reloadable(std::string path, Loader loader)
+      : path_(std::move(path)), loader_(std::move(loader)) {}
   static std::filesystem::file_time_type ModifiedTime(const std::string& path) {
     std::error_code ec;
     return std::filesystem::last_write_time(path, ec);

@@ -8,12 +8,13 @@ namespace leadflow::events {
 
 absl::StatusOr<Encoding> ParseEncoding(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
-  if (lower == "protobuf" || lower == "proto" || lower == std::string(kafka::kContentTypeProtobuf)) {
+  if (lower == "protobuf" || lower == "proto" ||
+      lower == std::string(kafka::kContentTypeProtobuf)) {
     return Encoding::kProtobuf;
   }
   if (lower == "json" || lower == std::string(kafka::kContentTypeJson)) return Encoding::kJson;
-  return absl::InvalidArgumentError(absl::StrCat("unknown encoding '", name,
-                                                 "' (want protobuf or json)"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown encoding '", name, "' (want protobuf or json)"));
 }
 
 absl::Status DecodeJson(std::string_view json, google::protobuf::Message* out,
@@ -24,8 +25,8 @@ absl::Status DecodeJson(std::string_view json, google::protobuf::Message* out,
   auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(json.data(), json.size()), out, options);
   if (!status.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("invalid JSON ", out->GetDescriptor()->name(), ": ", status.message().ToString()));
+    return absl::InvalidArgumentError(absl::StrCat("invalid JSON ", out->GetDescriptor()->name(),
+                                                   ": ", status.message().ToString()));
   }
   return absl::OkStatus();
 }
@@ -34,9 +35,8 @@ absl::Status Decode(const kafka::ConsumedMessage& message, google::protobuf::Mes
                     const DecodeOptions& options) {
   if (message.value.empty()) return absl::InvalidArgumentError("empty payload");
   if (message.value.size() > options.max_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("payload of ", message.value.size(),
-                                                   " bytes exceeds the limit of ",
-                                                   options.max_bytes));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "payload of ", message.value.size(), " bytes exceeds the limit of ", options.max_bytes));
   }
   Encoding encoding;
   if (std::optional<std::string_view> ct = message.HeaderValue(kafka::kContentTypeHeader)) {
@@ -70,12 +70,12 @@ kafka::OutboundMessage Encode(std::string topic, std::string key,
   out.key = std::move(key);
   if (encoding == Encoding::kJson) {
     out.value = ToJson(payload);
-    out.headers.push_back({std::string(kafka::kContentTypeHeader),
-                           std::string(kafka::kContentTypeJson)});
+    out.headers.push_back(
+        {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
   } else {
     out.value = payload.SerializeAsString();
-    out.headers.push_back({std::string(kafka::kContentTypeHeader),
-                           std::string(kafka::kContentTypeProtobuf)});
+    out.headers.push_back(
+        {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeProtobuf)});
   }
   return out;
 }

@@ -6,8 +6,8 @@
 // gets the serialized google.rpc.Status in its details, which clients read from the
 // `grpc-status-details-bin` trailer.
 
-#include <string>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 

@@ -20,9 +20,8 @@ absl::Status CreateTopics(const std::map<std::string, std::string>& props,
   std::vector<RdPtr<rd_kafka_NewTopic_t>> owned;
   std::vector<rd_kafka_NewTopic_t*> raw;
   for (const TopicSpec& spec : topics) {
-    RdPtr<rd_kafka_NewTopic_t> t(rd_kafka_NewTopic_new(spec.name.c_str(), spec.partitions,
-                                                       spec.replication_factor, errstr,
-                                                       sizeof(errstr)));
+    RdPtr<rd_kafka_NewTopic_t> t(rd_kafka_NewTopic_new(
+        spec.name.c_str(), spec.partitions, spec.replication_factor, errstr, sizeof(errstr)));
     if (t == nullptr) return absl::InvalidArgumentError(absl::StrCat(spec.name, ": ", errstr));
     for (const auto& [k, v] : spec.config) {
       rd_kafka_NewTopic_set_config(t.get(), k.c_str(), v.c_str());
@@ -34,8 +33,7 @@ absl::Status CreateTopics(const std::map<std::string, std::string>& props,
   RdPtr<rd_kafka_AdminOptions_t> options(
       rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
   rd_kafka_AdminOptions_set_operation_timeout(
-      options.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout)), errstr,
-      sizeof(errstr));
+      options.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout)), errstr, sizeof(errstr));
   rd_kafka_CreateTopics(rk.get(), raw.data(), raw.size(), options.get(), queue.get());
   RdPtr<rd_kafka_event_t> event(rd_kafka_queue_poll(
       queue.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout + absl::Seconds(5)))));
@@ -50,8 +48,8 @@ absl::Status CreateTopics(const std::map<std::string, std::string>& props,
   for (size_t i = 0; i < count; ++i) {
     rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-      failures.push_back(absl::StrCat(rd_kafka_topic_result_name(results[i]), ": ",
-                                      rd_kafka_err2str(err)));
+      failures.push_back(
+          absl::StrCat(rd_kafka_topic_result_name(results[i]), ": ", rd_kafka_err2str(err)));
     }
   }
   if (!failures.empty()) {

@@ -145,9 +145,8 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
     }
     metrics_->retries.Increment();
     if (++consecutive_failures_ >= options_.failures_before_unhealthy) SetServing(false);
-    spdlog::warn("transient failure on {}/{}@{}, retry in {}: {}", message.topic,
-                 message.partition, message.offset, absl::FormatDuration(backoff),
-                 result.status().ToString());
+    spdlog::warn("transient failure on {}/{}@{}, retry in {}: {}", message.topic, message.partition,
+                 message.offset, absl::FormatDuration(backoff), result.status().ToString());
     // Keep polling (paused) instead of sleeping: heartbeats and rebalances continue, and
     // deliveries of earlier inputs still complete.
     if (!paused) paused = consumer_.PauseAll().ok();
@@ -267,9 +266,7 @@ void ConsumerLoop::DrainCompletions() {
 
 void ConsumerLoop::WaitForCompletions(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto has_completions = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return !completions_.empty();
-  };
+  auto has_completions = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !completions_.empty(); };
   mu_.AwaitWithTimeout(absl::Condition(&has_completions), timeout);
 }
 

@@ -100,7 +100,7 @@ class ConsumerLoop final : public RebalanceListener {
   // Runs the handler, retrying transient failures. Returns the final status; CANCELLED if the
   // loop is stopping or the partition was revoked meanwhile.
   absl::StatusOr<std::vector<OutboundMessage>> HandleWithRetry(const ConsumedMessage& message,
-                                                                uint64_t generation);
+                                                               uint64_t generation);
   // Sends `outputs` as the effects of (tp, offset); completion arrives through the queue.
   void SendAll(const ConsumedMessage& message, uint64_t generation,
                std::vector<OutboundMessage> outputs);

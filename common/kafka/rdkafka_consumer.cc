@@ -27,8 +27,7 @@ RdKafkaConsumer::RdKafkaConsumer(prometheus::Registry& registry, std::string ser
                .Register(registry)) {}
 
 absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> RdKafkaConsumer::Create(
-    std::map<std::string, std::string> props, prometheus::Registry& registry,
-    std::string service) {
+    std::map<std::string, std::string> props, prometheus::Registry& registry, std::string service) {
   props.try_emplace("enable.auto.offset.store", "false");
   props.try_emplace("enable.auto.commit", "true");
   props.try_emplace("auto.commit.interval.ms", "1000");
@@ -71,8 +70,8 @@ absl::StatusOr<std::optional<ConsumedMessage>> RdKafkaConsumer::Poll(absl::Durat
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
       char reason[512];
       rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk_.get(), reason, sizeof(reason));
-      return absl::InternalError(absl::StrCat("fatal kafka error ", rd_kafka_err2name(fatal),
-                                              ": ", reason));
+      return absl::InternalError(
+          absl::StrCat("fatal kafka error ", rd_kafka_err2name(fatal), ": ", reason));
     }
     // Informational (partition EOF, transient broker trouble that librdkafka retries, topics
     // not yet created): keep polling.
@@ -97,12 +96,12 @@ absl::StatusOr<std::optional<ConsumedMessage>> RdKafkaConsumer::Poll(absl::Durat
     const char* name;
     const void* value;
     size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
-                       RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          ++i) {
-      out.headers.push_back(
-          {name, value == nullptr ? std::string() : std::string(static_cast<const char*>(value),
-                                                                size)});
+      out.headers.push_back({name, value == nullptr
+                                       ? std::string()
+                                       : std::string(static_cast<const char*>(value), size)});
     }
   }
   return out;

@@ -50,12 +50,12 @@ absl::Status RdKafkaProducer::Send(OutboundMessage message, DeliveryCallback on_
     rd_kafka_header_add(headers, h.key.data(), h.key.size(), h.value.data(), h.value.size());
   }
   auto* callback = new DeliveryCallback(std::move(on_delivery));
-  rd_kafka_resp_err_t err = rd_kafka_producev(
-      rk_.get(), RD_KAFKA_V_TOPIC(message.topic.c_str()),
-      RD_KAFKA_V_KEY(message.key.data(), message.key.size()),
-      RD_KAFKA_V_VALUE(message.value.data(), message.value.size()),
-      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
-      RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
+  rd_kafka_resp_err_t err =
+      rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(message.topic.c_str()),
+                        RD_KAFKA_V_KEY(message.key.data(), message.key.size()),
+                        RD_KAFKA_V_VALUE(message.value.data(), message.value.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(headers),
+                        RD_KAFKA_V_OPAQUE(callback), RD_KAFKA_V_END);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     // On failure nothing was taken over: free what we allocated.
     rd_kafka_headers_destroy(headers);

@@ -55,8 +55,7 @@ void LogToSpdlog(const rd_kafka_t* rk, int level, const char* facility, const ch
 
 }  // namespace
 
-absl::StatusOr<RdPtr<rd_kafka_conf_t>> MakeConf(
-    const std::map<std::string, std::string>& props) {
+absl::StatusOr<RdPtr<rd_kafka_conf_t>> MakeConf(const std::map<std::string, std::string>& props) {
   RdPtr<rd_kafka_conf_t> conf(rd_kafka_conf_new());
   rd_kafka_conf_set_log_cb(conf.get(), &LogToSpdlog);
   char errstr[512];

@@ -4,9 +4,9 @@ namespace leadflow::kafka {
 
 std::vector<std::string> AllTopics() {
   std::vector<std::string> topics;
-  for (std::string_view t : {kLeadsInbound, kActivitiesInbound, kLeadsCaptured, kLeadsActivity,
-                             kLeadsScored, kLeadsRouted, kLeadsOutcomes, kNurtureTouches,
-                             kLeadsErasure}) {
+  for (std::string_view t :
+       {kLeadsInbound, kActivitiesInbound, kLeadsCaptured, kLeadsActivity, kLeadsScored,
+        kLeadsRouted, kLeadsOutcomes, kNurtureTouches, kLeadsErasure}) {
     topics.emplace_back(t);
     // Every topic is consumed by some leadflow service (leads.routed and nurture.touches by the
     // verifier tools), so every one has a DLQ.

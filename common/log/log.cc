@@ -45,8 +45,8 @@ class RedactedMessage final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     std::string text = Redact(std::string_view(msg.payload.data(), msg.payload.size()));
-    if (json_) text = nlohmann::json(text).dump(-1, ' ', false,
-                                                nlohmann::json::error_handler_t::replace);
+    if (json_)
+      text = nlohmann::json(text).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     dest.append(text.data(), text.data() + text.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override {
@@ -73,9 +73,8 @@ std::string Redact(std::string_view text) {
       i = MaskEmail(text, i, &out);
       continue;
     }
-    const bool starts_number =
-        (c == '+' || std::isdigit(static_cast<unsigned char>(c))) &&
-        (i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1])));
+    const bool starts_number = (c == '+' || std::isdigit(static_cast<unsigned char>(c))) &&
+                               (i == 0 || !std::isalnum(static_cast<unsigned char>(text[i - 1])));
     if (starts_number) {
       // A phone-looking run: digits with spaces, dashes, dots or parentheses between them.
       size_t end = i + (c == '+' ? 1 : 0);
@@ -124,8 +123,8 @@ absl::Status InitLogging(const std::string& service, const std::string& format,
   } else {
     formatter->set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%e %^%l%$ ", service, " [%t] %*"));
   }
-  auto logger = std::make_shared<spdlog::logger>(
-      service, std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>(service, std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_formatter(std::move(formatter));
   const spdlog::level::level_enum lvl = spdlog::level::from_str(level);
   if (lvl == spdlog::level::off && level != "off") {

@@ -172,8 +172,8 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
         continue;  // version conflict: re-read and re-plan
     }
   }
-  return absl::AbortedError(absl::StrCat("apply-once: state kept changing for ",
-                                         request.dedup_key));
+  return absl::AbortedError(
+      absl::StrCat("apply-once: state kept changing for ", request.dedup_key));
 }
 
 absl::Status ApplyOnce::Erase(const std::string& registry_key, const std::string& tombstone_key,

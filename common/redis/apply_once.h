@@ -14,9 +14,9 @@
 //      then applies the plan, records the dedup key with the memo, and registers every key in the
 //      lead's key registry (so erasure can delete them all). Lasting keys go in the registry set;
 //      the expiring dedup records go in `<registry>:expiring`, ordered by expiry and pruned on
-//      every apply, so the registry of a long-lived lead stays bounded. If a version moved (a concurrent
-//      writer: another replica, a gRPC command), it changes nothing and Run() re-reads and
-//      re-plans, up to a bound (then ABORTED, which consumers treat as transient).
+//      every apply, so the registry of a long-lived lead stays bounded. If a version moved (a
+//      concurrent writer: another replica, a gRPC command), it changes nothing and Run() re-reads
+//      and re-plans, up to a bound (then ABORTED, which consumers treat as transient).
 //
 // State records are hashes {v: version, d: data}; version 0 means "absent". The planner must be a
 // pure function of the state it is given: it may run more than once.
@@ -41,13 +41,13 @@ namespace leadflow::redis {
 // A state record as read.
 struct Versioned {
   std::string key;
-  int64_t version = 0;               // 0: absent
-  std::optional<std::string> data;   // nullopt when absent
+  int64_t version = 0;              // 0: absent
+  std::optional<std::string> data;  // nullopt when absent
 };
 
 struct Write {
-  std::string key;                   // must be one of the request's state_keys
-  std::optional<std::string> data;   // nullopt deletes the record
+  std::string key;                            // must be one of the request's state_keys
+  std::optional<std::string> data;            // nullopt deletes the record
   absl::Duration ttl = absl::ZeroDuration();  // zero: no expiry
 };
 

@@ -87,8 +87,7 @@ int ServiceMain(const std::string& service,
                  std::string(config.status().message()).c_str());
     return 2;
   }
-  if (absl::Status s = log::InitLogging(service, config->log_format, config->log_level);
-      !s.ok()) {
+  if (absl::Status s = log::InitLogging(service, config->log_format, config->log_level); !s.ok()) {
     std::fprintf(stderr, "leadflow-%s: %s\n", service.c_str(), s.ToString().c_str());
     return 2;
   }

@@ -16,7 +16,8 @@ class CaptureGrpcService final : public capture::v1::Capture::Service {
                      kafka::Producer& producer)
       : handler_(handler), store_(store), normalizer_(normalizer), producer_(producer) {}
 
-  grpc::Status SubmitLead(grpc::ServerContext* context, const capture::v1::SubmitLeadRequest* request,
+  grpc::Status SubmitLead(grpc::ServerContext* context,
+                          const capture::v1::SubmitLeadRequest* request,
                           capture::v1::SubmitLeadResponse* response) override;
   grpc::Status SubmitLeads(grpc::ServerContext* context,
                            grpc::ServerReader<capture::v1::SubmitLeadRequest>* reader,

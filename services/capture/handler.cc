@@ -21,11 +21,7 @@ constexpr int kMaxMatchAttempts = 8;
 CaptureHandler::CaptureHandler(const Normalizer& normalizer, CaptureStore& store,
                                const kafka::Topics& topics, const runtime::Clock& clock,
                                CaptureOptions options)
-    : normalizer_(normalizer),
-      store_(store),
-      topics_(topics),
-      clock_(clock),
-      options_(options) {}
+    : normalizer_(normalizer), store_(store), topics_(topics), clock_(clock), options_(options) {}
 
 absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmission& submission,
                                                      const std::string& request_id) {
@@ -108,8 +104,7 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
 
       std::vector<kafka::OutboundMessage> outputs;
       if (event.change() == LeadCaptured::CHANGE_CREATED || event.changed_fields_size() > 0) {
-        outputs.push_back(
-            events::Encode(topics_.Name(kafka::kLeadsCaptured), target, event));
+        outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsCaptured), target, event));
       }
       redis::Plan plan;
       plan.writes.push_back({CaptureStore::ProfileKey(target), event.lead().SerializeAsString()});

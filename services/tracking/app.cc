@@ -10,8 +10,7 @@ namespace leadflow::tracking {
 
 absl::Status RunTracking(runtime::ServiceContext& context) {
   config::v1::TrackingConfig tracking_config;
-  if (absl::Status s =
-          config::LoadYamlProto(context.ConfigPath("tracking.yaml"), &tracking_config);
+  if (absl::Status s = config::LoadYamlProto(context.ConfigPath("tracking.yaml"), &tracking_config);
       !s.ok()) {
     return s;
   }

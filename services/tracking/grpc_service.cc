@@ -34,9 +34,8 @@ grpc::Status TrackingGrpcService::Track(grpc::ServerContext*,
     }
     for (kafka::OutboundMessage& m : outcome->outputs) {
       if (absl::Status s = producer_.SendAndWait(std::move(m), kAckTimeout); !s.ok()) {
-        return grpc_util::ToGrpcStatus(absl::UnavailableError(
-            absl::StrCat("activity recorded but its event is not yet acknowledged: ",
-                         s.message())));
+        return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
+            "activity recorded but its event is not yet acknowledged: ", s.message())));
       }
     }
     *result = std::move(outcome->result);
@@ -50,8 +49,8 @@ grpc::Status TrackingGrpcService::GetTimeline(grpc::ServerContext*,
   if (request->lead_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "lead_id is required");
   }
-  const int page_size = request->page_size() > 0 ? std::min(request->page_size(), kTimelineLength)
-                                                 : 50;
+  const int page_size =
+      request->page_size() > 0 ? std::min(request->page_size(), kTimelineLength) : 50;
   int start = 0;
   if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &start)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad page_token");

@@ -100,50 +100,52 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
     request.state_keys = {TrackingStore::HistoryKey(lead_id)};
     request.registry_key = redis::RegistryKey(kService, lead_id);
     request.tombstone_key = redis::TombstoneKey(kService, lead_id);
-    applied = store_.apply().Run(request, [&](const std::vector<redis::Versioned>& state)
-                                              -> absl::StatusOr<redis::Plan> {
-      absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
-      if (!history.ok()) return history.status();
-      LeadAggregates aggregates;
-      ApplyActivity(activity, now, &*history, &aggregates);
-      redis::Plan plan;
-      plan.writes.push_back({state[0].key, history->Serialize()});
-      const std::string timeline = TrackingStore::TimelineKey(lead_id);
-      plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
-      plan.extra_commands.push_back({"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
-      plan.register_keys.push_back(timeline);
-      // An identify (or a known user with a new anonymous id) links the other identities too.
-      for (const std::string& id : identities) {
-        plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
-        plan.register_keys.push_back(TrackingStore::IdentityKey(id));
-      }
-      plan.memo = kafka::EncodeMemo({ActivityEvent(lead_id, activity, aggregates, false, "", now)});
-      return plan;
-    });
+    applied = store_.apply().Run(
+        request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+          absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
+          if (!history.ok()) return history.status();
+          LeadAggregates aggregates;
+          ApplyActivity(activity, now, &*history, &aggregates);
+          redis::Plan plan;
+          plan.writes.push_back({state[0].key, history->Serialize()});
+          const std::string timeline = TrackingStore::TimelineKey(lead_id);
+          plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
+          plan.extra_commands.push_back(
+              {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+          plan.register_keys.push_back(timeline);
+          // An identify (or a known user with a new anonymous id) links the other identities too.
+          for (const std::string& id : identities) {
+            plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
+            plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+          }
+          plan.memo =
+              kafka::EncodeMemo({ActivityEvent(lead_id, activity, aggregates, false, "", now)});
+          return plan;
+        });
     outcome.result.set_lead_id(lead_id);
   } else {
     // Unknown: park under the most specific identity until a lead claims it.
-    const std::string identity = !inbound.anonymous_id().empty()
-                                     ? "anon:" + inbound.anonymous_id()
-                                     : identities.front();
+    const std::string identity =
+        !inbound.anonymous_id().empty() ? "anon:" + inbound.anonymous_id() : identities.front();
     request.state_keys = {TrackingStore::PendingKey(identity)};
-    applied = store_.apply().Run(request, [&](const std::vector<redis::Versioned>& state)
-                                              -> absl::StatusOr<redis::Plan> {
-      PendingActivities pending;
-      if (state[0].data.has_value() && !pending.ParseFromString(*state[0].data)) {
-        return absl::DataLossError("corrupt pending activities " + state[0].key);
-      }
-      *pending.add_activities() = activity;
-      const int excess = pending.activities_size() - options_.anonymous_cap;
-      if (excess > 0) {
-        pending.mutable_activities()->DeleteSubrange(0, excess);
-        pending.set_dropped(pending.dropped() + excess);
-      }
-      redis::Plan plan;
-      plan.writes.push_back({state[0].key, pending.SerializeAsString(), options_.anonymous_ttl});
-      plan.memo = kafka::EncodeMemo({});
-      return plan;
-    });
+    applied = store_.apply().Run(
+        request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+          PendingActivities pending;
+          if (state[0].data.has_value() && !pending.ParseFromString(*state[0].data)) {
+            return absl::DataLossError("corrupt pending activities " + state[0].key);
+          }
+          *pending.add_activities() = activity;
+          const int excess = pending.activities_size() - options_.anonymous_cap;
+          if (excess > 0) {
+            pending.mutable_activities()->DeleteSubrange(0, excess);
+            pending.set_dropped(pending.dropped() + excess);
+          }
+          redis::Plan plan;
+          plan.writes.push_back(
+              {state[0].key, pending.SerializeAsString(), options_.anonymous_ttl});
+          plan.memo = kafka::EncodeMemo({});
+          return plan;
+        });
   }
   if (!applied.ok()) return applied.status();
   switch (applied->outcome) {
@@ -167,8 +169,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleInbou
   events::DecodeOptions options;
   options.ignore_unknown_json_fields = true;  // the rest of a Segment payload
   if (absl::Status s = events::Decode(message, &inbound, options); !s.ok()) return s;
-  const absl::Time received = message.timestamp == absl::InfinitePast() ? clock_.Now()
-                                                                         : message.timestamp;
+  const absl::Time received =
+      message.timestamp == absl::InfinitePast() ? clock_.Now() : message.timestamp;
   absl::StatusOr<TrackOutcome> outcome = Track(inbound, received);
   if (!outcome.ok()) return outcome.status();
   return std::move(outcome->outputs);

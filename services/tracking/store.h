@@ -42,8 +42,8 @@ class TrackingStore {
   // The lead of the first identity that has one.
   absl::StatusOr<std::optional<std::string>> Resolve(const std::vector<std::string>& identities);
   // Newest first; `start` and `count` page through the capped timeline.
-  absl::StatusOr<std::vector<events::v1::Activity>> Timeline(const std::string& lead_id,
-                                                             int start, int count);
+  absl::StatusOr<std::vector<events::v1::Activity>> Timeline(const std::string& lead_id, int start,
+                                                             int count);
 
   redis::ApplyOnce& apply() { return apply_; }
   redis::RedisClient& client() { return client_; }

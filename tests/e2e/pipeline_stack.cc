@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/testing/wait.h"
 #include "common/kafka/admin.h"
+#include "common/testing/wait.h"
 
 #ifndef LEADFLOW_SOURCE_DIR
 #error "LEADFLOW_SOURCE_DIR must be defined by the build"
@@ -54,7 +54,9 @@ absl::StatusOr<std::unique_ptr<PipelineStack>> PipelineStack::Start(
   for (const auto& [file, content] : config_files) {
     std::ofstream(stack->dir_ + "/config/" + file) << content;
   }
-  if (absl::Status s = kafka::CreateLeadflowTopics({{"bootstrap.servers", bootstrap}}, prefix, 3); !s.ok()) return s;
+  if (absl::Status s = kafka::CreateLeadflowTopics({{"bootstrap.servers", bootstrap}}, prefix, 3);
+      !s.ok())
+    return s;
 
   for (const std::string& name : ServiceNames()) {
     Service& svc = stack->services_[name];

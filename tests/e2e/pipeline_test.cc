@@ -109,7 +109,8 @@ LeadSubmission Lead(const std::string& id, const std::string& title, const std::
 kafka::OutboundMessage JsonOn(const std::string& topic, const std::string& key,
                               const std::string& json) {
   kafka::OutboundMessage m{topic, key, json, {}};
-  m.headers.push_back({std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
+  m.headers.push_back(
+      {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
   return m;
 }
 
@@ -122,10 +123,11 @@ class PipelineTest : public ::testing::Test {
     props_ = testing::KafkaProps(env->kafka_bootstrap());
     ASSERT_TRUE(testing::WaitForKafka(props_, absl::Seconds(30)).ok());
     const std::string prefix = testing::TestEnv::UniqueName("e2e") + ".";
-    absl::StatusOr<std::unique_ptr<PipelineStack>> stack = PipelineStack::Start(
-        env->kafka_bootstrap(), prefix,
-        {{"scoring.yaml", kScoringRules}, {"routing.yaml", kRoutingRules},
-         {"nurture.yaml", kNurtureTracks}});
+    absl::StatusOr<std::unique_ptr<PipelineStack>> stack =
+        PipelineStack::Start(env->kafka_bootstrap(), prefix,
+                             {{"scoring.yaml", kScoringRules},
+                              {"routing.yaml", kRoutingRules},
+                              {"nurture.yaml", kNurtureTracks}});
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = *std::move(stack);
     absl::StatusOr<std::unique_ptr<kafka::Producer>> producer = testing::MakeProducer(props_);
@@ -181,15 +183,15 @@ TEST_F(PipelineTest, LeadsFlowFromCaptureThroughScoringToRoutingAndNurturing) {
   // A manager as JSON on leads.inbound: warm on fit, sales-ready after a demo request tracked
   // through activities.inbound.
   PublishLead(Lead("manager-de", "Marketing Manager", "DE"));
-  ASSERT_TRUE(testing::ProduceAndWait(
-                  *producer_,
-                  JsonOn(stack_->Topic("activities.inbound"), "user-manager-de",
-                         R"({"type":"track","messageId":"m-demo-1","userId":"user-manager-de",)"
-                         R"("event":"Demo Requested","timestamp":")" +
-                             absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
-                                              absl::UTCTimeZone()) +
-                             R"("})"))
-                  .ok());
+  ASSERT_TRUE(
+      testing::ProduceAndWait(
+          *producer_,
+          JsonOn(stack_->Topic("activities.inbound"), "user-manager-de",
+                 R"({"type":"track","messageId":"m-demo-1","userId":"user-manager-de",)"
+                 R"("event":"Demo Requested","timestamp":")" +
+                     absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()) +
+                     R"("})"))
+          .ok());
 
   // A student: cold, so nurtured.
   PublishLead(Lead("student-fr", "Student", "France"));
@@ -284,8 +286,8 @@ TEST_F(PipelineTest, SigkilledServicesLoseNoLeadAndRouteEachExactlyOnce) {
   std::thread feeder([&] {
     for (int i = 0; i < kLeads; ++i, ++fed) {
       LeadSubmission s = Lead(absl::StrCat("kill-", i), "Founder", i % 2 ? "GB" : "US");
-      (void)testing::ProduceAndWait(*producer_, JsonOn(stack_->Topic("leads.inbound"), s.email(),
-                                                       events::ToJson(s)));
+      (void)testing::ProduceAndWait(
+          *producer_, JsonOn(stack_->Topic("leads.inbound"), s.email(), events::ToJson(s)));
       absl::SleepFor(absl::Milliseconds(40));  // pacing the load generator, not synchronising
     }
   });

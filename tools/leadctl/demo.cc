@@ -33,27 +33,39 @@ struct Profile {
   std::vector<const char*> interests;
 };
 
-const char* const kFirst[] = {"Olivia", "Liam",  "Emma",   "Noah",   "Amelia", "Oliver", "Sofia",
-                              "Lucas",  "Mia",   "Hugo",   "Ines",   "Mateo",  "Yuki",   "Arjun",
-                              "Chloe",  "Felix", "Zara",   "Ethan",  "Leila",  "Jonas"};
-const char* const kLast[] = {"Smith",  "Müller", "Martin", "Rossi",  "García", "Silva",
-                             "Tanaka", "Patel",  "Brown",  "Dubois", "Novak",  "Jensen",
-                             "Kowalski", "O'Brien", "Nguyen", "Schmidt", "Lopez", "Cohen"};
-const char* const kCompanies[] = {"Acme Ltd",        "Globex GmbH",    "Initech Inc.",
-                                  "Umbrella plc",    "Stark Industries", "Wayne Enterprises",
-                                  "Soylent Corp",    "Hooli LLC",      "Vandelay Imports",
-                                  "Cyberdyne Systems", "Tyrell Corp",  "Wonka SA"};
-const char* const kTitles[] = {"CEO",           "Founder",          "VP Sales",
-                               "Director of Marketing", "Marketing Manager", "IT Manager",
-                               "Software Engineer", "Analyst",      "Student",
-                               "Head of Operations",   "CTO",        "Sales Representative"};
+const char* const kFirst[] = {"Olivia", "Liam",  "Emma", "Noah",  "Amelia", "Oliver", "Sofia",
+                              "Lucas",  "Mia",   "Hugo", "Ines",  "Mateo",  "Yuki",   "Arjun",
+                              "Chloe",  "Felix", "Zara", "Ethan", "Leila",  "Jonas"};
+const char* const kLast[] = {"Smith",    "Müller",  "Martin", "Rossi",   "García", "Silva",
+                             "Tanaka",   "Patel",   "Brown",  "Dubois",  "Novak",  "Jensen",
+                             "Kowalski", "O'Brien", "Nguyen", "Schmidt", "Lopez",  "Cohen"};
+const char* const kCompanies[] = {"Acme Ltd",          "Globex GmbH",      "Initech Inc.",
+                                  "Umbrella plc",      "Stark Industries", "Wayne Enterprises",
+                                  "Soylent Corp",      "Hooli LLC",        "Vandelay Imports",
+                                  "Cyberdyne Systems", "Tyrell Corp",      "Wonka SA"};
+const char* const kTitles[] = {"CEO",
+                               "Founder",
+                               "VP Sales",
+                               "Director of Marketing",
+                               "Marketing Manager",
+                               "IT Manager",
+                               "Software Engineer",
+                               "Analyst",
+                               "Student",
+                               "Head of Operations",
+                               "CTO",
+                               "Sales Representative"};
 const char* const kSources[] = {"web_form", "ads", "event", "referral", "webinar", "landing_page"};
-const Profile kProfiles[] = {
-    {"GB", "London", {"shoes", "apparel"}}, {"GB", "Manchester", {"analytics"}},
-    {"DE", "Berlin", {"analytics"}},       {"FR", "Paris", {"crm"}},
-    {"US", "California", {"crm", "analytics"}}, {"CA", "Ontario", {"crm"}},
-    {"BR", "São Paulo", {"analytics"}},    {"AU", "NSW", {"crm"}},
-    {"JP", "Tokyo", {"analytics"}},        {"IN", "Karnataka", {"crm"}}};
+const Profile kProfiles[] = {{"GB", "London", {"shoes", "apparel"}},
+                             {"GB", "Manchester", {"analytics"}},
+                             {"DE", "Berlin", {"analytics"}},
+                             {"FR", "Paris", {"crm"}},
+                             {"US", "California", {"crm", "analytics"}},
+                             {"CA", "Ontario", {"crm"}},
+                             {"BR", "São Paulo", {"analytics"}},
+                             {"AU", "NSW", {"crm"}},
+                             {"JP", "Tokyo", {"analytics"}},
+                             {"IN", "Karnataka", {"crm"}}};
 
 struct DemoLead {
   LeadSubmission submission;
@@ -79,8 +91,8 @@ DemoLead MakeLead(int i, const std::string& run, std::mt19937_64& rng) {
   s.set_source(pick(kSources));
   s.set_first_name(first);
   s.set_last_name(last);
-  s.set_email(absl::StrCat(absl::AsciiStrToLower(first), ".", i, ".", run, "@", domain,
-                           ".example.com"));
+  s.set_email(
+      absl::StrCat(absl::AsciiStrToLower(first), ".", i, ".", run, "@", domain, ".example.com"));
   if (rng() % 3 == 0) s.set_phone(absl::StrFormat("+44 20 7946 %04d", i % 10000));
   s.set_company(company);
   s.set_job_title(pick(kTitles));
@@ -126,17 +138,23 @@ std::string SegmentJson(const std::string& type, const std::string& message_id,
 
 kafka::OutboundMessage JsonMessage(std::string topic, std::string key, std::string value) {
   kafka::OutboundMessage m{std::move(topic), std::move(key), std::move(value), {}};
-  m.headers.push_back({std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
+  m.headers.push_back(
+      {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
   return m;
 }
 
 const char* CategoryName(events::v1::Category c) {
   switch (c) {
-    case events::v1::CATEGORY_COLD: return "cold";
-    case events::v1::CATEGORY_WARM: return "warm";
-    case events::v1::CATEGORY_QUALIFIED: return "qualified";
-    case events::v1::CATEGORY_SALES_READY: return "sales-ready";
-    default: return "unscored";
+    case events::v1::CATEGORY_COLD:
+      return "cold";
+    case events::v1::CATEGORY_WARM:
+      return "warm";
+    case events::v1::CATEGORY_QUALIFIED:
+      return "qualified";
+    case events::v1::CATEGORY_SALES_READY:
+      return "sales-ready";
+    default:
+      return "unscored";
   }
 }
 
@@ -183,8 +201,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
       writer->Write(request);
       ++via_grpc;
     } else {
-      inbound.push_back(JsonMessage(topics.Name(kafka::kLeadsInbound), s.email(),
-                                    events::ToJson(s)));
+      inbound.push_back(
+          JsonMessage(topics.Name(kafka::kLeadsInbound), s.email(), events::ToJson(s)));
       ++via_kafka;
     }
     if (i % 10 == 3) {
@@ -199,8 +217,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
         *request.mutable_submission() = again;
         writer->Write(request);
       } else {
-        inbound.push_back(JsonMessage(topics.Name(kafka::kLeadsInbound), again.email(),
-                                      events::ToJson(again)));
+        inbound.push_back(
+            JsonMessage(topics.Name(kafka::kLeadsInbound), again.email(), events::ToJson(again)));
       }
       ++resubmitted;
     }
@@ -215,11 +233,12 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
       return s;
     }
   }
-  std::printf("capture   %d leads via gRPC (created %lld, merged %lld, rejected %lld), %d as JSON "
-              "on %s, %d resubmitted in other casing\n",
-              via_grpc, static_cast<long long>(batch.created()),
-              static_cast<long long>(batch.merged()), static_cast<long long>(batch.rejected()),
-              via_kafka, topics.Name(kafka::kLeadsInbound).c_str(), resubmitted);
+  std::printf(
+      "capture   %d leads via gRPC (created %lld, merged %lld, rejected %lld), %d as JSON "
+      "on %s, %d resubmitted in other casing\n",
+      via_grpc, static_cast<long long>(batch.created()), static_cast<long long>(batch.merged()),
+      static_cast<long long>(batch.rejected()), via_kafka,
+      topics.Name(kafka::kLeadsInbound).c_str(), resubmitted);
 
   // 2. Activities, keyed by the upstream user id the leads were submitted with.
   int activities = 0;
@@ -238,8 +257,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
                        absl::StrCat("https://www.example.com/blog/post-", p), now));
     }
     for (int p = 0; p < l.pricing_views; ++p) {
-      send(SegmentJson("page", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id, "Pricing",
-                       "https://www.example.com/pricing", now));
+      send(SegmentJson("page", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id,
+                       "Pricing", "https://www.example.com/pricing", now));
     }
     if (l.webinar) {
       send(SegmentJson("track", absl::StrCat(run_prefix, "act-", i, "-", n++), l.external_id,
@@ -262,7 +281,7 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   if (!reader.ok()) return reader.status();
   std::set<std::string> captured_leads;
   std::map<std::string, events::v1::Category> category;
-  std::map<std::string, events::v1::LeadRouted> routed;  // by lead, last decision
+  std::map<std::string, events::v1::LeadRouted> routed;           // by lead, last decision
   std::map<std::string, std::vector<std::string>> routed_events;  // event id → lead, per copy
   struct Touch {
     std::string lead, track;
@@ -326,14 +345,14 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     outcome.set_reason(bucket == 0 ? "signed annual plan" : "budget frozen until next year");
     outcome.set_value(bucket == 0 ? 12000 : 0);
     outcome.set_request_id(absl::StrCat("demo-outcome-", lead_id));
-    *outcome.mutable_envelope() = events::MakeEnvelope(
-        {.event_id = events::DeriveEventId("outcome", outcome.request_id()),
-         .lead_id = lead_id,
-         .occurred_at = absl::Now(),
-         .produced_at = absl::Now(),
-         .causation_id = outcome.request_id(),
-         .trace_id = decision.envelope().trace_id(),
-         .producer = "leadctl-demo"});
+    *outcome.mutable_envelope() =
+        events::MakeEnvelope({.event_id = events::DeriveEventId("outcome", outcome.request_id()),
+                              .lead_id = lead_id,
+                              .occurred_at = absl::Now(),
+                              .produced_at = absl::Now(),
+                              .causation_id = outcome.request_id(),
+                              .trace_id = decision.envelope().trace_id(),
+                              .producer = "leadctl-demo"});
     (void)(*producer)->Send(events::Encode(topics.Name(kafka::kLeadsOutcomes), lead_id, outcome),
                             [](const absl::Status&) {});
     (bucket == 0 ? won : lost)++;
@@ -342,8 +361,9 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   if (won + lost > 0) {
     std::printf("outcomes  %d won, %d lost (lost leads are recycled into nurturing)\n", won, lost);
     last_change = absl::Now();
-    (*reader)->ReadUntil(on_message, [&] { return absl::Now() - last_change > absl::Seconds(4); },
-                         absl::Seconds(30));
+    (*reader)->ReadUntil(
+        on_message, [&] { return absl::Now() - last_change > absl::Seconds(4); },
+        absl::Seconds(30));
   }
 
   // 5. Report (this run's leads only).
@@ -366,8 +386,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     std::string rep_list;
     for (const auto& [rep, n] : reps) {
       total += n;
-      absl::StrAppend(&rep_list, rep_list.empty() ? "" : ", ", rep.empty() ? "(queued)" : rep,
-                      "=", n);
+      absl::StrAppend(&rep_list, rep_list.empty() ? "" : ", ", rep.empty() ? "(queued)" : rep, "=",
+                      n);
     }
     std::printf("  %-16s %4d   %s\n", team.c_str(), total, rep_list.c_str());
   }
@@ -391,8 +411,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     if (this_run(copies.front()) && copies.size() > 1) duplicate_routes += copies.size() - 1;
   }
   std::printf("\n== Funnel ==\n");
-  std::printf("  submissions        %d (%d people + %d resubmissions)\n", options.leads + resubmitted,
-              options.leads, resubmitted);
+  std::printf("  submissions        %d (%d people + %d resubmissions)\n",
+              options.leads + resubmitted, options.leads, resubmitted);
   std::printf("  leads captured     %zu (duplicates merged: %d)\n", captured_leads.size(),
               options.leads + resubmitted - static_cast<int>(captured_leads.size()));
   std::printf("  scored             %zu:", category.size());

@@ -11,8 +11,9 @@ namespace leadflow::leadctl {
 absl::StatusOr<std::unique_ptr<TopicReader>> TopicReader::Create(
     const std::string& bootstrap, const std::vector<std::string>& topics) {
   auto reader = std::unique_ptr<TopicReader>(new TopicReader());
-  const std::string group = absl::StrCat(
-      "leadctl-reader-", events::DeriveEventId("reader", absl::StrCat(absl::ToUnixNanos(absl::Now()))));
+  const std::string group =
+      absl::StrCat("leadctl-reader-",
+                   events::DeriveEventId("reader", absl::StrCat(absl::ToUnixNanos(absl::Now()))));
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaConsumer>> consumer =
       kafka::RdKafkaConsumer::Create({{"bootstrap.servers", bootstrap},
                                       {"group.id", group},

@@ -10,9 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/kafka/consumer.h"
 #include "common/kafka/message.h"
 #include "common/kafka/producer.h"
-#include "common/kafka/consumer.h"
 #include "prometheus/registry.h"
 
 namespace leadflow::leadctl {
@@ -20,8 +20,8 @@ namespace leadflow::leadctl {
 // Reads `topics` from the beginning with a fresh consumer group.
 class TopicReader {
  public:
-  static absl::StatusOr<std::unique_ptr<TopicReader>> Create(const std::string& bootstrap,
-                                                             const std::vector<std::string>& topics);
+  static absl::StatusOr<std::unique_ptr<TopicReader>> Create(
+      const std::string& bootstrap, const std::vector<std::string>& topics);
   // Calls `on_message` for every message until `done()` holds or `deadline` passes; returns
   // whether `done()` held.
   bool ReadUntil(const std::function<void(const kafka::ConsumedMessage&)>& on_message,

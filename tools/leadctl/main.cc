@@ -2,9 +2,9 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "common/kafka/admin.h"
 #include "tools/leadctl/demo.h"
 #include "tools/leadctl/stack_env.h"
-#include "common/kafka/admin.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"leadctl — leadflow command-line tool"};
@@ -17,13 +17,15 @@ int main(int argc, char** argv) {
   int partitions = 3;
   create->add_option("--bootstrap", bootstrap, "Kafka bootstrap servers");
   create->add_option("--prefix", prefix, "topic name prefix");
-  create->add_option("--partitions", partitions, "partitions per topic")->check(CLI::Range(1, 1024));
+  create->add_option("--partitions", partitions, "partitions per topic")
+      ->check(CLI::Range(1, 1024));
 
   auto* demo = app.add_subcommand("demo", "feed a demo workload into a running stack and report");
   std::string env_file = "build/stack/stack.env";
   leadflow::leadctl::DemoOptions demo_options;
   demo->add_option("--env", env_file, "endpoints file written by scripts/stack.sh");
-  demo->add_option("--leads", demo_options.leads, "number of people")->check(CLI::Range(1, 1000000));
+  demo->add_option("--leads", demo_options.leads, "number of people")
+      ->check(CLI::Range(1, 1000000));
   demo->add_option("--seed", demo_options.seed, "random seed");
   demo->add_option("--prefix", demo_options.topic_prefix, "topic name prefix");
   demo->add_option("--settle-seconds", demo_options.settle_seconds, "max wait for the pipeline");
@@ -33,7 +35,7 @@ int main(int argc, char** argv) {
   absl::Status status;
   if (create->parsed()) {
     status = leadflow::kafka::CreateLeadflowTopics({{"bootstrap.servers", bootstrap}}, prefix,
-                                                    partitions);
+                                                   partitions);
     if (status.ok()) std::printf("topics ready\n");
   } else if (demo->parsed()) {
     auto env = leadflow::leadctl::LoadStackEnv(env_file);
