@@ -150,6 +150,7 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
     // Keep polling (paused) instead of sleeping: heartbeats and rebalances continue, and
     // deliveries of earlier inputs still complete.
     if (!paused) paused = consumer_.PauseAll().ok();
+    retrying_ = true;  // a revocation during these polls must not wait for this input
     const absl::Time until = absl::Now() + backoff;
     while (absl::Now() < until && !stop_.HasBeenNotified()) {
       absl::StatusOr<std::optional<ConsumedMessage>> polled =
@@ -160,6 +161,7 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
       }
       DrainCompletions();
     }
+    retrying_ = false;
     if (stop_.HasBeenNotified() || !tracker_.IsCurrent(message.tp(), generation)) {
       if (paused) (void)consumer_.ResumeAll();
       if (tracker_.IsCurrent(message.tp(), generation)) {
@@ -173,13 +175,14 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
 }
 
 void ConsumerLoop::SendAll(const ConsumedMessage& message, uint64_t generation,
-                           std::vector<OutboundMessage> outputs) {
+                           std::vector<OutboundMessage> outputs, bool is_dlq) {
   const TopicPartition tp = message.tp();
   if (outputs.empty()) {
     absl::MutexLock lock(&mu_);
-    completions_.push_back({tp, message.offset, generation, absl::OkStatus()});
+    completions_.push_back({tp, message.offset, generation, absl::OkStatus(), nullptr, is_dlq});
     return;
   }
+  auto input = std::make_shared<const ConsumedMessage>(message);
   // One shared countdown per input: the last acknowledgement completes the input.
   struct Pending {
     absl::Mutex mu;
@@ -189,7 +192,8 @@ void ConsumerLoop::SendAll(const ConsumedMessage& message, uint64_t generation,
   auto pending = std::make_shared<Pending>();
   pending->remaining = outputs.size();
   const int64_t offset = message.offset;
-  auto on_delivery = [this, pending, tp, offset, generation](const absl::Status& status) {
+  auto on_delivery = [this, pending, tp, offset, generation, input,
+                      is_dlq](const absl::Status& status) {
     bool last = false;
     absl::Status result;
     {
@@ -201,7 +205,7 @@ void ConsumerLoop::SendAll(const ConsumedMessage& message, uint64_t generation,
     if (status.ok()) metrics_->produced.Increment();
     if (last) {
       absl::MutexLock lock(&mu_);
-      completions_.push_back({tp, offset, generation, result});
+      completions_.push_back({tp, offset, generation, result, input, is_dlq});
     }
   };
   for (OutboundMessage& out : outputs) {
@@ -241,6 +245,23 @@ void ConsumerLoop::DrainCompletions() {
   }
   for (const Completion& c : done) {
     if (!tracker_.IsCurrent(c.tp, c.generation)) continue;
+    if (!c.status.ok() && IsPoison(c.status) && !c.was_dlq && c.input != nullptr) {
+      // The broker can never take this output (too large, invalid): the input goes to the DLQ
+      // with the reason instead of being redone forever.
+      spdlog::error("output of {}/{}@{} rejected permanently: {}; input to DLQ", c.tp.topic,
+                    c.tp.partition, c.offset, c.status.ToString());
+      metrics_->dead_lettered
+          .Add({{"service", options_.service},
+                {"topic", c.tp.topic},
+                {"class", std::string(absl::StatusCodeToString(c.status.code()))}})
+          .Increment();
+      const absl::Status reason(
+          c.status.code(), absl::StrCat("output rejected by the broker: ", c.status.message()));
+      std::vector<OutboundMessage> dlq;
+      dlq.push_back(DlqMessageFor(*c.input, reason));
+      SendAll(*c.input, c.generation, std::move(dlq), /*is_dlq=*/true);
+      continue;
+    }
     if (!c.status.ok()) {
       // The output could not be delivered: redo the input. Everything after it in the partition
       // is redone too; apply-once makes that harmless.
@@ -248,8 +269,12 @@ void ConsumerLoop::DrainCompletions() {
                     c.tp.partition, c.offset, c.status.ToString());
       metrics_->rewinds.Increment();
       SetServing(false);
+      // Reset abandons every unfinished input of the partition, so rewind to the oldest of them,
+      // not to the one whose delivery happened to fail first.
+      const int64_t rewind_to =
+          std::min(c.offset, tracker_.OldestInFlight(c.tp).value_or(c.offset));
       tracker_.Reset(c.tp);
-      if (absl::Status s = consumer_.Seek(c.tp, c.offset); !s.ok()) {
+      if (absl::Status s = consumer_.Seek(c.tp, rewind_to); !s.ok()) {
         spdlog::error("seek failed: {}", s.ToString());
       }
       continue;
@@ -271,14 +296,16 @@ void ConsumerLoop::WaitForCompletions(absl::Duration timeout) {
 }
 
 void ConsumerLoop::FlushAndDrain() {
+  // The input being retried (if any) has no outputs in flight: there is nothing to wait for.
+  const size_t keep = retrying_ ? 1 : 0;
   const absl::Time deadline = absl::Now() + options_.flush_timeout;
-  while (tracker_.InFlight() > 0 && absl::Now() < deadline) {
+  while (tracker_.InFlight() > keep && absl::Now() < deadline) {
     DrainCompletions();
-    if (tracker_.InFlight() == 0) break;
+    if (tracker_.InFlight() <= keep) break;
     WaitForCompletions(absl::Milliseconds(50));
   }
   DrainCompletions();
-  if (tracker_.InFlight() > 0) {
+  if (tracker_.InFlight() > keep) {
     spdlog::warn("{} input(s) unfinished at flush deadline; they will be redelivered",
                  tracker_.InFlight());
   }

@@ -92,6 +92,10 @@ class ConsumerLoop final : public RebalanceListener {
     int64_t offset;
     uint64_t generation;
     absl::Status status;
+    // The input, kept while its outputs are in flight so that an output the broker can never
+    // accept sends the input to the DLQ instead of stalling the partition.
+    std::shared_ptr<const ConsumedMessage> input;
+    bool was_dlq = false;
   };
   struct Metrics;
 
@@ -103,7 +107,7 @@ class ConsumerLoop final : public RebalanceListener {
                                                                uint64_t generation);
   // Sends `outputs` as the effects of (tp, offset); completion arrives through the queue.
   void SendAll(const ConsumedMessage& message, uint64_t generation,
-               std::vector<OutboundMessage> outputs);
+               std::vector<OutboundMessage> outputs, bool is_dlq = false);
   OutboundMessage DlqMessageFor(const ConsumedMessage& message, const absl::Status& reason) const;
   // Applies finished deliveries: stores offsets, rewinds partitions whose delivery failed.
   void DrainCompletions();
@@ -122,6 +126,7 @@ class ConsumerLoop final : public RebalanceListener {
   absl::Notification stop_;
   std::atomic<bool> serving_{true};
   int consecutive_failures_ = 0;  // loop thread only
+  bool retrying_ = false;         // loop thread only: in HandleWithRetry's backoff polls
 
   absl::Mutex mu_;
   std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);

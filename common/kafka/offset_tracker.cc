@@ -30,6 +30,12 @@ void OffsetTracker::Reset(const TopicPartition& tp) {
   partitions_.erase(it);
 }
 
+std::optional<int64_t> OffsetTracker::OldestInFlight(const TopicPartition& tp) const {
+  auto it = partitions_.find(tp);
+  if (it == partitions_.end() || it->second.in_flight.empty()) return std::nullopt;
+  return *it->second.in_flight.begin();
+}
+
 bool OffsetTracker::IsCurrent(const TopicPartition& tp, uint64_t generation) const {
   auto it = partitions_.find(tp);
   return it != partitions_.end() && it->second.generation == generation;

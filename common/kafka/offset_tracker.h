@@ -36,6 +36,8 @@ class OffsetTracker {
 
   // Number of offsets in flight across all partitions.
   size_t InFlight() const { return in_flight_total_; }
+  // The lowest unfinished offset of `tp`, if any.
+  std::optional<int64_t> OldestInFlight(const TopicPartition& tp) const;
   // Whether `generation` is still the current one of `tp`.
   bool IsCurrent(const TopicPartition& tp, uint64_t generation) const;
 

@@ -83,10 +83,18 @@ std::string Redact(std::string_view text) {
         const char d = text[end];
         if (std::isdigit(static_cast<unsigned char>(d))) {
           ++digits;
-        } else if (!(d == ' ' || d == '-' || d == '.' || d == '(' || d == ')') ||
-                   end + 1 >= text.size() ||
-                   !(std::isdigit(static_cast<unsigned char>(text[end + 1])) ||
-                     text[end + 1] == '(')) {
+        } else if (d == ' ' || d == '-' || d == '.' || d == '(' || d == ')') {
+          // A separator continues the number when a digit or '(' follows; after ')' one space or
+          // dash may come first, as in "(415) 555-2671".
+          size_t next = end + 1;
+          if (d == ')' && next < text.size() && (text[next] == ' ' || text[next] == '-')) ++next;
+          if (next >= text.size() ||
+              !(std::isdigit(static_cast<unsigned char>(text[next])) || text[next] == '(')) {
+            break;
+          }
+          end = next;
+          continue;
+        } else {
           break;
         }
         ++end;

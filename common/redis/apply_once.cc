@@ -1,7 +1,10 @@
 #include "common/redis/apply_once.h"
 
+#include <openssl/sha.h>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace leadflow::redis {
 namespace {
@@ -9,6 +12,7 @@ namespace {
 // KEYS: [dedup, tombstone|"", registry|"", state_1 .. state_n]
 // ARGV: [dedup_ttl_ms, memo, n,
 //        per state key: expected_version, op ("keep"|"set"|"del"), data, ttl_ms,
+//                       sha1 of the data read ("" if absent),
 //        n_register, register keys...,
 //        n_extra, per extra command: argc, args...]
 // Returns {0} applied, {1, memo} duplicate, {2, key} version conflict, {3} erased.
@@ -20,9 +24,11 @@ local n = tonumber(ARGV[3])
 local a = 4
 for i = 1, n do
   local key = KEYS[3 + i]
-  local v = tonumber(redis.call('HGET', key, 'v') or '0')
-  if v ~= tonumber(ARGV[a]) then return {2, key} end
-  a = a + 4
+  local rec = redis.call('HMGET', key, 'v', 'd')
+  local v = tonumber(rec[1] or '0')
+  local dsha = rec[2] and redis.sha1hex(rec[2]) or ''
+  if v ~= tonumber(ARGV[a]) or dsha ~= ARGV[a + 4] then return {2, key} end
+  a = a + 5
 end
 a = 4
 local registry = KEYS[3]
@@ -37,7 +43,7 @@ for i = 1, n do
   elseif op == 'del' then
     redis.call('DEL', key)
   end
-  a = a + 4
+  a = a + 5
 end
 local nreg = tonumber(ARGV[a]); a = a + 1
 for i = 1, nreg do
@@ -77,6 +83,14 @@ return #members
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+std::string Sha1Hex(const std::string& data) {
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
+  std::string out;
+  for (unsigned char b : digest) absl::StrAppendFormat(&out, "%02x", b);
+  return out;
+}
+
 }  // namespace
 
 ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
@@ -109,6 +123,10 @@ absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::st
 }
 
 absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
+  // Redis does not roll a script back: reject what would fail half-way before anything runs.
+  if (request.dedup_ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
+  }
   for (int attempt = 0; attempt < max_attempts_; ++attempt) {
     // Cheap pre-check: a duplicate or an erased lead needs no planning.
     std::vector<Args> probe = {{"GET", request.dedup_key}};
@@ -143,6 +161,9 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
       } else {
         args.insert(args.end(), {"del", "", "0"});
       }
+      // A version alone restarts at 0 after a delete, so the data read is checked too: a record
+      // deleted and recreated between our read and our apply is a conflict.
+      args.push_back(v.data.has_value() ? Sha1Hex(*v.data) : "");
     }
     for (const Write& w : plan->writes) {
       bool known = false;

@@ -80,6 +80,36 @@ absl::Status CreateTopics(const KafkaProperties& props, const std::string& prefi
   return kafka::CreateTopics(props, specs, timeout);
 }
 
+absl::Status DeleteTopics(const KafkaProperties& props, const std::vector<std::string>& names,
+                          absl::Duration timeout) {
+  absl::StatusOr<kafka::RdPtr<rd_kafka_conf_t>> conf = kafka::MakeConf(props);
+  if (!conf.ok()) return conf.status();
+  char errstr[512];
+  kafka::RdPtr<rd_kafka_t> rk(rd_kafka_new(RD_KAFKA_PRODUCER, conf->get(), errstr, sizeof(errstr)));
+  if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka admin: ", errstr));
+  (void)conf->release();
+  std::vector<rd_kafka_DeleteTopic_t*> topics;
+  for (const std::string& name : names) topics.push_back(rd_kafka_DeleteTopic_new(name.c_str()));
+  kafka::RdPtr<rd_kafka_queue_t> queue(rd_kafka_queue_new(rk.get()));
+  rd_kafka_DeleteTopics(rk.get(), topics.data(), topics.size(), nullptr, queue.get());
+  rd_kafka_DeleteTopic_destroy_array(topics.data(), topics.size());
+  kafka::RdPtr<rd_kafka_event_t> event(rd_kafka_queue_poll(queue.get(), Millis(timeout)));
+  if (event == nullptr) return absl::DeadlineExceededError("delete topics: no answer");
+  if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return kafka::ToStatus(rd_kafka_event_error(event.get()), "delete topics");
+  }
+  size_t count = 0;
+  const rd_kafka_topic_result_t** results =
+      rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(event.get()), &count);
+  for (size_t i = 0; i < count; ++i) {
+    const rd_kafka_resp_err_t err = rd_kafka_topic_result_error(results[i]);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+      return kafka::ToStatus(err, absl::StrCat("delete ", rd_kafka_topic_result_name(results[i])));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<kafka::Producer>> MakeProducer(const KafkaProperties& props) {
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> producer =
       kafka::RdKafkaProducer::Create(props);

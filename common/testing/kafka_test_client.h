@@ -46,6 +46,11 @@ absl::Status CreateTopics(const KafkaProperties& props, const std::string& prefi
                           const std::vector<std::string>& bases, int partitions = 3,
                           absl::Duration timeout = absl::Seconds(30));
 
+// Deletes topics (best effort, for tests tidying up a shared broker). Topics that do not exist
+// are not an error.
+absl::Status DeleteTopics(const KafkaProperties& props, const std::vector<std::string>& names,
+                          absl::Duration timeout = absl::Seconds(30));
+
 // An idempotent RdKafkaProducer for `props`.
 absl::StatusOr<std::unique_ptr<kafka::Producer>> MakeProducer(const KafkaProperties& props);
 

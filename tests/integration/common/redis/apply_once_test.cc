@@ -1,0 +1,513 @@
+#include "common/redis/apply_once.h"
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/redis/hiredis_client.h"
+#include "common/redis/keys.h"
+#include "common/redis/lua_script.h"
+#include "common/testing/redis_server.h"
+#include "common/testing/wait.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace leadflow::redis {
+namespace {
+
+using ::leadflow::testing::RedisServer;
+using ::leadflow::testing::WaitFor;
+using ::testing::HasSubstr;
+
+constexpr char kService[] = "test";
+constexpr char kLead[] = "lead-1";
+
+std::string CounterKey(const std::string& lead = kLead) {
+  return LeadKey(kService, lead, "counter");
+}
+
+ApplyOnceRequest Request(const std::string& event_id, const std::string& lead = kLead) {
+  ApplyOnceRequest r;
+  r.dedup_key = AppliedKey(kService, lead, event_id);
+  r.state_keys = {CounterKey(lead)};
+  r.registry_key = RegistryKey(kService, lead);
+  r.tombstone_key = TombstoneKey(kService, lead);
+  return r;
+}
+
+int64_t CounterOf(const std::vector<Versioned>& state) {
+  int64_t n = 0;
+  if (state[0].data.has_value()) {
+    EXPECT_TRUE(absl::SimpleAtoi(*state[0].data, &n));
+  }
+  return n;
+}
+
+// The planner every counting test uses: a pure function of the state it is given.
+absl::StatusOr<Plan> Increment(const std::string& event_id, const std::vector<Versioned>& state) {
+  const int64_t next = CounterOf(state) + 1;
+  Plan plan;
+  plan.writes.push_back({state[0].key, absl::StrCat(next)});
+  plan.memo = absl::StrCat(event_id, "->", next);
+  return plan;
+}
+
+class ApplyOnceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    client_ = MakeClient();
+  }
+
+  std::unique_ptr<HiredisClient> MakeClient(int pool_size = 4) const {
+    absl::StatusOr<HiredisOptions> options = ParseRedisAddress(server_->address());
+    EXPECT_TRUE(options.ok());
+    options->pool_size = pool_size;
+    options->connect_timeout = absl::Milliseconds(500);
+    options->command_timeout = absl::Seconds(2);
+    return std::make_unique<HiredisClient>(*options);
+  }
+
+  absl::StatusOr<ApplyResult> Apply(ApplyOnce& apply, const std::string& event_id,
+                                    const std::string& lead = kLead) {
+    return apply.Run(Request(event_id, lead),
+                     [&](const std::vector<Versioned>& s) { return Increment(event_id, s); });
+  }
+
+  // Direct Redis access for setting up and checking, bypassing ApplyOnce.
+  Reply Cmd(const Args& args) {
+    absl::StatusOr<Reply> r = client_->Command(args);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? *r : Reply{};
+  }
+  bool Exists(const std::string& key) { return Cmd({"EXISTS", key}).integer == 1; }
+  int64_t Counter(const std::string& lead = kLead) {
+    Reply r = Cmd({"HGET", CounterKey(lead), "d"});
+    int64_t n = 0;
+    if (!r.is_nil()) {
+      EXPECT_TRUE(absl::SimpleAtoi(r.str, &n));
+    }
+    return n;
+  }
+
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<HiredisClient> client_;
+};
+
+TEST_F(ApplyOnceTest, AppliesOnceThenReturnsTheSameMemoForADuplicate) {
+  ApplyOnce apply(*client_);
+  int plans = 0;
+  auto planner = [&](const std::vector<Versioned>& s) {
+    ++plans;
+    return Increment("e1", s);
+  };
+  absl::StatusOr<ApplyResult> first = apply.Run(Request("e1"), planner);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(first->memo, "e1->1");
+
+  absl::StatusOr<ApplyResult> again = apply.Run(Request("e1"), planner);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(again->memo, "e1->1");
+  EXPECT_EQ(plans, 1) << "a duplicate must not be planned again";
+  EXPECT_EQ(Counter(), 1);
+
+  absl::StatusOr<std::vector<Versioned>> state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ((*state)[0].version, 1);
+  // The dedup key remembers the input for the configured TTL and is registered for erasure, in
+  // the expiry-ordered part of the registry.
+  const int64_t ttl = Cmd({"PTTL", Request("e1").dedup_key}).integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, absl::ToInt64Milliseconds(Request("e1").dedup_ttl));
+  EXPECT_FALSE(Cmd({"ZSCORE", RegistryKey(kService, kLead) + ":expiring", Request("e1").dedup_key})
+                   .is_nil());
+}
+
+TEST_F(ApplyOnceTest, ConcurrentAppliersOnOneRecordLoseNoUpdate) {
+  constexpr int kThreads = 8;
+  constexpr int kOwnEvents = 20;
+  constexpr int kSharedEvents = 10;  // every thread applies these: only one may win each
+  std::unique_ptr<HiredisClient> client = MakeClient(kThreads);
+  ApplyOnce apply(*client);
+  absl::Mutex mu;
+  int applied = 0;
+  int duplicates = 0;
+  std::map<std::string, std::set<std::string>> memos_by_event;
+  std::vector<std::string> errors;
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::string> events;
+      for (int i = 0; i < kOwnEvents; ++i) events.push_back(absl::StrCat("t", t, "-", i));
+      for (int i = 0; i < kSharedEvents; ++i) events.push_back(absl::StrCat("shared-", i));
+      for (const std::string& e : events) {
+        absl::StatusOr<ApplyResult> r;
+        // ABORTED (too much contention) is transient: a consumer would retry, so do we.
+        for (int attempt = 0; attempt < 50; ++attempt) {
+          r = apply.Run(Request(e),
+                        [&](const std::vector<Versioned>& s) { return Increment(e, s); });
+          if (!absl::IsAborted(r.status())) break;
+        }
+        absl::MutexLock lock(&mu);
+        if (!r.ok()) {
+          errors.push_back(r.status().ToString());
+          continue;
+        }
+        (r->outcome == ApplyOutcome::kApplied ? applied : duplicates)++;
+        memos_by_event[e].insert(r->memo);
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+
+  EXPECT_THAT(errors, ::testing::IsEmpty());
+  constexpr int kDistinct = kThreads * kOwnEvents + kSharedEvents;
+  EXPECT_EQ(Counter(), kDistinct) << "lost or doubled updates";
+  EXPECT_EQ(applied, kDistinct);
+  EXPECT_EQ(duplicates, (kThreads - 1) * kSharedEvents);
+  ASSERT_EQ(memos_by_event.size(), static_cast<size_t>(kDistinct));
+  std::set<std::string> counts_seen;
+  for (const auto& [event, memos] : memos_by_event) {
+    EXPECT_EQ(memos.size(), 1u) << event << " answered with different memos";
+    const std::vector<std::string> parts = absl::StrSplit(*memos.begin(), "->");
+    counts_seen.insert(parts.back());
+  }
+  // Every applied input saw a distinct counter value: the updates were serialised.
+  EXPECT_EQ(counts_seen.size(), static_cast<size_t>(kDistinct));
+}
+
+TEST_F(ApplyOnceTest, VersionConflictRereadsAndReplans) {
+  ApplyOnce apply(*client_);
+  std::unique_ptr<HiredisClient> other_client = MakeClient();
+  ApplyOnce other(*other_client);
+  int plans = 0;
+  std::vector<int64_t> seen;
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("a"), [&](const std::vector<Versioned>& s) {
+    ++plans;
+    seen.push_back(CounterOf(s));
+    if (plans == 1) {
+      // Another replica applies a different input to the same record meanwhile.
+      absl::StatusOr<ApplyResult> b = Apply(other, "b");
+      EXPECT_TRUE(b.ok() && b->outcome == ApplyOutcome::kApplied);
+    }
+    return Increment("a", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(plans, 2);
+  EXPECT_THAT(seen, ::testing::ElementsAre(0, 1));
+  EXPECT_EQ(r->memo, "a->2");
+  EXPECT_EQ(Counter(), 2);
+}
+
+TEST_F(ApplyOnceTest, GivesUpWithAbortedWhenTheRecordKeepsChanging) {
+  ApplyOnce apply(*client_, /*max_attempts=*/3);
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("a"), [&](const std::vector<Versioned>& s) {
+    ++plans;
+    Cmd({"HINCRBY", CounterKey(), "v", "1"});  // a writer that never stops
+    return Increment("a", s);
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(plans, 3);
+  EXPECT_FALSE(Exists(Request("a").dedup_key)) << "an aborted input must not count as applied";
+  EXPECT_TRUE(Cmd({"HGET", CounterKey(), "d"}).is_nil());
+}
+
+// A record deleted and created again between our read and our apply is a different record:
+// its version must not look unchanged, or our plan, made from the old record, overwrites the new
+// one (a lost update).
+TEST_F(ApplyOnceTest, DeleteAndRecreateBetweenReadAndApplyIsAConflict) {
+  ApplyOnce apply(*client_);
+  std::unique_ptr<HiredisClient> other_client = MakeClient();
+  ApplyOnce other(*other_client);
+  auto set_to = [&](const std::string& event, std::optional<std::string> data) {
+    absl::StatusOr<ApplyResult> r = other.Run(Request(event), [&](const std::vector<Versioned>& s) {
+      Plan plan;
+      plan.writes.push_back({s[0].key, data});
+      return absl::StatusOr<Plan>(plan);
+    });
+    ASSERT_TRUE(r.ok() && r->outcome == ApplyOutcome::kApplied) << r.status();
+  };
+  set_to("create", "10");
+
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("add"), [&](const std::vector<Versioned>& s) {
+    if (++plans == 1) {
+      set_to("delete", std::nullopt);
+      set_to("recreate", "100");
+    }
+    return Increment("add", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 2) << "the plan made from the deleted record was applied";
+  EXPECT_EQ(Counter(), 101) << "the recreated record's value was overwritten";
+}
+
+TEST_F(ApplyOnceTest, ErasedLeadIsNotWrittenAndReportsErased) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(
+      apply.Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead), absl::Hours(1), {})
+          .ok());
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("late"), [&](const std::vector<Versioned>& s) {
+    ++plans;
+    return Increment("late", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kErased);
+  EXPECT_EQ(r->memo, "");
+  EXPECT_EQ(plans, 0);
+  EXPECT_FALSE(Exists(CounterKey()));
+  EXPECT_FALSE(Exists(Request("late").dedup_key));
+}
+
+TEST_F(ApplyOnceTest, ErasureBetweenPlanningAndApplyingIsCaughtByTheScript) {
+  ApplyOnce apply(*client_);
+  absl::StatusOr<ApplyResult> r =
+      apply.Run(Request("racing"), [&](const std::vector<Versioned>& s) {
+        Cmd({"SET", TombstoneKey(kService, kLead), "1", "PX", "60000"});  // erased meanwhile
+        return Increment("racing", s);
+      });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kErased);
+  EXPECT_FALSE(Exists(CounterKey()));
+  EXPECT_FALSE(Exists(Request("racing").dedup_key));
+}
+
+TEST_F(ApplyOnceTest, EraseDeletesEveryRegisteredKeyAndMemoAndLeavesATombstone) {
+  ApplyOnce apply(*client_);
+  const std::string profile = LeadKey(kService, kLead, "profile");
+  const std::string index = LeadKey(kService, kLead, "by-email");
+  const std::string unregistered = LeadKey(kService, kLead, "scratch");
+  const std::string other_lead_counter = CounterKey("lead-2");
+  ApplyOnceRequest request = Request("e1");
+  request.state_keys.push_back(profile);
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    Plan plan;
+    plan.writes.push_back({s[0].key, std::string("1")});
+    plan.writes.push_back({s[1].key, std::string("{\"email\":\"j@e.com\"}")});
+    plan.extra_commands.push_back({"SET", index, "j@e.com"});
+    plan.register_keys.push_back(index);
+    plan.memo = "m";
+    return absl::StatusOr<Plan>(plan);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(Apply(apply, "e2").ok());
+  ASSERT_TRUE(Apply(apply, "x1", "lead-2").ok());
+  Cmd({"SET", unregistered, "tmp"});
+  for (const std::string& k :
+       {CounterKey(), profile, index, Request("e1").dedup_key, Request("e2").dedup_key}) {
+    ASSERT_TRUE(Exists(k)) << k;
+  }
+
+  ASSERT_TRUE(apply
+                  .Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead),
+                         absl::Hours(1), {unregistered})
+                  .ok());
+  for (const std::string& k :
+       {CounterKey(), profile, index, Request("e1").dedup_key, Request("e2").dedup_key,
+        unregistered, RegistryKey(kService, kLead), RegistryKey(kService, kLead) + ":expiring"}) {
+    EXPECT_FALSE(Exists(k)) << k << " survived erasure";
+  }
+  const int64_t ttl = Cmd({"PTTL", TombstoneKey(kService, kLead)}).integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 3'600'000);
+  EXPECT_TRUE(Exists(other_lead_counter)) << "another lead's state was erased";
+
+  // A re-delivery of an input applied before the erasure must not resurrect its memo (which
+  // holds the lead's data) or its state.
+  absl::StatusOr<ApplyResult> replay = Apply(apply, "e1");
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->outcome, ApplyOutcome::kErased);
+  // Idempotent.
+  EXPECT_TRUE(apply
+                  .Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead),
+                         absl::Hours(1), {unregistered})
+                  .ok());
+}
+
+TEST_F(ApplyOnceTest, ExpiredDedupRecordsArePrunedFromTheRegistry) {
+  ApplyOnce apply(*client_);
+  const std::string expiring = RegistryKey(kService, kLead) + ":expiring";
+  ApplyOnceRequest short_lived = Request("old");
+  short_lived.dedup_ttl = absl::Milliseconds(50);
+  ASSERT_TRUE(
+      apply.Run(short_lived, [](const std::vector<Versioned>& s) { return Increment("old", s); })
+          .ok());
+  EXPECT_EQ(Cmd({"ZCARD", expiring}).integer, 1);
+  ASSERT_TRUE(WaitFor([&] { return !Exists(short_lived.dedup_key); }, absl::Seconds(10)));
+
+  ASSERT_TRUE(Apply(apply, "new").ok());
+  EXPECT_TRUE(Cmd({"ZSCORE", expiring, short_lived.dedup_key}).is_nil())
+      << "an expired dedup record stayed in the registry";
+  EXPECT_FALSE(Cmd({"ZSCORE", expiring, Request("new").dedup_key}).is_nil());
+  // Forgotten after its TTL: the same input applies again (documented behaviour).
+  absl::StatusOr<ApplyResult> again =
+      apply.Run(short_lived, [](const std::vector<Versioned>& s) { return Increment("old", s); });
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcome, ApplyOutcome::kApplied);
+}
+
+TEST_F(ApplyOnceTest, WritesHonourTheirTtlAndDeletesRemoveTheRecord) {
+  ApplyOnce apply(*client_);
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("ttl"), [&](const std::vector<Versioned>& s) {
+    Plan plan;
+    plan.writes.push_back({s[0].key, std::string("5"), absl::Minutes(1)});
+    return absl::StatusOr<Plan>(plan);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  const int64_t ttl = Cmd({"PTTL", CounterKey()}).integer;
+  EXPECT_GT(ttl, 0);
+  EXPECT_LE(ttl, 60'000);
+
+  r = apply.Run(Request("del"), [&](const std::vector<Versioned>& s) {
+    EXPECT_EQ(s[0].version, 1);
+    Plan plan;
+    plan.writes.push_back({s[0].key, std::nullopt});
+    return absl::StatusOr<Plan>(plan);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  absl::StatusOr<std::vector<Versioned>> state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ((*state)[0].version, 0);
+  EXPECT_EQ((*state)[0].data, std::nullopt);
+}
+
+TEST_F(ApplyOnceTest, PlannerErrorIsReturnedAsIsAndNothingIsApplied) {
+  ApplyOnce apply(*client_);
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("bad"), [](const std::vector<Versioned>&) {
+    return absl::StatusOr<Plan>(absl::InvalidArgumentError("score rules reject this lead"));
+  });
+  EXPECT_EQ(r.status(), absl::InvalidArgumentError("score rules reject this lead"));
+  EXPECT_FALSE(Exists(Request("bad").dedup_key));
+}
+
+TEST_F(ApplyOnceTest, PlanWritingAKeyItDidNotReadIsRejected) {
+  ApplyOnce apply(*client_);
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("sneaky"), [](const std::vector<Versioned>&) {
+    Plan plan;
+    plan.writes.push_back({"test:{lead-1}:elsewhere", std::string("x")});
+    return absl::StatusOr<Plan>(plan);
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("test:{lead-1}:elsewhere"));
+  EXPECT_FALSE(Exists("test:{lead-1}:elsewhere"));
+  EXPECT_FALSE(Exists(Request("sneaky").dedup_key));
+}
+
+int64_t CachedScripts(RedisClient& client) {
+  absl::StatusOr<Reply> info = client.Command({"INFO", "memory"});
+  if (!info.ok()) return -1;
+  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
+    int64_t n;
+    if (absl::ConsumePrefix(&line, "number_of_cached_scripts:") && absl::SimpleAtoi(line, &n)) {
+      return n;
+    }
+  }
+  return -1;
+}
+
+TEST_F(ApplyOnceTest, ScriptIsLoadedAgainAfterScriptFlush) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(Apply(apply, "e1").ok());
+  EXPECT_GE(CachedScripts(*client_), 1);
+  Cmd({"SCRIPT", "FLUSH"});
+  ASSERT_EQ(CachedScripts(*client_), 0);
+
+  absl::StatusOr<ApplyResult> r = Apply(apply, "e2");  // EVALSHA → NOSCRIPT → LOAD → EVALSHA
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(Counter(), 2);
+  EXPECT_GE(CachedScripts(*client_), 1);
+
+  Cmd({"SCRIPT", "FLUSH"});
+  EXPECT_TRUE(
+      apply.Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead), absl::Hours(1), {})
+          .ok());
+  EXPECT_FALSE(Exists(CounterKey()));
+}
+
+TEST_F(ApplyOnceTest, LuaScriptErrorsAreStatusesNotReplies) {
+  LuaScript ok("return KEYS[1] .. ':' .. ARGV[1]");
+  absl::StatusOr<Reply> r = ok.Run(*client_, {"k"}, {"v"});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->str, "k:v");
+  EXPECT_EQ(ok.sha1().size(), 40u);
+
+  LuaScript failing("return redis.call('INCR', KEYS[1])");
+  Cmd({"SET", "not-a-number", "abc"});
+  absl::StatusOr<Reply> bad = failing.Run(*client_, {"not-a-number"}, {});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("not an integer"));
+}
+
+TEST_F(ApplyOnceTest, RedisKilledIsUnavailableAndAfterARestartTheDataIsStillThere) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(Apply(apply, "e1").ok());
+
+  ASSERT_TRUE(server_->Kill().ok());
+  absl::StatusOr<ApplyResult> down = Apply(apply, "e2");
+  EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
+
+  ASSERT_TRUE(server_->Restart().ok());
+  // Pooled connections broken by the crash fail once each, then the client reconnects.
+  int attempts = 0;
+  absl::StatusOr<ApplyResult> up;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        ++attempts;
+        up = Apply(apply, "e2");
+        return up.ok();
+      },
+      absl::Seconds(10)))
+      << up.status();
+  EXPECT_LE(attempts, 5) << "the client should reconnect after at most one failure per pooled "
+                            "connection";
+  EXPECT_EQ(up->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(Counter(), 2) << "e1's write was lost in the crash";
+
+  absl::StatusOr<ApplyResult> replay = Apply(apply, "e1");
+  ASSERT_TRUE(replay.ok());
+  EXPECT_EQ(replay->outcome, ApplyOutcome::kDuplicate) << "the dedup record did not survive";
+  EXPECT_EQ(replay->memo, "e1->1");
+}
+
+TEST_F(ApplyOnceTest, GracefulRestartKeepsTheData) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(Apply(apply, "e1").ok());
+  ASSERT_TRUE(server_->Stop().ok());
+  EXPECT_EQ(client_->Ping().code(), absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(WaitFor([&] { return client_->Ping().ok(); }, absl::Seconds(10)));
+  EXPECT_EQ(Counter(), 1);
+}
+
+TEST_F(ApplyOnceTest, PipelineReturnsErrorRepliesInPlace) {
+  Cmd({"SET", "s", "text"});
+  absl::StatusOr<std::vector<Reply>> replies =
+      client_->Pipeline({{"INCR", "n"}, {"INCR", "s"}, {"GET", "s"}, {"GET", "missing"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 4u);
+  EXPECT_EQ((*replies)[0].integer, 1);
+  EXPECT_TRUE((*replies)[1].is_error());
+  EXPECT_EQ(ErrorReplyToStatus((*replies)[1]).code(), absl::StatusCode::kInternal);
+  EXPECT_EQ((*replies)[2].str, "text");
+  EXPECT_TRUE((*replies)[3].is_nil());
+}
+
+}  // namespace
+}  // namespace leadflow::redis

@@ -1,0 +1,601 @@
+#include "common/kafka/consumer_loop.h"
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/testing/fake_kafka.h"
+#include "common/testing/wait.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "prometheus/registry.h"
+
+namespace leadflow::kafka {
+namespace {
+
+using ::leadflow::testing::FakeConsumer;
+using ::leadflow::testing::FakeProducer;
+using ::leadflow::testing::WaitFor;
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::IsEmpty;
+using ::testing::Optional;
+
+constexpr char kTopic[] = "leads.inbound";
+constexpr char kOutTopic[] = "leads.captured";
+const TopicPartition kTp{kTopic, 0};
+// Generous: only reached when a test fails.
+constexpr absl::Duration kDeadline = absl::Seconds(10);
+
+OutboundMessage OutputFor(const ConsumedMessage& in, const std::string& suffix = "") {
+  return {kOutTopic, in.key, absl::StrCat("out:", in.value, suffix), {}};
+}
+
+// A handler whose behaviour each test scripts; records every call.
+class ScriptedHandler final : public MessageHandler {
+ public:
+  // `attempt` counts calls for the same (partition, offset), from 1.
+  using Script =
+      std::function<absl::StatusOr<std::vector<OutboundMessage>>(const ConsumedMessage&, int)>;
+  explicit ScriptedHandler(Script script) : script_(std::move(script)) {}
+
+  absl::StatusOr<std::vector<OutboundMessage>> Handle(const ConsumedMessage& message) override {
+    int attempt;
+    {
+      absl::MutexLock lock(&mu_);
+      calls_.push_back(message);
+      attempt = ++attempts_[{message.partition, message.offset}];
+    }
+    return script_(message, attempt);
+  }
+
+  std::vector<ConsumedMessage> calls() const {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  int CallsFor(int64_t offset, int32_t partition = 0) const {
+    absl::MutexLock lock(&mu_);
+    auto it = attempts_.find({partition, offset});
+    return it == attempts_.end() ? 0 : it->second;
+  }
+  std::vector<int64_t> OffsetsHandled() const {
+    absl::MutexLock lock(&mu_);
+    std::vector<int64_t> out;
+    for (const ConsumedMessage& m : calls_) out.push_back(m.offset);
+    return out;
+  }
+
+ private:
+  const Script script_;
+  mutable absl::Mutex mu_;
+  std::vector<ConsumedMessage> calls_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<int32_t, int64_t>, int> attempts_ ABSL_GUARDED_BY(mu_);
+};
+
+absl::StatusOr<std::vector<OutboundMessage>> OneOutput(const ConsumedMessage& m, int) {
+  return std::vector<OutboundMessage>{OutputFor(m)};
+}
+
+// Value of a counter or gauge whose labels include `labels`; -1 when absent.
+double MetricValue(prometheus::Registry& registry, const std::string& name,
+                   const std::map<std::string, std::string>& labels) {
+  for (const prometheus::MetricFamily& family : registry.Collect()) {
+    if (family.name != name) continue;
+    for (const prometheus::ClientMetric& metric : family.metric) {
+      size_t matched = 0;
+      for (const prometheus::ClientMetric::Label& l : metric.label) {
+        auto it = labels.find(l.name);
+        if (it != labels.end() && it->second == l.value) ++matched;
+      }
+      if (matched != labels.size()) continue;
+      return family.type == prometheus::MetricType::Counter ? metric.counter.value
+                                                            : metric.gauge.value;
+    }
+  }
+  return -1;
+}
+
+std::optional<std::string> HeaderOf(const OutboundMessage& m, const std::string& key) {
+  for (const Header& h : m.headers) {
+    if (h.key == key) return h.value;
+  }
+  return std::nullopt;
+}
+
+class ConsumerLoopTest : public ::testing::Test {
+ protected:
+  static ConsumerLoopOptions FastOptions() {
+    ConsumerLoopOptions o;
+    o.service = "capture";
+    o.topics = {kTopic};
+    o.poll_timeout = absl::Milliseconds(5);
+    o.initial_backoff = absl::Milliseconds(1);
+    o.max_backoff = absl::Milliseconds(4);
+    o.failures_before_unhealthy = 3;
+    o.flush_timeout = absl::Seconds(10);
+    return o;
+  }
+
+  void StartLoop(ScriptedHandler::Script script, ConsumerLoopOptions options = FastOptions()) {
+    handler_ = std::make_unique<ScriptedHandler>(std::move(script));
+    loop_ = std::make_unique<ConsumerLoop>(consumer_, producer_, *handler_, std::move(options),
+                                           registry_);
+    thread_ = std::thread([this] { run_status_ = loop_->Run(); });
+  }
+
+  // Stops the loop and waits for Run() to return.
+  void StopLoop() {
+    loop_->Stop();
+    thread_.join();
+  }
+
+  void TearDown() override {
+    if (!thread_.joinable()) return;
+    // Release whatever a failed test left held, so shutdown does not wait for the flush timeout.
+    producer_.Hold(false);
+    producer_.AckAll();
+    StopLoop();
+  }
+
+  // Returns once the loop has started `n` more polls, i.e. has drained completions at least once
+  // since the call (the loop drains before every poll).
+  void WaitForLoopIterations(int n = 2) {
+    const int start = consumer_.poll_calls();
+    ASSERT_TRUE(WaitFor([&] { return consumer_.poll_calls() >= start + n; }, kDeadline));
+  }
+
+  bool WaitForStored(int64_t offset, const TopicPartition& tp = kTp) {
+    return WaitFor([&] { return consumer_.stored_offset(tp) == offset; }, kDeadline);
+  }
+
+  int64_t Add(const std::string& value, int32_t partition = 0) {
+    return consumer_.Add(kTopic, partition, absl::StrCat("lead-", value), value);
+  }
+
+  FakeConsumer consumer_;
+  FakeProducer producer_;
+  prometheus::Registry registry_;
+  std::unique_ptr<ScriptedHandler> handler_;
+  std::unique_ptr<ConsumerLoop> loop_;
+  std::thread thread_;
+  absl::Status run_status_;  // written by the loop thread, read after join
+};
+
+TEST_F(ConsumerLoopTest, SubscribesToTheConfiguredTopics) {
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return !consumer_.subscribed_topics().empty(); }, kDeadline));
+  EXPECT_THAT(consumer_.subscribed_topics(), ElementsAre(kTopic));
+}
+
+TEST_F(ConsumerLoopTest, OffsetIsStoredOnlyAfterEveryOutputIsAcknowledged) {
+  producer_.Hold(true);
+  Add("a");
+  StartLoop([](const ConsumedMessage& m, int) {
+    return std::vector<OutboundMessage>{OutputFor(m, "#1"), OutputFor(m, "#2")};
+  });
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  WaitForLoopIterations();
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty()) << "stored before any acknowledgement";
+
+  ASSERT_TRUE(producer_.AckNext());
+  WaitForLoopIterations();
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty()) << "stored with one output unacknowledged";
+
+  ASSERT_TRUE(producer_.AckNext());
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_THAT(consumer_.store_calls(),
+              ElementsAre(Field(&FakeConsumer::StoreCall::next_offset, 1)));
+}
+
+TEST_F(ConsumerLoopTest, InputWithoutOutputsIsMarkedDoneAtOnce) {
+  Add("a");
+  Add("b");
+  StartLoop([](const ConsumedMessage&, int) { return std::vector<OutboundMessage>{}; });
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_EQ(producer_.sent_count(), 0u);
+}
+
+TEST_F(ConsumerLoopTest, CommitPointsStayContiguousWhenOutputsAreAcknowledgedOutOfOrder) {
+  producer_.Hold(true);
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 3; }, kDeadline));
+  // Outputs were sent in input order: sent()[i] belongs to offset i.
+  const std::vector<FakeProducer::Sent> sent = producer_.sent();
+  ASSERT_EQ(sent[0].message.value, "out:a");
+  ASSERT_EQ(sent[2].message.value, "out:c");
+
+  auto max_stored = [&] {
+    int64_t max = -1;
+    for (const FakeConsumer::StoreCall& c : consumer_.store_calls()) {
+      max = std::max(max, c.next_offset);
+    }
+    return max;
+  };
+
+  ASSERT_TRUE(producer_.Ack(2));  // the last input finishes first
+  WaitForLoopIterations();
+  EXPECT_LE(max_stored(), 0) << "commit point passed unfinished offsets 0 and 1";
+
+  ASSERT_TRUE(producer_.Ack(0));
+  ASSERT_TRUE(WaitForStored(1));
+  WaitForLoopIterations();
+  EXPECT_EQ(max_stored(), 1) << "commit point passed unfinished offset 1";
+
+  ASSERT_TRUE(producer_.Ack(1));
+  ASSERT_TRUE(WaitForStored(3));
+  std::vector<int64_t> stored;
+  for (const FakeConsumer::StoreCall& c : consumer_.store_calls()) stored.push_back(c.next_offset);
+  EXPECT_TRUE(std::is_sorted(stored.begin(), stored.end()));
+}
+
+TEST_F(ConsumerLoopTest, PoisonInputGoesToTheDlqWithItsReasonAndDoesNotStallThePartition) {
+  producer_.Hold(true);
+  ConsumedMessage poison;
+  poison.topic = kTopic;
+  poison.partition = 0;
+  poison.key = "lead-1";
+  poison.value = std::string("{\"email\":\"not-an-address\"}") + std::string("\x00\xff", 2);
+  poison.headers = {{"content-type", "application/json"}};
+  consumer_.Add(poison);
+  Add("good");
+  StartLoop([](const ConsumedMessage& m, int) -> absl::StatusOr<std::vector<OutboundMessage>> {
+    if (m.offset == 0) return absl::InvalidArgumentError("email: not an address");
+    return std::vector<OutboundMessage>{OutputFor(m)};
+  });
+
+  // The next input is handled while the DLQ copy is still unacknowledged.
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  const std::vector<FakeProducer::Sent> sent = producer_.sent();
+  const OutboundMessage& dlq = sent[0].message;
+  EXPECT_EQ(dlq.topic, "leads.inbound.dlq");
+  EXPECT_EQ(dlq.key, "lead-1");
+  EXPECT_EQ(dlq.value, poison.value) << "the DLQ must carry the original bytes";
+  EXPECT_EQ(HeaderOf(dlq, "content-type"), "application/json");
+  EXPECT_EQ(HeaderOf(dlq, kDlqTopicHeader), kTopic);
+  EXPECT_EQ(HeaderOf(dlq, kDlqPartitionHeader), "0");
+  EXPECT_EQ(HeaderOf(dlq, kDlqOffsetHeader), "0");
+  EXPECT_EQ(HeaderOf(dlq, kDlqErrorClassHeader), "INVALID_ARGUMENT");
+  EXPECT_EQ(HeaderOf(dlq, kDlqErrorMessageHeader), "email: not an address");
+  EXPECT_EQ(HeaderOf(dlq, kDlqServiceHeader), "capture");
+  EXPECT_EQ(sent[1].message.topic, kOutTopic);
+  EXPECT_EQ(handler_->CallsFor(0), 1) << "poison must not be retried";
+
+  WaitForLoopIterations();
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty()) << "poison offset stored before its DLQ ack";
+  ASSERT_TRUE(producer_.Ack(0));
+  ASSERT_TRUE(WaitForStored(1));
+  ASSERT_TRUE(producer_.Ack(1));
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_EQ(MetricValue(registry_, "leadflow_messages_dead_lettered_total",
+                        {{"topic", kTopic}, {"class", "INVALID_ARGUMENT"}}),
+            1);
+}
+
+struct StatusCase {
+  absl::StatusCode code;
+  bool poison;
+};
+
+class ConsumerLoopStatusTest : public ConsumerLoopTest,
+                               public ::testing::WithParamInterface<StatusCase> {};
+
+TEST_P(ConsumerLoopStatusTest, HandlerStatusDecidesBetweenDlqAndRetry) {
+  const StatusCase c = GetParam();
+  Add("a");
+  StartLoop(
+      [c](const ConsumedMessage& m, int attempt) -> absl::StatusOr<std::vector<OutboundMessage>> {
+        if (attempt == 1) return absl::Status(c.code, "boom");
+        return std::vector<OutboundMessage>{OutputFor(m)};
+      });
+  ASSERT_TRUE(WaitForStored(1));
+  const std::vector<FakeProducer::Sent> sent = producer_.sent();
+  ASSERT_EQ(sent.size(), 1u);
+  if (c.poison) {
+    EXPECT_EQ(handler_->CallsFor(0), 1);
+    EXPECT_EQ(sent[0].message.topic, "leads.inbound.dlq");
+    EXPECT_EQ(HeaderOf(sent[0].message, kDlqErrorClassHeader), absl::StatusCodeToString(c.code));
+  } else {
+    EXPECT_EQ(handler_->CallsFor(0), 2);
+    EXPECT_EQ(sent[0].message.topic, kOutTopic);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Codes, ConsumerLoopStatusTest,
+                         ::testing::Values(StatusCase{absl::StatusCode::kInvalidArgument, true},
+                                           StatusCase{absl::StatusCode::kDataLoss, true},
+                                           StatusCase{absl::StatusCode::kOutOfRange, true},
+                                           StatusCase{absl::StatusCode::kFailedPrecondition, true},
+                                           StatusCase{absl::StatusCode::kNotFound, true},
+                                           StatusCase{absl::StatusCode::kUnimplemented, true},
+                                           StatusCase{absl::StatusCode::kAlreadyExists, true},
+                                           StatusCase{absl::StatusCode::kUnavailable, false},
+                                           StatusCase{absl::StatusCode::kDeadlineExceeded, false},
+                                           StatusCase{absl::StatusCode::kAborted, false},
+                                           StatusCase{absl::StatusCode::kResourceExhausted, false},
+                                           StatusCase{absl::StatusCode::kInternal, false},
+                                           StatusCase{absl::StatusCode::kUnknown, false}),
+                         [](const ::testing::TestParamInfo<StatusCase>& info) {
+                           std::string name = absl::StatusCodeToString(info.param.code);
+                           std::erase(name, '_');
+                           return name;
+                         });
+
+TEST_F(ConsumerLoopTest, TransientFailureIsRetriedOnTheSameMessageAndNeverSkipped) {
+  Add("a");
+  Add("b");
+  StartLoop(
+      [](const ConsumedMessage& m, int attempt) -> absl::StatusOr<std::vector<OutboundMessage>> {
+        if (m.offset == 0 && attempt <= 2) return absl::UnavailableError("redis down");
+        return std::vector<OutboundMessage>{OutputFor(m)};
+      });
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_THAT(handler_->OffsetsHandled(), ElementsAre(0, 0, 0, 1));
+  for (const ConsumedMessage& m : handler_->calls()) {
+    if (m.offset == 0) {
+      EXPECT_EQ(m.value, "a");
+    }
+  }
+  EXPECT_GE(consumer_.pause_calls(), 1) << "fetching must pause while retrying";
+  EXPECT_GE(consumer_.resume_calls(), 1);
+  EXPECT_FALSE(consumer_.paused());
+  ASSERT_EQ(producer_.sent_count(), 2u);
+  EXPECT_EQ(producer_.sent()[0].message.value, "out:a");
+  EXPECT_EQ(MetricValue(registry_, "leadflow_handler_retries_total", {{"service", "capture"}}), 2);
+}
+
+TEST_F(ConsumerLoopTest, ReportsNotServingAfterRepeatedFailuresAndServingAgainOnSuccess) {
+  std::atomic<bool> failing{true};
+  absl::Mutex mu;
+  std::vector<bool> serving_at_call;
+  Add("a");
+  StartLoop([&](const ConsumedMessage& m, int) -> absl::StatusOr<std::vector<OutboundMessage>> {
+    {
+      absl::MutexLock lock(&mu);
+      serving_at_call.push_back(loop_->Serving());
+    }
+    if (failing.load()) return absl::UnavailableError("redis down");
+    return std::vector<OutboundMessage>{OutputFor(m)};
+  });
+  ASSERT_TRUE(WaitFor([&] { return handler_->CallsFor(0) >= 5; }, kDeadline));
+  EXPECT_FALSE(loop_->Serving());
+  {
+    absl::MutexLock lock(&mu);
+    // failures_before_unhealthy = 3: healthy through the third failure, not after it.
+    ASSERT_GE(serving_at_call.size(), 5u);
+    EXPECT_THAT(std::vector<bool>(serving_at_call.begin(), serving_at_call.begin() + 5),
+                ElementsAre(true, true, true, false, false));
+  }
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty());
+  EXPECT_EQ(producer_.sent_count(), 0u);
+
+  failing.store(false);
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_TRUE(WaitFor([&] { return loop_->Serving(); }, kDeadline));
+}
+
+TEST_F(ConsumerLoopTest, FailedDeliveryRewindsToTheInputWhichIsHandledAgain) {
+  producer_.FailDeliveries(1, absl::UnavailableError("broker down"));
+  Add("a");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_THAT(consumer_.seek_calls(),
+              ElementsAre(::testing::AllOf(Field(&FakeConsumer::StoreCall::tp, kTp),
+                                           Field(&FakeConsumer::StoreCall::next_offset, 0))));
+  EXPECT_EQ(handler_->CallsFor(0), 2);
+  const std::vector<FakeProducer::Sent> sent = producer_.sent();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].message.value, sent[1].message.value)
+      << "the redo must produce the same output";
+  EXPECT_TRUE(WaitFor([&] { return loop_->Serving(); }, kDeadline));
+  EXPECT_EQ(MetricValue(registry_, "leadflow_partition_rewinds_total", {{"service", "capture"}}),
+            1);
+}
+
+// Deliveries of different inputs' outputs are reported in any order (they go to different
+// partitions). When a later input's output fails first, the rewind must still cover the earlier
+// input whose output is unacknowledged: otherwise that input's failure arrives for an abandoned
+// generation, is ignored, and the input is committed without its output ever being delivered.
+TEST_F(ConsumerLoopTest, FailedDeliveriesRewindToTheOldestUnfinishedInput) {
+  producer_.Hold(true);
+  Add("a");
+  Add("b");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  producer_.Hold(false);  // redone outputs are acknowledged at once
+  ASSERT_TRUE(producer_.Ack(1, absl::UnavailableError("partition 2 leader gone")));
+  ASSERT_TRUE(producer_.Ack(0, absl::UnavailableError("partition 1 leader gone")));
+
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_TRUE(WaitFor([&] { return handler_->CallsFor(0) == 2; }, absl::Seconds(2)))
+      << "input 0 was never handled again although its output was not delivered";
+  bool delivered_a = false;
+  for (const FakeProducer::Sent& s : producer_.sent()) {
+    if (s.message.value == "out:a" && s.delivery.has_value() && s.delivery->ok()) {
+      delivered_a = true;
+    }
+  }
+  EXPECT_TRUE(delivered_a) << "offset 0 committed but its output never reached the broker";
+}
+
+TEST_F(ConsumerLoopTest, OutputTheBrokerCanNeverAcceptSendsTheInputToTheDlqInsteadOfStalling) {
+  producer_.FailSends(1, absl::InvalidArgumentError("message size too large"));
+  Add("a");
+  Add("b");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_EQ(handler_->CallsFor(0), 1) << "a permanent rejection must not redo the input forever";
+  EXPECT_THAT(consumer_.seek_calls(), IsEmpty());
+  bool dlq = false;
+  for (const FakeProducer::Sent& s : producer_.sent()) {
+    if (s.message.topic == kTp.topic + ".dlq") {
+      dlq = true;
+      EXPECT_EQ(s.message.value, "a");
+    }
+  }
+  EXPECT_TRUE(dlq) << "the input whose output was rejected must be on the DLQ";
+}
+
+TEST_F(ConsumerLoopTest, FullProducerQueueIsBackpressureNotFailure) {
+  producer_.FailSends(3, absl::UnavailableError("local queue full"));
+  Add("a");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_EQ(producer_.refused_sends(), 3);
+  EXPECT_EQ(producer_.sent_count(), 1u);
+  EXPECT_EQ(handler_->CallsFor(0), 1) << "a full queue must not redo the input";
+  EXPECT_THAT(consumer_.seek_calls(), IsEmpty());
+}
+
+TEST_F(ConsumerLoopTest, StopsPollingAtMaxInFlightUntilAnOutputIsAcknowledged) {
+  ConsumerLoopOptions options = FastOptions();
+  options.max_in_flight = 2;
+  producer_.Hold(true);
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput, options);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  EXPECT_FALSE(WaitFor([&] { return handler_->calls().size() >= 3; }, absl::Milliseconds(100)))
+      << "a third input was taken with two unacknowledged";
+  ASSERT_TRUE(producer_.AckNext());
+  EXPECT_TRUE(WaitFor([&] { return handler_->calls().size() == 3; }, kDeadline));
+}
+
+TEST_F(ConsumerLoopTest, RevocationWaitsForInFlightOutputsThenCommits) {
+  producer_.Hold(true);
+  Add("a");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 1; }, kDeadline));
+  consumer_.ScheduleRevoke({kTp});
+  ASSERT_TRUE(WaitFor([&] { return consumer_.in_revoke(); }, kDeadline));
+  EXPECT_EQ(consumer_.commit_calls(), 0) << "committed before the in-flight output was acked";
+
+  ASSERT_TRUE(producer_.AckNext());
+  ASSERT_TRUE(WaitFor([&] { return !consumer_.in_revoke(); }, kDeadline));
+  EXPECT_GE(consumer_.commit_calls(), 1);
+  EXPECT_THAT(consumer_.committed_offset(kTp), Optional(1));
+}
+
+TEST_F(ConsumerLoopTest, CompletionsAfterRevocationAreIgnoredAndTheNewOwnerRedoesTheWork) {
+  ConsumerLoopOptions options = FastOptions();
+  options.flush_timeout = absl::Milliseconds(100);  // give up on input 1 during the revocation
+  producer_.Hold(true);
+  Add("a");
+  Add("b");
+  StartLoop(OneOutput, options);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  ASSERT_TRUE(producer_.Ack(0));
+  ASSERT_TRUE(WaitForStored(1));
+
+  consumer_.ScheduleRevoke({kTp});
+  ASSERT_TRUE(WaitFor([&] { return consumer_.revoked_events() == 1 && !consumer_.in_revoke(); },
+                      kDeadline));
+  EXPECT_GE(consumer_.commit_calls(), 1);
+  EXPECT_THAT(consumer_.committed_offset(kTp), Optional(1));
+
+  // Input 1's output is acknowledged only now: it belongs to abandoned work.
+  ASSERT_TRUE(producer_.Ack(1));
+  WaitForLoopIterations();
+  for (const FakeConsumer::StoreCall& c : consumer_.store_calls()) {
+    EXPECT_LE(c.next_offset, 1) << "a stale completion moved the commit point";
+  }
+
+  // Assigned back (as to a new owner): input 1 resumes from the committed offset and is redone.
+  producer_.Hold(false);
+  consumer_.ScheduleAssign({kTp});
+  ASSERT_TRUE(WaitForStored(2));
+  EXPECT_EQ(handler_->CallsFor(0), 1);
+  EXPECT_EQ(handler_->CallsFor(1), 2);
+}
+
+// A revocation arriving while the loop retries a transient failure (e.g. Redis down during a
+// deploy) must not hold the rebalance for the whole flush timeout: the message being retried has
+// no outputs in flight and will be redone by the partition's next owner.
+TEST_F(ConsumerLoopTest, RevocationDuringATransientRetryDoesNotWaitForTheFlushTimeout) {
+  ConsumerLoopOptions options = FastOptions();
+  options.flush_timeout = absl::Seconds(10);
+  std::atomic<bool> failing{true};
+  Add("a");
+  StartLoop(
+      [&](const ConsumedMessage& m, int) -> absl::StatusOr<std::vector<OutboundMessage>> {
+        if (failing.load()) return absl::UnavailableError("redis down");
+        return std::vector<OutboundMessage>{OutputFor(m)};
+      },
+      options);
+  ASSERT_TRUE(WaitFor([&] { return handler_->CallsFor(0) >= 2; }, kDeadline));
+  consumer_.ScheduleRevoke({kTp});
+  EXPECT_TRUE(WaitFor([&] { return consumer_.revoked_events() == 1 && !consumer_.in_revoke(); },
+                      absl::Seconds(3)))
+      << "revocation blocked on the message being retried";
+  ASSERT_TRUE(WaitFor([&] { return !consumer_.in_revoke(); }, kDeadline));
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty());
+
+  failing.store(false);
+  consumer_.ScheduleAssign({kTp});
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_EQ(producer_.sent_count(), 1u);
+}
+
+TEST_F(ConsumerLoopTest, StopFinishesInFlightWorkCommitsAndCloses) {
+  producer_.Hold(true);
+  Add("a");
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 1; }, kDeadline));
+  loop_->Stop();
+  EXPECT_FALSE(WaitFor([&] { return consumer_.closed(); }, absl::Milliseconds(100)))
+      << "closed with an output unacknowledged";
+
+  ASSERT_TRUE(producer_.AckNext());
+  thread_.join();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+  EXPECT_TRUE(consumer_.closed());
+  EXPECT_THAT(consumer_.store_calls(),
+              ElementsAre(Field(&FakeConsumer::StoreCall::next_offset, 1)));
+  EXPECT_THAT(consumer_.committed_offset(kTp), Optional(1));
+}
+
+TEST_F(ConsumerLoopTest, StopDuringRetriesLeavesTheMessageUncommitted) {
+  Add("a");
+  StartLoop([](const ConsumedMessage&, int) -> absl::StatusOr<std::vector<OutboundMessage>> {
+    return absl::UnavailableError("redis down");
+  });
+  ASSERT_TRUE(WaitFor([&] { return handler_->CallsFor(0) >= 2; }, kDeadline));
+  StopLoop();
+  EXPECT_TRUE(run_status_.ok()) << run_status_;
+  EXPECT_TRUE(consumer_.closed());
+  EXPECT_THAT(consumer_.store_calls(), IsEmpty());
+  EXPECT_EQ(consumer_.committed_offset(kTp), std::nullopt);
+  EXPECT_EQ(producer_.sent_count(), 0u);
+}
+
+TEST_F(ConsumerLoopTest, FatalConsumerErrorEndsRunWithThatErrorAndCloses) {
+  consumer_.FailNextPoll(absl::InternalError("fatal kafka error: fenced"));
+  StartLoop(OneOutput);
+  thread_.join();
+  EXPECT_EQ(run_status_.code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(run_status_.message(), "fatal kafka error: fenced");
+  EXPECT_TRUE(consumer_.closed());
+}
+
+TEST_F(ConsumerLoopTest, PartitionsProgressIndependently) {
+  producer_.Hold(true);
+  Add("p0", 0);
+  Add("p1", 1);
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitFor([&] { return producer_.sent_count() == 2; }, kDeadline));
+  const std::vector<FakeProducer::Sent> sent = producer_.sent();
+  const size_t p1 = sent[0].message.value == "out:p1" ? 0 : 1;
+  ASSERT_TRUE(producer_.Ack(p1));
+  const TopicPartition tp1{kTopic, 1};
+  ASSERT_TRUE(WaitForStored(1, tp1));
+  EXPECT_EQ(consumer_.stored_offset(kTp), std::nullopt);
+}
+
+}  // namespace
+}  // namespace leadflow::kafka
