@@ -52,7 +52,9 @@ grpc::Status TrackingGrpcService::GetTimeline(grpc::ServerContext*,
   const int page_size =
       request->page_size() > 0 ? std::min(request->page_size(), kTimelineLength) : 50;
   int start = 0;
-  if (!request->page_token().empty() && !absl::SimpleAtoi(request->page_token(), &start)) {
+  // A negative start would make LRANGE count from the end (the oldest entries).
+  if (!request->page_token().empty() &&
+      (!absl::SimpleAtoi(request->page_token(), &start) || start < 0)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad page_token");
   }
   absl::StatusOr<std::vector<events::v1::Activity>> page =

@@ -128,6 +128,12 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
     const std::string identity =
         !inbound.anonymous_id().empty() ? "anon:" + inbound.anonymous_id() : identities.front();
     request.state_keys = {TrackingStore::PendingKey(identity)};
+    // A userId may be a lead id ("user:<lead_id>" is one of a lead's identities). Erasure deleted
+    // that link, so an erased lead's late activities (opens of mails already sent) end up here:
+    // its tombstone must stop them being parked again under its id.
+    if (!inbound.user_id().empty()) {
+      request.tombstone_key = redis::TombstoneKey(kService, inbound.user_id());
+    }
     applied = store_.apply().Run(
         request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
           PendingActivities pending;
