@@ -1,5 +1,7 @@
 #include "services/capture/handler.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
@@ -55,9 +57,14 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     bool retry_match = false;
     auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
       retry_match = false;
+      // An exact key owned by another lead we already knew of stays with it (the submission
+      // matched `target` by a stronger key); one claimed since our look-up means match again.
+      std::vector<bool> claim(state.size(), false);
       for (size_t i = 1; i < state.size(); ++i) {
-        if (state[i].data.has_value() && *state[i].data != target) {
-          retry_match = true;  // another lead owns this key now: match again
+        if (!state[i].data.has_value() || *state[i].data == target) {
+          claim[i] = true;
+        } else if (std::find(ids->begin(), ids->end(), *state[i].data) == ids->end()) {
+          retry_match = true;
           return absl::AbortedError("index claimed concurrently");
         }
       }
@@ -108,7 +115,9 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       }
       redis::Plan plan;
       plan.writes.push_back({CaptureStore::ProfileKey(target), event.lead().SerializeAsString()});
-      for (size_t i = 1; i < state.size(); ++i) plan.writes.push_back({state[i].key, target});
+      for (size_t i = 1; i < state.size(); ++i) {
+        if (claim[i]) plan.writes.push_back({state[i].key, target});
+      }
       for (const std::string& k : block_keys) plan.extra_commands.push_back({"SADD", k, target});
       plan.memo = kafka::EncodeMemo(outputs, response.SerializeAsString());
       return plan;

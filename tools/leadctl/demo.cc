@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -233,6 +234,12 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
       return s;
     }
   }
+  for (const capture::v1::ItemResult& item : batch.results()) {
+    if (item.has_error()) {
+      std::printf("capture   rejected item %lld: %s\n", static_cast<long long>(item.index()),
+                  item.error().message().c_str());
+    }
+  }
   std::printf(
       "capture   %d leads via gRPC (created %lld, merged %lld, rejected %lld), %d as JSON "
       "on %s, %d resubmitted in other casing\n",
@@ -290,7 +297,11 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   std::vector<Touch> touches;
   int dlq = 0;
   absl::Time last_change = absl::Now();
+  // A rebalance of the reader's own group can hand it a message again; that is the reader's
+  // re-read, not a duplicate on the wire (which has a new offset), so each offset counts once.
+  std::set<std::tuple<std::string, int32_t, int64_t>> seen;
   auto on_message = [&](const kafka::ConsumedMessage& m) {
+    if (!seen.insert({m.topic, m.partition, m.offset}).second) return;
     last_change = absl::Now();
     if (m.topic == topics.Name(kafka::kLeadsCaptured)) {
       events::v1::LeadCaptured e;
@@ -344,7 +355,7 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     outcome.set_team_id(decision.team_id());
     outcome.set_reason(bucket == 0 ? "signed annual plan" : "budget frozen until next year");
     outcome.set_value(bucket == 0 ? 12000 : 0);
-    outcome.set_request_id(absl::StrCat("demo-outcome-", lead_id));
+    outcome.set_request_id(absl::StrCat(run_prefix, "outcome-", lead_id));
     *outcome.mutable_envelope() =
         events::MakeEnvelope({.event_id = events::DeriveEventId("outcome", outcome.request_id()),
                               .lead_id = lead_id,

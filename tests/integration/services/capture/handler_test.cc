@@ -1,0 +1,205 @@
+// Integration tests of capture's handler against a real redis-server (no Kafka): submissions go
+// in through Submit() or as consumed messages, and the events it returns are what the consumer
+// loop or the gRPC service would publish. Settings: config/capture.yaml.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/time/civil_time.h"
+#include "common/config/yaml_proto.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/grpc/status.h"
+#include "common/redis/hiredis_client.h"
+#include "common/testing/redis_server.h"
+#include "common/testing/simulated_clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "leadflow/events/v1/lead.pb.h"
+#include "services/capture/handler.h"
+#include "services/capture/store.h"
+
+namespace leadflow::capture {
+namespace {
+
+using events::v1::LeadCaptured;
+using events::v1::LeadSubmission;
+
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2026, 1, 5, 11, 0, 0), absl::UTCTimeZone());
+
+LeadSubmission Jane(const std::string& request_id) {
+  LeadSubmission s;
+  s.set_request_id(request_id);
+  s.set_source("web_form");
+  s.set_email("jane.doe@acme-widgets.com");
+  s.set_first_name("Jane");
+  s.set_last_name("Doe");
+  s.set_company("Acme Widgets Ltd");
+  s.set_job_title("VP Marketing");
+  s.set_country("GB");
+  return s;
+}
+
+class CaptureHandlerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<testing::RedisServer>> redis = testing::RedisServer::Start();
+    ASSERT_TRUE(redis.ok()) << redis.status();
+    redis_ = *std::move(redis);
+    client_ = std::make_unique<redis::HiredisClient>(*redis::ParseRedisAddress(redis_->address()));
+    config::v1::CaptureConfig config;
+    ASSERT_TRUE(
+        config::LoadYamlProto(std::string(LEADFLOW_SOURCE_DIR) + "/config/capture.yaml", &config)
+            .ok());
+    normalizer_ = std::make_unique<Normalizer>(config);
+    store_ = std::make_unique<CaptureStore>(*client_);
+    handler_ = std::make_unique<CaptureHandler>(*normalizer_, *store_, topics_, clock_);
+  }
+
+  static LeadCaptured EventOf(const SubmitOutcome& outcome) {
+    EXPECT_EQ(outcome.outputs.size(), 1u);
+    LeadCaptured event;
+    if (!outcome.outputs.empty()) event.ParseFromString(outcome.outputs[0].value);
+    return event;
+  }
+
+  std::vector<std::string> Keys(const std::string& pattern) {
+    std::vector<std::string> keys;
+    absl::StatusOr<redis::Reply> r = client_->Command({"KEYS", pattern});
+    if (r.ok()) {
+      for (const redis::Reply& e : r->elements) keys.push_back(e.str);
+    }
+    return keys;
+  }
+
+  testing::SimulatedClock clock_{kStart};
+  kafka::Topics topics_{"test."};
+  std::unique_ptr<testing::RedisServer> redis_;
+  std::unique_ptr<redis::HiredisClient> client_;
+  std::unique_ptr<Normalizer> normalizer_;
+  std::unique_ptr<CaptureStore> store_;
+  std::unique_ptr<CaptureHandler> handler_;
+};
+
+TEST_F(CaptureHandlerTest, ANewPersonCreatesOneLeadAndOneCapturedEventKeyedByTheLead) {
+  absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_TRUE(outcome->response.created());
+  const LeadCaptured event = EventOf(*outcome);
+  EXPECT_EQ(event.change(), LeadCaptured::CHANGE_CREATED);
+  EXPECT_EQ(event.envelope().lead_id(), outcome->response.lead_id());
+  EXPECT_EQ(event.envelope().event_id(), events::DeriveEventId("captured", "r-1"));
+  EXPECT_EQ(outcome->outputs[0].topic, "test.leads.captured");
+  EXPECT_EQ(outcome->outputs[0].key, outcome->response.lead_id());
+  EXPECT_EQ(event.lead().email(), "jane.doe@acme-widgets.com");
+}
+
+TEST_F(CaptureHandlerTest, ADoubleSubmitWithTheSameKeyReturnsTheOriginalResultAndTheSameEvent) {
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(first.ok());
+  clock_.Advance(absl::Minutes(5));
+  LeadSubmission changed = Jane("r-1");
+  changed.set_job_title("CEO");  // a resubmission with the same key changes nothing
+  absl::StatusOr<SubmitOutcome> again = handler_->Submit(changed, "r-1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->response.duplicate_request());
+  EXPECT_EQ(again->response.lead_id(), first->response.lead_id());
+  ASSERT_EQ(again->outputs.size(), 1u);
+  EXPECT_EQ(again->outputs[0].value, first->outputs[0].value) << "the same event, byte for byte";
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stored =
+      store_->LoadProfile(first->response.lead_id());
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->job_title(), "VP Marketing");
+}
+
+TEST_F(CaptureHandlerTest, TheSamePersonInOtherCasingThroughKafkaMergesIntoOneLead) {
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(first.ok());
+  LeadSubmission shouted = Jane("");
+  shouted.set_email("  JANE.DOE@ACME-WIDGETS.COM ");
+  shouted.set_first_name("JANE");
+  shouted.set_phone("+44 20 7946 0958");
+  kafka::OutboundMessage m =
+      events::Encode("test.leads.inbound", "k", shouted, events::Encoding::kJson);
+  kafka::ConsumedMessage consumed{"test.leads.inbound", 0, 42, "k", m.value, m.headers};
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs = handler_->HandleInbound(consumed);
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  ASSERT_EQ(outputs->size(), 1u);
+  LeadCaptured merged;
+  ASSERT_TRUE(merged.ParseFromString((*outputs)[0].value));
+  EXPECT_EQ(merged.change(), LeadCaptured::CHANGE_UPDATED);
+  EXPECT_EQ(merged.envelope().lead_id(), first->response.lead_id());
+  EXPECT_EQ(merged.match().key(), "email");
+  EXPECT_EQ(merged.lead().phone(), "+442079460958");
+  EXPECT_THAT(merged.changed_fields(), ::testing::Contains("phone"));
+  // The message's position is its key: a redelivery is a duplicate, not a second update.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> again = handler_->HandleInbound(consumed);
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].value, (*outputs)[0].value);
+}
+
+TEST_F(CaptureHandlerTest, ASubmissionMatchingTwoLeadsByDifferentKeysMergesIntoTheStrongerMatch) {
+  absl::StatusOr<SubmitOutcome> by_email = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(by_email.ok());
+  LeadSubmission other;
+  other.set_request_id("r-2");
+  other.set_source("event");
+  other.set_phone("+44 20 7946 0958");
+  other.set_first_name("Max");
+  other.set_last_name("Power");
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(other, "r-2");
+  ASSERT_TRUE(by_phone.ok());
+  ASSERT_NE(by_phone->response.lead_id(), by_email->response.lead_id());
+
+  LeadSubmission both = Jane("r-3");
+  both.set_phone("020 7946 0958");
+  absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->response.lead_id(), by_email->response.lead_id()) << "e-mail beats phone";
+  absl::StatusOr<std::optional<std::string>> phone_owner =
+      store_->LookupIndex(CaptureStore::PhoneIndexKey("+442079460958"));
+  ASSERT_TRUE(phone_owner.ok() && phone_owner->has_value());
+  EXPECT_EQ(**phone_owner, by_phone->response.lead_id()) << "the phone stays with its owner";
+}
+
+TEST_F(CaptureHandlerTest, InvalidInputIsRejectedWithEveryFieldViolation) {
+  LeadSubmission bad;
+  bad.set_source("carrier_pigeon");
+  bad.set_email("not-an-address");
+  absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(bad, "r-bad");
+  ASSERT_TRUE(absl::IsInvalidArgument(outcome.status()));
+  std::vector<std::string> fields;
+  const google::rpc::BadRequest violations = grpc_util::ViolationsOf(outcome.status());
+  for (const auto& v : violations.field_violations()) {
+    fields.push_back(v.field());
+  }
+  EXPECT_THAT(fields, ::testing::IsSupersetOf({"source", "email"}));
+  EXPECT_TRUE(Keys("*").empty()) << "nothing stored for rejected input";
+}
+
+TEST_F(CaptureHandlerTest, ErasureDeletesEveryKeyOfTheLead) {
+  LeadSubmission s = Jane("r-1");
+  s.set_phone("+44 20 7946 0958");
+  s.set_external_id("crm-7");
+  absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(s, "r-1");
+  ASSERT_TRUE(outcome.ok());
+  const std::string lead_id = outcome->response.lead_id();
+  events::v1::LeadErasure erasure;
+  erasure.mutable_envelope()->set_lead_id(lead_id);
+  kafka::OutboundMessage m = events::Encode("test.leads.erasure", lead_id, erasure);
+  kafka::ConsumedMessage consumed{"test.leads.erasure", 0, 1, lead_id, m.value, m.headers};
+  ASSERT_TRUE(handler_->HandleErasure(consumed).ok());
+
+  for (const std::string& key : Keys("*")) {
+    EXPECT_EQ(key, "capture:{" + lead_id + "}:erased") << "left behind: " << key;
+  }
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stored = store_->LoadProfile(lead_id);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE(stored->has_value());
+}
+
+}  // namespace
+}  // namespace leadflow::capture
