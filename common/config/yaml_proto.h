@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "google/protobuf/message.h"
 #include "spdlog/spdlog.h"
@@ -26,6 +27,21 @@ namespace leadflow::config {
 absl::Status ParseYamlProto(const std::string& yaml, google::protobuf::Message* out);
 // Reads and parses a file; errors are prefixed with the path.
 absl::Status LoadYamlProto(const std::string& path, google::protobuf::Message* out);
+
+// Loads a YAML rule file into `Proto` and compiles it with `compile` (which validates);
+// every error is prefixed with the path. The loader every Reloadable rule set uses.
+template <typename Proto, typename Compiled, typename Compile>
+absl::StatusOr<std::shared_ptr<const Compiled>> LoadRules(const std::string& path,
+                                                          const Compile& compile) {
+  Proto proto;
+  if (absl::Status s = LoadYamlProto(path, &proto); !s.ok()) return s;
+  absl::StatusOr<std::shared_ptr<const Compiled>> compiled = compile(proto);
+  if (!compiled.ok()) {
+    return absl::Status(compiled.status().code(),
+                        absl::StrCat(path, ": ", compiled.status().message()));
+  }
+  return compiled;
+}
 
 // A rule set that can be reloaded while running: a file, a loader that parses and validates it
 // into an immutable compiled form, and the compiled form currently in force.

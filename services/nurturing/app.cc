@@ -12,15 +12,8 @@ namespace leadflow::nurturing {
 
 absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> LoadNurtureTracks(
     const std::string& path) {
-  config::v1::NurtureTracks tracks;
-  if (absl::Status s = config::LoadYamlProto(path, &tracks); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> compiled =
-      CompileNurtureTracks(tracks);
-  if (!compiled.ok()) {
-    return absl::Status(compiled.status().code(),
-                        absl::StrCat(path, ": ", compiled.status().message()));
-  }
-  return compiled;
+  return config::LoadRules<config::v1::NurtureTracks, CompiledNurtureTracks>(
+      path, [](const config::v1::NurtureTracks& tracks) { return CompileNurtureTracks(tracks); });
 }
 
 absl::Status RunNurturing(runtime::ServiceContext& context) {

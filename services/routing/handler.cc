@@ -95,14 +95,8 @@ std::vector<RepState> RepStatesOf(const Team& team, const RoutingTeamState& stor
 
 absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> LoadRoutingRules(
     const std::string& path) {
-  config::v1::RoutingRules rules;
-  if (absl::Status s = config::LoadYamlProto(path, &rules); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> compiled = CompileRoutingRules(rules);
-  if (!compiled.ok()) {
-    return absl::Status(compiled.status().code(),
-                        absl::StrCat(path, ": ", compiled.status().message()));
-  }
-  return compiled;
+  return config::LoadRules<config::v1::RoutingRules, CompiledRoutingRules>(
+      path, [](const config::v1::RoutingRules& rules) { return CompileRoutingRules(rules); });
 }
 
 RoutingHandler::RoutingHandler(const RoutingRulesSource& rules, RoutingStore& store,

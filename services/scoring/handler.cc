@@ -80,14 +80,8 @@ void PushHistory(const ScoreSnapshot& snapshot, int size, ScoringLeadState& stat
 
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> LoadScoringRules(
     const std::string& path) {
-  config::v1::ScoringRules rules;
-  if (absl::Status s = config::LoadYamlProto(path, &rules); !s.ok()) return s;
-  absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> compiled = CompileScoringRules(rules);
-  if (!compiled.ok()) {
-    return absl::Status(compiled.status().code(),
-                        absl::StrCat(path, ": ", compiled.status().message()));
-  }
-  return compiled;
+  return config::LoadRules<config::v1::ScoringRules, CompiledScoringRules>(
+      path, [](const config::v1::ScoringRules& rules) { return CompileScoringRules(rules); });
 }
 
 ScoringHandler::ScoringHandler(const ScoringRulesSource& rules, ScoringStore& store,
