@@ -50,6 +50,26 @@ absl::StatusOr<ActivityHistory> ParseHistory(const redis::Versioned& record) {
   return ActivityHistory::Parse(record.data.value_or(""));
 }
 
+// The parked activities of the pending records in `state[first..]`, oldest first; each record
+// is deleted by `plan`.
+absl::StatusOr<std::vector<Activity>> TakeParked(const std::vector<redis::Versioned>& state,
+                                                 size_t first, redis::Plan* plan) {
+  std::vector<Activity> parked;
+  for (size_t i = first; i < state.size(); ++i) {
+    if (!state[i].data.has_value()) continue;
+    PendingActivities pending;
+    if (!pending.ParseFromString(*state[i].data)) {
+      return absl::DataLossError("corrupt pending activities " + state[i].key);
+    }
+    for (Activity& a : *pending.mutable_activities()) parked.push_back(std::move(a));
+    plan->writes.push_back({state[i].key, std::nullopt});
+  }
+  std::stable_sort(parked.begin(), parked.end(), [](const Activity& a, const Activity& b) {
+    return events::FromProto(a.occurred_at()) < events::FromProto(b.occurred_at());
+  });
+  return parked;
+}
+
 }  // namespace
 
 TrackingHandler::TrackingHandler(const ActivityNormalizer& normalizer, TrackingStore& store,
@@ -98,15 +118,23 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
   if (lead->has_value()) {
     const std::string lead_id = **lead;
     request.state_keys = {TrackingStore::HistoryKey(lead_id)};
+    // An identify (or a known user seen with a new anonymous id) also claims whatever was
+    // parked under this call's other identities.
+    for (const std::string& id : identities) {
+      request.state_keys.push_back(TrackingStore::PendingKey(id));
+    }
     request.registry_key = redis::RegistryKey(kService, lead_id);
     request.tombstone_key = redis::TombstoneKey(kService, lead_id);
     applied = store_.apply().Run(
         request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
           absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
           if (!history.ok()) return history.status();
+          redis::Plan plan;
+          absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
+              Backfill(lead_id, state, inbound.message_id(), now, &*history, &plan);
+          if (!outputs.ok()) return outputs.status();
           LeadAggregates aggregates;
           ApplyActivity(activity, now, &*history, &aggregates);
-          redis::Plan plan;
           plan.writes.push_back({state[0].key, history->Serialize()});
           const std::string timeline = TrackingStore::TimelineKey(lead_id);
           plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
@@ -118,8 +146,8 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
             plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
             plan.register_keys.push_back(TrackingStore::IdentityKey(id));
           }
-          plan.memo =
-              kafka::EncodeMemo({ActivityEvent(lead_id, activity, aggregates, false, "", now)});
+          outputs->push_back(ActivityEvent(lead_id, activity, aggregates, false, "", now));
+          plan.memo = kafka::EncodeMemo(*outputs);
           return plan;
         });
     outcome.result.set_lead_id(lead_id);
@@ -169,6 +197,26 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
   return outcome;
 }
 
+absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::Backfill(
+    const std::string& lead_id, const std::vector<redis::Versioned>& state,
+    const std::string& trace_id, absl::Time now, ActivityHistory* history,
+    redis::Plan* plan) const {
+  absl::StatusOr<std::vector<Activity>> parked = TakeParked(state, 1, plan);
+  if (!parked.ok()) return parked.status();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (parked->empty()) return outputs;
+  const std::string timeline = TrackingStore::TimelineKey(lead_id);
+  for (const Activity& a : *parked) {
+    LeadAggregates aggregates;
+    ApplyActivity(a, now, history, &aggregates);
+    outputs.push_back(ActivityEvent(lead_id, a, aggregates, /*backfilled=*/true, trace_id, now));
+    plan->extra_commands.push_back({"LPUSH", timeline, a.SerializeAsString()});
+  }
+  plan->extra_commands.push_back({"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+  plan->register_keys.push_back(timeline);
+  return outputs;
+}
+
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleInbound(
     const kafka::ConsumedMessage& message) {
   events::v1::InboundActivity inbound;
@@ -205,40 +253,15 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptu
         absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
         if (!history.ok()) return history.status();
         redis::Plan plan;
-        // Everything parked under the lead's identities, attributed oldest first.
-        std::vector<Activity> parked;
-        for (size_t i = 1; i < state.size(); ++i) {
-          if (!state[i].data.has_value()) continue;
-          PendingActivities pending;
-          if (!pending.ParseFromString(*state[i].data)) {
-            return absl::DataLossError("corrupt pending activities " + state[i].key);
-          }
-          for (Activity& a : *pending.mutable_activities()) parked.push_back(std::move(a));
-          plan.writes.push_back({state[i].key, std::nullopt});
-        }
-        std::stable_sort(parked.begin(), parked.end(), [](const Activity& a, const Activity& b) {
-          return events::FromProto(a.occurred_at()) < events::FromProto(b.occurred_at());
-        });
-        std::vector<kafka::OutboundMessage> outputs;
-        const std::string timeline = TrackingStore::TimelineKey(lead_id);
-        for (const Activity& a : parked) {
-          LeadAggregates aggregates;
-          ApplyActivity(a, now, &*history, &aggregates);
-          outputs.push_back(ActivityEvent(lead_id, a, aggregates, /*backfilled=*/true,
-                                          captured.envelope().trace_id(), now));
-          plan.extra_commands.push_back({"LPUSH", timeline, a.SerializeAsString()});
-        }
-        if (!parked.empty()) {
-          plan.writes.push_back({state[0].key, history->Serialize()});
-          plan.extra_commands.push_back(
-              {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
-          plan.register_keys.push_back(timeline);
-        }
+        absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
+            Backfill(lead_id, state, captured.envelope().trace_id(), now, &*history, &plan);
+        if (!outputs.ok()) return outputs.status();
+        if (!outputs->empty()) plan.writes.push_back({state[0].key, history->Serialize()});
         for (const std::string& id : identities) {
           plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
           plan.register_keys.push_back(TrackingStore::IdentityKey(id));
         }
-        plan.memo = kafka::EncodeMemo(outputs);
+        plan.memo = kafka::EncodeMemo(*outputs);
         return plan;
       });
   if (!applied.ok()) return applied.status();

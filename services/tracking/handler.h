@@ -60,6 +60,13 @@ class TrackingHandler {
   const TrackingOptions& options() const { return options_; }
 
  private:
+  // Attributes the activities parked in the pending records `state[1..]` to `lead_id`, oldest
+  // first: applies them to `history`, deletes the records and adds them to the timeline through
+  // `plan`, and returns their (backfilled) leads.activity events.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> Backfill(
+      const std::string& lead_id, const std::vector<redis::Versioned>& state,
+      const std::string& trace_id, absl::Time now, ActivityHistory* history,
+      redis::Plan* plan) const;
   kafka::OutboundMessage ActivityEvent(const std::string& lead_id,
                                        const events::v1::Activity& activity,
                                        const events::v1::LeadAggregates& aggregates,

@@ -509,6 +509,33 @@ TEST_F(TrackingHandlerTest, AnActivityOfAnExternalIdKnownOnlyLaterIsParkedAndBac
   EXPECT_EQ(DecodeActivity(later[0]).aggregates().by_type().at("webinar_attended").total(), 1);
 }
 
+TEST_F(TrackingHandlerTest, AnIdentifyOfAKnownUserClaimsWhatItsAnonymousIdDidBefore) {
+  Handle(&TrackingHandler::HandleCaptured,
+         Captured(Lead("lead-6", "ed@acme.example", {"crm-6"}, {}), "cap-6"));
+  // Browsing before logging in: unknown cookie, parked.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_THAT(HandleInbound(PageView(absl::StrCat("pre-", i), Anon("cookie-6"),
+                                       "https://acme.example/pricing",
+                                       kStart - absl::Hours(1) + absl::Minutes(i))),
+                IsEmpty());
+  }
+  // Logging in: the identify names both the known user and the cookie.
+  const std::vector<kafka::OutboundMessage> out = HandleInbound(
+      Call("identify", "login-6", {.user_id = "crm-6", .anonymous_id = "cookie-6"}, kStart));
+  EXPECT_THAT(MessageIds(out), ElementsAre("pre-0", "pre-1", "pre-2", "login-6"));
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].key, "lead-6");
+    EXPECT_EQ(DecodeActivity(out[i]).backfilled(), i < 3);
+  }
+  EXPECT_EQ(DecodeActivity(out.back()).aggregates().by_page_category().at("pricing").total(), 3);
+  EXPECT_FALSE(KeyExists(TrackingStore::PendingKey("anon:cookie-6")));
+  // From now on the cookie is the lead.
+  const std::vector<kafka::OutboundMessage> after = HandleInbound(
+      PageView("post-1", Anon("cookie-6"), "https://acme.example/blog/x", clock_.Now()));
+  ASSERT_THAT(after, SizeIs(1));
+  EXPECT_EQ(after[0].key, "lead-6");
+}
+
 // The complete examples of the Segment spec (segment.com/docs/connections/spec/{identify,track,
 // page}), verbatim, with every field the schema does not know.
 constexpr char kSegmentIdentify[] = R"json({
