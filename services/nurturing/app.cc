@@ -24,7 +24,15 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   config::Reloadable<CompiledNurtureTracks>& reloadable = **rules;
   const TracksSource tracks = [&reloadable] { return reloadable.Current(); };
 
+  // Delivery rules (quiet hours, frequency cap, cooldown) are read once, at start-up.
+  config::v1::NurtureTracks file;
+  if (absl::Status s = config::LoadYamlProto(context.ConfigPath("nurture.yaml"), &file); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<NurturingPolicy> policy = PolicyFromConfig(file.delivery());
+  if (!policy.ok()) return policy.status();
   NurturingOptions options;
+  options.policy = *policy;
   options.dedup_ttl = context.config().dedup_ttl;
   SchedulerOptions scheduler_options;
   if (context.JsonOutput(kafka::kNurtureTouches)) {

@@ -8,6 +8,54 @@
 #include "common/rules/time_util.h"
 
 namespace leadflow::nurturing {
+
+absl::StatusOr<NurturingPolicy> PolicyFromConfig(const config::v1::Delivery& delivery) {
+  NurturingPolicy policy;
+  auto minutes = [](const std::string& hh_mm, const char* field,
+                    int fallback) -> absl::StatusOr<int> {
+    if (hh_mm.empty()) return fallback;
+    std::optional<int> m = rules::ParseClockMinutes(hh_mm);
+    if (!m.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("nurture.delivery.", field, ": '", hh_mm, "' is not HH:MM"));
+    }
+    return *m;
+  };
+  absl::StatusOr<int> start = minutes(delivery.quiet_hours_start(), "quiet_hours_start",
+                                      policy.delivery.quiet_start_minute);
+  if (!start.ok()) return start.status();
+  absl::StatusOr<int> end =
+      minutes(delivery.quiet_hours_end(), "quiet_hours_end", policy.delivery.quiet_end_minute);
+  if (!end.ok()) return end.status();
+  policy.delivery.quiet_start_minute = *start;
+  policy.delivery.quiet_end_minute = *end;
+  if (delivery.max_touches() < 0) {
+    policy.delivery.max_touches = 0;  // disabled
+  } else if (delivery.max_touches() > 0) {
+    policy.delivery.max_touches = delivery.max_touches();
+  }
+  if (delivery.cap_window_days() < 0 || delivery.reenroll_cooldown_hours() < 0) {
+    return absl::InvalidArgumentError(
+        "nurture.delivery: cap_window_days and reenroll_cooldown_hours must not be negative");
+  }
+  if (delivery.cap_window_days() > 0) {
+    policy.delivery.cap_window = absl::Hours(24 * delivery.cap_window_days());
+  }
+  if (delivery.reenroll_cooldown_hours() > 0) {
+    policy.reenroll_cooldown = absl::Hours(delivery.reenroll_cooldown_hours());
+  }
+  if (!delivery.default_time_zone().empty()) {
+    absl::TimeZone zone;
+    if (!absl::LoadTimeZone(delivery.default_time_zone(), &zone)) {
+      return absl::InvalidArgumentError(absl::StrCat("nurture.delivery.default_time_zone: '",
+                                                     delivery.default_time_zone(),
+                                                     "' is not a known time zone"));
+    }
+    policy.delivery.default_time_zone = delivery.default_time_zone();
+  }
+  return policy;
+}
+
 namespace {
 
 using internal::v1::NurtureEnrollment;

@@ -24,8 +24,10 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "leadflow/config/v1/nurture_tracks.pb.h"
 #include "leadflow/events/v1/nurture.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
 #include "leadflow/internal/v1/nurturing_state.pb.h"
@@ -47,6 +49,10 @@ struct NurturingPolicy {
   // Touch times kept per lead (only those inside the cap window are kept at all).
   int max_recent_touches = 50;
 };
+
+// The policy a track file's `delivery` section asks for, defaults filled in. INVALID_ARGUMENT
+// naming the field for a malformed time, a negative window or an unknown time zone.
+absl::StatusOr<NurturingPolicy> PolicyFromConfig(const config::v1::Delivery& delivery);
 
 // "active", "paused", "exited", "completed"; "" when unset.
 absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state);
