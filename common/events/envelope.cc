@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace leadflow::events {
@@ -56,6 +57,25 @@ leadflow::events::v1::Envelope MakeEnvelope(const EnvelopeFields& f) {
   e.set_schema_version(kSchemaVersion);
   e.set_producer(f.producer);
   return e;
+}
+
+absl::StatusOr<InputIdentity> IdentifyInput(const kafka::ConsumedMessage& message,
+                                            const leadflow::events::v1::Envelope& envelope,
+                                            const std::string& payload_lead_id, absl::Time now) {
+  InputIdentity input;
+  input.lead_id = !envelope.lead_id().empty() ? envelope.lead_id() : payload_lead_id;
+  if (input.lead_id.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(message.topic, ": event without envelope.lead_id"));
+  }
+  input.event_id = !envelope.event_id().empty() ? envelope.event_id() : PositionId(message);
+  input.trace_id = !envelope.trace_id().empty() ? envelope.trace_id() : input.event_id;
+  input.event_time = FromProtoOr(envelope.occurred_at(), now);
+  return input;
+}
+
+std::string PositionId(const kafka::ConsumedMessage& message) {
+  return absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
 }
 
 }  // namespace leadflow::events

@@ -148,9 +148,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleInboun
   if (absl::Status s = events::Decode(message, &submission); !s.ok()) return s;
   // Without a client key, the message's position identifies it: a re-delivery is a duplicate.
   const std::string request_id =
-      !submission.request_id().empty()
-          ? submission.request_id()
-          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
+      !submission.request_id().empty() ? submission.request_id() : events::PositionId(message);
   absl::StatusOr<SubmitOutcome> outcome = Submit(submission, request_id);
   if (!outcome.ok()) return outcome.status();
   return std::move(outcome->outputs);

@@ -21,12 +21,7 @@ using internal::v1::RoutingAssignment;
 using internal::v1::RoutingTeamState;
 
 // What every input contributes besides its payload.
-struct RoutingHandler::Input {
-  std::string lead_id;
-  // Identifies the input for apply-once and derived event ids.
-  std::string event_id;
-  std::string trace_id;
-};
+struct RoutingHandler::Input : events::InputIdentity {};
 
 struct RoutingHandler::LeadChange {
   // In: the stored assignment (empty when none). Out: the one to store.
@@ -50,19 +45,10 @@ constexpr int kMaxTeamLookups = 8;
 absl::StatusOr<RoutingHandler::Input> InputOf(const kafka::ConsumedMessage& message,
                                               const events::v1::Envelope& envelope,
                                               const std::string& payload_lead_id) {
-  RoutingHandler::Input input;
-  input.lead_id = !envelope.lead_id().empty() ? envelope.lead_id() : payload_lead_id;
-  if (input.lead_id.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(message.topic, ": event without envelope.lead_id"));
-  }
-  // Without an event id the message's position identifies it: a re-delivery is a duplicate.
-  input.event_id =
-      !envelope.event_id().empty()
-          ? envelope.event_id()
-          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
-  input.trace_id = !envelope.trace_id().empty() ? envelope.trace_id() : input.event_id;
-  return input;
+  absl::StatusOr<events::InputIdentity> identity =
+      events::IdentifyInput(message, envelope, payload_lead_id, absl::InfinitePast());
+  if (!identity.ok()) return identity.status();
+  return RoutingHandler::Input{*std::move(identity)};
 }
 
 bool IsOpen(AssignmentState state) {

@@ -19,14 +19,7 @@ using events::v1::ScoreSnapshot;
 using internal::v1::ScoringLeadState;
 
 // What every input contributes besides its payload.
-struct ScoringHandler::Input {
-  std::string lead_id;
-  // Identifies the input for apply-once and derived event ids.
-  std::string event_id;
-  std::string trace_id;
-  // When the input happened in the world.
-  absl::Time event_time;
-};
+struct ScoringHandler::Input : events::InputIdentity {};
 
 namespace {
 
@@ -40,19 +33,10 @@ constexpr char kBounceActivity[] = "bounce";
 absl::StatusOr<ScoringHandler::Input> InputOf(const kafka::ConsumedMessage& message,
                                               const events::v1::Envelope& envelope,
                                               const std::string& payload_lead_id, absl::Time now) {
-  ScoringHandler::Input input;
-  input.lead_id = !envelope.lead_id().empty() ? envelope.lead_id() : payload_lead_id;
-  if (input.lead_id.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(message.topic, ": event without envelope.lead_id"));
-  }
-  input.event_id =
-      !envelope.event_id().empty()
-          ? envelope.event_id()
-          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
-  input.trace_id = !envelope.trace_id().empty() ? envelope.trace_id() : input.event_id;
-  input.event_time = events::FromProtoOr(envelope.occurred_at(), now);
-  return input;
+  absl::StatusOr<events::InputIdentity> identity =
+      events::IdentifyInput(message, envelope, payload_lead_id, now);
+  if (!identity.ok()) return identity.status();
+  return ScoringHandler::Input{*std::move(identity)};
 }
 
 ScoreContext ContextOf(const ScoringLeadState& state) {
