@@ -314,7 +314,11 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     } else if (m.topic == topics.Name(kafka::kLeadsRouted)) {
       events::v1::LeadRouted e;
       if (events::Decode(m, &e).ok()) {
-        routed_events[e.envelope().event_id()].push_back(e.envelope().lead_id());
+        // Wire duplicates are counted for this run's decisions only: a lead merged into one
+        // from an earlier run brings that run's history along.
+        if (e.envelope().trace_id().starts_with(run_prefix)) {
+          routed_events[e.envelope().event_id()].push_back(e.envelope().lead_id());
+        }
         routed[e.envelope().lead_id()] = e;
       }
     } else if (m.topic == topics.Name(kafka::kNurtureTouches)) {
