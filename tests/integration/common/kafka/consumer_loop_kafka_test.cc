@@ -164,7 +164,11 @@ TEST_F(ConsumerLoopKafkaTest, SecondInstanceJoiningRebalancesWithoutLosingOrDupl
   ProduceInputs(kFirst, kInputs);  // while the group rebalances
   ASSERT_TRUE(WaitFor([&] { return (*b)->assigned() > 0; }, kDeadline))
       << "the second instance never got a partition";
-  EXPECT_EQ((*a)->assigned() + (*b)->assigned(), static_cast<size_t>(kPartitions));
+  // Each member learns its own share of the new assignment in its own poll: wait for both.
+  EXPECT_TRUE(WaitFor(
+      [&] { return (*a)->assigned() + (*b)->assigned() == static_cast<size_t>(kPartitions); },
+      kDeadline))
+      << "partitions held: " << (*a)->assigned() << " + " << (*b)->assigned();
 
   auto progress = [&] {
     return absl::StrCat(CountByInput(out->Messages()).size(), " distinct outputs of ", kInputs,
