@@ -15,6 +15,7 @@
 #include "common/events/envelope.h"
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
+#include "common/testing/events.h"
 #include "common/testing/fake_kafka.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -53,27 +54,8 @@ teams:
       - {id: cyd, max_open_leads: 25}
 )yaml";
 
-kafka::ConsumedMessage Consumed(const kafka::OutboundMessage& m, int64_t offset = 0) {
-  kafka::ConsumedMessage c;
-  c.topic = m.topic;
-  c.partition = 0;
-  c.offset = offset;
-  c.key = m.key;
-  c.value = m.value;
-  c.headers = m.headers;
-  return c;
-}
-
-events::v1::Envelope Envelope(const std::string& lead_id, const std::string& event_id,
-                              absl::Time at) {
-  return events::MakeEnvelope({.event_id = event_id,
-                               .lead_id = lead_id,
-                               .occurred_at = at,
-                               .produced_at = at,
-                               .causation_id = "cause-" + event_id,
-                               .trace_id = "trace-" + lead_id,
-                               .producer = "test"});
-}
+using testing::Consumed;
+using testing::Envelope;
 
 LeadRouted DecodeRouted(const kafka::OutboundMessage& m) {
   LeadRouted routed;

@@ -12,6 +12,7 @@
 #include "common/events/envelope.h"
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
+#include "common/testing/events.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -43,27 +44,8 @@ using ::testing::SizeIs;
 const absl::Time kStart =
     absl::FromCivil(absl::CivilSecond(2026, 1, 5, 11, 0, 0), absl::UTCTimeZone());
 
-kafka::ConsumedMessage Consumed(const kafka::OutboundMessage& m, int64_t offset = 0) {
-  kafka::ConsumedMessage c;
-  c.topic = m.topic;
-  c.partition = 0;
-  c.offset = offset;
-  c.key = m.key;
-  c.value = m.value;
-  c.headers = m.headers;
-  return c;
-}
-
-events::v1::Envelope Envelope(const std::string& lead_id, const std::string& event_id,
-                              absl::Time at) {
-  return events::MakeEnvelope({.event_id = event_id,
-                               .lead_id = lead_id,
-                               .occurred_at = at,
-                               .produced_at = at,
-                               .causation_id = "cause-" + event_id,
-                               .trace_id = "trace-" + lead_id,
-                               .producer = "test"});
-}
+using testing::Consumed;
+using testing::Envelope;
 
 // A senior leader at a mid-size company: fit 20 + 15 = 35 (cold) with the default rules.
 LeadProfile SeniorAtMidSize(const std::string& lead_id) {
