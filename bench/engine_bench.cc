@@ -11,6 +11,9 @@
 #include "leadflow/config/v1/scoring_rules.pb.h"
 #include "leadflow/config/v1/service_config.pb.h"
 #include "services/capture/engine.h"
+#include "services/nurturing/app.h"
+#include "services/nurturing/engine.h"
+#include "services/nurturing/enrollment.h"
 #include "services/routing/engine.h"
 #include "services/scoring/engine.h"
 #include "services/tracking/engine.h"
@@ -114,6 +117,58 @@ void BM_ScoringScoreAndDiff(benchmark::State& state) {
 }
 BENCHMARK(BM_ScoringScoreAndDiff);
 
+// The learned conversion model: one outcome's update (what scoring does per won/lost outcome,
+// besides the Redis round trip) and one prediction with its top factors (what every score
+// carries), on the default model settings (2^14 weights), features of a normalised lead.
+events::v1::LeadAggregates ModelAggregates() {
+  events::v1::LeadAggregates aggregates;
+  (*aggregates.mutable_by_type())["page_view"].set_total(12);
+  (*aggregates.mutable_by_type())["demo_request"].set_total(1);
+  (*aggregates.mutable_by_page_category())["pricing"].set_total(3);
+  aggregates.set_visits(4);
+  aggregates.set_seconds_on_site(900);
+  return aggregates;
+}
+
+void BM_ScoringModelUpdate(benchmark::State& state) {
+  auto rules = scoring::CompileScoringRules(LoadConfig<config::v1::ScoringRules>("scoring.yaml"));
+  const capture::Normalizer normalizer(LoadConfig<config::v1::CaptureConfig>("capture.yaml"));
+  const events::v1::LeadProfile profile =
+      capture::NewLead(*normalizer.Normalize(Submission(1), kNow), "lead-1", kNow);
+  const events::v1::LeadAggregates aggregates = ModelAggregates();
+  scoring::ConversionModel model((*rules)->model_settings().hash_bits);
+  bool won = false;
+  for (auto _ : state) {
+    // Features are built per outcome, as the handler does.
+    model.Update(scoring::LeadFeatures(profile, aggregates, events::v1::CATEGORY_QUALIFIED),
+                 won = !won, (*rules)->model_settings());
+  }
+  benchmark::DoNotOptimize(model.outcomes());
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScoringModelUpdate);
+
+void BM_ScoringModelPredict(benchmark::State& state) {
+  auto rules = scoring::CompileScoringRules(LoadConfig<config::v1::ScoringRules>("scoring.yaml"));
+  const capture::Normalizer normalizer(LoadConfig<config::v1::CaptureConfig>("capture.yaml"));
+  const events::v1::LeadProfile profile =
+      capture::NewLead(*normalizer.Normalize(Submission(1), kNow), "lead-1", kNow);
+  const events::v1::LeadAggregates aggregates = ModelAggregates();
+  scoring::ModelSettings settings = (*rules)->model_settings();
+  settings.min_outcomes = 0;  // serve the model, with factors, not the prior
+  scoring::ConversionModel model(settings.hash_bits);
+  for (int i = 0; i < 100; ++i) {
+    model.Update(scoring::LeadFeatures(profile, aggregates, events::v1::CATEGORY_QUALIFIED),
+                 i % 3 == 0, settings);
+  }
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(model.Predict(
+        scoring::LeadFeatures(profile, aggregates, events::v1::CATEGORY_QUALIFIED), settings));
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ScoringModelPredict);
+
 void BM_RoutingMatchAndPick(benchmark::State& state) {
   const config::v1::RoutingRules config = LoadConfig<config::v1::RoutingRules>("routing.yaml");
   auto rules = routing::CompileRoutingRules(config);
@@ -136,4 +191,35 @@ void BM_RoutingMatchAndPick(benchmark::State& state) {
 BENCHMARK(BM_RoutingMatchAndPick);
 
 }  // namespace
+// Nurturing's per-touch decision: the scheduler's DecideDue for a claimed cold lead whose
+// first step is due — consent, quiet hours, frequency cap, content variant, the touch built and
+// the state advanced (no Redis, no Kafka).
+void BM_NurturingDecideDue(benchmark::State& state) {
+  auto tracks =
+      nurturing::LoadNurtureTracks(std::string(LEADFLOW_SOURCE_DIR) + "/config/nurture.yaml");
+  if (!tracks.ok()) std::abort();
+  const nurturing::NurturingPolicy policy;
+  internal::v1::NurtureLeadState lead;
+  events::v1::LeadScored scored;
+  scored.mutable_envelope()->set_event_id("scored-1");
+  scored.mutable_lead()->set_lead_id("L-1");
+  scored.mutable_lead()->set_email("jane@example.com");
+  scored.mutable_lead()->set_first_name("Jane");
+  scored.mutable_lead()->set_time_zone("Europe/London");
+  events::v1::Consent* consent = scored.mutable_lead()->add_consents();
+  consent->set_channel(events::v1::CHANNEL_EMAIL);
+  consent->set_granted(true);
+  scored.mutable_score()->set_category(events::v1::CATEGORY_COLD);
+  // 12:00 UTC: outside quiet hours in London.
+  const absl::Time noon = absl::FromUnixSeconds(1'790'000'000 - 1'790'000'000 % 86400 + 43200);
+  nurturing::ApplyScored(lead, "L-1", scored, **tracks, policy, noon);
+  for (auto _ : state) {
+    nurturing::DueDecision decision = nurturing::DecideDue(lead, **tracks, policy, noon);
+    if (decision.kind != nurturing::DueDecision::Kind::kSend) std::abort();
+    benchmark::DoNotOptimize(decision);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_NurturingDecideDue);
+
 }  // namespace leadflow

@@ -18,10 +18,19 @@ constexpr char kKafkaPrefix[] = "LEADFLOW_KAFKA_";
 constexpr char kEncodingPrefix[] = "LEADFLOW_OUTPUT_ENCODING_";
 
 const char* const kKnown[] = {
-    "LEADFLOW_REDIS_ADDR",      "LEADFLOW_GRPC_ADDR",    "LEADFLOW_METRICS_ADDR",
-    "LEADFLOW_CONFIG_DIR",      "LEADFLOW_TOPIC_PREFIX", "LEADFLOW_GROUP_ID",
-    "LEADFLOW_INSTANCE_ID",     "LEADFLOW_LOG_FORMAT",   "LEADFLOW_LOG_LEVEL",
-    "LEADFLOW_DEDUP_TTL_HOURS", "LEADFLOW_TEST_ENV",
+    "LEADFLOW_REDIS_ADDR",
+    "LEADFLOW_GRPC_ADDR",
+    "LEADFLOW_METRICS_ADDR",
+    "LEADFLOW_CONFIG_DIR",
+    "LEADFLOW_TOPIC_PREFIX",
+    "LEADFLOW_GROUP_ID",
+    "LEADFLOW_INSTANCE_ID",
+    "LEADFLOW_LOG_FORMAT",
+    "LEADFLOW_LOG_LEVEL",
+    "LEADFLOW_DEDUP_TTL_HOURS",
+    "LEADFLOW_TEST_ENV",
+    // routing: how often the SLA / queue-drain pass runs.
+    "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
 };
 
 }  // namespace
@@ -87,6 +96,14 @@ absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, cons
     }
   }
   c.dedup_ttl = absl::Hours(ttl_hours);
+  int64_t pass_ms = 1000;
+  if (std::optional<std::string> v = lookup("LEADFLOW_ROUTING_PASS_INTERVAL_MS")) {
+    if (!absl::SimpleAtoi(*v, &pass_ms) || pass_ms <= 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "LEADFLOW_ROUTING_PASS_INTERVAL_MS must be a positive integer, not '", *v, "'"));
+    }
+  }
+  c.routing_pass_interval = absl::Milliseconds(pass_ms);
 
   c.kafka["client.id"] = absl::StrCat("leadflow-", service);
   if (std::optional<std::string> instance = lookup("LEADFLOW_INSTANCE_ID")) {

@@ -50,6 +50,8 @@ struct RuntimeConfig {
   std::string log_format;
   std::string log_level;
   absl::Duration dedup_ttl;
+  // Routing's SLA / queue-drain pass interval (LEADFLOW_ROUTING_PASS_INTERVAL_MS, default 1 s).
+  absl::Duration routing_pass_interval = absl::Seconds(1);
   std::map<std::string, std::string> output_encodings;  // topic base name → "json"/"protobuf"
 };
 

@@ -12,9 +12,17 @@
 namespace leadflow::config {
 namespace {
 
+// Deeper than any rule file needs. Also the guard against a self-referencing alias
+// (`a: &x [*x]`), which yaml-cpp turns into a cyclic node graph: without it, the walk below
+// never ends (found by tests/fuzz/rule_files_fuzz.cc).
+constexpr int kMaxYamlDepth = 64;
+
+struct TooDeep {};
+
 // YAML scalars carry no type; proto3 JSON needs numbers and booleans unquoted. A plain
 // (unquoted) scalar that reads as a number or boolean becomes one; quoted scalars stay strings.
-nlohmann::json ToJson(const YAML::Node& node) {
+nlohmann::json ToJson(const YAML::Node& node, int depth = 0) {
+  if (depth > kMaxYamlDepth) throw TooDeep{};
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -34,12 +42,12 @@ nlohmann::json ToJson(const YAML::Node& node) {
     }
     case YAML::NodeType::Sequence: {
       nlohmann::json out = nlohmann::json::array();
-      for (const YAML::Node& item : node) out.push_back(ToJson(item));
+      for (const YAML::Node& item : node) out.push_back(ToJson(item, depth + 1));
       return out;
     }
     case YAML::NodeType::Map: {
       nlohmann::json out = nlohmann::json::object();
-      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second);
+      for (const auto& kv : node) out[kv.first.as<std::string>()] = ToJson(kv.second, depth + 1);
       return out;
     }
   }
@@ -56,11 +64,22 @@ absl::Status ParseYamlProto(const std::string& yaml, google::protobuf::Message* 
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrCat("YAML syntax error at line ", e.mark.line + 1,
                                                    ", column ", e.mark.column + 1, ": ", e.msg));
+  } catch (const TooDeep&) {
+    return absl::InvalidArgumentError(absl::StrCat("the document nests deeper than ", kMaxYamlDepth,
+                                                   " levels (a recursive alias?)"));
   }
   if (!json.is_object()) {
     return absl::InvalidArgumentError("the document must be a mapping");
   }
-  return events::DecodeJson(json.dump(), out, /*ignore_unknown_fields=*/false);
+  std::string text;
+  try {
+    text = json.dump();
+  } catch (const nlohmann::json::exception&) {
+    // yaml-cpp passes bytes through; JSON (and proto strings) need UTF-8. Found by
+    // tests/fuzz/rule_files_fuzz.cc: uncaught, this ended the service on a bad reload.
+    return absl::InvalidArgumentError("the document is not valid UTF-8");
+  }
+  return events::DecodeJson(text, out, /*ignore_unknown_fields=*/false);
 }
 
 absl::Status LoadYamlProto(const std::string& path, google::protobuf::Message* out) {

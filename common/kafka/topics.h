@@ -17,6 +17,8 @@ inline constexpr std::string_view kLeadsScored = "leads.scored";
 inline constexpr std::string_view kLeadsRouted = "leads.routed";
 inline constexpr std::string_view kLeadsOutcomes = "leads.outcomes";
 inline constexpr std::string_view kNurtureTouches = "nurture.touches";
+// Nurturing's enrolment changes (enrolled, exited, exhausted, paused, resumed), keyed by lead.
+inline constexpr std::string_view kNurtureEnrollments = "nurture.enrollments";
 inline constexpr std::string_view kLeadsErasure = "leads.erasure";
 inline constexpr std::string_view kDlqSuffix = ".dlq";
 

@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -144,41 +145,9 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
     absl::StatusOr<Plan> plan = planner(*state);
     if (!plan.ok()) return plan.status();
 
-    Args keys = {request.dedup_key, request.tombstone_key, request.registry_key};
-    keys.insert(keys.end(), request.state_keys.begin(), request.state_keys.end());
-    Args args = {absl::StrCat(Millis(request.dedup_ttl)), plan->memo,
-                 absl::StrCat(request.state_keys.size())};
-    for (const Versioned& v : *state) {
-      const Write* write = nullptr;
-      for (const Write& w : plan->writes) {
-        if (w.key == v.key) write = &w;
-      }
-      args.push_back(absl::StrCat(v.version));
-      if (write == nullptr) {
-        args.insert(args.end(), {"keep", "", "0"});
-      } else if (write->data.has_value()) {
-        args.insert(args.end(), {"set", *write->data, absl::StrCat(Millis(write->ttl))});
-      } else {
-        args.insert(args.end(), {"del", "", "0"});
-      }
-      // A version alone restarts at 0 after a delete, so the data read is checked too: a record
-      // deleted and recreated between our read and our apply is a conflict.
-      args.push_back(v.data.has_value() ? Sha1Hex(*v.data) : "");
-    }
-    for (const Write& w : plan->writes) {
-      bool known = false;
-      for (const std::string& k : request.state_keys) known |= (k == w.key);
-      if (!known) {
-        return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
-      }
-    }
-    args.push_back(absl::StrCat(plan->register_keys.size()));
-    args.insert(args.end(), plan->register_keys.begin(), plan->register_keys.end());
-    args.push_back(absl::StrCat(plan->extra_commands.size()));
-    for (const Args& cmd : plan->extra_commands) {
-      args.push_back(absl::StrCat(cmd.size()));
-      args.insert(args.end(), cmd.begin(), cmd.end());
-    }
+    Args keys;
+    Args args;
+    if (absl::Status s = ScriptArgs(request, *state, *plan, &keys, &args); !s.ok()) return s;
     absl::StatusOr<Reply> reply = apply_script_.Run(client_, keys, args);
     if (!reply.ok()) return reply.status();
     if (reply->elements.empty()) return absl::InternalError("apply script: empty reply");
@@ -195,6 +164,142 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
   }
   return absl::AbortedError(
       absl::StrCat("apply-once: state kept changing for ", request.dedup_key));
+}
+
+absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
+                                   const std::vector<Versioned>& state, const Plan& plan,
+                                   Args* keys_out, Args* args_out) const {
+  Args& keys = *keys_out;
+  Args& args = *args_out;
+  keys = {request.dedup_key, request.tombstone_key, request.registry_key};
+  keys.insert(keys.end(), request.state_keys.begin(), request.state_keys.end());
+  args = {absl::StrCat(Millis(request.dedup_ttl)), plan.memo,
+          absl::StrCat(request.state_keys.size())};
+  for (const Versioned& v : state) {
+    const Write* write = nullptr;
+    for (const Write& w : plan.writes) {
+      if (w.key == v.key) write = &w;
+    }
+    args.push_back(absl::StrCat(v.version));
+    if (write == nullptr) {
+      args.insert(args.end(), {"keep", "", "0"});
+    } else if (write->data.has_value()) {
+      args.insert(args.end(), {"set", *write->data, absl::StrCat(Millis(write->ttl))});
+    } else {
+      args.insert(args.end(), {"del", "", "0"});
+    }
+    // A version alone restarts at 0 after a delete, so the data read is checked too: a record
+    // deleted and recreated between our read and our apply is a conflict.
+    args.push_back(v.data.has_value() ? Sha1Hex(*v.data) : "");
+  }
+  for (const Write& w : plan.writes) {
+    bool known = false;
+    for (const std::string& k : request.state_keys) known |= (k == w.key);
+    if (!known) {
+      return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
+    }
+  }
+  args.push_back(absl::StrCat(plan.register_keys.size()));
+  args.insert(args.end(), plan.register_keys.begin(), plan.register_keys.end());
+  args.push_back(absl::StrCat(plan.extra_commands.size()));
+  for (const Args& cmd : plan.extra_commands) {
+    args.push_back(absl::StrCat(cmd.size()));
+    args.insert(args.end(), cmd.begin(), cmd.end());
+  }
+  return absl::OkStatus();
+}
+
+std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
+    const std::vector<ApplyOnceRequest>& requests, BatchPlanner planner) {
+  const size_t n = requests.size();
+  std::vector<absl::StatusOr<ApplyResult>> results(n, absl::UnknownError("not run"));
+  auto fail_all = [&](const absl::Status& status) {
+    for (auto& r : results) r = status;
+    return results;
+  };
+  // 1. Probe every dedup key and tombstone.
+  std::vector<Args> probe;
+  for (const ApplyOnceRequest& request : requests) {
+    probe.push_back({"GET", request.dedup_key});
+    probe.push_back(request.tombstone_key.empty() ? Args{"EXISTS", request.dedup_key}
+                                                  : Args{"EXISTS", request.tombstone_key});
+  }
+  absl::StatusOr<std::vector<Reply>> probed = client_.Pipeline(probe);
+  if (!probed.ok()) return fail_all(probed.status());
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < n; ++i) {
+    const Reply& memo = (*probed)[2 * i];
+    const Reply& erased = (*probed)[2 * i + 1];
+    if (requests[i].dedup_ttl < absl::Milliseconds(1)) {
+      results[i] = absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
+    } else if (memo.is_error()) {
+      results[i] = ErrorReplyToStatus(memo);
+    } else if (!memo.is_nil()) {
+      results[i] = ApplyResult{ApplyOutcome::kDuplicate, memo.str};
+    } else if (!requests[i].tombstone_key.empty() && erased.integer == 1) {
+      results[i] = ApplyResult{ApplyOutcome::kErased, ""};
+    } else {
+      pending.push_back(i);
+    }
+  }
+  if (pending.empty()) return results;
+  // 2. Read every pending request's records in one round trip.
+  std::vector<std::string> all_keys;
+  for (size_t i : pending) {
+    all_keys.insert(all_keys.end(), requests[i].state_keys.begin(), requests[i].state_keys.end());
+  }
+  absl::StatusOr<std::vector<Versioned>> read = Read(all_keys);
+  if (!read.ok()) return fail_all(read.status());
+  // 3. Plan each and apply all plans in one round trip.
+  std::vector<Args> scripts;
+  std::vector<size_t> scripted;
+  std::vector<std::string> memos;
+  size_t offset = 0;
+  for (size_t i : pending) {
+    const size_t count = requests[i].state_keys.size();
+    const std::vector<Versioned> state(read->begin() + offset, read->begin() + offset + count);
+    offset += count;
+    absl::StatusOr<Plan> plan = planner(i, state);
+    if (!plan.ok()) {
+      results[i] = plan.status();
+      continue;
+    }
+    Args keys;
+    Args args;
+    if (absl::Status s = ScriptArgs(requests[i], state, *plan, &keys, &args); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    Args command = {"EVALSHA", apply_script_.sha1(), absl::StrCat(keys.size())};
+    command.insert(command.end(), keys.begin(), keys.end());
+    command.insert(command.end(), args.begin(), args.end());
+    scripts.push_back(std::move(command));
+    scripted.push_back(i);
+    memos.push_back(std::move(plan->memo));
+  }
+  if (scripts.empty()) return results;
+  absl::StatusOr<std::vector<Reply>> applied = client_.Pipeline(scripts);
+  if (!applied.ok()) return fail_all(applied.status());
+  for (size_t k = 0; k < scripted.size(); ++k) {
+    const size_t i = scripted[k];
+    const Reply& reply = (*applied)[k];
+    const int64_t code =
+        !reply.is_error() && !reply.elements.empty() ? reply.elements[0].integer : -1;
+    if (code == 0) {
+      results[i] = ApplyResult{ApplyOutcome::kApplied, std::move(memos[k])};
+    } else if (code == 1 && reply.elements.size() > 1) {
+      results[i] = ApplyResult{ApplyOutcome::kDuplicate, reply.elements[1].str};
+    } else if (code == 3) {
+      results[i] = ApplyResult{ApplyOutcome::kErased, ""};
+    } else if (reply.is_error() && !absl::StartsWith(reply.str, "NOSCRIPT")) {
+      results[i] = ErrorReplyToStatus(reply);
+    } else {
+      // A version conflict, or the script not loaded yet: finish this one alone.
+      results[i] =
+          Run(requests[i], [&](const std::vector<Versioned>& state) { return planner(i, state); });
+    }
+  }
+  return results;
 }
 
 absl::Status ApplyOnce::Erase(const std::string& registry_key, const std::string& tombstone_key,

@@ -95,6 +95,17 @@ class ApplyOnce {
   // unreachable; ABORTED when the records kept changing under us.
   absl::StatusOr<ApplyResult> Run(const ApplyOnceRequest& request, Planner planner);
 
+  // Run() for many independent requests (different leads), pipelined: one round trip probes
+  // every dedup key and tombstone, one reads every record, one applies every plan — each plan
+  // still its own atomic, version-checked script, so the guarantees are Run()'s. A request whose
+  // records changed in between (or whose script Redis had not loaded) is finished alone with
+  // Run(). `planner(i, records)` plans request i and may be called more than once. Results are
+  // in request order, each with its own status; an UNAVAILABLE Redis fails them all.
+  using BatchPlanner =
+      absl::FunctionRef<absl::StatusOr<Plan>(size_t i, const std::vector<Versioned>& state)>;
+  std::vector<absl::StatusOr<ApplyResult>> RunBatch(const std::vector<ApplyOnceRequest>& requests,
+                                                    BatchPlanner planner);
+
   // Reads versioned records (for queries; no dedup involved).
   absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);
 
@@ -104,6 +115,11 @@ class ApplyOnce {
                      absl::Duration tombstone_ttl, const std::vector<std::string>& extra_keys);
 
  private:
+  // The EVALSHA arguments of `plan` over the records read; INTERNAL for a plan that writes a
+  // key it did not read.
+  absl::Status ScriptArgs(const ApplyOnceRequest& request, const std::vector<Versioned>& state,
+                          const Plan& plan, Args* keys, Args* args) const;
+
   RedisClient& client_;
   const int max_attempts_;
   const LuaScript apply_script_;

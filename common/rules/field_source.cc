@@ -175,7 +175,11 @@ void AppendRepeated(const Message& message, const FieldDescriptor& field,
 // reflection, so every profile field is available to rules without a hand-written switch that
 // would go stale when the proto grows.
 void AppendByPath(const Message& message, absl::string_view path, std::vector<std::string>& out) {
-  const auto [head, rest] = SplitHead(path);
+  // Plain variables, not a structured binding: the lambda below captures `rest`, which
+  // clang < 16 does not allow for bindings (the fuzzers are built with clang).
+  const std::pair<absl::string_view, absl::string_view> split = SplitHead(path);
+  const absl::string_view head = split.first;
+  const absl::string_view rest = split.second;
   const FieldDescriptor* field = message.GetDescriptor()->FindFieldByName(std::string(head));
   if (field == nullptr || field->is_map()) return;  // maps: only "custom.<key>", handled above
   const Reflection& reflection = *message.GetReflection();

@@ -26,6 +26,8 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   kafka::TopicRouter router;
   router.Add(context.topics().Name(kafka::kLeadsInbound),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); });
+  router.Add(context.topics().Name(kafka::kLeadsOutcomes),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleErasure(m); });
 

@@ -211,4 +211,19 @@ MergeResult Merge(const events::v1::LeadProfile& existing, const NormalizedSubmi
 events::v1::LeadProfile NewLead(const NormalizedSubmission& submission, std::string lead_id,
                                 absl::Time now);
 
+// A new lead episode for a person whose lead converted to a contact. `converted` is the
+// person's latest lead record (converted_at set); it stays as it is (history). The new record
+// carries over who the person is — contact details, names, company, title, location, language,
+// consents, do-not-contact, anonymous and external ids — and the submission is merged on top as
+// into any lead. What belongs to an episode starts afresh from the submission: interests,
+// custom attributes, sources, first and last touch. Links: contact_id = converted.contact_id, or
+// converted.lead_id for the person's first conversion; episode = converted's episode + 1 (an
+// unset episode counts as 1); previous_lead_id = converted.lead_id; created_at = submitted_at.
+// changed_fields lists every field the new record sets.
+MergeResult NewEpisode(const events::v1::LeadProfile& converted,
+                       const NormalizedSubmission& submission, std::string lead_id, absl::Time now);
+
+// True when `lead` converted to a contact: a submission matching it opens a new episode.
+inline bool IsConverted(const events::v1::LeadProfile& lead) { return lead.has_converted_at(); }
+
 }  // namespace leadflow::capture

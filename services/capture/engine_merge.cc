@@ -247,4 +247,25 @@ LeadProfile NewLead(const NormalizedSubmission& submission, std::string lead_id,
   return lead;
 }
 
+MergeResult NewEpisode(const LeadProfile& converted, const NormalizedSubmission& submission,
+                       std::string lead_id, absl::Time now) {
+  LeadProfile base = converted;
+  base.clear_interests();
+  base.clear_custom();
+  base.clear_sources();
+  base.clear_first_touch();
+  base.clear_last_touch();
+  base.clear_converted_at();
+  base.clear_updated_at();
+  base.set_contact_id(converted.contact_id().empty() ? converted.lead_id()
+                                                     : converted.contact_id());
+  base.set_episode(std::max(1, converted.episode()) + 1);
+  base.set_previous_lead_id(converted.lead_id());
+  base.set_lead_id(std::move(lead_id));
+  *base.mutable_created_at() = ToTimestamp(SubmittedAt(submission.submission, now));
+  MergeResult result = Merge(base, submission, now);
+  result.changed_fields = ChangedFields(LeadProfile(), result.lead);
+  return result;
+}
+
 }  // namespace leadflow::capture

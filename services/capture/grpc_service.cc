@@ -6,6 +6,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/events/envelope.h"
 #include "common/grpc/status.h"
+#include "spdlog/spdlog.h"
 
 namespace leadflow::capture {
 namespace {
@@ -54,7 +55,9 @@ void SetItemError(const absl::Status& status, capture::v1::ItemResult* item) {
   capture::v1::ItemError* error = item->mutable_error();
   error->set_code(static_cast<int>(status.code()));
   error->set_message(std::string(status.message()));
-  for (const auto& v : grpc_util::ViolationsOf(status).field_violations()) {
+  // Bound to a local: ranging over a member of the returned temporary would dangle.
+  const google::rpc::BadRequest violations = grpc_util::ViolationsOf(status);
+  for (const auto& v : violations.field_violations()) {
     auto* out = error->add_violations();
     out->set_field(v.field());
     out->set_description(v.description());
@@ -63,12 +66,22 @@ void SetItemError(const absl::Status& status, capture::v1::ItemResult* item) {
 
 }  // namespace
 
+void CaptureGrpcService::MarkSent(
+    const std::vector<std::pair<std::string, std::string>>& requests) {
+  // Best effort: without the record a duplicate request re-sends the same events (same ids),
+  // which consumers de-duplicate; nothing is lost.
+  if (absl::Status s = store_.MarkSent(requests, handler_.request_retention()); !s.ok()) {
+    spdlog::warn("could not record {} delivered submission(s): {}", requests.size(), s.ToString());
+  }
+}
+
 grpc::Status CaptureGrpcService::SubmitLead(grpc::ServerContext* context,
                                             const capture::v1::SubmitLeadRequest* request,
                                             capture::v1::SubmitLeadResponse* response) {
-  absl::StatusOr<SubmitOutcome> outcome =
-      handler_.Submit(request->submission(), RequestIdFor(request->submission(), context));
+  const std::string request_id = RequestIdFor(request->submission(), context);
+  absl::StatusOr<SubmitOutcome> outcome = handler_.Submit(request->submission(), request_id);
   if (!outcome.ok()) return grpc_util::ToGrpcStatus(outcome.status());
+  const bool sends = !outcome->outputs.empty();
   for (kafka::OutboundMessage& m : outcome->outputs) {
     if (absl::Status s = producer_.SendAndWait(std::move(m), kAckTimeout); !s.ok()) {
       // The lead is stored; a retry with the same request id re-sends the same event.
@@ -76,6 +89,7 @@ grpc::Status CaptureGrpcService::SubmitLead(grpc::ServerContext* context,
           absl::StrCat("lead stored but its event is not yet acknowledged: ", s.message())));
     }
   }
+  if (sends) MarkSent({{request_id, outcome->response.lead_id()}});
   *response = std::move(outcome->response);
   return grpc::Status::OK;
 }
@@ -87,16 +101,19 @@ grpc::Status CaptureGrpcService::SubmitLeads(
   // throttled by one broker round trip per lead.
   auto acks = std::make_shared<AckGroup>();
   capture::v1::SubmitLeadRequest request;
+  // Items whose events were sent: (index, request id) for MarkSent once they are acknowledged.
+  std::vector<std::pair<size_t, std::string>> sent;
   int64_t index = 0;
   for (; reader->Read(&request); ++index) {
     capture::v1::ItemResult* item = response->add_results();
     item->set_index(index);
-    absl::StatusOr<SubmitOutcome> outcome =
-        handler_.Submit(request.submission(), RequestIdFor(request.submission(), context));
+    std::string request_id = RequestIdFor(request.submission(), context);
+    absl::StatusOr<SubmitOutcome> outcome = handler_.Submit(request.submission(), request_id);
     if (!outcome.ok()) {
       SetItemError(outcome.status(), item);
       continue;
     }
+    if (!outcome->outputs.empty()) sent.emplace_back(index, std::move(request_id));
     for (kafka::OutboundMessage& m : outcome->outputs) {
       kafka::Producer::DeliveryCallback cb = acks->Callback(static_cast<size_t>(index));
       if (absl::Status s = producer_.Send(std::move(m), cb); !s.ok()) cb(s);
@@ -111,10 +128,16 @@ grpc::Status CaptureGrpcService::SubmitLeads(
     SetItemError(absl::UnavailableError(absl::StrCat("event not acknowledged: ", status.message())),
                  response->mutable_results(static_cast<int>(i)));
   }
+  std::vector<std::pair<std::string, std::string>> acknowledged;
+  for (auto& [i, request_id] : sent) {
+    const capture::v1::ItemResult& item = response->results(static_cast<int>(i));
+    if (item.has_ok()) acknowledged.emplace_back(std::move(request_id), item.ok().lead_id());
+  }
+  MarkSent(acknowledged);
   for (const capture::v1::ItemResult& item : response->results()) {
     if (item.has_error()) {
       response->set_rejected(response->rejected() + 1);
-    } else if (item.ok().created()) {
+    } else if (item.ok().created() && !item.ok().duplicate_request()) {
       response->set_created(response->created() + 1);
     } else {
       response->set_merged(response->merged() + 1);

@@ -28,6 +28,9 @@ class CaptureGrpcService final : public capture::v1::Capture::Service {
                         capture::v1::GetLeadResponse* response) override;
 
  private:
+  // Records acknowledged (request id, lead id) pairs (CaptureStore::MarkSent).
+  void MarkSent(const std::vector<std::pair<std::string, std::string>>& requests);
+
   CaptureHandler& handler_;
   CaptureStore& store_;
   const Normalizer& normalizer_;

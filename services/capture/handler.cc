@@ -2,12 +2,14 @@
 
 #include <algorithm>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/memo.h"
 #include "common/redis/keys.h"
 #include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
 #include "spdlog/spdlog.h"
 
 namespace leadflow::capture {
@@ -42,9 +44,29 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     if (!ids.ok()) return ids.status();
     absl::StatusOr<std::vector<LeadProfile>> candidates = store_.LoadProfiles(*ids);
     if (!candidates.ok()) return candidates.status();
+    // A converted lead whose next episode is also a candidate is history: only the open
+    // episode may match.
+    absl::flat_hash_set<std::string> superseded;
+    for (const LeadProfile& c : *candidates) {
+      if (!c.previous_lead_id().empty()) superseded.insert(c.previous_lead_id());
+    }
+    candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
+                                     [&](const LeadProfile& c) {
+                                       return IsConverted(c) && superseded.contains(c.lead_id());
+                                     }),
+                      candidates->end());
     const MatchDecision decision = Match(norm, *candidates, options_.fuzzy_threshold);
-    const std::string target =
-        decision.match.has_value() ? decision.match->matched_lead_id() : new_lead_id;
+    // A match with a lead that converted to a contact opens the person's next lead episode: a
+    // new record, linked to the contact; the converted one stays as history.
+    const LeadProfile* converted = nullptr;
+    if (decision.match.has_value()) {
+      for (const LeadProfile& c : *candidates) {
+        if (c.lead_id() == decision.match->matched_lead_id() && IsConverted(c)) converted = &c;
+      }
+    }
+    const std::string target = decision.match.has_value() && converted == nullptr
+                                   ? decision.match->matched_lead_id()
+                                   : new_lead_id;
 
     redis::ApplyOnceRequest request;
     request.dedup_key = CaptureStore::RequestKey(request_id);
@@ -61,8 +83,9 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       // matched `target` by a stronger key); one claimed since our look-up means match again.
       std::vector<bool> claim(state.size(), false);
       for (size_t i = 1; i < state.size(); ++i) {
-        if (!state[i].data.has_value() || *state[i].data == target) {
-          claim[i] = true;
+        if (!state[i].data.has_value() || *state[i].data == target ||
+            (converted != nullptr && *state[i].data == converted->lead_id())) {
+          claim[i] = true;  // free, ours, or moving from the converted lead to its new episode
         } else if (std::find(ids->begin(), ids->end(), *state[i].data) == ids->end()) {
           retry_match = true;
           return absl::AbortedError("index claimed concurrently");
@@ -74,11 +97,21 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
         if (!existing.ParseFromString(*state[0].data)) {
           return absl::DataLossError("corrupt profile of " + target);
         }
+        if (IsConverted(existing) && converted == nullptr) {
+          retry_match = true;  // converted since the look-up: match again, as a new episode
+          return absl::AbortedError("matched lead converted meanwhile");
+        }
         MergeResult merged = Merge(existing, norm, now);
         event.set_change(LeadCaptured::CHANGE_UPDATED);
         *event.mutable_lead() = std::move(merged.lead);
         for (std::string& f : merged.changed_fields) event.add_changed_fields(std::move(f));
         if (decision.match.has_value()) *event.mutable_match() = *decision.match;
+      } else if (converted != nullptr) {
+        MergeResult episode = NewEpisode(*converted, norm, target, now);
+        event.set_change(LeadCaptured::CHANGE_CREATED);
+        *event.mutable_lead() = std::move(episode.lead);
+        for (std::string& f : episode.changed_fields) event.add_changed_fields(std::move(f));
+        *event.mutable_match() = *decision.match;
       } else {
         if (decision.match.has_value()) {
           retry_match = true;  // matched lead vanished (erased) meanwhile
@@ -118,7 +151,11 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       for (size_t i = 1; i < state.size(); ++i) {
         if (claim[i]) plan.writes.push_back({state[i].key, target});
       }
-      for (const std::string& k : block_keys) plan.extra_commands.push_back({"SADD", k, target});
+      for (const std::string& k : block_keys) {
+        plan.extra_commands.push_back({"SADD", k, target});
+        // The converted lead leaves the fuzzy-match blocks its new episode joins.
+        if (converted != nullptr) plan.extra_commands.push_back({"SREM", k, converted->lead_id()});
+      }
       plan.memo = kafka::EncodeMemo(outputs, response.SerializeAsString());
       return plan;
     };
@@ -136,7 +173,14 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       return s;
     }
     if (!outcome.response.ParseFromString(result)) return absl::DataLossError("corrupt memo");
-    outcome.response.set_duplicate_request(applied->outcome == redis::ApplyOutcome::kDuplicate);
+    if (applied->outcome == redis::ApplyOutcome::kDuplicate) {
+      outcome.response.set_duplicate_request(true);
+      // The original attempt's events were acknowledged: publish nothing again. Otherwise (its
+      // delivery is unconfirmed) they go out again with the same ids.
+      absl::StatusOr<bool> sent = store_.WasSent(request_id);
+      if (!sent.ok()) return sent.status();
+      if (*sent) outcome.outputs.clear();
+    }
     return outcome;
   }
   return absl::AbortedError("lead kept changing while matching; retry");
@@ -152,6 +196,42 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleInboun
   absl::StatusOr<SubmitOutcome> outcome = Submit(submission, request_id);
   if (!outcome.ok()) return outcome.status();
   return std::move(outcome->outputs);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleOutcome(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadOutcome outcome;
+  if (absl::Status s = events::Decode(message, &outcome); !s.ok()) return s;
+  absl::StatusOr<events::InputIdentity> input =
+      events::IdentifyInput(message, outcome.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  if (outcome.kind() != events::v1::LeadOutcome::KIND_WON) {
+    return std::vector<kafka::OutboundMessage>{};  // only a conversion changes capture's record
+  }
+  const std::string& lead_id = input->lead_id;
+  redis::ApplyOnceRequest request;
+  request.dedup_key = CaptureStore::RequestKey(absl::StrCat("outcome:", input->event_id));
+  request.dedup_ttl = options_.request_retention;
+  request.state_keys.push_back(CaptureStore::ProfileKey(lead_id));
+  request.registry_key = redis::RegistryKey(kService, lead_id);
+  request.tombstone_key = redis::TombstoneKey(kService, lead_id);
+  const absl::Time won_at = input->event_time;
+  auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+    redis::Plan plan;
+    if (!state[0].data.has_value()) return plan;  // unknown or erased lead: nothing to mark
+    LeadProfile lead;
+    if (!lead.ParseFromString(*state[0].data)) {
+      return absl::DataLossError("corrupt profile of " + lead_id);
+    }
+    if (IsConverted(lead)) return plan;  // the first conversion counts
+    *lead.mutable_converted_at() = events::ToProto(won_at);
+    if (lead.contact_id().empty()) lead.set_contact_id(lead.lead_id());
+    plan.writes.push_back({CaptureStore::ProfileKey(lead_id), lead.SerializeAsString()});
+    return plan;
+  };
+  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+  if (!applied.ok()) return applied.status();
+  return std::vector<kafka::OutboundMessage>{};
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleErasure(

@@ -27,7 +27,9 @@ namespace leadflow::capture {
 
 struct SubmitOutcome {
   capture::v1::SubmitLeadResponse response;
-  // Events to publish (empty when nothing changed); identical on a duplicate request.
+  // Events to publish (empty when nothing changed). On a duplicate request: the original
+  // events again (same ids) while their delivery is unconfirmed, none once the gRPC API
+  // recorded them acknowledged (CaptureStore::MarkSent).
   std::vector<kafka::OutboundMessage> outputs;
 };
 
@@ -48,8 +50,15 @@ class CaptureHandler {
   absl::StatusOr<SubmitOutcome> Submit(const events::v1::LeadSubmission& submission,
                                        const std::string& request_id);
 
+  // How long request ids are remembered.
+  absl::Duration request_retention() const { return options_.request_retention; }
+
   // Consumer-loop routes.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
+      const kafka::ConsumedMessage& message);
+  // `leads.outcomes`: a won outcome marks the lead converted (converted_at, contact_id), so the
+  // person's next submission opens a new lead episode. Other outcomes change nothing here.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);

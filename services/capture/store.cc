@@ -1,5 +1,7 @@
 #include "services/capture/store.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/redis/keys.h"
 
@@ -25,6 +27,30 @@ std::string CaptureStore::DomainBlockKey(const std::string& domain) {
 }
 std::string CaptureStore::RequestKey(const std::string& request_id) {
   return absl::StrCat("capture:req:{", request_id, "}");
+}
+
+std::string CaptureStore::SentKey(const std::string& request_id) {
+  return absl::StrCat(RequestKey(request_id), ":sent");
+}
+
+absl::Status CaptureStore::MarkSent(
+    const std::vector<std::pair<std::string, std::string>>& requests, absl::Duration ttl) {
+  if (requests.empty()) return absl::OkStatus();
+  const std::string ms = absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(ttl)));
+  std::vector<redis::Args> commands;
+  commands.reserve(2 * requests.size());
+  for (const auto& [request_id, lead_id] : requests) {
+    commands.push_back({"SET", SentKey(request_id), "1", "PX", ms});
+    commands.push_back({"SADD", redis::RegistryKey(kService, lead_id), SentKey(request_id)});
+  }
+  absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
+  return replies.ok() ? absl::OkStatus() : replies.status();
+}
+
+absl::StatusOr<bool> CaptureStore::WasSent(const std::string& request_id) {
+  absl::StatusOr<redis::Reply> reply = client_.Command({"EXISTS", SentKey(request_id)});
+  if (!reply.ok()) return reply.status();
+  return reply->integer == 1;
 }
 
 std::vector<std::string> CaptureStore::IndexKeysFor(const NormalizedSubmission& s) {

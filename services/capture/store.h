@@ -11,6 +11,8 @@
 //   capture:block:company:<key>        set of lead ids sharing a company (fuzzy-match blocking)
 //   capture:block:domain:<domain>      set of lead ids sharing a business e-mail domain
 //   capture:req:{<request id>}         apply-once record of a submission, memo = response+outputs
+//   capture:req:{<request id>}:sent    present once the submission's events were acknowledged by
+//                                      the broker (same retention as the request record)
 //
 // Exact-key index records are claimed inside the same atomic apply as the profile, with version
 // checks, so two concurrent submissions of one new e-mail address can never create two leads:
@@ -21,6 +23,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +48,7 @@ class CaptureStore {
   static std::string CompanyBlockKey(const std::string& company_match_key);
   static std::string DomainBlockKey(const std::string& domain);
   static std::string RequestKey(const std::string& request_id);
+  static std::string SentKey(const std::string& request_id);
 
   // The exact-key index records a submission touches (email, phone, external id), in that order;
   // keys for absent values are omitted.
@@ -63,6 +67,16 @@ class CaptureStore {
   absl::StatusOr<std::optional<std::string>> LookupIndex(const std::string& index_key);
 
   redis::ApplyOnce& apply() { return apply_; }
+
+  // Records that the events of these submissions — (request id, lead id) pairs — were
+  // acknowledged by the broker, for `ttl` (one pipelined round trip; the records join the lead's
+  // registry, so erasure removes them). A duplicate request then answers with its original result
+  // without publishing the events again; without the record (the first attempt's delivery is
+  // unconfirmed) they are published again, with the same event ids.
+  absl::Status MarkSent(const std::vector<std::pair<std::string, std::string>>& requests,
+                        absl::Duration ttl);
+  // True when MarkSent recorded `request_id`.
+  absl::StatusOr<bool> WasSent(const std::string& request_id);
 
   // Deletes every trace of a lead: profile, index records, request memos, blocking memberships.
   absl::Status Erase(const std::string& lead_id);

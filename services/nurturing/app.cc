@@ -34,20 +34,32 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   NurturingOptions options;
   options.policy = *policy;
   options.dedup_ttl = context.config().dedup_ttl;
-  SchedulerOptions scheduler_options;
+  options.enrollments_topic = context.topics().Name(kafka::kNurtureEnrollments);
+  if (context.JsonOutput(kafka::kNurtureEnrollments)) {
+    options.enrollments_encoding = events::Encoding::kJson;
+  }
+  // The drain rate and lease, like the delivery rules, are read once, at start-up.
+  absl::StatusOr<SchedulerOptions> scheduler_options = SchedulerOptionsFrom(file.scheduling());
+  if (!scheduler_options.ok()) return scheduler_options.status();
   if (context.JsonOutput(kafka::kNurtureTouches)) {
-    scheduler_options.encoding = events::Encoding::kJson;
+    scheduler_options->encoding = events::Encoding::kJson;
   }
 
   NurturingStore store(context.redis());
   NurturingHandler handler(store, tracks, context.clock(), options);
   NurtureScheduler scheduler(store, tracks, context.producer(), context.topics(), context.clock(),
-                             context.registry(), options, scheduler_options);
-  NurturingGrpcService grpc_service(handler, tracks);
+                             context.registry(), options, *scheduler_options);
+  NurturingGrpcService grpc_service(handler, tracks, context.producer());
 
   kafka::TopicRouter router;
   router.Add(context.topics().Name(kafka::kLeadsScored),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); });
+  router.Add(context.topics().Name(kafka::kLeadsOutcomes),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
+  router.Add(context.topics().Name(kafka::kLeadsRouted),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleRouted(m); });
+  router.Add(context.topics().Name(kafka::kLeadsActivity),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleErasure(m); });
 

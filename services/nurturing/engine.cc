@@ -109,11 +109,42 @@ std::string EscapeIdPart(absl::string_view part) {
 
 }  // namespace
 
-const Track* CompiledNurtureTracks::FindTrack(absl::string_view id) const {
+int JudgedStep(const config::v1::Step& step, int step_index) {
+  return step.if_previous().has_step() ? step.if_previous().step() : step_index - 1;
+}
+
+const CompiledNurtureTracks::Entry* CompiledNurtureTracks::FindEntry(absl::string_view id) const {
   for (const Entry& entry : entries_) {
-    if (entry.track.id() == id) return &entry.track;
+    if (entry.track.id() == id) return &entry;
   }
   return nullptr;
+}
+
+const Track* CompiledNurtureTracks::FindTrack(absl::string_view id) const {
+  const Entry* entry = FindEntry(id);
+  return entry != nullptr ? &entry->track : nullptr;
+}
+
+bool CompiledNurtureTracks::GoalReached(absl::string_view track_id, const LeadProfile& profile,
+                                        const events::v1::ScoreSnapshot& score) const {
+  const Entry* entry = FindEntry(track_id);
+  if (entry == nullptr || entry->track.goal().empty()) return false;
+  return entry->goal.Evaluate(rules::LeadFields(profile, &score));
+}
+
+std::string CompiledNurtureTracks::ContentFor(absl::string_view track_id, int step_index,
+                                              const LeadProfile& profile,
+                                              const events::v1::ScoreSnapshot& score) const {
+  const Entry* entry = FindEntry(track_id);
+  if (entry == nullptr || step_index < 0 || step_index >= entry->track.steps_size()) return "";
+  const std::vector<Variant>& variants = entry->variants[step_index];
+  if (!variants.empty()) {
+    const rules::LeadFields fields(profile, &score);
+    for (const Variant& v : variants) {
+      if (v.when.Evaluate(fields)) return v.content_id;
+    }
+  }
+  return entry->track.steps(step_index).content_id();
 }
 
 std::vector<const Track*> CompiledNurtureTracks::Tracks() const {
@@ -159,12 +190,47 @@ absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> CompileNurtureTrack
         return Invalid(absl::StrCat(step_path, ".delay_hours"),
                        absl::StrCat("must be a number of hours in 0..", kMaxDelayHours));
       }
+      if (step.has_if_previous() &&
+          step.if_previous().kind() != config::v1::Engagement::KIND_UNSPECIFIED) {
+        const double within = step.if_previous().within_days();
+        const int judged = JudgedStep(step, j);
+        if (judged < 0 || judged >= j) {
+          return Invalid(absl::StrCat(step_path, ".if_previous"),
+                         "must name an earlier step (the first step has none to branch on)");
+        }
+        if (!std::isfinite(within) || within < 0) {
+          return Invalid(absl::StrCat(step_path, ".if_previous.within_days"),
+                         "must be a non-negative number of days");
+        }
+      }
     }
+    CompiledNurtureTracks::Entry entry{track, {}, {}, {}};
     absl::StatusOr<rules::CompiledConditions> when =
         rules::CompileLeadConditions(track.enroll_when(), absl::StrCat(path, ".enroll_when"),
                                      rules::kProfileFields | rules::kScoreFields, track.id());
     if (!when.ok()) return when.status();
-    out->entries_.push_back({track, *std::move(when)});
+    entry.enroll_when = *std::move(when);
+    absl::StatusOr<rules::CompiledConditions> goal =
+        rules::CompileLeadConditions(track.goal(), absl::StrCat(path, ".goal"),
+                                     rules::kProfileFields | rules::kScoreFields, track.id());
+    if (!goal.ok()) return goal.status();
+    entry.goal = *std::move(goal);
+    for (int j = 0; j < track.steps_size(); ++j) {
+      std::vector<CompiledNurtureTracks::Variant>& variants = entry.variants.emplace_back();
+      for (int k = 0; k < track.steps(j).variants_size(); ++k) {
+        const config::v1::ContentVariant& variant = track.steps(j).variants(k);
+        const std::string variant_path = absl::StrCat(path, ".steps[", j, "].variants[", k, "]");
+        if (variant.content_id().empty()) {
+          return Invalid(absl::StrCat(variant_path, ".content_id"), "required");
+        }
+        absl::StatusOr<rules::CompiledConditions> variant_when =
+            rules::CompileLeadConditions(variant.when(), absl::StrCat(variant_path, ".when"),
+                                         rules::kProfileFields | rules::kScoreFields, track.id());
+        if (!variant_when.ok()) return variant_when.status();
+        variants.push_back({*std::move(variant_when), variant.content_id()});
+      }
+    }
+    out->entries_.push_back(std::move(entry));
   }
   // Highest priority first; stable so equal priorities keep the order of the file.
   std::stable_sort(
@@ -215,9 +281,31 @@ ExitReason ShouldExit(const events::v1::ScoreSnapshot& current, const LeadProfil
   return ExitReason::kNone;
 }
 
+bool EngagementHolds(const config::v1::Engagement& condition, const PreviousTouch& previous) {
+  if (condition.kind() == config::v1::Engagement::KIND_UNSPECIFIED) return true;
+  auto in_window = [&](const std::optional<absl::Time>& at) {
+    if (!previous.sent || !at.has_value()) return false;
+    return condition.within_days() <= 0 ||
+           *at <= previous.sent_at + absl::Hours(24 * condition.within_days());
+  };
+  const bool clicked = in_window(previous.clicked_at);
+  // A click implies the message was opened, even when the open pixel was blocked.
+  const bool opened = clicked || in_window(previous.opened_at);
+  switch (condition.kind()) {
+    case config::v1::Engagement::KIND_OPENED:
+      return opened;
+    case config::v1::Engagement::KIND_CLICKED:
+      return clicked;
+    case config::v1::Engagement::KIND_NOT_ACTED:
+      return !opened;
+    default:
+      return true;
+  }
+}
+
 StepPlan PlanStep(const Track& track, int step_index, absl::Time previous_due_or_enrolled,
                   const LeadProfile& profile, const DeliveryPolicy& policy,
-                  const TouchHistory& history, absl::Time now) {
+                  const TouchHistory& history, absl::Time now, const PreviousTouch& previous) {
   StepPlan plan;
   if (step_index < 0 || step_index >= track.steps_size()) {
     plan.action = StepPlan::Action::kCompleted;
@@ -233,6 +321,14 @@ StepPlan PlanStep(const Track& track, int step_index, absl::Time previous_due_or
   // Who may be contacted comes before when: a step the lead cannot receive is skipped at once
   // rather than waiting for a slot it will never use.
   plan.action = StepPlan::Action::kSkip;
+  if (!EngagementHolds(step.if_previous(), previous)) {
+    const int judged = JudgedStep(step, step_index);
+    plan.reason = step.if_previous().kind() == config::v1::Engagement::KIND_NOT_ACTED
+                      ? absl::StrCat("branch not taken: the lead acted on step ", judged)
+                      : absl::StrCat("branch not taken: step ", judged, " not ",
+                                     rules::EnumValueName(step.if_previous().kind()));
+    return plan;
+  }
   if (profile.do_not_contact()) {
     plan.reason = "lead asked not to be contacted";
     return plan;
@@ -296,9 +392,14 @@ std::string TouchId(absl::string_view lead_id, absl::string_view track_id, int s
   return absl::StrCat(EscapeIdPart(lead_id), ":", EscapeIdPart(track_id), ":", step, ":", attempt);
 }
 
+std::string EnrollmentId(absl::string_view lead_id, absl::string_view track_id, int attempt) {
+  return absl::StrCat(EscapeIdPart(lead_id), ":", EscapeIdPart(track_id), ":", attempt);
+}
+
 events::v1::NurtureTouch BuildTouch(const LeadProfile& profile,
                                     const events::v1::ScoreSnapshot& score, const Track& track,
-                                    int step_index, int attempt, absl::Time due_at) {
+                                    int step_index, int attempt, absl::Time due_at,
+                                    absl::string_view content_id) {
   const config::v1::Step& step = track.steps(step_index);
   events::v1::NurtureTouch touch;
   touch.set_touch_id(TouchId(profile.lead_id(), track.id(), step_index, attempt));
@@ -308,7 +409,7 @@ events::v1::NurtureTouch BuildTouch(const LeadProfile& profile,
   touch.set_track_id(track.id());
   touch.set_step(step_index);
   touch.set_attempt(attempt);
-  touch.set_content_id(step.content_id());
+  touch.set_content_id(content_id.empty() ? step.content_id() : std::string(content_id));
   *touch.mutable_due_at() = rules::ToTimestamp(due_at);
   touch.set_address(AddressFor(profile, step.channel()));
 

@@ -43,12 +43,29 @@ class CompiledNurtureTracks {
   // Every track, highest priority first (equal priorities in file order). The pointers live as
   // long as this object.
   std::vector<const config::v1::Track*> Tracks() const;
+  // Whether the goal of track `track_id` holds for the lead (false for a track without a goal
+  // or an unknown track).
+  bool GoalReached(absl::string_view track_id, const events::v1::LeadProfile& profile,
+                   const events::v1::ScoreSnapshot& score) const;
+  // The content id of step `step_index` of `track_id` for the lead: the first variant whose
+  // conditions hold, else the step's content_id. Empty for an unknown track or step.
+  std::string ContentFor(absl::string_view track_id, int step_index,
+                         const events::v1::LeadProfile& profile,
+                         const events::v1::ScoreSnapshot& score) const;
 
  private:
+  struct Variant {
+    rules::CompiledConditions when;
+    std::string content_id;
+  };
   struct Entry {
     config::v1::Track track;
     rules::CompiledConditions enroll_when;
+    rules::CompiledConditions goal;
+    // Per step, its variants in file order.
+    std::vector<std::vector<Variant>> variants;
   };
+  const Entry* FindEntry(absl::string_view id) const;
 
   CompiledNurtureTracks() = default;
 
@@ -65,8 +82,10 @@ class CompiledNurtureTracks {
 
 // Validates `tracks`. InvalidArgument, naming the path, when: a track id is empty, repeated or
 // not made of letters, digits, '-', '_' and '.' (ids appear in touch ids); a track has no steps;
-// a step has no channel, no content_id, or a delay_hours outside 0..87600 (ten years); or an
-// enroll_when condition is invalid (profile and score fields).
+// a step has no channel, no content_id, or a delay_hours outside 0..87600 (ten years); a step's
+// if_previous has a negative or non-finite within_days, or is set on step 0 (no previous
+// touch); a variant has no content_id; or an enroll_when, goal or variant condition is invalid
+// (profile and score fields).
 absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> CompileNurtureTracks(
     const config::v1::NurtureTracks& tracks);
 
@@ -89,6 +108,15 @@ enum class ExitReason {
   // Category sales_ready: routing hands the lead to sales now.
   kSalesReady,
 };
+
+// Exit reasons that come from other inputs than the score (outcomes, routing, activity, gRPC).
+inline constexpr char kExitRouted[] = "routed";
+inline constexpr char kExitLost[] = "lost";
+inline constexpr char kExitUnsubscribed[] = "unsubscribed";
+inline constexpr char kExitConsentWithdrawn[] = "consent_withdrawn";
+inline constexpr char kExitHardBounce[] = "hard_bounce";
+inline constexpr char kExitGoalReached[] = "goal_reached";
+inline constexpr char kExitErased[] = "erased";
 
 // "none", "do_not_contact", "converted", "with_sales", "sales_ready".
 absl::string_view ExitReasonName(ExitReason reason);
@@ -118,6 +146,22 @@ struct TouchHistory {
   std::vector<absl::Time> sent_at;
 };
 
+// The index of the step whose touch `step` (at `step_index`) branches on: if_previous.step, or
+// the step just before.
+int JudgedStep(const config::v1::Step& step, int step_index);
+
+// The lead's reaction to the touch of the step a branch judges (JudgedStep).
+struct PreviousTouch {
+  // False when that step sent no touch (skipped): the lead then counts as not having acted.
+  bool sent = false;
+  absl::Time sent_at = absl::InfinitePast();
+  std::optional<absl::Time> opened_at;
+  std::optional<absl::Time> clicked_at;
+};
+
+// Whether `previous` satisfies `condition` at `now` (an unset condition always holds).
+bool EngagementHolds(const config::v1::Engagement& condition, const PreviousTouch& previous);
+
 // What to do with one step now.
 struct StepPlan {
   enum class Action {
@@ -146,14 +190,21 @@ struct StepPlan {
 // granted Consent for the step's channel (the latest record, see rules::LatestConsent) and
 // do_not_contact must be false; e-mail and newsletter steps need an e-mail address, SMS and
 // phone steps a phone number. A deferred plan's send_at is already outside quiet hours and under
-// the cap, so the caller can set its timer to it directly.
+// the cap, so the caller can set its timer to it directly. Branch: a step whose if_previous
+// condition does not hold for `previous` (the touch of JudgedStep) is skipped; the caller judges
+// it only once the step is due, so an open until then still counts.
 StepPlan PlanStep(const config::v1::Track& track, int step_index,
                   absl::Time previous_due_or_enrolled, const events::v1::LeadProfile& profile,
-                  const DeliveryPolicy& policy, const TouchHistory& history, absl::Time now);
+                  const DeliveryPolicy& policy, const TouchHistory& history, absl::Time now,
+                  const PreviousTouch& previous = {});
 
 // The deterministic id of one delivery attempt: "<lead>:<track>:<step>:<attempt>", with '%' and
 // ':' in the ids percent-encoded so that distinct inputs always give distinct ids.
 std::string TouchId(absl::string_view lead_id, absl::string_view track_id, int step, int attempt);
+
+// The id of one enrolment, "<lead>:<track>:<attempt>" (escaped like TouchId): the prefix of its
+// `nurture.enrollments` event ids.
+std::string EnrollmentId(absl::string_view lead_id, absl::string_view track_id, int attempt);
 
 // The touch for step `step_index` of `track` (which must exist): touch_id (also the envelope's
 // event_id), lead id, channel, track, step, attempt, content_id, due_at, the address for the
@@ -163,9 +214,11 @@ std::string TouchId(absl::string_view lead_id, absl::string_view track_id, int s
 // caller fills the rest of the envelope. personalisation is a proto map, whose default wire
 // order varies between instances: serialise with deterministic serialisation where bytes are
 // compared or hashed (idempotency memos).
+// `content_id` overrides the step's content_id when not empty (CompiledNurtureTracks::ContentFor
+// picks the variant).
 events::v1::NurtureTouch BuildTouch(const events::v1::LeadProfile& profile,
                                     const events::v1::ScoreSnapshot& score,
                                     const config::v1::Track& track, int step_index, int attempt,
-                                    absl::Time due_at);
+                                    absl::Time due_at, absl::string_view content_id = {});
 
 }  // namespace leadflow::nurturing

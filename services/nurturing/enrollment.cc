@@ -105,7 +105,7 @@ void End(NurtureLeadState& state, internal::v1::NurtureEnrollmentState how,
 
 void Enroll(NurtureLeadState& state, const config::v1::Track& track, const std::string& version,
             const NurturingPolicy& policy, absl::Time now, const std::string& cause_event_id,
-            const std::string& trace_id) {
+            const std::string& trace_id, const std::string& recycle_reason) {
   if (state.has_current()) {
     // Newest first, bounded.
     auto& past = *state.mutable_past();
@@ -127,6 +127,7 @@ void Enroll(NurtureLeadState& state, const config::v1::Track& track, const std::
   e.set_attempt(count);
   e.set_cause_event_id(cause_event_id);
   e.set_trace_id(trace_id);
+  e.set_recycle_reason(recycle_reason);
   state.clear_reconsider_at();
 }
 
@@ -140,14 +141,63 @@ void MaybeEnroll(NurtureLeadState& state, const CompiledNurtureTracks& tracks,
   if (ShouldExit(state.score(), profile) != ExitReason::kNone) return;
   const std::optional<std::string> choice = ChooseTrack(tracks, profile, state.score());
   if (!choice.has_value()) return;
+  const config::v1::Track& track = *tracks.FindTrack(*choice);
+  // A lead sales just gave back enters a re-engagement track at once, even one it finished
+  // after an earlier loss: the loss is news, the cooldown is about not over-messaging.
+  const bool recycle = state.recycle_pending() && track.recycle_lost();
   const auto& done = state.completed_tracks();
-  if (std::find(done.begin(), done.end(), *choice) != done.end()) return;
-  if (state.has_cooldown_until() && now < TimeOf(state.cooldown_until())) {
+  if (!recycle && std::find(done.begin(), done.end(), *choice) != done.end()) return;
+  if (!recycle && state.has_cooldown_until() && now < TimeOf(state.cooldown_until())) {
     *state.mutable_reconsider_at() = state.cooldown_until();
     return;
   }
-  Enroll(state, *tracks.FindTrack(*choice), tracks.version(), policy, now, cause_event_id,
-         trace_id);
+  Enroll(state, track, tracks.version(), policy, now, cause_event_id, trace_id,
+         recycle ? state.pending_recycle_reason() : "");
+  if (recycle) {
+    state.clear_recycle_pending();
+    state.clear_pending_recycle_reason();
+  }
+}
+
+bool ConsentsTo(const events::v1::LeadProfile& profile, events::v1::Channel channel) {
+  if (profile.do_not_contact()) return false;
+  const events::v1::Consent* consent = rules::LatestConsent(profile, channel);
+  return consent != nullptr && consent->granted();
+}
+
+void Exit(NurtureLeadState& state, absl::string_view reason, const NurturingPolicy& policy,
+          absl::Time now) {
+  End(state, internal::v1::NURTURE_ENROLLMENT_EXITED, reason, policy, now);
+}
+
+// The reaction to the touch that step `step_index` of `track` branches on.
+PreviousTouch PreviousTouchFor(const NurtureEnrollment& e, const config::v1::Track& track,
+                               int step_index) {
+  PreviousTouch previous;
+  if (step_index < 0 || step_index >= track.steps_size()) return previous;
+  const int judged = JudgedStep(track.steps(step_index), step_index);
+  for (const internal::v1::NurtureSentTouch& t : e.sent_touches()) {
+    if (t.step() != judged) continue;
+    previous.sent = true;
+    previous.sent_at = TimeOf(t.sent_at());
+    if (t.has_opened_at()) previous.opened_at = TimeOf(t.opened_at());
+    if (t.has_clicked_at()) previous.clicked_at = TimeOf(t.clicked_at());
+  }
+  return previous;
+}
+
+// Appends a consent withdrawal for `channel` recorded by nurturing itself (`source`).
+void Withdraw(NurtureLeadState& state, events::v1::Channel channel, absl::string_view source,
+              absl::Time now) {
+  auto& overrides = *state.mutable_consent_overrides();
+  for (int i = overrides.size() - 1; i >= 0; --i) {
+    if (overrides.Get(i).channel() == channel) overrides.DeleteSubrange(i, 1);
+  }
+  events::v1::Consent& withdrawal = *overrides.Add();
+  withdrawal.set_channel(channel);
+  withdrawal.set_granted(false);
+  *withdrawal.mutable_at() = Stamp(now);
+  withdrawal.set_source(std::string(source));
 }
 
 TouchHistory HistoryOf(const NurtureLeadState& state) {
@@ -204,13 +254,228 @@ void ApplyScored(NurtureLeadState& state, const std::string& lead_id,
   state.mutable_score()->clear_top_factors();
   *state.mutable_updated_at() = Stamp(now);
   if (IsOpen(state)) {
-    const ExitReason exit = ShouldExit(state.score(), EffectiveProfile(state));
+    const events::v1::LeadProfile profile = EffectiveProfile(state);
+    const ExitReason exit = ShouldExit(state.score(), profile);
     if (exit != ExitReason::kNone) {
-      End(state, internal::v1::NURTURE_ENROLLMENT_EXITED, ExitReasonName(exit), policy, now);
+      Exit(state, ExitReasonName(exit), policy, now);
+    } else if (tracks.GoalReached(state.current().track_id(), profile, state.score())) {
+      Exit(state, kExitGoalReached, policy, now);
+    } else {
+      ExitIfUnreachable(state, tracks, policy, now, kExitConsentWithdrawn);
     }
     return;
   }
   MaybeEnroll(state, tracks, policy, now, event.envelope().event_id(), event.envelope().trace_id());
+}
+
+bool ApplyOutcome(NurtureLeadState& state, const std::string& lead_id,
+                  const events::v1::LeadOutcome& outcome, const CompiledNurtureTracks& tracks,
+                  const NurturingPolicy& policy, absl::Time now) {
+  const bool won = outcome.kind() == events::v1::LeadOutcome::KIND_WON;
+  const bool lost = outcome.kind() == events::v1::LeadOutcome::KIND_LOST;
+  if (!won && !lost) return false;
+  state.set_lead_id(lead_id);
+  *state.mutable_updated_at() = Stamp(now);
+  // The snapshot learns the stage now; scoring's own event with it may come before or after.
+  state.mutable_score()->set_stage(won ? events::v1::STAGE_CUSTOMER : events::v1::STAGE_LOST);
+  if (won) {
+    state.clear_recycle_pending();
+    state.clear_pending_recycle_reason();
+    state.clear_reconsider_at();
+    if (IsOpen(state)) Exit(state, ExitReasonName(ExitReason::kConverted), policy, now);
+    return true;
+  }
+  state.set_recycle_pending(true);
+  state.set_pending_recycle_reason(
+      absl::StrCat("lost", outcome.reason().empty() ? "" : ": ", outcome.reason()));
+  if (IsOpen(state)) Exit(state, kExitLost, policy, now);
+  MaybeEnroll(state, tracks, policy, now, outcome.envelope().event_id(),
+              outcome.envelope().trace_id());
+  return true;
+}
+
+bool ApplyExit(NurtureLeadState& state, absl::string_view reason, const NurturingPolicy& policy,
+               absl::Time now) {
+  if (!IsOpen(state)) return false;
+  Exit(state, reason, policy, now);
+  *state.mutable_updated_at() = Stamp(now);
+  return true;
+}
+
+bool ApplyRouted(NurtureLeadState& state, const NurturingPolicy& policy, absl::Time now) {
+  // A lead recycled after a loss is routed again only on a fresh crossing, which is news: it
+  // leaves its re-engagement track too.
+  return ApplyExit(state, kExitRouted, policy, now);
+}
+
+namespace {
+
+bool IsOpenActivity(const events::v1::Activity& a) { return a.type() == "email_open"; }
+bool IsClickActivity(const events::v1::Activity& a) { return a.type() == "email_click"; }
+bool IsHardBounce(const events::v1::Activity& a) {
+  if (a.type() == "email_hard_bounce") return true;
+  if (a.type() != "email_bounce" && a.type() != "email_bounced") return false;
+  const auto& fields = a.properties().fields();
+  auto it = fields.find("bounce_type");
+  return it != fields.end() && it->second.string_value() == "hard";
+}
+bool IsUnsubscribe(const events::v1::Activity& a) {
+  return a.type() == "email_unsubscribe" || a.type() == "unsubscribe";
+}
+
+constexpr char kHardBounceSource[] = "nurturing:hard_bounce";
+
+}  // namespace
+
+bool IsNurtureActivity(const events::v1::Activity& activity) {
+  return ((IsOpenActivity(activity) || IsClickActivity(activity)) &&
+          !activity.touch_id().empty()) ||
+         IsHardBounce(activity) || IsUnsubscribe(activity);
+}
+
+bool ApplyActivity(NurtureLeadState& state, const events::v1::Activity& activity,
+                   const CompiledNurtureTracks& tracks, const NurturingPolicy& policy,
+                   absl::Time now) {
+  if (IsHardBounce(activity)) {
+    // The address is dead: no e-mail goes to it again, whatever the profile's consent says.
+    Withdraw(state, events::v1::CHANNEL_EMAIL, kHardBounceSource, now);
+    Withdraw(state, events::v1::CHANNEL_NEWSLETTER, kHardBounceSource, now);
+    if (IsOpen(state)) Exit(state, kExitHardBounce, policy, now);
+    *state.mutable_updated_at() = Stamp(now);
+    return true;
+  }
+  if (IsUnsubscribe(activity)) {
+    Withdraw(state, events::v1::CHANNEL_EMAIL, kUnsubscribeSource, now);
+    Withdraw(state, events::v1::CHANNEL_NEWSLETTER, kUnsubscribeSource, now);
+    ExitIfUnreachable(state, tracks, policy, now);
+    *state.mutable_updated_at() = Stamp(now);
+    return true;
+  }
+  if (!state.has_current() || activity.touch_id().empty()) return false;
+  // Only the touches of the current enrolment can move its branches.
+  internal::v1::NurtureSentTouch* touch = nullptr;
+  for (internal::v1::NurtureSentTouch& t : *state.mutable_current()->mutable_sent_touches()) {
+    if (t.touch_id() == activity.touch_id()) touch = &t;
+  }
+  if (touch == nullptr) return false;
+  const absl::Time at = activity.has_occurred_at() ? TimeOf(activity.occurred_at()) : now;
+  bool changed = false;
+  if (!touch->has_opened_at()) {  // a click implies an open
+    *touch->mutable_opened_at() = Stamp(at);
+    changed = true;
+  }
+  if (IsClickActivity(activity) && !touch->has_clicked_at()) {
+    *touch->mutable_clicked_at() = Stamp(at);
+    changed = true;
+  }
+  if (changed) *state.mutable_updated_at() = Stamp(now);
+  return changed;
+}
+
+bool ExitIfUnreachable(NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                       const NurturingPolicy& policy, absl::Time now, absl::string_view reason) {
+  if (!IsOpen(state)) return false;
+  const config::v1::Track* track = tracks.FindTrack(state.current().track_id());
+  if (track == nullptr || state.current().next_step() >= track->steps_size()) return false;
+  const events::v1::LeadProfile profile = EffectiveProfile(state);
+  for (int i = state.current().next_step(); i < track->steps_size(); ++i) {
+    if (ConsentsTo(profile, track->steps(i).channel())) return false;
+  }
+  Exit(state, reason, policy, now);
+  return true;
+}
+
+namespace {
+
+using events::v1::NurtureEnrollmentChanged;
+
+void AddChange(std::vector<NurtureEnrollmentChanged>& out, const std::string& lead_id,
+               const NurtureEnrollment& e, NurtureEnrollmentChanged::Kind kind,
+               absl::string_view reason, absl::string_view id_suffix, const std::string& cause_id,
+               absl::Time now) {
+  NurtureEnrollmentChanged& change = out.emplace_back();
+  const std::string kind_name = rules::EnumValueName(kind);
+  *change.mutable_envelope() = events::MakeEnvelope({
+      .event_id =
+          absl::StrCat(EnrollmentId(lead_id, e.track_id(), e.attempt()), ":", kind_name, id_suffix),
+      .lead_id = lead_id,
+      .occurred_at = now,
+      .produced_at = now,
+      .causation_id = cause_id,
+      .trace_id = e.trace_id(),
+      .producer = kService,
+  });
+  change.set_kind(kind);
+  change.set_track_id(e.track_id());
+  change.set_tracks_version(e.track_version());
+  change.set_step(e.next_step());
+  change.set_attempt(e.attempt());
+  change.set_reason(std::string(reason));
+}
+
+// The events of one enrolment going from `before` (null: it did not exist) to `after`.
+void EnrollmentTransition(std::vector<NurtureEnrollmentChanged>& out, const std::string& lead_id,
+                          const NurtureEnrollment* before, const NurtureEnrollment& after,
+                          const std::string& cause_id, absl::Time now) {
+  using internal::v1::NURTURE_ENROLLMENT_ACTIVE;
+  using internal::v1::NURTURE_ENROLLMENT_COMPLETED;
+  using internal::v1::NURTURE_ENROLLMENT_EXITED;
+  using internal::v1::NURTURE_ENROLLMENT_PAUSED;
+  const auto was =
+      before != nullptr ? before->state() : internal::v1::NURTURE_ENROLLMENT_STATE_UNSPECIFIED;
+  if (before == nullptr) {
+    AddChange(out, lead_id, after, NurtureEnrollmentChanged::KIND_ENROLLED, after.recycle_reason(),
+              "", cause_id, now);
+  }
+  if (was == after.state()) return;
+  switch (after.state()) {
+    case NURTURE_ENROLLMENT_PAUSED:
+      AddChange(out, lead_id, after, NurtureEnrollmentChanged::KIND_PAUSED, "",
+                absl::StrCat(":", absl::ToUnixMillis(TimeOf(after.paused_at()))), cause_id, now);
+      break;
+    case NURTURE_ENROLLMENT_ACTIVE:
+      if (was == NURTURE_ENROLLMENT_PAUSED) {
+        AddChange(out, lead_id, after, NurtureEnrollmentChanged::KIND_RESUMED, "",
+                  absl::StrCat(":", absl::ToUnixMillis(TimeOf(before->paused_at()))), cause_id,
+                  now);
+      }
+      break;
+    case NURTURE_ENROLLMENT_EXITED:
+      AddChange(out, lead_id, after, NurtureEnrollmentChanged::KIND_EXITED, after.exit_reason(), "",
+                cause_id, now);
+      break;
+    case NURTURE_ENROLLMENT_COMPLETED:
+      AddChange(out, lead_id, after, NurtureEnrollmentChanged::KIND_EXHAUSTED, "", "", cause_id,
+                now);
+      break;
+    default:
+      break;
+  }
+}
+
+bool SameEnrollment(const NurtureEnrollment& a, const NurtureEnrollment& b) {
+  return a.track_id() == b.track_id() && a.attempt() == b.attempt();
+}
+
+}  // namespace
+
+std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(const NurtureLeadState& before,
+                                                                    const NurtureLeadState& after,
+                                                                    const std::string& cause_id,
+                                                                    absl::Time now) {
+  std::vector<NurtureEnrollmentChanged> out;
+  if (!after.has_current()) return out;
+  const std::string& lead_id = after.lead_id();
+  const NurtureEnrollment* old = before.has_current() ? &before.current() : nullptr;
+  if (old != nullptr && !SameEnrollment(*old, after.current())) {
+    // A new enrolment replaced the old one, which is now the newest past one.
+    if (!after.past().empty() && SameEnrollment(after.past(0), *old)) {
+      EnrollmentTransition(out, lead_id, old, after.past(0), cause_id, now);
+    }
+    old = nullptr;
+  }
+  EnrollmentTransition(out, lead_id, old, after.current(), cause_id, now);
+  return out;
 }
 
 DueDecision DecideDue(const NurtureLeadState& state, const CompiledNurtureTracks& tracks,
@@ -243,12 +508,17 @@ DueDecision DecideDue(const NurtureLeadState& state, const CompiledNurtureTracks
   // Each pass either returns or skips one step, so steps_size() + 1 passes always finish.
   for (int pass = 0; pass <= track->steps_size(); ++pass) {
     const StepPlan plan = PlanStep(*track, current.next_step(), TimeOf(current.step_base_at()),
-                                   profile, policy.delivery, history, now);
+                                   profile, policy.delivery, history, now,
+                                   PreviousTouchFor(current, *track, current.next_step()));
     current.set_last_decision(plan.reason);
     switch (plan.action) {
       case StepPlan::Action::kSendNow: {
         events::v1::NurtureTouch touch = BuildTouch(
-            profile, next.score(), *track, current.next_step(), current.attempt(), plan.due_at);
+            profile, next.score(), *track, current.next_step(), current.attempt(), plan.due_at,
+            tracks.ContentFor(track->id(), current.next_step(), profile, next.score()));
+        if (!current.recycle_reason().empty()) {
+          (*touch.mutable_personalisation())["lost_reason"] = current.recycle_reason();
+        }
         *touch.mutable_envelope() = events::MakeEnvelope({
             .event_id = touch.touch_id(),
             .lead_id = next.lead_id(),
@@ -260,6 +530,11 @@ DueDecision DecideDue(const NurtureLeadState& state, const CompiledNurtureTracks
         });
         Advance(current, *track, plan.due_at);
         current.set_touches_sent(current.touches_sent() + 1);
+        // Later steps' branch conditions read the reaction to this touch.
+        internal::v1::NurtureSentTouch& sent = *current.add_sent_touches();
+        sent.set_touch_id(touch.touch_id());
+        sent.set_step(touch.step());
+        *sent.mutable_sent_at() = Stamp(now);
         RecordTouch(next, policy, now);
         next.set_in_flight_touch_id(touch.touch_id());
         decision.kind = DueDecision::Kind::kSend;
@@ -329,15 +604,7 @@ absl::Status ApplyUnsubscribe(NurtureLeadState& state, events::v1::Channel chann
   if (channel == events::v1::CHANNEL_UNSPECIFIED || !events::v1::Channel_IsValid(channel)) {
     return absl::InvalidArgumentError("channel is required");
   }
-  auto& overrides = *state.mutable_consent_overrides();
-  for (int i = overrides.size() - 1; i >= 0; --i) {
-    if (overrides.Get(i).channel() == channel) overrides.DeleteSubrange(i, 1);
-  }
-  events::v1::Consent& withdrawal = *overrides.Add();
-  withdrawal.set_channel(channel);
-  withdrawal.set_granted(false);
-  *withdrawal.mutable_at() = Stamp(now);
-  withdrawal.set_source(kUnsubscribeSource);
+  Withdraw(state, channel, kUnsubscribeSource, now);
   *state.mutable_updated_at() = Stamp(now);
   return absl::OkStatus();
 }

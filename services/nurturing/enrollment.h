@@ -28,7 +28,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "leadflow/config/v1/nurture_tracks.pb.h"
+#include "leadflow/events/v1/activity.pb.h"
 #include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
 #include "leadflow/internal/v1/nurturing_state.pb.h"
 #include "leadflow/nurturing/v1/nurturing.pb.h"
@@ -63,11 +65,60 @@ absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state
 std::optional<absl::Time> WakeUpAt(const internal::v1::NurtureLeadState& state);
 
 // A `leads.scored` event for `lead_id`: refreshes the profile and score snapshots (consent
-// changes apply to future touches), then exits the open enrolment if ShouldExit holds, or, when
-// the lead is not in a track, enrols it in ChooseTrack's choice (step 0 due at now + its delay).
+// changes apply to future touches), then exits the open enrolment if ShouldExit holds, its
+// track's goal is reached ("goal_reached") or the profile no longer consents to any of the
+// remaining steps' channels ("consent_withdrawn"); or, when the lead is not in a track, enrols
+// it in ChooseTrack's
+// choice (step 0 due at now + its delay).
 void ApplyScored(internal::v1::NurtureLeadState& state, const std::string& lead_id,
                  const events::v1::LeadScored& event, const CompiledNurtureTracks& tracks,
                  const NurturingPolicy& policy, absl::Time now);
+
+// A `leads.outcomes` event. WON: the lead converted — the open enrolment exits ("converted")
+// and no new one starts. LOST: sales gave the lead back — an open enrolment exits ("lost") and
+// the lead is recycled: enrolled at once in ChooseTrack's choice with stage lost; a track marked
+// recycle_lost ignores the re-enrolment cooldown and carries the lost reason. Other kinds change
+// nothing (scoring reports their stage). Returns whether the state changed.
+bool ApplyOutcome(internal::v1::NurtureLeadState& state, const std::string& lead_id,
+                  const events::v1::LeadOutcome& outcome, const CompiledNurtureTracks& tracks,
+                  const NurturingPolicy& policy, absl::Time now);
+
+// Ends the open (active or paused) enrolment as exited with `reason`; false when there is none.
+bool ApplyExit(internal::v1::NurtureLeadState& state, absl::string_view reason,
+               const NurturingPolicy& policy, absl::Time now);
+
+// A `leads.routed` event: sales has the lead, the open enrolment exits ("routed"). Returns
+// whether the state changed.
+bool ApplyRouted(internal::v1::NurtureLeadState& state, const NurturingPolicy& policy,
+                 absl::Time now);
+
+// Whether a `leads.activity` event can matter to nurturing (engagement with a touch, a bounce,
+// an unsubscribe); the handler skips the others without touching Redis.
+bool IsNurtureActivity(const events::v1::Activity& activity);
+
+// A `leads.activity` event: an open or click carrying the touch id of the enrolment's last touch
+// is recorded for branch conditions; a hard bounce ("email_bounce" with properties.bounce_type
+// "hard", or "email_hard_bounce") withdraws e-mail consent and exits ("hard_bounce"); an
+// unsubscribe ("email_unsubscribe", "unsubscribe") withdraws e-mail consent and exits the
+// enrolment if no remaining step can reach the lead. Returns whether the state changed.
+bool ApplyActivity(internal::v1::NurtureLeadState& state, const events::v1::Activity& activity,
+                   const CompiledNurtureTracks& tracks, const NurturingPolicy& policy,
+                   absl::Time now);
+
+// Exits the open enrolment with `reason` when the lead consents to none of the channels of its
+// track's remaining steps. Returns whether it did.
+bool ExitIfUnreachable(internal::v1::NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                       const NurturingPolicy& policy, absl::Time now,
+                       absl::string_view reason = kExitUnsubscribed);
+
+// The enrolment events (`nurture.enrollments`) that the change from `before` to `after` makes:
+// enrolled, exited (with reason), exhausted (track finished), paused, resumed. Event ids are
+// derived from the enrolment ("<lead>:<track>:<attempt>:<kind>", pause and resume add the pause
+// time), so re-planning the same change gives the same ids. Envelopes: occurred_at = produced_at
+// = now, causation_id = `cause_id`.
+std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(
+    const internal::v1::NurtureLeadState& before, const internal::v1::NurtureLeadState& after,
+    const std::string& cause_id, absl::Time now);
 
 // What the scheduler does with a lead it claimed.
 struct DueDecision {

@@ -3,6 +3,7 @@
 #include <cinttypes>
 
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/grpc/status.h"
 #include "common/validation/violations.h"
@@ -24,13 +25,23 @@ grpc::Status LeadIdRequired() {
   return grpc_util::ToGrpcStatus(violations.ToStatus("invalid request"));
 }
 
-grpc::Status Reply(const absl::StatusOr<CommandOutcome>& outcome, v1::Enrollment* response) {
+// How long a command waits for its enrolment events to be acknowledged.
+constexpr absl::Duration kAckTimeout = absl::Seconds(10);
+
+}  // namespace
+
+grpc::Status NurturingGrpcService::Reply(const absl::StatusOr<CommandOutcome>& outcome,
+                                         v1::Enrollment* response) {
   if (!outcome.ok()) return grpc_util::ToGrpcStatus(outcome.status());
+  for (const kafka::OutboundMessage& event : outcome->events) {
+    if (absl::Status s = producer_.SendAndWait(event, kAckTimeout); !s.ok()) {
+      return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
+          "enrolment event not acknowledged; retry with the same request_id: ", s.message())));
+    }
+  }
   *response = outcome->enrollment;
   return grpc::Status::OK;
 }
-
-}  // namespace
 
 grpc::Status NurturingGrpcService::GetEnrollments(grpc::ServerContext*,
                                                   const v1::GetEnrollmentsRequest* request,

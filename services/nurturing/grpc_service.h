@@ -3,8 +3,12 @@
 // Nurturing's gRPC API (proto/leadflow/nurturing/v1/nurturing.proto): a thin adapter over
 // NurturingHandler and the track rules in force. Commands are idempotent per request_id (a
 // call without one gets a fresh id, so it is simply not idempotent); their replies are the
-// lead's current enrolment after the command.
+// lead's current enrolment after the command. The enrolment events a command causes (paused,
+// resumed, exited) are published on `nurture.enrollments` and acknowledged before the reply;
+// when they are not, the call fails UNAVAILABLE and a retry with the same request_id publishes
+// the same events again.
 
+#include "common/kafka/producer.h"
 #include "leadflow/nurturing/v1/nurturing.grpc.pb.h"
 #include "services/nurturing/handler.h"
 
@@ -12,8 +16,8 @@ namespace leadflow::nurturing {
 
 class NurturingGrpcService final : public v1::Nurturing::Service {
  public:
-  NurturingGrpcService(NurturingHandler& handler, TracksSource tracks)
-      : handler_(handler), tracks_(std::move(tracks)) {}
+  NurturingGrpcService(NurturingHandler& handler, TracksSource tracks, kafka::Producer& producer)
+      : handler_(handler), tracks_(std::move(tracks)), producer_(producer) {}
 
   grpc::Status GetEnrollments(grpc::ServerContext* context,
                               const v1::GetEnrollmentsRequest* request,
@@ -28,8 +32,11 @@ class NurturingGrpcService final : public v1::Nurturing::Service {
                            v1::Enrollment* response) override;
 
  private:
+  grpc::Status Reply(const absl::StatusOr<CommandOutcome>& outcome, v1::Enrollment* response);
+
   NurturingHandler& handler_;
   const TracksSource tracks_;
+  kafka::Producer& producer_;
 };
 
 }  // namespace leadflow::nurturing

@@ -4,6 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/memo.h"
 #include "leadflow/events/v1/lead.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -29,40 +31,139 @@ NurturingHandler::NurturingHandler(NurturingStore& store, TracksSource tracks,
                                    const runtime::Clock& clock, NurturingOptions options)
     : store_(store), tracks_(std::move(tracks)), clock_(clock), options_(options) {}
 
+std::vector<kafka::OutboundMessage> EncodeEnrollmentChanges(
+    const std::vector<events::v1::NurtureEnrollmentChanged>& changes,
+    const NurturingOptions& options) {
+  std::vector<kafka::OutboundMessage> out;
+  out.reserve(changes.size());
+  for (const events::v1::NurtureEnrollmentChanged& change : changes) {
+    out.push_back(events::Encode(options.enrollments_topic, change.envelope().lead_id(), change,
+                                 options.enrollments_encoding));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleScored(
     const kafka::ConsumedMessage& message) {
   events::v1::LeadScored event;
   if (absl::Status s = events::Decode(message, &event); !s.ok()) return s;
   // Without an event id, the message's position identifies it: a re-delivery is a duplicate.
-  const std::string event_id =
-      !event.envelope().event_id().empty()
-          ? event.envelope().event_id()
-          : absl::StrCat("kafka:", message.topic, ":", message.partition, ":", message.offset);
-  if (absl::Status s = ApplyScoredEvent(event, event_id); !s.ok()) return s;
-  return std::vector<kafka::OutboundMessage>{};
+  const std::string event_id = !event.envelope().event_id().empty() ? event.envelope().event_id()
+                                                                    : events::PositionId(message);
+  return ApplyScoredEvent(event, event_id);
 }
 
-absl::Status NurturingHandler::ApplyScoredEvent(const events::v1::LeadScored& event,
-                                                const std::string& event_id) {
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyScoredEvent(
+    const events::v1::LeadScored& event, const std::string& event_id) {
   const std::string lead_id =
       !event.envelope().lead_id().empty() ? event.envelope().lead_id() : event.lead().lead_id();
   if (lead_id.empty()) return absl::InvalidArgumentError("scored event without a lead id");
+  return ApplyEvent(
+      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+      /*create_if_missing=*/true,
+      [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        ApplyScored(state, lead_id, event, tracks, options_.policy, now);
+        return true;
+      });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleOutcome(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadOutcome outcome;
+  if (absl::Status s = events::Decode(message, &outcome); !s.ok()) return s;
+  absl::StatusOr<events::InputIdentity> input =
+      events::IdentifyInput(message, outcome.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  return ApplyOutcomeEvent(input->lead_id, outcome, input->event_id);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyOutcomeEvent(
+    const std::string& lead_id, const events::v1::LeadOutcome& outcome,
+    const std::string& event_id) {
+  if (lead_id.empty()) return absl::InvalidArgumentError("outcome without a lead id");
+  if (outcome.kind() != events::v1::LeadOutcome::KIND_WON &&
+      outcome.kind() != events::v1::LeadOutcome::KIND_LOST) {
+    return std::vector<kafka::OutboundMessage>{};  // scoring reports the other stages
+  }
+  // A lost lead nurturing never saw is still recycled: its profile follows with the next score.
+  return ApplyEvent(
+      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+      /*create_if_missing=*/true,
+      [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ApplyOutcome(state, lead_id, outcome, tracks, options_.policy, now);
+      });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleRouted(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadRouted routed;
+  if (absl::Status s = events::Decode(message, &routed); !s.ok()) return s;
+  absl::StatusOr<events::InputIdentity> input =
+      events::IdentifyInput(message, routed.envelope(), routed.lead().lead_id(), clock_.Now());
+  if (!input.ok()) return input.status();
+  return ApplyRoutedEvent(input->lead_id, input->event_id);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyRoutedEvent(
+    const std::string& lead_id, const std::string& event_id) {
+  if (lead_id.empty()) return absl::InvalidArgumentError("routed event without a lead id");
+  return ApplyEvent(lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+                    /*create_if_missing=*/false,
+                    [&](NurtureLeadState& state, const CompiledNurtureTracks&, absl::Time now) {
+                      return ApplyRouted(state, options_.policy, now);
+                    });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleActivity(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadActivity activity;
+  if (absl::Status s = events::Decode(message, &activity); !s.ok()) return s;
+  // Most activity is page views and the like: skipped before any Redis call.
+  if (!IsNurtureActivity(activity.activity())) return std::vector<kafka::OutboundMessage>{};
+  absl::StatusOr<events::InputIdentity> input =
+      events::IdentifyInput(message, activity.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  return ApplyActivityEvent(input->lead_id, activity.activity(), input->event_id);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyActivityEvent(
+    const std::string& lead_id, const events::v1::Activity& activity, const std::string& event_id) {
+  if (lead_id.empty()) return absl::InvalidArgumentError("activity without a lead id");
+  if (!IsNurtureActivity(activity)) return std::vector<kafka::OutboundMessage>{};
+  return ApplyEvent(
+      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+      /*create_if_missing=*/false,
+      [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ApplyActivity(state, activity, tracks, options_.policy, now);
+      });
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyEvent(
+    const std::string& lead_id, const std::string& dedup_key, const std::string& cause_id,
+    bool create_if_missing, EventChange change) {
   const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
   const absl::Time now = clock_.Now();
-  const redis::ApplyOnceRequest request =
-      RequestFor(lead_id, NurturingStore::ScoredKey(lead_id, event_id), options_.dedup_ttl);
+  const redis::ApplyOnceRequest request = RequestFor(lead_id, dedup_key, options_.dedup_ttl);
   auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
     absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
     if (!stored.ok()) return stored.status();
-    NurtureLeadState& state = stored->state;
-    ApplyScored(state, lead_id, event, *tracks, options_.policy, now);
     redis::Plan plan;
+    if (stored->version == 0 && !create_if_missing) return plan;
+    const NurtureLeadState before = stored->state;
+    NurtureLeadState& state = stored->state;
+    if (!change(state, *tracks, now)) return plan;
     plan.writes.push_back({records[0].key, state.SerializeAsString()});
     plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
+    plan.memo = kafka::EncodeMemo(
+        EncodeEnrollmentChanges(EnrollmentChanges(before, state, cause_id, now), options_));
     return plan;
   };
   absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
-  return applied.status();
+  if (!applied.ok()) return applied.status();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (applied->memo.empty()) return outputs;
+  if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
+  return outputs;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleErasure(
@@ -71,9 +172,25 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleEras
   if (absl::Status s = events::Decode(message, &erasure); !s.ok()) return s;
   const std::string& lead_id = erasure.envelope().lead_id();
   if (lead_id.empty()) return absl::InvalidArgumentError("erasure without envelope.lead_id");
+  // An open enrolment is reported as exited. Read before the erase: a re-delivered erasure
+  // finds nothing and reports nothing again (the event carries only ids, no personal data).
+  absl::StatusOr<StoredState> stored = store_.Load(lead_id);
+  if (!stored.ok()) return stored.status();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (stored->version != 0) {
+    NurtureLeadState after = stored->state;
+    const absl::Time now = clock_.Now();
+    if (ApplyExit(after, kExitErased, options_.policy, now)) {
+      const std::string cause = !erasure.envelope().event_id().empty()
+                                    ? erasure.envelope().event_id()
+                                    : events::PositionId(message);
+      outputs =
+          EncodeEnrollmentChanges(EnrollmentChanges(stored->state, after, cause, now), options_);
+    }
+  }
   if (absl::Status s = store_.Erase(lead_id, options_.tombstone_ttl); !s.ok()) return s;
   spdlog::info("erased nurturing state of lead {} ({})", lead_id, erasure.reason());
-  return std::vector<kafka::OutboundMessage>{};
+  return outputs;
 }
 
 absl::StatusOr<CommandOutcome> NurturingHandler::Pause(const std::string& lead_id,
@@ -92,8 +209,10 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Unsubscribe(const std::string& 
                                                              events::v1::Channel channel,
                                                              const std::string& request_id) {
   return Command(lead_id, request_id, /*create_if_missing=*/true,
-                 [channel](NurtureLeadState& state, absl::Time now) {
-                   return ApplyUnsubscribe(state, channel, now);
+                 [this, channel](NurtureLeadState& state, absl::Time now) {
+                   if (absl::Status s = ApplyUnsubscribe(state, channel, now); !s.ok()) return s;
+                   ExitIfUnreachable(state, *tracks_(), options_.policy, now);
+                   return absl::OkStatus();
                  });
 }
 
@@ -113,6 +232,7 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
       return absl::NotFoundError(absl::StrCat("nurturing knows no lead ", lead_id));
     }
     state.set_lead_id(lead_id);
+    const NurtureLeadState before = state;
     if (absl::Status s = change(state, now); !s.ok()) return s;
     v1::Enrollment reply;
     if (state.has_current()) {
@@ -123,7 +243,9 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
     redis::Plan plan;
     plan.writes.push_back({records[0].key, state.SerializeAsString()});
     plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
-    plan.memo = reply.SerializeAsString();
+    plan.memo = kafka::EncodeMemo(
+        EncodeEnrollmentChanges(EnrollmentChanges(before, state, request_id, now), options_),
+        reply.SerializeAsString());
     return plan;
   };
   absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
@@ -132,7 +254,11 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
     return absl::NotFoundError(absl::StrCat("lead ", lead_id, " was erased"));
   }
   CommandOutcome outcome;
-  if (!outcome.enrollment.ParseFromString(applied->memo)) {
+  std::string reply;
+  if (absl::Status s = kafka::DecodeMemo(applied->memo, &outcome.events, &reply); !s.ok()) {
+    return s;
+  }
+  if (!outcome.enrollment.ParseFromString(reply)) {
     return absl::DataLossError(absl::StrCat("corrupt command memo for lead ", lead_id));
   }
   outcome.duplicate = applied->outcome == redis::ApplyOutcome::kDuplicate;

@@ -1,13 +1,22 @@
 #pragma once
 
-// NurturingHandler: `leads.scored` and `leads.erasure` → the lead's nurturing record, and the
-// operator commands of the gRPC API, each one atomic apply-once over the record (store.h):
+// NurturingHandler: `leads.scored`, `leads.outcomes`, `leads.routed`, `leads.activity` and
+// `leads.erasure` → the lead's nurturing record, and the operator commands of the gRPC API, each
+// one atomic apply-once over the record (store.h):
 //
-//   scored event  → ApplyScored (enrollment.h): snapshots refreshed; exit, or enrol
-//                   (dedup: the event id; no output: enrolment and exit events are not
-//                   published yet, the touches are the only output of nurturing)
-//   erasure       → every key of the lead deleted, tombstone left, lead out of the schedule
-//   Pause/Resume/Unsubscribe → the command (dedup: the client's request id; memo: the reply)
+//   scored event   → ApplyScored (enrollment.h): snapshots refreshed; exit, or enrol
+//   outcome        → ApplyOutcome: won exits (converted); lost recycles into a re-engagement track
+//   routed         → ApplyRouted: sales has the lead, it exits (routed)
+//   activity       → ApplyActivity: opens/clicks of the last touch (branches), hard bounce and
+//                    unsubscribe exits; other activity is skipped without a Redis call
+//   erasure        → every key of the lead deleted, tombstone left, lead out of the schedule;
+//                    an open enrolment is reported exited (erased)
+//   Pause/Resume/Unsubscribe → the command (dedup: the client's request id; memo: the reply and
+//                    the enrolment events, which the gRPC service publishes)
+//
+// Every change of an enrolment (enrolled, exited, exhausted, paused, resumed) is published on
+// `nurture.enrollments` (enrollment.h EnrollmentChanges). The events are the apply's memo, so a
+// re-delivered input re-produces the same events with the same ids.
 //
 // Each apply also puts the lead where its new state says in `nurturing:schedule`, in the same
 // atomic step; the scheduler (scheduler.h) does the rest.
@@ -22,6 +31,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
+#include "common/events/codec.h"
 #include "common/kafka/message.h"
 #include "common/runtime/clock.h"
 #include "leadflow/nurturing/v1/nurturing.pb.h"
@@ -42,11 +52,22 @@ struct NurturingOptions {
   // one version of the record, see store.h).
   absl::Duration decision_ttl = absl::Hours(24);
   absl::Duration tombstone_ttl = absl::Hours(24 * 30);
+  // Where enrolment events go (the resolved name of `nurture.enrollments`) and how encoded.
+  std::string enrollments_topic = "nurture.enrollments";
+  events::Encoding enrollments_encoding = events::Encoding::kProtobuf;
 };
+
+// The `nurture.enrollments` messages of `changes` (key = lead id).
+std::vector<kafka::OutboundMessage> EncodeEnrollmentChanges(
+    const std::vector<events::v1::NurtureEnrollmentChanged>& changes,
+    const NurturingOptions& options);
 
 struct CommandOutcome {
   // The lead's current enrolment after the command (only lead_id when it has none).
   v1::Enrollment enrollment;
+  // The enrolment events the command caused (the same on a duplicate), for the caller to
+  // publish before it replies.
+  std::vector<kafka::OutboundMessage> events;
   // True when the request id had been applied before: nothing changed, the first reply is
   // returned.
   bool duplicate = false;
@@ -60,11 +81,27 @@ class NurturingHandler {
   // Consumer-loop routes. Poison input (undecodable, no lead id) is INVALID_ARGUMENT.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleScored(
       const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleRouted(
+      const kafka::ConsumedMessage& message);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleActivity(
+      const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);
 
-  // Applies one scored event (`event_id` is its idempotency key).
-  absl::Status ApplyScoredEvent(const events::v1::LeadScored& event, const std::string& event_id);
+  // Applies one scored event (`event_id` is its idempotency key); returns the enrolment events.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyScoredEvent(
+      const events::v1::LeadScored& event, const std::string& event_id);
+  // Applies one outcome / routed / activity event of `lead_id` (`event_id`: idempotency key).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyOutcomeEvent(
+      const std::string& lead_id, const events::v1::LeadOutcome& outcome,
+      const std::string& event_id);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyRoutedEvent(const std::string& lead_id,
+                                                                       const std::string& event_id);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyActivityEvent(
+      const std::string& lead_id, const events::v1::Activity& activity,
+      const std::string& event_id);
 
   // Operator commands, idempotent per request id. NOT_FOUND for a lead nurturing never saw
   // (Pause, Resume); FAILED_PRECONDITION when the enrolment's state does not allow it;
@@ -86,6 +123,16 @@ class NurturingHandler {
       absl::FunctionRef<absl::Status(internal::v1::NurtureLeadState& state, absl::Time now)>;
   absl::StatusOr<CommandOutcome> Command(const std::string& lead_id, const std::string& request_id,
                                          bool create_if_missing, Change change);
+  // One input event's change of a lead's record; `change` returns whether it changed anything
+  // (nothing is written otherwise). A lead without a record is only created when
+  // `create_if_missing`. Returns the enrolment events (from the memo on a duplicate).
+  using EventChange = absl::FunctionRef<bool(internal::v1::NurtureLeadState& state,
+                                             const CompiledNurtureTracks& tracks, absl::Time now)>;
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyEvent(const std::string& lead_id,
+                                                                 const std::string& dedup_key,
+                                                                 const std::string& cause_id,
+                                                                 bool create_if_missing,
+                                                                 EventChange change);
 
   NurturingStore& store_;
   const TracksSource tracks_;

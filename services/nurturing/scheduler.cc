@@ -1,5 +1,8 @@
 #include "services/nurturing/scheduler.h"
 
+#include <algorithm>
+#include <cmath>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -43,9 +46,33 @@ prometheus::Counter& MakeCounter(prometheus::Registry& registry, const std::stri
 }
 
 // Set by a planner that found the record changed since the decision was made.
-absl::Status StaleDecision() { return absl::AbortedError("nurturing record changed; re-plan"); }
+constexpr char kStaleDecision[] = "nurturing record changed; re-plan";
+absl::Status StaleDecision() { return absl::AbortedError(kStaleDecision); }
+bool IsStale(const absl::Status& s) { return absl::IsAborted(s) && s.message() == kStaleDecision; }
 
 }  // namespace
+
+absl::StatusOr<SchedulerOptions> SchedulerOptionsFrom(const config::v1::Scheduling& scheduling,
+                                                      SchedulerOptions base) {
+  if (scheduling.interval_ms() < 0 || scheduling.max_touches_per_second() < 0 ||
+      scheduling.lease_seconds() < 0) {
+    return absl::InvalidArgumentError(
+        "nurture.scheduling: interval_ms, max_touches_per_second and lease_seconds must not be "
+        "negative");
+  }
+  if (scheduling.interval_ms() > 0) base.interval = absl::Milliseconds(scheduling.interval_ms());
+  if (scheduling.lease_seconds() > 0) base.lease = absl::Seconds(scheduling.lease_seconds());
+  if (scheduling.workers() < 0) {
+    return absl::InvalidArgumentError("nurture.scheduling.workers must not be negative");
+  }
+  if (scheduling.workers() > 0) base.workers = scheduling.workers();
+  const double per_second =
+      scheduling.max_touches_per_second() > 0 ? scheduling.max_touches_per_second() : 20000;
+  // At least one per pass, or a tiny rate would never drain anything.
+  base.max_claims_per_pass =
+      std::max(1, static_cast<int>(std::ceil(per_second * absl::ToDoubleSeconds(base.interval))));
+  return base;
+}
 
 NurtureScheduler::NurtureScheduler(NurturingStore& store, TracksSource tracks,
                                    kafka::Producer& producer, const kafka::Topics& topics,
@@ -70,7 +97,10 @@ NurtureScheduler::NurtureScheduler(NurturingStore& store, TracksSource tracks,
       leases_reclaimed_(MakeCounter(registry, "leadflow_nurture_leases_reclaimed_total",
                                     "Claims whose lease expired and went back to the schedule.")),
       errors_(MakeCounter(registry, "leadflow_nurture_scheduler_errors_total",
-                          "Scheduler failures (Redis, corrupt records); retried.")) {}
+                          "Scheduler failures (Redis, corrupt records); retried.")),
+      event_failures_(
+          MakeCounter(registry, "leadflow_nurture_enrollment_event_failures_total",
+                      "Enrolment events from the scheduler the producer reported as failed.")) {}
 
 NurtureScheduler::~NurtureScheduler() = default;
 
@@ -99,18 +129,143 @@ absl::StatusOr<PassStats> NurtureScheduler::RunOnce() {
   absl::StatusOr<std::vector<std::string>> claimed =
       store_.Claim(now, scheduler_options_.lease, scheduler_options_.max_claims_per_pass);
   if (!claimed.ok()) return claimed.status();
+  leads_claimed_.Increment(static_cast<double>(claimed->size()));
+  const PassStats processed =
+      InParallel(claimed->size(), [&](size_t begin, size_t end, PassStats& worker_stats) {
+        const std::vector<std::string> batch(claimed->begin() + begin, claimed->begin() + end);
+        ProcessBatch(batch, now, worker_stats);
+      });
   stats.claimed = static_cast<int>(claimed->size());
-  leads_claimed_.Increment(stats.claimed);
-  for (const std::string& lead_id : *claimed) {
-    if (absl::Status s = ProcessLead(lead_id, now, stats); !s.ok()) {
-      // The lead stays claimed; the lease brings it back.
-      ++stats.errors;
-      errors_.Increment();
-      LogError(absl::StrCat("lead ", lead_id), s);
-    }
-  }
+  stats.sent = processed.sent;
+  stats.errors = processed.errors;
   stats.confirmed += ConfirmDeliveries();
   return stats;
+}
+
+PassStats NurtureScheduler::InParallel(
+    size_t n, const std::function<void(size_t, size_t, PassStats&)>& work) {
+  const size_t threads =
+      std::min<size_t>(std::max(1, scheduler_options_.workers), (n + 15) / 16);  // >= 16 each
+  std::vector<PassStats> stats(std::max<size_t>(threads, 1));
+  auto run = [&](size_t t) {
+    // Contiguous slices keep the earliest-due leads first within each worker.
+    const size_t begin = n * t / stats.size();
+    const size_t end = n * (t + 1) / stats.size();
+    if (begin < end) work(begin, end, stats[t]);
+  };
+  if (threads <= 1) {
+    run(0);
+  } else {
+    std::vector<std::thread> pool;
+    pool.reserve(threads - 1);
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(run, t);
+    run(0);
+    for (std::thread& thread : pool) thread.join();
+  }
+  PassStats total;
+  for (const PassStats& s : stats) {
+    total.confirmed += s.confirmed;
+    total.sent += s.sent;
+    total.errors += s.errors;
+  }
+  return total;
+}
+
+NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
+                                                     const StoredState& stored,
+                                                     const CompiledNurtureTracks& tracks,
+                                                     absl::Time now) const {
+  Prepared p;
+  p.lead_id = lead_id;
+  p.read_version = stored.version;
+  p.decision = DecideDue(stored.state, tracks, options_.policy, now);
+  const std::string cause = p.decision.state.current().cause_event_id();
+  p.changes = EncodeEnrollmentChanges(EnrollmentChanges(stored.state, p.decision.state, cause, now),
+                                      options_);
+  p.request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
+  p.request.registry_key = NurturingStore::RegistryKey(lead_id);
+  p.request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
+  p.request.dedup_ttl = options_.dedup_ttl;
+  switch (p.decision.kind) {
+    case DueDecision::Kind::kSend:
+    case DueDecision::Kind::kResend:
+      p.request.dedup_key = NurturingStore::TouchKey(lead_id, p.decision.touch_id);
+      break;
+    case DueDecision::Kind::kUpdate:
+      // Unique per version of the record: the version check makes it apply at most once.
+      p.request.dedup_key = NurturingStore::DecisionKey(lead_id, p.read_version);
+      p.request.dedup_ttl = options_.decision_ttl;
+      break;
+  }
+  return p;
+}
+
+absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
+    const Prepared& p, const std::vector<redis::Versioned>& records) const {
+  // The decision was made from `read_version`; on any other version, decide again.
+  if (records[0].version != p.read_version) return StaleDecision();
+  const std::string& lead_id = p.lead_id;
+  const DueDecision& decision = p.decision;
+  redis::Plan plan;
+  switch (decision.kind) {
+    case DueDecision::Kind::kSend: {
+      // The lead stays claimed until the delivery report (ConfirmDelivery).
+      plan.writes.push_back({records[0].key, decision.state.SerializeAsString()});
+      // An event or command may have put the claimed lead back in the schedule meanwhile;
+      // with a touch in flight it belongs in the in-flight set only (WakeUpAt is nullopt).
+      plan.extra_commands.push_back(
+          NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
+      std::vector<kafka::OutboundMessage> outputs = {
+          EncodeTouch(topic_, decision.touch, scheduler_options_.encoding)};
+      outputs.insert(outputs.end(), p.changes.begin(), p.changes.end());
+      plan.memo = kafka::EncodeMemo(outputs);
+      return plan;
+    }
+    case DueDecision::Kind::kResend: {
+      // The touch's record expired (a broker down for longer than dedup_ttl): the touch cannot
+      // be rebuilt as it was, so it is given up and the lead carries on.
+      spdlog::warn("touch {} of lead {} was never confirmed and its record expired; not re-sent",
+                   decision.touch_id, lead_id);
+      NurtureLeadState state = decision.state;
+      state.clear_in_flight_touch_id();
+      plan.writes.push_back({records[0].key, state.SerializeAsString()});
+      plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
+      plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
+      return plan;
+    }
+    case DueDecision::Kind::kUpdate:
+      // Always written, even unchanged: the version must move so that the next decision gets a
+      // fresh dedup key.
+      plan.writes.push_back({records[0].key, decision.state.SerializeAsString()});
+      plan.extra_commands.push_back(
+          NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
+      plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
+      if (!p.changes.empty()) plan.memo = kafka::EncodeMemo(p.changes);
+      return plan;
+  }
+  return absl::InternalError("unknown decision");
+}
+
+absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResult& applied,
+                                      PassStats& stats) {
+  if (applied.outcome == redis::ApplyOutcome::kErased) return store_.Forget(p.lead_id);
+  if (applied.memo.empty()) return absl::OkStatus();
+  std::vector<kafka::OutboundMessage> outputs;
+  if (absl::Status s = kafka::DecodeMemo(applied.memo, &outputs); !s.ok()) return s;
+  for (kafka::OutboundMessage& message : outputs) {
+    if (message.topic != topic_) {
+      SendEvent(std::move(message));
+      continue;
+    }
+    Send(p.lead_id, p.decision.touch_id, std::move(message));
+    ++stats.sent;
+    if (applied.outcome == redis::ApplyOutcome::kDuplicate) {
+      touches_resent_.Increment();
+    } else {
+      touches_sent_.Increment();
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status NurtureScheduler::ProcessLead(const std::string& lead_id, absl::Time now,
@@ -123,93 +278,72 @@ absl::Status NurtureScheduler::ProcessLead(const std::string& lead_id, absl::Tim
       // Nothing to do for a lead without a record (erased meanwhile): drop the claim.
       return store_.Forget(lead_id);
     }
-    const int64_t read_version = stored->version;
-    const DueDecision decision = DecideDue(stored->state, *tracks, options_.policy, now);
-
-    redis::ApplyOnceRequest request;
-    request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
-    request.registry_key = NurturingStore::RegistryKey(lead_id);
-    request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
-    request.dedup_ttl = options_.dedup_ttl;
-    switch (decision.kind) {
-      case DueDecision::Kind::kSend:
-      case DueDecision::Kind::kResend:
-        request.dedup_key = NurturingStore::TouchKey(lead_id, decision.touch_id);
-        break;
-      case DueDecision::Kind::kUpdate:
-        // Unique per version of the record: the version check makes it apply at most once.
-        request.dedup_key = NurturingStore::DecisionKey(lead_id, read_version);
-        request.dedup_ttl = options_.decision_ttl;
-        break;
-    }
-
-    bool stale = false;
-    auto planner =
-        [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-      // The decision was made from `read_version`; on any other version, decide again.
-      if (records[0].version != read_version) {
-        stale = true;
-        return StaleDecision();
-      }
-      redis::Plan plan;
-      switch (decision.kind) {
-        case DueDecision::Kind::kSend:
-          // The lead stays claimed until the delivery report (ConfirmDelivery).
-          plan.writes.push_back({records[0].key, decision.state.SerializeAsString()});
-          // An event or command may have put the claimed lead back in the schedule meanwhile;
-          // with a touch in flight it belongs in the in-flight set only (WakeUpAt is nullopt).
-          plan.extra_commands.push_back(
-              NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
-          plan.memo =
-              kafka::EncodeMemo({EncodeTouch(topic_, decision.touch, scheduler_options_.encoding)});
-          return plan;
-        case DueDecision::Kind::kResend: {
-          // The touch's record expired (a broker down for longer than dedup_ttl): the touch
-          // cannot be rebuilt as it was, so it is given up and the lead carries on.
-          spdlog::warn(
-              "touch {} of lead {} was never confirmed and its record expired; "
-              "not re-sent",
-              decision.touch_id, lead_id);
-          NurtureLeadState state = decision.state;
-          state.clear_in_flight_touch_id();
-          plan.writes.push_back({records[0].key, state.SerializeAsString()});
-          plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
-          plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
-          return plan;
-        }
-        case DueDecision::Kind::kUpdate:
-          // Always written, even unchanged: the version must move so that the next decision
-          // gets a fresh dedup key.
-          plan.writes.push_back({records[0].key, decision.state.SerializeAsString()});
-          plan.extra_commands.push_back(
-              NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
-          plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
-          return plan;
-      }
-      return absl::InternalError("unknown decision");
-    };
-    absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+    const Prepared p = Prepare(lead_id, *stored, *tracks, now);
+    absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(
+        p.request,
+        [&](const std::vector<redis::Versioned>& records) { return PlanFor(p, records); });
     if (!applied.ok()) {
-      if (stale) continue;
+      if (IsStale(applied.status())) continue;
       return applied.status();
     }
-    if (applied->outcome == redis::ApplyOutcome::kErased) return store_.Forget(lead_id);
-    if (decision.kind == DueDecision::Kind::kUpdate) return absl::OkStatus();
-
-    std::vector<kafka::OutboundMessage> outputs;
-    if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
-    for (kafka::OutboundMessage& message : outputs) {
-      Send(lead_id, decision.touch_id, std::move(message));
-      ++stats.sent;
-      if (applied->outcome == redis::ApplyOutcome::kDuplicate) {
-        touches_resent_.Increment();
-      } else {
-        touches_sent_.Increment();
-      }
-    }
-    return absl::OkStatus();
+    return Finish(p, *applied, stats);
   }
   return absl::AbortedError(absl::StrCat("lead ", lead_id, " kept changing while scheduling"));
+}
+
+void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, absl::Time now,
+                                    PassStats& stats) {
+  auto failed = [&](const std::string& lead_id, const absl::Status& s) {
+    // The lead stays claimed; the lease brings it back.
+    ++stats.errors;
+    errors_.Increment();
+    LogError(absl::StrCat("lead ", lead_id), s);
+  };
+  const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
+  // One round trip reads every record; one probes, one reads again and one applies every
+  // decision (ApplyOnce::RunBatch), however many leads the batch holds.
+  std::vector<std::string> keys;
+  keys.reserve(lead_ids.size());
+  for (const std::string& id : lead_ids) keys.push_back(NurturingStore::EnrollmentKey(id));
+  absl::StatusOr<std::vector<redis::Versioned>> records = store_.apply().Read(keys);
+  if (!records.ok()) {
+    for (const std::string& id : lead_ids) failed(id, records.status());
+    return;
+  }
+  std::vector<Prepared> prepared;
+  prepared.reserve(lead_ids.size());
+  for (size_t i = 0; i < lead_ids.size(); ++i) {
+    absl::StatusOr<StoredState> stored = NurturingStore::ParseState((*records)[i]);
+    if (!stored.ok()) {
+      failed(lead_ids[i], stored.status());
+      continue;
+    }
+    if (stored->version == 0) {
+      // Nothing to do for a lead without a record (erased meanwhile): drop the claim.
+      if (absl::Status s = store_.Forget(lead_ids[i]); !s.ok()) failed(lead_ids[i], s);
+      continue;
+    }
+    prepared.push_back(Prepare(lead_ids[i], *stored, *tracks, now));
+  }
+  std::vector<redis::ApplyOnceRequest> requests;
+  requests.reserve(prepared.size());
+  for (const Prepared& p : prepared) requests.push_back(p.request);
+  std::vector<absl::StatusOr<redis::ApplyResult>> results =
+      store_.apply().RunBatch(requests, [&](size_t i, const std::vector<redis::Versioned>& state) {
+        return PlanFor(prepared[i], state);
+      });
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    absl::Status s;
+    if (results[i].ok()) {
+      s = Finish(prepared[i], *results[i], stats);
+    } else if (IsStale(results[i].status())) {
+      // Changed by an event or command since we read it: decide again, alone.
+      s = ProcessLead(prepared[i].lead_id, now, stats);
+    } else {
+      s = results[i].status();
+    }
+    if (!s.ok()) failed(prepared[i].lead_id, s);
+  }
 }
 
 void NurtureScheduler::Send(const std::string& lead_id, const std::string& touch_id,
@@ -228,52 +362,85 @@ void NurtureScheduler::Send(const std::string& lead_id, const std::string& touch
   }
 }
 
+void NurtureScheduler::SendEvent(kafka::OutboundMessage message) {
+  // Counters are registry-owned and outlive the producer's callbacks only while the registry
+  // does; a failure is only counted through the shared queue, which the callback holds.
+  std::shared_ptr<DeliveryQueue> queue = deliveries_;
+  kafka::Producer::DeliveryCallback on_delivery = [queue](const absl::Status& status) {
+    if (status.ok()) return;
+    absl::MutexLock lock(&queue->mu);
+    queue->reports.push_back({"", "", status});
+  };
+  if (absl::Status s = producer_.Send(std::move(message), on_delivery); !s.ok()) on_delivery(s);
+}
+
 int NurtureScheduler::ConfirmDeliveries() {
   std::vector<Delivery> reports;
   {
     absl::MutexLock lock(&deliveries_->mu);
     reports.swap(deliveries_->reports);
   }
-  int confirmed = 0;
-  for (const Delivery& d : reports) {
-    if (!d.status.ok()) {
+  std::vector<Delivery> delivered;
+  for (Delivery& d : reports) {
+    if (d.touch_id.empty()) {
+      // A failed enrolment event (SendEvent).
+      event_failures_.Increment();
+      LogError("delivery of an enrolment event", d.status);
+    } else if (!d.status.ok()) {
       // Left claimed: when the lease expires the same touch is sent again.
       delivery_failures_.Increment();
       LogError(absl::StrCat("delivery of touch ", d.touch_id), d.status);
-      continue;
+    } else {
+      delivered.push_back(std::move(d));
     }
-    if (absl::Status s = ConfirmDelivery(d.lead_id, d.touch_id); !s.ok()) {
-      errors_.Increment();
-      LogError(absl::StrCat("confirming touch ", d.touch_id), s);
-      continue;
-    }
-    ++confirmed;
   }
-  return confirmed;
+  const PassStats done = InParallel(delivered.size(), [&](size_t begin, size_t end,
+                                                          PassStats& stats) {
+    std::vector<redis::ApplyOnceRequest> requests;
+    for (size_t i = begin; i < end; ++i) {
+      requests.push_back(ConfirmRequest(delivered[i].lead_id, delivered[i].touch_id));
+    }
+    std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatch(
+        requests, [&](size_t i, const std::vector<redis::Versioned>& records) {
+          return PlanConfirm(delivered[begin + i].lead_id, delivered[begin + i].touch_id, records);
+        });
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (!results[i].ok()) {
+        errors_.Increment();
+        LogError(absl::StrCat("confirming touch ", delivered[begin + i].touch_id),
+                 results[i].status());
+        continue;
+      }
+      ++stats.confirmed;
+    }
+  });
+  return done.confirmed;
 }
 
-absl::Status NurtureScheduler::ConfirmDelivery(const std::string& lead_id,
-                                               const std::string& touch_id) {
+redis::ApplyOnceRequest NurtureScheduler::ConfirmRequest(const std::string& lead_id,
+                                                         const std::string& touch_id) const {
   redis::ApplyOnceRequest request;
   request.dedup_key = NurturingStore::DeliveredKey(lead_id, touch_id);
   request.dedup_ttl = options_.dedup_ttl;
   request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
   request.registry_key = NurturingStore::RegistryKey(lead_id);
   request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
-  auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-    absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
-    if (!stored.ok()) return stored.status();
-    redis::Plan plan;
-    // A report for a touch that is no longer the one in flight changes nothing: the lead's
-    // claim (if any) belongs to a later decision.
-    if (!ApplyDelivered(stored->state, touch_id)) return plan;
-    plan.writes.push_back({records[0].key, stored->state.SerializeAsString()});
-    plan.extra_commands.push_back(
-        NurturingStore::ScheduleCommand(lead_id, WakeUpAt(stored->state)));
-    plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
-    return plan;
-  };
-  return store_.apply().Run(request, planner).status();
+  return request;
+}
+
+absl::StatusOr<redis::Plan> NurtureScheduler::PlanConfirm(
+    const std::string& lead_id, const std::string& touch_id,
+    const std::vector<redis::Versioned>& records) {
+  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
+  if (!stored.ok()) return stored.status();
+  redis::Plan plan;
+  // A report for a touch that is no longer the one in flight changes nothing: the lead's claim
+  // (if any) belongs to a later decision.
+  if (!ApplyDelivered(stored->state, touch_id)) return plan;
+  plan.writes.push_back({records[0].key, stored->state.SerializeAsString()});
+  plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(stored->state)));
+  plan.extra_commands.push_back(NurturingStore::ReleaseCommand(lead_id));
+  return plan;
 }
 
 void NurtureScheduler::LogError(const std::string& what, const absl::Status& status) {

@@ -9,7 +9,8 @@
 //      crash, a lost delivery report) go back to the schedule, due now.
 //   3. Claim up to `max_claims_per_pass` due leads, atomically (two replicas never claim the
 //      same lead), leasing each for `lease`. The bound is the drain rate: after downtime a
-//      backlog drains at most max_claims_per_pass per interval instead of all at once.
+//      backlog drains at most max_claims_per_pass per interval instead of all at once
+//      (configured as scheduling.max_touches_per_second in nurture.yaml, SchedulerOptionsFrom).
 //   4. For each claimed lead, one apply-once over its record (enrollment.h DecideDue):
 //      - send: dedup key `nurturing:{lead}:touch:<touch id>`, memo = the encoded touch; the
 //        record advances to the next step and marks the touch in flight; the touch is produced
@@ -20,14 +21,21 @@
 //      - anything else (deferred for quiet hours or the cap, steps skipped for lack of consent,
 //        track completed, paused, exited): the record is written, the lead is rescheduled (or
 //        not) and released.
+//      Enrolment changes a decision makes (exhausted, enrolled after a cooldown, exited because
+//      the track was removed) are part of its memo and go to `nurture.enrollments`; their
+//      delivery is not tracked (a failure is counted and logged; a crash between the write and
+//      the broker's acknowledgement loses them — touches are never lost this way).
 //   5. Confirm the deliveries acknowledged meanwhile (a fast broker acknowledges within the pass).
 //
 // Time comes from the injected clock only. Delivery reports arrive on the producer's thread;
 // they are queued and applied by the next pass (or at the end of this one), never on that thread.
 //
 // Thread safety: RunOnce() must not be called concurrently on one instance (Run() calls it from
-// one thread); any number of instances, in any number of processes, may share one Redis.
+// one thread); inside a pass, `workers` threads handle different leads (one lead is only ever
+// handled by the thread that claimed it). Any number of instances, in any number of processes,
+// may share one Redis.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -52,8 +60,12 @@ namespace leadflow::nurturing {
 struct SchedulerOptions {
   // How often Run() makes a pass.
   absl::Duration interval = absl::Milliseconds(150);
-  // Drain rate: leads claimed per pass (so at most this many per `interval`).
-  int max_claims_per_pass = 100;
+  // Drain rate: leads claimed per pass (so at most this many per `interval`). The default is
+  // scheduling.max_touches_per_second's default, 20000/s, at the default interval.
+  int max_claims_per_pass = 3000;
+  // Threads that work through one pass's claimed leads (and delivery reports) side by side.
+  // Each lead costs a few Redis round trips; running several at once hides their latency.
+  int workers = 4;
   // Expired leases moved back to the schedule per pass.
   int max_reclaims_per_pass = 1000;
   // How long a claimed lead is reserved; after that another pass (any replica) may take it.
@@ -64,6 +76,11 @@ struct SchedulerOptions {
   // How long Run() waits for outstanding deliveries when it stops.
   absl::Duration shutdown_flush = absl::Seconds(10);
 };
+
+// The scheduler options that a track file's `scheduling` section asks for, on top of `base`.
+// INVALID_ARGUMENT naming the field for a negative value.
+absl::StatusOr<SchedulerOptions> SchedulerOptionsFrom(const config::v1::Scheduling& scheduling,
+                                                      SchedulerOptions base = {});
 
 // What one pass did.
 struct PassStats {
@@ -102,12 +119,41 @@ class NurtureScheduler {
     std::vector<Delivery> reports ABSL_GUARDED_BY(mu);
   };
 
+  // One claimed lead's decision, ready to apply.
+  struct Prepared {
+    std::string lead_id;
+    int64_t read_version = 0;
+    DueDecision decision;
+    // Its enrolment events (nurture.enrollments messages).
+    std::vector<kafka::OutboundMessage> changes;
+    redis::ApplyOnceRequest request;
+  };
+  Prepared Prepare(const std::string& lead_id, const StoredState& stored,
+                   const CompiledNurtureTracks& tracks, absl::Time now) const;
+  // The apply-once plan of a decision; ABORTED (stale) when the record moved since it was read.
+  absl::StatusOr<redis::Plan> PlanFor(const Prepared& p,
+                                      const std::vector<redis::Versioned>& records) const;
+  // After the apply: the touch (and events) handed to the producer, or the erased lead dropped.
+  absl::Status Finish(const Prepared& p, const redis::ApplyResult& applied, PassStats& stats);
+  // One lead alone, re-deciding while its record changes under us.
   absl::Status ProcessLead(const std::string& lead_id, absl::Time now, PassStats& stats);
+  // Claimed leads in a handful of pipelined round trips (ApplyOnce::RunBatch); a lead whose
+  // record changed meanwhile falls back to ProcessLead. Errors are counted in `stats`.
+  void ProcessBatch(const std::vector<std::string>& lead_ids, absl::Time now, PassStats& stats);
+  // Runs `work(begin, end, stats)` over slices of [0, n) on up to `workers` threads (at least
+  // 16 items each); returns the summed stats.
+  PassStats InParallel(size_t n, const std::function<void(size_t, size_t, PassStats&)>& work);
   // Applies the queued delivery reports; returns how many confirmed a touch.
   int ConfirmDeliveries();
-  absl::Status ConfirmDelivery(const std::string& lead_id, const std::string& touch_id);
+  redis::ApplyOnceRequest ConfirmRequest(const std::string& lead_id,
+                                         const std::string& touch_id) const;
+  static absl::StatusOr<redis::Plan> PlanConfirm(const std::string& lead_id,
+                                                 const std::string& touch_id,
+                                                 const std::vector<redis::Versioned>& records);
   void Send(const std::string& lead_id, const std::string& touch_id,
             kafka::OutboundMessage message);
+  // An enrolment event: delivery failures are counted, not retried.
+  void SendEvent(kafka::OutboundMessage message);
   void LogError(const std::string& what, const absl::Status& status);
 
   NurturingStore& store_;
@@ -126,6 +172,7 @@ class NurtureScheduler {
   prometheus::Counter& leads_claimed_;
   prometheus::Counter& leases_reclaimed_;
   prometheus::Counter& errors_;
+  prometheus::Counter& event_failures_;
 };
 
 }  // namespace leadflow::nurturing

@@ -3,14 +3,17 @@
 // NurturingStore: nurturing's Redis key schema, in one place (ARCHITECTURE.md §5).
 //
 //   nurturing:{<lead_id>}:enrollment              versioned record: NurtureLeadState (protobuf)
-//   nurturing:{<lead_id>}:applied:<event_id>      apply-once record of a leads.scored event
+//   nurturing:{<lead_id>}:applied:<event_id>      apply-once record of a consumed event
+//                                                 (leads.scored, .outcomes, .routed, .activity);
+//                                                 memo = its nurture.enrollments events
 //   nurturing:{<lead_id>}:applied:req:<id>        apply-once record of a gRPC command; memo =
-//                                                 the Enrollment it answered
+//                                                 the Enrollment it answered and its events
 //   nurturing:{<lead_id>}:applied:due:<version>   apply-once record of a scheduler decision that
 //                                                 sent nothing (the record's version makes it
 //                                                 unique; kept one day)
 //   nurturing:{<lead_id>}:touch:<touch_id>        apply-once record of a touch decision; memo =
-//                                                 the encoded touch, re-sent verbatim
+//                                                 the encoded touch (and enrolment events of the
+//                                                 same decision), re-sent verbatim
 //   nurturing:{<lead_id>}:delivered:<touch_id>    apply-once record of a touch's delivery report
 //   nurturing:{<lead_id>}:keys                    the lead's key registry (erasure deletes all)
 //   nurturing:{<lead_id>}:erased                  erasure tombstone (30 days)

@@ -1,23 +1,31 @@
 #include "services/routing/app.h"
 
 #include "common/kafka/topic_router.h"
+#include "services/routing/effective_rules.h"
 #include "services/routing/grpc_service.h"
 #include "services/routing/handler.h"
+#include "services/routing/scheduler.h"
 #include "services/routing/store.h"
 
 namespace leadflow::routing {
 
 absl::Status RunRouting(runtime::ServiceContext& context) {
-  absl::StatusOr<std::unique_ptr<RoutingRulesSource>> rules =
+  absl::StatusOr<std::unique_ptr<RoutingRulesSource>> yaml =
       RoutingRulesSource::Create(context.ConfigPath("routing.yaml"), LoadRoutingRules);
-  if (!rules.ok()) return rules.status();
+  if (!yaml.ok()) return yaml.status();
   RoutingStore store(context.redis());
+  EffectiveRules rules(**yaml, store, context.clock());
   RoutingOptions options;
   options.dedup_ttl = context.config().dedup_ttl;
   if (context.JsonOutput(kafka::kLeadsRouted)) options.routed_encoding = events::Encoding::kJson;
-  RoutingHandler handler(**rules, store, context.topics(), context.clock(), options);
-  RoutingGrpcService grpc_service(**rules, store, context.producer(), context.topics(),
-                                  context.clock());
+  RoutingHandler handler(rules, store, context.topics(), context.clock(), context.registry(),
+                         options);
+  RoutingSchedulerOptions scheduler_options;
+  scheduler_options.interval = context.config().routing_pass_interval;
+  RoutingScheduler scheduler(handler, rules, store, context.producer(), context.clock(),
+                             context.registry(), scheduler_options);
+  RoutingGrpcService grpc_service(rules, store, context.producer(), context.topics(),
+                                  context.clock(), &scheduler);
 
   kafka::TopicRouter router;
   router.Add(context.topics().Name(kafka::kLeadsScored),
@@ -31,7 +39,8 @@ absl::Status RunRouting(runtime::ServiceContext& context) {
   run.grpc_services = {&grpc_service};
   run.handler = &router;
   run.topics = router.Topics();
-  run.reloadables = {rules->get()};
+  run.tasks = {[&scheduler](const absl::Notification& stop) { scheduler.Run(stop); }};
+  run.reloadables = {yaml->get()};
   return context.Run(std::move(run));
 }
 

@@ -70,6 +70,9 @@ absl::Status ValidateRep(const Rep& rep, absl::string_view path,
   if (rep.daily_quota() < 0) {
     return Invalid(absl::StrCat(path, ".daily_quota"), "must be >= 0 (0 = no cap)");
   }
+  if (rep.monthly_quota() < 0) {
+    return Invalid(absl::StrCat(path, ".monthly_quota"), "must be >= 0 (0 = no cap)");
+  }
   if (rep.time_zone().empty()) {
     if (rep.working_hours_size() > 0) {
       return Invalid(absl::StrCat(path, ".time_zone"),
@@ -216,6 +219,7 @@ const Team* CompiledRoutingRules::FindTeam(absl::string_view id) const {
 absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
     const RoutingRules& rules) {
   std::shared_ptr<CompiledRoutingRules> out(new CompiledRoutingRules());
+  out->source_ = rules;
   out->version_ = rules.version();
 
   if (rules.route_at().empty() || rules.route_at() == "sales_ready") {
@@ -252,6 +256,14 @@ absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
     }
     if (team.sla_minutes() < 0) {
       return Invalid(absl::StrCat(path, ".sla_minutes"), "must be >= 0 (0 = no SLA)");
+    }
+    if (team.queue_timeout_minutes() < 0) {
+      return Invalid(absl::StrCat(path, ".queue_timeout_minutes"),
+                     "must be >= 0 (0 = wait until a rep can take the lead)");
+    }
+    if (team.queue_timeout_minutes() > 0 && team.escalate_to().empty()) {
+      return Invalid(absl::StrCat(path, ".queue_timeout_minutes"),
+                     "needs escalate_to: where the lead goes when the wait times out");
     }
     if (!team.escalate_to().empty() && team.escalate_to() != kEscalateToManager) {
       if (!team_ids.contains(team.escalate_to())) {
@@ -304,6 +316,20 @@ absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
   }
   out->default_team_ = rules.default_team();
   return std::shared_ptr<const CompiledRoutingRules>(std::move(out));
+}
+
+RoutingRules WithTeams(const RoutingRules& base, const std::vector<Team>& teams) {
+  RoutingRules out = base;
+  for (const Team& team : teams) {
+    auto same = std::find_if(out.mutable_teams()->begin(), out.mutable_teams()->end(),
+                             [&](const Team& t) { return t.id() == team.id(); });
+    if (same != out.mutable_teams()->end()) {
+      *same = team;
+    } else {
+      *out.add_teams() = team;
+    }
+  }
+  return out;
 }
 
 bool ShouldRoute(const CompiledRoutingRules& rules, const events::v1::ScoreSnapshot& previous,
@@ -376,6 +402,9 @@ std::string IneligibleReason(const RepState& state, absl::Time now) {
   if (state.rep.daily_quota() > 0 && state.assigned_today >= state.rep.daily_quota()) {
     return absl::StrCat("daily quota reached (", state.rep.daily_quota(), ")");
   }
+  if (state.rep.monthly_quota() > 0 && state.assigned_this_month >= state.rep.monthly_quota()) {
+    return absl::StrCat("monthly quota reached (", state.rep.monthly_quota(), ")");
+  }
   return "";
 }
 
@@ -394,6 +423,13 @@ std::optional<RepChoice> PickRepExcluding(const Team& team, const std::vector<Re
 absl::Time SlaDeadline(const Team& team, absl::Time assigned_at) {
   if (team.sla_minutes() <= 0) return absl::InfiniteFuture();
   return assigned_at + absl::Minutes(team.sla_minutes());
+}
+
+absl::Time QueueDeadline(const Team& team, absl::Time queued_at) {
+  if (team.queue_timeout_minutes() <= 0 || team.escalate_to().empty()) {
+    return absl::InfiniteFuture();
+  }
+  return queued_at + absl::Minutes(team.queue_timeout_minutes());
 }
 
 SlaBreachDecision NextAfterSlaBreach(const Team& team, const std::vector<RepState>& states,

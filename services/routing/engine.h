@@ -48,6 +48,8 @@ class CompiledRoutingRules {
   // The team with `id`, or null.
   const config::v1::Team* FindTeam(absl::string_view id) const;
   const std::vector<config::v1::Team>& teams() const { return teams_; }
+  // The rule file this was compiled from (to lay team overrides over it, see WithTeams).
+  const config::v1::RoutingRules& source() const { return source_; }
 
  private:
   struct Rule {
@@ -64,6 +66,7 @@ class CompiledRoutingRules {
                                  const events::v1::LeadProfile& profile,
                                  const events::v1::ScoreSnapshot& score);
 
+  config::v1::RoutingRules source_;
   std::string version_;
   events::v1::Category route_at_ = events::v1::CATEGORY_SALES_READY;
   std::vector<Rule> rules_;
@@ -73,15 +76,22 @@ class CompiledRoutingRules {
 
 // Validates `rules`. InvalidArgument, naming the path, when: route_at is not "", "qualified" or
 // "sales_ready"; a team id is empty or repeated; a team has no reps; sla_minutes < 0;
-// escalate_to is not "", "manager" or another team's id; a rep id is empty or repeated (across
+// escalate_to is not "", "manager" or another team's id; queue_timeout_minutes < 0, or > 0
+// without escalate_to; a rep id is empty or repeated (across
 // all teams: a rep's load and presence are per rep); weight is not in 0..1000 (0 means the
-// default, 1); max_open_leads or daily_quota < 0; a rep with working hours has no time zone, or
-// a time zone is not a loadable IANA name; working hours are not "HH:MM" (end may be "24:00"),
-// start equals end, or a day is outside 1..7; a rule id is empty or repeated, names no existing
-// team, or has an invalid condition (profile and score fields); default_team is empty or
+// default, 1); max_open_leads, daily_quota or monthly_quota < 0; a rep with working hours has no
+// time zone, or a time zone is not a loadable IANA name; working hours are not "HH:MM" (end may be
+// "24:00"), start equals end, or a day is outside 1..7; a rule id is empty or repeated, names no
+// existing team, or has an invalid condition (profile and score fields); default_team is empty or
 // unknown.
 absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
     const config::v1::RoutingRules& rules);
+
+// `base` with `teams` laid over it: a team replaces the base team of the same id (in place, so
+// the file order of teams is kept); teams the base does not have are appended in the order
+// given. Rules and the default team are the base's. Compile the result to validate it.
+config::v1::RoutingRules WithTeams(const config::v1::RoutingRules& base,
+                                   const std::vector<config::v1::Team>& teams);
 
 // True when the lead should be routed now: `current` reaches route_at and `previous` did not
 // (a fresh crossing, so a lead hovering at the threshold is routed once), or the caller starts a
@@ -117,6 +127,8 @@ struct RepState {
   int64_t open_leads = 0;
   // Leads assigned to the rep today (the caller decides whose "today").
   int64_t assigned_today = 0;
+  // Leads assigned to the rep this calendar month (the caller decides whose month).
+  int64_t assigned_this_month = 0;
 };
 
 // RepStates for every rep of `team`, in team order, all available with no load. A starting point
@@ -129,7 +141,8 @@ std::vector<RepState> RepStatesFor(const config::v1::Team& team);
 bool WithinWorkingHours(const config::v1::Rep& rep, absl::Time now);
 
 // Why `state` cannot take a lead at `now` ("away", "outside working hours", "at max open leads
-// (20)", "daily quota reached (10)"), or the empty string when it can.
+// (20)", "daily quota reached (10)", "monthly quota reached (200)"), or the empty string when it
+// can.
 std::string IneligibleReason(const RepState& state, absl::Time now);
 
 // A chosen rep.
@@ -144,7 +157,8 @@ struct RepChoice {
 };
 
 // Chooses a rep of `team` among `states` (eligible: available, or the away period ended; within
-// working hours; under max_open_leads and daily_quota, 0 = no cap), by team.strategy:
+// working hours; under max_open_leads, daily_quota and monthly_quota, 0 = no cap), by
+// team.strategy:
 //   ROUND_ROBIN (and UNSPECIFIED)  the first eligible rep at or after cursor mod n.
 //   WEIGHTED_ROUND_ROBIN           the first eligible rep at or after cursor mod W in a fixed,
 //                                  smoothly interleaved sequence where each rep appears `weight`
@@ -165,6 +179,11 @@ std::optional<RepChoice> PickRepExcluding(const config::v1::Team& team,
 // When the assigned rep must have acted: assigned_at + sla_minutes, or InfiniteFuture when the
 // team has no SLA.
 absl::Time SlaDeadline(const config::v1::Team& team, absl::Time assigned_at);
+
+// When a lead queued in `team` at `queued_at` escalates to team.escalate_to because nobody
+// could take it: queued_at + queue_timeout_minutes, or InfiniteFuture when the team sets no
+// timeout (the lead waits until a rep can take it).
+absl::Time QueueDeadline(const config::v1::Team& team, absl::Time queued_at);
 
 // What to do when a rep let the SLA pass.
 struct SlaBreachDecision {

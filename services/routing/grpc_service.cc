@@ -1,7 +1,9 @@
 #include "services/routing/grpc_service.h"
 
 #include <algorithm>
+#include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
@@ -16,9 +18,8 @@ using events::v1::LeadOutcome;
 constexpr absl::Duration kAckTimeout = absl::Seconds(30);
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
-constexpr char kLaterIssue[] =
-    " is not implemented yet: rep availability and team/rep management over gRPC are a later "
-    "issue; teams, reps and caps come from routing.yaml and every rep counts as available";
+constexpr int kMaxUpsertAttempts = 16;
+constexpr absl::Duration kOverridesWriteTtl = absl::Hours(24);
 
 const char* StateName(internal::v1::AssignmentState state) {
   switch (state) {
@@ -32,6 +33,8 @@ const char* StateName(internal::v1::AssignmentState state) {
       return "contacted";
     case internal::v1::ASSIGNMENT_STATE_CLOSED:
       return "closed";
+    case internal::v1::ASSIGNMENT_STATE_ESCALATED:
+      return "escalated";
     default:
       return "";
   }
@@ -44,6 +47,49 @@ std::string RequestIdFor(const routing::v1::OutcomeRequest& request, grpc::Serve
   return events::DeriveEventId(
       "grpc-request", absl::StrCat(context != nullptr ? context->peer() : "",
                                    absl::ToUnixNanos(now), reinterpret_cast<uintptr_t>(&request)));
+}
+
+// "routing.teams[3].reps[1].weight: 0 is not ..." → {"routing.teams[3].reps[1].weight", "0 is
+// not ..."}.
+std::pair<std::string, std::string> SplitPath(absl::string_view message) {
+  const size_t colon = message.find(": ");
+  if (colon == absl::string_view::npos) return {"", std::string(message)};
+  return {std::string(message.substr(0, colon)), std::string(message.substr(colon + 2))};
+}
+
+// A validation error of the overlaid rules as a violation of the request's fields: paths inside
+// the upserted team (at `team_index` of the compiled file) are renamed to `request_field`
+// ("team", or "rep" for the rep at `rep_index`); anything else keeps its file path.
+absl::Status AsViolation(const absl::Status& status, int team_index,
+                         absl::string_view request_field, int rep_index) {
+  auto [path, why] = SplitPath(status.message());
+  const std::string team_prefix = absl::StrCat("routing.teams[", team_index, "]");
+  std::string field = path;
+  if (absl::StartsWith(path, team_prefix)) {
+    const std::string rest = path.substr(team_prefix.size());
+    if (request_field == "rep") {
+      const std::string rep_prefix = absl::StrCat(".reps[", rep_index, "]");
+      field = absl::StartsWith(rest, rep_prefix)
+                  ? absl::StrCat("rep", rest.substr(rep_prefix.size()))
+                  : absl::StrCat("team_id (team", rest, ")");
+    } else {
+      field = absl::StrCat(request_field, rest);
+    }
+  }
+  validation::ViolationList violations;
+  violations.Add(field.empty() ? std::string(request_field) : field, why);
+  return violations.ToStatus("invalid team");
+}
+
+internal::v1::RepPresenceState ToStored(routing::v1::Availability availability) {
+  switch (availability) {
+    case routing::v1::AVAILABILITY_AWAY:
+      return internal::v1::REP_PRESENCE_STATE_AWAY;
+    case routing::v1::AVAILABILITY_OUT_OF_OFFICE:
+      return internal::v1::REP_PRESENCE_STATE_OUT_OF_OFFICE;
+    default:
+      return internal::v1::REP_PRESENCE_STATE_AVAILABLE;
+  }
 }
 
 }  // namespace
@@ -105,33 +151,194 @@ grpc::Status RoutingGrpcService::ListQueue(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status RoutingGrpcService::SetAvailability(grpc::ServerContext*,
-                                                 const routing::v1::SetAvailabilityRequest*,
-                                                 routing::v1::SetAvailabilityResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      absl::StrCat("SetAvailability", kLaterIssue));
+grpc::Status RoutingGrpcService::SetAvailability(grpc::ServerContext* context,
+                                                 const routing::v1::SetAvailabilityRequest* request,
+                                                 routing::v1::SetAvailabilityResponse* response) {
+  const absl::Time now = clock_.Now();
+  validation::ViolationList violations;
+  if (request->rep_id().empty()) violations.Add("rep_id", "required");
+  if (request->availability() == routing::v1::AVAILABILITY_UNSPECIFIED) {
+    violations.Add("availability", "required: available, away or out of office");
+  }
+  if (request->has_until()) {
+    if (request->availability() == routing::v1::AVAILABILITY_AVAILABLE) {
+      violations.Add("until", "only away and out of office expire");
+    } else if (events::FromProto(request->until()) <= now) {
+      violations.Add("until", "must be in the future");
+    }
+  }
+  if (!violations.empty()) {
+    return grpc_util::ToGrpcStatus(violations.ToStatus("invalid availability"));
+  }
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return grpc_util::ToGrpcStatus(rules.status());
+  std::string team_id;
+  for (const config::v1::Team& team : (*rules)->teams()) {
+    for (const config::v1::Rep& rep : team.reps()) {
+      if (rep.id() == request->rep_id()) team_id = team.id();
+    }
+  }
+  if (team_id.empty()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "rep " + request->rep_id() + " is in no team");
+  }
+
+  // Without a request id the call is simply not idempotent.
+  const std::string request_id =
+      !request->request_id().empty()
+          ? request->request_id()
+          : events::DeriveEventId("availability",
+                                  absl::StrCat(context != nullptr ? context->peer() : "",
+                                               absl::ToUnixNanos(now), request->rep_id()));
+  internal::v1::RepPresence presence;
+  presence.set_rep_id(request->rep_id());
+  presence.set_state(ToStored(request->availability()));
+  if (request->has_until()) *presence.mutable_until() = request->until();
+  *presence.mutable_set_at() = events::ToProto(now);
+  presence.set_request_id(request_id);
+
+  redis::ApplyOnceRequest apply;
+  apply.dedup_key = RoutingStore::PresenceRequestKey(request->rep_id(), request_id);
+  apply.state_keys = {RoutingStore::RepPresenceKey(request->rep_id())};
+  absl::StatusOr<redis::ApplyResult> applied =
+      store_.apply().Run(apply, [&](const std::vector<redis::Versioned>& records) {
+        redis::Plan plan;
+        plan.writes.push_back({records[0].key, presence.SerializeAsString()});
+        plan.memo = presence.SerializeAsString();
+        return absl::StatusOr<redis::Plan>(std::move(plan));
+      });
+  if (!applied.ok()) return grpc_util::ToGrpcStatus(applied.status());
+
+  // Back (or never away): the team's queue may be waiting for exactly this rep.
+  if (scheduler_ != nullptr && presence.state() == internal::v1::REP_PRESENCE_STATE_AVAILABLE) {
+    absl::StatusOr<std::vector<std::string>> assigned = scheduler_->DrainTeam(team_id);
+    if (!assigned.ok()) return grpc_util::ToGrpcStatus(assigned.status());
+    for (std::string& id : *assigned) response->add_assigned_lead_ids(std::move(id));
+  }
+  return grpc::Status::OK;
+}
+
+absl::StatusOr<std::optional<config::v1::Team>> RoutingGrpcService::EffectiveTeam(
+    const std::string& team_id) {
+  absl::StatusOr<std::pair<int64_t, internal::v1::RoutingOverrides>> overrides =
+      store_.LoadOverrides();
+  if (!overrides.ok()) return overrides.status();
+  if (auto it = overrides->second.teams().find(team_id); it != overrides->second.teams().end()) {
+    return it->second;
+  }
+  if (const config::v1::Team* team = rules_.Yaml()->FindTeam(team_id)) return *team;
+  return std::nullopt;
+}
+
+grpc::Status RoutingGrpcService::StoreTeam(const config::v1::Team& team,
+                                           absl::string_view request_field, int rep_index) {
+  for (int attempt = 0; attempt < kMaxUpsertAttempts; ++attempt) {
+    absl::StatusOr<std::pair<int64_t, internal::v1::RoutingOverrides>> loaded =
+        store_.LoadOverrides();
+    if (!loaded.ok()) return grpc_util::ToGrpcStatus(loaded.status());
+    const int64_t version = loaded->first;
+    internal::v1::RoutingOverrides overrides = std::move(loaded->second);
+    (*overrides.mutable_teams())[team.id()] = team;
+
+    // Validated exactly as the running service will compile it.
+    const std::shared_ptr<const CompiledRoutingRules> yaml = rules_.Yaml();
+    absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> compiled =
+        CompileWithOverrides(*yaml, overrides);
+    if (!compiled.ok()) {
+      // Violations name the file's paths ("routing.teams[5]..."): find the team's index there.
+      const config::v1::RoutingRules merged = WithOverrides(*yaml, overrides);
+      int team_index = -1;
+      for (int i = 0; i < merged.teams_size(); ++i) {
+        if (merged.teams(i).id() == team.id()) team_index = i;
+      }
+      return grpc_util::ToGrpcStatus(
+          AsViolation(compiled.status(), team_index, request_field, rep_index));
+    }
+
+    redis::ApplyOnceRequest apply;
+    apply.dedup_key = RoutingStore::OverridesWriteKey(version);
+    apply.dedup_ttl = kOverridesWriteTtl;
+    apply.state_keys = {RoutingStore::OverridesKey()};
+    bool stale = false;
+    absl::StatusOr<redis::ApplyResult> applied =
+        store_.apply().Run(apply, [&](const std::vector<redis::Versioned>& records) {
+          // Validated against `version`; anything newer must be merged and validated again.
+          if (records[0].version != version) {
+            stale = true;
+            return absl::StatusOr<redis::Plan>(absl::AbortedError("overrides changed"));
+          }
+          redis::Plan plan;
+          plan.writes.push_back({records[0].key, overrides.SerializeAsString()});
+          return absl::StatusOr<redis::Plan>(std::move(plan));
+        });
+    if (!applied.ok()) {
+      if (stale) continue;
+      return grpc_util::ToGrpcStatus(applied.status());
+    }
+    // A duplicate means another writer stored exactly this version's successor; re-check.
+    if (applied->outcome == redis::ApplyOutcome::kDuplicate) continue;
+    rules_.Invalidate();
+    return grpc::Status::OK;
+  }
+  return grpc::Status(grpc::StatusCode::ABORTED, "teams kept changing; retry");
 }
 
 grpc::Status RoutingGrpcService::UpsertTeam(grpc::ServerContext*,
-                                            const routing::v1::UpsertTeamRequest*,
-                                            routing::v1::UpsertTeamResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("UpsertTeam", kLaterIssue));
+                                            const routing::v1::UpsertTeamRequest* request,
+                                            routing::v1::UpsertTeamResponse* response) {
+  if (request->team().id().empty()) {
+    validation::ViolationList violations;
+    violations.Add("team.id", "required");
+    return grpc_util::ToGrpcStatus(violations.ToStatus("invalid team"));
+  }
+  config::v1::Team team = request->team();
+  if (team.reps().empty()) {
+    // "Its reps are replaced when non-empty": keep the ones the team has.
+    absl::StatusOr<std::optional<config::v1::Team>> current = EffectiveTeam(team.id());
+    if (!current.ok()) return grpc_util::ToGrpcStatus(current.status());
+    if (current->has_value()) *team.mutable_reps() = (*current)->reps();
+  }
+  if (grpc::Status s = StoreTeam(team, "team", -1); !s.ok()) return s;
+  *response->mutable_team() = team;
+  return grpc::Status::OK;
 }
 
 grpc::Status RoutingGrpcService::UpsertRep(grpc::ServerContext*,
-                                           const routing::v1::UpsertRepRequest*,
-                                           routing::v1::UpsertRepResponse*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, absl::StrCat("UpsertRep", kLaterIssue));
+                                           const routing::v1::UpsertRepRequest* request,
+                                           routing::v1::UpsertRepResponse* response) {
+  validation::ViolationList violations;
+  if (request->team_id().empty()) violations.Add("team_id", "required");
+  if (request->rep().id().empty()) violations.Add("rep.id", "required");
+  if (!violations.empty()) return grpc_util::ToGrpcStatus(violations.ToStatus("invalid rep"));
+  absl::StatusOr<std::optional<config::v1::Team>> current = EffectiveTeam(request->team_id());
+  if (!current.ok()) return grpc_util::ToGrpcStatus(current.status());
+  if (!current->has_value()) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        "team " + request->team_id() + " does not exist (UpsertTeam creates it)");
+  }
+  config::v1::Team team = **current;
+  int rep_index = -1;
+  for (int i = 0; i < team.reps_size(); ++i) {
+    if (team.reps(i).id() == request->rep().id()) rep_index = i;
+  }
+  if (rep_index < 0) {
+    rep_index = team.reps_size();
+    team.add_reps();
+  }
+  *team.mutable_reps(rep_index) = request->rep();
+  if (grpc::Status s = StoreTeam(team, "rep", rep_index); !s.ok()) return s;
+  *response->mutable_rep() = request->rep();
+  return grpc::Status::OK;
 }
 
 grpc::Status RoutingGrpcService::DryRun(grpc::ServerContext*,
                                         const routing::v1::DryRunRequest* request,
                                         routing::v1::DryRunResponse* response) {
-  const std::shared_ptr<const CompiledRoutingRules> rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return grpc_util::ToGrpcStatus(rules.status());
   // As if the lead had never been routed: does this score reach the threshold?
   response->set_would_route(
-      ShouldRoute(*rules, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
-  const RouteDecision decision = MatchTeam(*rules, request->lead(), request->score());
+      ShouldRoute(**rules, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
+  const RouteDecision decision = MatchTeam(**rules, request->lead(), request->score());
   response->set_team_id(decision.team_id);
   response->set_rule_id(decision.rule_id);
   response->set_reason(decision.reason);

@@ -29,9 +29,19 @@ struct RoutingHandler::LeadChange {
   bool assignment_exists = false;
   // In: the team's stored record. Out: the one to store.
   RoutingTeamState team;
+  // The escalation team's record (Apply with escalation_team), id in `other_team_id`.
+  RoutingTeamState other_team;
+  std::string other_team_id;
+  // Presence of the reps of both teams, by rep id (reps never set are absent: available).
+  absl::flat_hash_map<std::string, internal::v1::RepPresence> presence;
   bool write_assignment = false;
   bool delete_assignment = false;
   bool write_team = false;
+  bool write_other_team = false;
+  // Latencies to observe once the change is applied (not on a duplicate): seconds since the
+  // assignment, by team.
+  std::optional<double> accept_seconds;
+  std::optional<double> contact_seconds;
   // Index updates (rep open sets, team queues), applied atomically with the records.
   std::vector<redis::Args> commands;
   std::vector<kafka::OutboundMessage> outputs;
@@ -62,19 +72,81 @@ std::string RepDay(const Rep& rep, absl::Time now) {
   return absl::FormatTime("%Y-%m-%d", now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
 }
 
-// The team's reps as PickRep sees them: configuration plus the stored counters. Presence is
-// the default (available) until availability is stored (a later issue).
-std::vector<RepState> RepStatesOf(const Team& team, const RoutingTeamState& stored,
-                                  absl::Time now) {
+// The rep's calendar month at `now`, which "assigned this month" counts.
+std::string RepMonth(const Rep& rep, absl::Time now) {
+  return absl::FormatTime("%Y-%m", now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
+}
+
+// Why a pass step stopped without applying (set together with a Cancelled planner status).
+absl::Status NothingToDo() { return absl::CancelledError("nothing to do"); }
+
+int64_t Millis(const google::protobuf::Timestamp& ts) {
+  return absl::ToUnixMillis(events::FromProto(ts));
+}
+
+// What a pass decision acts on: one assignment instance. Two passes computing the same id act on
+// the same instance, so the id is the decision's apply-once key and the seed of its event ids.
+std::string InstanceId(absl::string_view what, const RoutingAssignment& a) {
+  return absl::StrCat(what, ":", a.lead_id(), ":", a.episode(), ":", a.attempt(), ":",
+                      Millis(a.assigned_at()));
+}
+
+bool SameInstance(const RoutingAssignment& a, const RoutingAssignment& b) {
+  return a.episode() == b.episode() && a.attempt() == b.attempt() && a.state() == b.state() &&
+         a.team_id() == b.team_id() && Millis(a.assigned_at()) == Millis(b.assigned_at());
+}
+
+// The team's reps as PickRep sees them: configuration, the stored counters and presence.
+std::vector<RepState> RepStatesOf(
+    const Team& team, const RoutingTeamState& stored,
+    const absl::flat_hash_map<std::string, internal::v1::RepPresence>& presence, absl::Time now) {
   std::vector<RepState> states = RepStatesFor(team);
   for (RepState& state : states) {
+    if (auto p = presence.find(state.rep.id()); p != presence.end()) {
+      switch (p->second.state()) {
+        case internal::v1::REP_PRESENCE_STATE_AWAY:
+          state.presence = Presence::kAway;
+          break;
+        case internal::v1::REP_PRESENCE_STATE_OUT_OF_OFFICE:
+          state.presence = Presence::kOutOfOffice;
+          break;
+        default:
+          state.presence = Presence::kAvailable;
+          break;
+      }
+      if (p->second.has_until()) state.presence_until = events::FromProto(p->second.until());
+    }
     auto it = stored.reps().find(state.rep.id());
     if (it == stored.reps().end()) continue;
     state.open_leads = it->second.open_leads();
     state.assigned_today =
         it->second.day() == RepDay(state.rep, now) ? it->second.assigned_today() : 0;
+    state.assigned_this_month =
+        it->second.month() == RepMonth(state.rep, now) ? it->second.assigned_this_month() : 0;
   }
   return states;
+}
+
+// Releases `rep_id`'s hold on the lead in `team_state`.
+void Release(const std::string& lead_id, const std::string& rep_id, RoutingTeamState& team_state,
+             std::vector<redis::Args>& commands) {
+  auto it = team_state.mutable_reps()->find(rep_id);
+  if (it != team_state.mutable_reps()->end() && it->second.open_leads() > 0) {
+    it->second.set_open_leads(it->second.open_leads() - 1);
+  }
+  commands.push_back({"ZREM", RoutingStore::RepOpenKey(rep_id), lead_id});
+}
+
+std::vector<std::string> RepIds(const Team* team) {
+  std::vector<std::string> ids;
+  if (team == nullptr) return ids;
+  for (const Rep& rep : team->reps()) ids.push_back(rep.id());
+  return ids;
+}
+
+// Latency buckets for a human's reaction, in seconds: 5 s .. 1 day.
+prometheus::Histogram::BucketBoundaries ReactionBuckets() {
+  return {5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400};
 }
 
 }  // namespace
@@ -85,10 +157,28 @@ absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> LoadRoutingRules(
       path, [](const config::v1::RoutingRules& rules) { return CompileRoutingRules(rules); });
 }
 
-RoutingHandler::RoutingHandler(const RoutingRulesSource& rules, RoutingStore& store,
+RoutingHandler::RoutingHandler(EffectiveRules& rules, RoutingStore& store,
                                const kafka::Topics& topics, const runtime::Clock& clock,
-                               RoutingOptions options)
-    : rules_(rules), store_(store), topics_(topics), clock_(clock), options_(options) {}
+                               prometheus::Registry& registry, RoutingOptions options)
+    : rules_(rules),
+      store_(store),
+      topics_(topics),
+      clock_(clock),
+      options_(options),
+      time_to_accept_(prometheus::BuildHistogram()
+                          .Name("leadflow_routing_time_to_accept_seconds")
+                          .Help("From assignment to the rep accepting the lead, by team.")
+                          .Register(registry)),
+      time_to_first_contact_(
+          prometheus::BuildHistogram()
+              .Name("leadflow_routing_time_to_first_contact_seconds")
+              .Help("From assignment to the rep's first contact with the lead, by team.")
+              .Register(registry)) {}
+
+prometheus::Histogram& RoutingHandler::Latency(prometheus::Family<prometheus::Histogram>& family,
+                                               const std::string& team_id) {
+  return family.Add({{"team", team_id}}, ReactionBuckets());
+}
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored(
     const kafka::ConsumedMessage& message) {
@@ -96,13 +186,16 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
   if (absl::Status s = events::Decode(message, &scored); !s.ok()) return s;
   absl::StatusOr<Input> input = InputOf(message, scored.envelope(), scored.lead().lead_id());
   if (!input.ok()) return input.status();
-  const std::shared_ptr<const CompiledRoutingRules> rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
   // Most scores are below the threshold and can never route: no state to read or write.
-  if (scored.score().category() < rules->route_at()) return std::vector<kafka::OutboundMessage>{};
+  if (scored.score().category() < (*rules)->route_at()) {
+    return std::vector<kafka::OutboundMessage>{};
+  }
 
   const absl::Time now = clock_.Now();
-  const RouteDecision decision = MatchTeam(*rules, scored.lead(), scored.score());
-  const Team* team = rules->FindTeam(decision.team_id);
+  const RouteDecision decision = MatchTeam(**rules, scored.lead(), scored.score());
+  const Team* team = (*rules)->FindTeam(decision.team_id);
   if (team == nullptr) {
     return absl::InternalError(absl::StrCat("rules route to unknown team ", decision.team_id));
   }
@@ -115,7 +208,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
     if (c.assignment_exists && !reopen) return absl::OkStatus();
     // Scoring keeps a lost lead at STAGE_LOST until activity after the loss recycles it.
     const bool new_episode = reopen && scored.score().stage() != events::v1::STAGE_LOST;
-    if (!ShouldRoute(*rules, scored.previous(), scored.score(), new_episode)) {
+    if (!ShouldRoute(**rules, scored.previous(), scored.score(), new_episode)) {
       return absl::OkStatus();
     }
     const int32_t episode = c.assignment_exists ? a.episode() + 1 : 1;
@@ -127,7 +220,9 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
     *a.mutable_lead() = scored.lead();
     a.mutable_lead()->set_lead_id(input->lead_id);
     *a.mutable_score() = scored.score();
-    AssignOrQueue(*input, *team, {}, now, decision.reason, LeadRouted::KIND_ASSIGNED, "", c);
+    AssignOrQueue(*input, *team, c.team, {}, now, decision.reason, LeadRouted::KIND_ASSIGNED, "",
+                  c);
+    c.write_team = true;
     return absl::OkStatus();
   });
 }
@@ -141,80 +236,117 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleOutcom
   if (outcome.kind() == LeadOutcome::KIND_UNSPECIFIED) {
     return absl::InvalidArgumentError("outcome without kind");
   }
-  const std::shared_ptr<const CompiledRoutingRules> rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
   const absl::Time now = clock_.Now();
+  const redis::Args stop_sla = {"ZREM", RoutingStore::SlaIndexKey(), input->lead_id};
 
   auto release = [&](const std::string& rep_id, LeadChange& c) {
-    auto it = c.team.mutable_reps()->find(rep_id);
-    if (it != c.team.mutable_reps()->end() && it->second.open_leads() > 0) {
-      it->second.set_open_leads(it->second.open_leads() - 1);
-    }
+    Release(input->lead_id, rep_id, c.team, c.commands);
     c.write_team = true;
-    c.commands.push_back({"ZREM", RoutingStore::RepOpenKey(rep_id), input->lead_id});
+  };
+  auto since_assignment = [&](const RoutingAssignment& a) {
+    return absl::ToDoubleSeconds(now - events::FromProtoOr(a.assigned_at(), now));
   };
 
-  return Apply(*input, std::nullopt, [&](LeadChange& c) -> absl::Status {
-    RoutingAssignment& a = c.assignment;
-    // Accept / contact / reject come from the rep holding the lead; a report naming another rep
-    // is stale (the lead moved on) and changes nothing.
-    const bool from_holder = outcome.rep_id().empty() || outcome.rep_id() == a.rep_id();
-    switch (outcome.kind()) {
-      case LeadOutcome::KIND_ACCEPTED:
-        if (a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED && from_holder) {
-          a.set_state(internal::v1::ASSIGNMENT_STATE_ACCEPTED);
-          c.write_assignment = true;
+  std::optional<double> accept_seconds;
+  std::optional<double> contact_seconds;
+  std::string team_id;
+  redis::ApplyOutcome applied = redis::ApplyOutcome::kDuplicate;
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> out = Apply(
+      *input, std::nullopt,
+      [&](LeadChange& c) -> absl::Status {
+        RoutingAssignment& a = c.assignment;
+        team_id = a.team_id();
+        // Accept / contact / reject come from the rep holding the lead; a report naming another
+        // rep is stale (the lead moved on) and changes nothing.
+        const bool from_holder = outcome.rep_id().empty() || outcome.rep_id() == a.rep_id();
+        switch (outcome.kind()) {
+          case LeadOutcome::KIND_ACCEPTED:
+            if (a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED && from_holder) {
+              a.set_state(internal::v1::ASSIGNMENT_STATE_ACCEPTED);
+              *a.mutable_accepted_at() = events::ToProto(now);
+              c.accept_seconds = since_assignment(a);
+              c.write_assignment = true;
+              c.commands.push_back(stop_sla);
+            }
+            break;
+          case LeadOutcome::KIND_CONTACTED:
+          case LeadOutcome::KIND_QUALIFIED:
+            if ((a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED ||
+                 a.state() == internal::v1::ASSIGNMENT_STATE_ACCEPTED) &&
+                from_holder) {
+              a.set_state(internal::v1::ASSIGNMENT_STATE_CONTACTED);
+              *a.mutable_contacted_at() = events::ToProto(now);
+              c.contact_seconds = since_assignment(a);
+              c.write_assignment = true;
+              c.commands.push_back(stop_sla);
+            }
+            break;
+          case LeadOutcome::KIND_REJECTED: {
+            if (!(a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED ||
+                  a.state() == internal::v1::ASSIGNMENT_STATE_ACCEPTED) ||
+                !from_holder) {
+              break;
+            }
+            const std::string rejected_by = a.rep_id();
+            release(rejected_by, c);
+            c.commands.push_back(stop_sla);
+            const std::vector<std::string> tried(a.reps_tried().begin(), a.reps_tried().end());
+            // A team dropped from the rules has no reps left to offer the lead: it stays queued.
+            Team dropped;
+            dropped.set_id(a.team_id());
+            const Team* team = (*rules)->FindTeam(a.team_id());
+            AssignOrQueue(
+                *input, team != nullptr ? *team : dropped, c.team, tried, now,
+                absl::StrCat("rejected by ", rejected_by,
+                             outcome.reason().empty() ? "" : " (" + outcome.reason() + ")"),
+                LeadRouted::KIND_REASSIGNED, rejected_by, c);
+            break;
+          }
+          case LeadOutcome::KIND_WON:
+          case LeadOutcome::KIND_LOST: {
+            const bool lost = outcome.kind() == LeadOutcome::KIND_LOST;
+            if (IsOpen(a.state())) release(a.rep_id(), c);
+            if (a.state() == internal::v1::ASSIGNMENT_STATE_QUEUED) {
+              c.commands.push_back(
+                  {"ZREM", RoutingStore::TeamQueueKey(a.team_id()), input->lead_id});
+            } else if (!IsOpen(a.state()) &&
+                       a.state() != internal::v1::ASSIGNMENT_STATE_ESCALATED) {
+              break;  // closed already
+            }
+            c.commands.push_back(stop_sla);
+            const std::string holder = a.rep_id();
+            a.set_state(internal::v1::ASSIGNMENT_STATE_CLOSED);
+            a.set_closed_reason(
+                lost ? absl::StrCat("lost", outcome.reason().empty() ? "" : ": ", outcome.reason())
+                     : "won");
+            a.set_reason(lost ? absl::StrCat(a.closed_reason(),
+                                             "; recycled to nurturing until it qualifies again")
+                              : "won: converted");
+            a.set_requalify(lost);
+            c.write_assignment = true;
+            // The conversion / recycle event: dashboards see the assignment end; scoring turns
+            // the same outcome into the lead's customer / lost stage for nurturing.
+            Emit(*input, lost ? LeadRouted::KIND_RECYCLED : LeadRouted::KIND_CONVERTED, holder, "",
+                 now, c);
+            break;
+          }
+          default:
+            break;
         }
-        break;
-      case LeadOutcome::KIND_CONTACTED:
-      case LeadOutcome::KIND_QUALIFIED:
-        if ((a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED ||
-             a.state() == internal::v1::ASSIGNMENT_STATE_ACCEPTED) &&
-            from_holder) {
-          a.set_state(internal::v1::ASSIGNMENT_STATE_CONTACTED);
-          c.write_assignment = true;
-        }
-        break;
-      case LeadOutcome::KIND_REJECTED: {
-        if (!(a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED ||
-              a.state() == internal::v1::ASSIGNMENT_STATE_ACCEPTED) ||
-            !from_holder) {
-          break;
-        }
-        const std::string rejected_by = a.rep_id();
-        release(rejected_by, c);
-        const std::vector<std::string> tried(a.reps_tried().begin(), a.reps_tried().end());
-        // A team dropped from the rules has no reps left to offer the lead: it stays queued.
-        Team dropped;
-        dropped.set_id(a.team_id());
-        const Team* team = rules->FindTeam(a.team_id());
-        AssignOrQueue(*input, team != nullptr ? *team : dropped, tried, now,
-                      absl::StrCat("rejected by ", rejected_by,
-                                   outcome.reason().empty() ? "" : " (" + outcome.reason() + ")"),
-                      LeadRouted::KIND_REASSIGNED, rejected_by, c);
-        break;
-      }
-      case LeadOutcome::KIND_WON:
-      case LeadOutcome::KIND_LOST: {
-        const bool lost = outcome.kind() == LeadOutcome::KIND_LOST;
-        if (IsOpen(a.state())) release(a.rep_id(), c);
-        if (a.state() == internal::v1::ASSIGNMENT_STATE_QUEUED) {
-          c.commands.push_back({"ZREM", RoutingStore::TeamQueueKey(a.team_id()), input->lead_id});
-        } else if (!IsOpen(a.state())) {
-          break;  // closed already
-        }
-        a.set_state(internal::v1::ASSIGNMENT_STATE_CLOSED);
-        a.set_closed_reason(
-            lost ? absl::StrCat("lost", outcome.reason().empty() ? "" : ": ", outcome.reason())
-                 : "won");
-        a.set_requalify(lost);
-        c.write_assignment = true;
-        break;
-      }
-      default:
-        break;
+        accept_seconds = c.accept_seconds;
+        contact_seconds = c.contact_seconds;
+        return absl::OkStatus();
+      },
+      /*escalation_team=*/false, &applied);
+  if (out.ok() && applied == redis::ApplyOutcome::kApplied) {
+    if (accept_seconds.has_value()) Latency(time_to_accept_, team_id).Observe(*accept_seconds);
+    if (contact_seconds.has_value()) {
+      Latency(time_to_first_contact_, team_id).Observe(*contact_seconds);
     }
-    return absl::OkStatus();
-  });
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleErasure(
@@ -243,6 +375,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleErasur
             c.commands.push_back({"ZREM", RoutingStore::RepOpenKey(a.rep_id()), input->lead_id});
           }
           c.commands.push_back({"ZREM", RoutingStore::TeamQueueKey(a.team_id()), input->lead_id});
+          c.commands.push_back({"ZREM", RoutingStore::SlaIndexKey(), input->lead_id});
         }
         c.delete_assignment = true;
         return absl::OkStatus();
@@ -251,10 +384,11 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleErasur
 
   // Every team and rep the rules know: an assignment racing with the erasure may have put the
   // lead in any of their sets.
-  const std::shared_ptr<const CompiledRoutingRules> rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
   std::vector<std::string> team_ids;
   std::vector<std::string> rep_ids;
-  for (const Team& team : rules->teams()) {
+  for (const Team& team : (*rules)->teams()) {
     team_ids.push_back(team.id());
     for (const Rep& rep : team.reps()) rep_ids.push_back(rep.id());
   }
@@ -265,49 +399,313 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleErasur
   return std::vector<kafka::OutboundMessage>{};
 }
 
+absl::StatusOr<PassStep> RoutingHandler::HandleSlaDue(const std::string& lead_id) {
+  const absl::Time now = clock_.Now();
+  absl::StatusOr<std::optional<RoutingAssignment>> current = store_.LoadAssignment(lead_id);
+  if (!current.ok()) return current.status();
+  const redis::Args drop = {"ZREM", RoutingStore::SlaIndexKey(), lead_id};
+  if (!current->has_value()) {
+    if (absl::Status s = store_.Command(drop); !s.ok()) return s;
+    return PassStep{};
+  }
+  const RoutingAssignment seen = **current;
+  // Two clocks run in the index: an assigned rep's SLA, and a queued lead's wait.
+  const bool assigned = seen.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED &&
+                        seen.has_sla_deadline() && !seen.rep_id().empty();
+  const bool waiting =
+      seen.state() == internal::v1::ASSIGNMENT_STATE_QUEUED && seen.has_sla_deadline();
+  if ((assigned || waiting) && events::FromProto(seen.sla_deadline()) > now) {
+    // Indexed too early (a stale entry): put it back at its real deadline.
+    if (absl::Status s = store_.Command({"ZADD", RoutingStore::SlaIndexKey(),
+                                         absl::StrCat(Millis(seen.sla_deadline())), lead_id});
+        !s.ok()) {
+      return s;
+    }
+    return PassStep{};
+  }
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
+
+  Input input;
+  input.lead_id = lead_id;
+  bool nothing = false;
+  if (!assigned && !waiting) {
+    // Accepted, contacted, closed or moved on: drop the entry, but only if the assignment is
+    // still the one read (a concurrent re-assignment indexes its own deadline).
+    input.event_id = InstanceId("sla-drop", seen);
+    input.trace_id = input.event_id;
+    return ApplyPass(
+        input,
+        [&](LeadChange& c) -> absl::Status {
+          if (!SameInstance(c.assignment, seen)) return NothingToDo();
+          c.commands.push_back(drop);
+          return absl::OkStatus();
+        },
+        false, &nothing);
+  }
+
+  input.event_id = InstanceId(assigned ? "sla" : "queue-timeout", seen);
+  input.trace_id = input.event_id;
+  return ApplyPass(
+      input,
+      [&](LeadChange& c) -> absl::Status {
+        RoutingAssignment& a = c.assignment;
+        if (!SameInstance(a, seen)) return NothingToDo();
+        const Team* team = (*rules)->FindTeam(a.team_id());
+        Team dropped;
+        dropped.set_id(a.team_id());
+        if (team == nullptr) team = &dropped;
+        c.commands.push_back(drop);
+        const std::string holder = a.rep_id();
+
+        // Hands the lead to `target` (a team id or "manager").
+        auto escalate = [&](const std::string& target, const std::string& why) {
+          const Team* to = target == kEscalateToManager ? nullptr : (*rules)->FindTeam(target);
+          a.set_attempt(a.attempt() + 1);
+          if (to != nullptr && c.other_team_id == to->id()) {
+            // Moves to the other team: a fresh start there, any of its reps may take it.
+            c.write_other_team = true;
+            AssignOrQueue(input, *to, c.other_team, {}, now, why, LeadRouted::KIND_ESCALATED,
+                          holder, c);
+            return;
+          }
+          // To the team's manager: no rep holds it and no SLA runs any more.
+          a.clear_rep_id();
+          a.clear_sla_deadline();
+          a.set_state(internal::v1::ASSIGNMENT_STATE_ESCALATED);
+          *a.mutable_assigned_at() = events::ToProto(now);
+          a.set_reason(why);
+          c.write_assignment = true;
+          Emit(input, LeadRouted::KIND_ESCALATED, holder, std::string(kEscalateToManager), now, c);
+        };
+
+        if (waiting) {
+          // Nobody could take it within the team's queue timeout.
+          c.commands.push_back({"ZREM", RoutingStore::TeamQueueKey(team->id()), lead_id});
+          const absl::Duration waited = now - events::FromProtoOr(a.assigned_at(), now);
+          escalate(team->escalate_to(),
+                   absl::StrCat(
+                       "waited ", absl::FormatDuration(absl::Trunc(waited, absl::Minutes(1))),
+                       " in the ", team->id(), " queue (timeout ", team->queue_timeout_minutes(),
+                       " min); escalated to ", team->escalate_to()));
+          return absl::OkStatus();
+        }
+
+        const std::vector<RepState> states = RepStatesOf(*team, c.team, c.presence, now);
+        const std::vector<std::string> tried(a.reps_tried().begin(), a.reps_tried().end());
+        const SlaBreachDecision decision =
+            NextAfterSlaBreach(*team, states, tried, holder, c.team.cursor(), now);
+        Release(lead_id, holder, c.team, c.commands);
+        c.write_team = true;
+        std::vector<std::string> excluded = tried;
+        excluded.push_back(holder);
+        switch (decision.action) {
+          case SlaBreachDecision::Action::kReassign:
+          case SlaBreachDecision::Action::kQueue:
+            AssignOrQueue(input, *team, c.team, excluded, now, decision.reason,
+                          LeadRouted::KIND_REASSIGNED, holder, c);
+            break;
+          case SlaBreachDecision::Action::kEscalate:
+            escalate(decision.escalate_to, decision.reason);
+            break;
+        }
+        return absl::OkStatus();
+      },
+      /*escalation_team=*/true, &nothing);
+}
+
+absl::StatusOr<PassStep> RoutingHandler::DrainQueued(const std::string& lead_id,
+                                                     const std::string& team_id, bool* nobody) {
+  *nobody = false;
+  const absl::Time now = clock_.Now();
+  absl::StatusOr<std::optional<RoutingAssignment>> current = store_.LoadAssignment(lead_id);
+  if (!current.ok()) return current.status();
+  const redis::Args drop = {"ZREM", RoutingStore::TeamQueueKey(team_id), lead_id};
+  if (!current->has_value()) {
+    if (absl::Status s = store_.Command(drop); !s.ok()) return s;
+    return PassStep{};
+  }
+  const RoutingAssignment seen = **current;
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
+  Input input;
+  input.lead_id = lead_id;
+  bool nothing = false;
+  if (seen.state() != internal::v1::ASSIGNMENT_STATE_QUEUED || seen.team_id() != team_id) {
+    // A stale queue entry (the lead moved on): drop it unless the assignment changed again.
+    input.event_id = absl::StrCat(InstanceId("drain-drop", seen), ":", team_id);
+    input.trace_id = input.event_id;
+    return ApplyPass(
+        input,
+        [&](LeadChange& c) -> absl::Status {
+          if (!SameInstance(c.assignment, seen)) return NothingToDo();
+          c.commands.push_back(drop);
+          return absl::OkStatus();
+        },
+        false, &nothing);
+  }
+  const Team* team = (*rules)->FindTeam(team_id);
+  if (team == nullptr) {
+    *nobody = true;  // a team dropped from the rules: its leads wait for it to come back
+    return PassStep{};
+  }
+  input.event_id = InstanceId("drain", seen);
+  input.trace_id = input.event_id;
+  absl::StatusOr<PassStep> step = ApplyPass(
+      input,
+      [&](LeadChange& c) -> absl::Status {
+        *nobody = false;
+        RoutingAssignment& a = c.assignment;
+        if (!SameInstance(a, seen)) return NothingToDo();
+        const std::vector<RepState> states = RepStatesOf(*team, c.team, c.presence, now);
+        // Reps who had the lead this episode (rejected it, let the SLA pass) are never offered
+        // it again: a lead every rep has had stays queued for the manager (ListQueue), or
+        // escalates when the team has a queue timeout.
+        const std::vector<std::string> excluded(a.reps_tried().begin(), a.reps_tried().end());
+        if (!PickRepExcluding(*team, states, c.team.cursor(), now, excluded).has_value()) {
+          // Only when no rep at all can take a lead now is the rest of the queue stuck too.
+          *nobody = !PickRep(*team, states, c.team.cursor(), now).has_value();
+          return NothingToDo();
+        }
+        c.commands.push_back(drop);
+        const absl::Duration waited = now - events::FromProtoOr(a.assigned_at(), now);
+        const std::string previous =
+            a.reps_tried().empty() ? "" : a.reps_tried(a.reps_tried_size() - 1);
+        AssignOrQueue(
+            input, *team, c.team, excluded, now,
+            absl::StrCat("drained from the ", team->id(), " queue after ",
+                         absl::FormatDuration(absl::Trunc(waited, absl::Seconds(1)))),
+            a.reps_tried().empty() ? LeadRouted::KIND_ASSIGNED : LeadRouted::KIND_REASSIGNED,
+            previous, c);
+        c.write_team = true;
+        return absl::OkStatus();
+      },
+      false, &nothing);
+  return step;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Replay(
+    const std::string& lead_id, const std::string& event_id) {
+  Input input;
+  input.lead_id = lead_id;
+  input.event_id = event_id;
+  input.trace_id = event_id;
+  bool gone = false;
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
+      Apply(input, std::nullopt, [&](LeadChange&) -> absl::Status {
+        // The decision's record expired: its events can no longer be rebuilt as they were.
+        gone = true;
+        return NothingToDo();
+      });
+  if (!out.ok() && gone) return std::vector<kafka::OutboundMessage>{};
+  return out;
+}
+
+absl::StatusOr<PassStep> RoutingHandler::ApplyPass(const Input& input, const ChangeFn& change,
+                                                   bool escalation_team, bool* nothing_to_do) {
+  *nothing_to_do = false;
+  PassStep step;
+  step.event_id = input.event_id;
+  redis::ApplyOutcome outcome = redis::ApplyOutcome::kDuplicate;
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> out = Apply(
+      input, std::nullopt,
+      [&](LeadChange& c) -> absl::Status {
+        *nothing_to_do = false;
+        if (absl::Status s = change(c); !s.ok()) {
+          if (absl::IsCancelled(s)) *nothing_to_do = true;
+          return s;
+        }
+        if (!c.outputs.empty()) {
+          // In the outbox until the broker acknowledged the events (scheduler.h).
+          c.commands.push_back({"ZADD", RoutingStore::OutboxKey(),
+                                absl::StrCat(absl::ToUnixMillis(clock_.Now())),
+                                RoutingStore::OutboxMember(input.event_id, input.lead_id)});
+        }
+        return absl::OkStatus();
+      },
+      escalation_team, &outcome);
+  if (!out.ok()) {
+    if (*nothing_to_do) return step;
+    return out.status();
+  }
+  step.outputs = *std::move(out);
+  step.applied_now = outcome == redis::ApplyOutcome::kApplied;
+  return step;
+}
+
 void RoutingHandler::AssignOrQueue(const Input& input, const Team& team,
+                                   RoutingTeamState& team_state,
                                    const std::vector<std::string>& excluded, absl::Time now,
                                    const std::string& why, LeadRouted::Kind kind,
                                    const std::string& previous_rep_id, LeadChange& c) const {
   RoutingAssignment& a = c.assignment;
-  const std::vector<RepState> states = RepStatesOf(team, c.team, now);
+  const std::vector<RepState> states = RepStatesOf(team, team_state, c.presence, now);
   const std::optional<RepChoice> choice =
-      PickRepExcluding(team, states, c.team.cursor(), now, excluded);
+      PickRepExcluding(team, states, team_state.cursor(), now, excluded);
   a.set_team_id(team.id());
   *a.mutable_assigned_at() = events::ToProto(now);
   a.clear_sla_deadline();
+  a.clear_accepted_at();
+  a.clear_contacted_at();
   if (choice.has_value()) {
     const Rep& rep = states[choice->index].rep;
     a.set_rep_id(rep.id());
     a.set_state(internal::v1::ASSIGNMENT_STATE_ASSIGNED);
     if (kind == LeadRouted::KIND_REASSIGNED) a.set_attempt(a.attempt() + 1);
     const absl::Time deadline = SlaDeadline(team, now);
-    if (deadline != absl::InfiniteFuture()) *a.mutable_sla_deadline() = events::ToProto(deadline);
+    if (deadline != absl::InfiniteFuture()) {
+      *a.mutable_sla_deadline() = events::ToProto(deadline);
+      c.commands.push_back({"ZADD", RoutingStore::SlaIndexKey(),
+                            absl::StrCat(absl::ToUnixMillis(deadline)), input.lead_id});
+    } else {
+      c.commands.push_back({"ZREM", RoutingStore::SlaIndexKey(), input.lead_id});
+    }
     a.add_reps_tried(rep.id());
     a.set_reason(absl::StrCat(why, "; ", choice->reason));
 
-    c.team.set_cursor(choice->next_cursor);
-    internal::v1::RepCounters& counters = (*c.team.mutable_reps())[rep.id()];
+    team_state.set_cursor(choice->next_cursor);
+    internal::v1::RepCounters& counters = (*team_state.mutable_reps())[rep.id()];
     const std::string today = RepDay(rep, now);
     if (counters.day() != today) {
       counters.set_day(today);
       counters.set_assigned_today(0);
     }
+    const std::string month = RepMonth(rep, now);
+    if (counters.month() != month) {
+      counters.set_month(month);
+      counters.set_assigned_this_month(0);
+    }
     counters.set_open_leads(counters.open_leads() + 1);
     counters.set_assigned_today(counters.assigned_today() + 1);
-    c.write_team = true;
+    counters.set_assigned_this_month(counters.assigned_this_month() + 1);
     c.commands.push_back({"ZADD", RoutingStore::RepOpenKey(rep.id()),
                           absl::StrCat(absl::ToUnixMillis(now)), input.lead_id});
   } else {
     a.clear_rep_id();
     a.set_state(internal::v1::ASSIGNMENT_STATE_QUEUED);
     a.set_reason(absl::StrCat(why, "; no rep can take it now, queued in ", team.id()));
-    kind = LeadRouted::KIND_QUEUED;
+    if (kind != LeadRouted::KIND_ESCALATED) kind = LeadRouted::KIND_QUEUED;
     c.commands.push_back({"ZADD", RoutingStore::TeamQueueKey(team.id()),
                           absl::StrCat(absl::ToUnixMillis(now)), input.lead_id});
+    // The wait is bounded when the team says so: the SLA index carries its deadline too.
+    const absl::Time deadline = QueueDeadline(team, now);
+    if (deadline != absl::InfiniteFuture()) {
+      *a.mutable_sla_deadline() = events::ToProto(deadline);
+      c.commands.push_back({"ZADD", RoutingStore::SlaIndexKey(),
+                            absl::StrCat(absl::ToUnixMillis(deadline)), input.lead_id});
+    } else {
+      c.commands.push_back({"ZREM", RoutingStore::SlaIndexKey(), input.lead_id});
+    }
   }
   c.write_assignment = true;
+  Emit(input, kind, previous_rep_id, kind == LeadRouted::KIND_ESCALATED ? team.id() : std::string(),
+       now, c);
+}
 
+void RoutingHandler::Emit(const Input& input, LeadRouted::Kind kind,
+                          const std::string& previous_rep_id, const std::string& escalated_to,
+                          absl::Time now, LeadChange& c) const {
+  const RoutingAssignment& a = c.assignment;
   LeadRouted event;
   *event.mutable_envelope() = events::MakeEnvelope({
       .event_id = events::DeriveEventId("routed", input.event_id),
@@ -329,13 +727,17 @@ void RoutingHandler::AssignOrQueue(const Input& input, const Team& team,
   event.set_attempt(a.attempt());
   event.set_previous_rep_id(previous_rep_id);
   event.set_episode(a.episode());
+  event.set_escalated_to(escalated_to);
   // leads.routed is keyed by team (ARCHITECTURE.md §3).
   c.outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsRouted), a.team_id(), event,
                                      options_.routed_encoding));
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
-    const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change) {
+    const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
+    bool escalation_team, redis::ApplyOutcome* outcome) {
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
   const std::string assignment_key = RoutingStore::AssignmentKey(input.lead_id);
   for (int lookup = 0; lookup < kMaxTeamLookups; ++lookup) {
     std::string team = team_id.value_or("");
@@ -348,11 +750,28 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
       team = (*current)->team_id();
     }
     const std::string team_key = RoutingStore::TeamStateKey(team);
+    const Team* team_config = (*rules)->FindTeam(team);
+    std::string other_team;
+    if (escalation_team && team_config != nullptr && !team_config->escalate_to().empty() &&
+        team_config->escalate_to() != kEscalateToManager) {
+      other_team = team_config->escalate_to();
+    }
+    const std::string other_key = other_team.empty() ? "" : RoutingStore::TeamStateKey(other_team);
+    std::vector<std::string> rep_ids = RepIds(team_config);
+    if (!other_team.empty()) {
+      for (std::string& id : RepIds((*rules)->FindTeam(other_team))) rep_ids.push_back(id);
+    }
 
     redis::ApplyOnceRequest request;
     request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
     request.dedup_ttl = options_.dedup_ttl;
+    // Records 0 and 1: the assignment and the team; then the other team; then presence.
     request.state_keys = {assignment_key, team_key};
+    if (!other_key.empty()) request.state_keys.push_back(other_key);
+    const size_t presence_at = request.state_keys.size();
+    for (const std::string& rep : rep_ids) {
+      request.state_keys.push_back(RoutingStore::RepPresenceKey(rep));
+    }
     // No registry key: the team record must not be registered as the lead's (see store.h);
     // the lead's own keys are registered by an extra command instead.
     request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
@@ -371,6 +790,20 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
       if (records[1].data.has_value() && !c.team.ParseFromString(*records[1].data)) {
         return absl::DataLossError("corrupt team state " + team_key);
       }
+      if (!other_key.empty()) {
+        c.other_team_id = other_team;
+        if (records[2].data.has_value() && !c.other_team.ParseFromString(*records[2].data)) {
+          return absl::DataLossError("corrupt team state " + other_key);
+        }
+      }
+      for (size_t i = presence_at; i < records.size(); ++i) {
+        if (!records[i].data.has_value()) continue;
+        internal::v1::RepPresence presence;
+        if (!presence.ParseFromString(*records[i].data)) {
+          return absl::DataLossError("corrupt presence " + records[i].key);
+        }
+        c.presence[rep_ids[i - presence_at]] = std::move(presence);
+      }
       if (!team_id.has_value() && (!c.assignment_exists || c.assignment.team_id() != team)) {
         team_moved = true;
         return absl::AbortedError("the assignment moved meanwhile");
@@ -387,6 +820,10 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
         c.team.set_team_id(team);
         plan.writes.push_back({team_key, c.team.SerializeAsString()});
       }
+      if (c.write_other_team && !other_key.empty()) {
+        c.other_team.set_team_id(other_team);
+        plan.writes.push_back({other_key, c.other_team.SerializeAsString()});
+      }
       plan.extra_commands.push_back(
           RoutingStore::LeadKeysToRegister(input.lead_id, request.dedup_key));
       for (redis::Args& command : c.commands) plan.extra_commands.push_back(std::move(command));
@@ -398,6 +835,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
       if (team_moved) continue;
       return applied.status();
     }
+    if (outcome != nullptr) *outcome = applied->outcome;
     std::vector<kafka::OutboundMessage> outputs;
     if (applied->outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
     if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;

@@ -1,28 +1,39 @@
 #pragma once
 
-// RoutingHandler: scored leads and sales outcomes in → assignments → `leads.routed`.
+// RoutingHandler: scored leads, sales outcomes and the scheduler's passes in → assignments →
+// `leads.routed`.
 //
 // LeadScored: when the lead just reached the routing threshold (ShouldRoute) and holds no
 // assignment in its current episode: MatchTeam → PickRep over the team's rep states (config
-// plus the counters in the team record) → one atomic apply-once over the lead's assignment AND
-// the team record → LeadRouted (KIND_ASSIGNED, or KIND_QUEUED when no rep is eligible), keyed by
-// team id. A lead routed in this episode is never routed again by a later score.
+// plus the counters in the team record plus each rep's stored presence) → one atomic apply-once
+// over the lead's assignment, the team record and the reps' presence records → LeadRouted
+// (KIND_ASSIGNED, or KIND_QUEUED when no rep is eligible), keyed by team id. A lead routed in
+// this episode is never routed again by a later score.
 //
-// LeadOutcome: accepted / contacted (qualified counts as contacted) move the assignment on;
-// rejected releases the rep and re-assigns to a rep who has not had the lead this episode
-// (KIND_REASSIGNED, or KIND_QUEUED when none can take it); won / lost close the assignment and
-// release the rep's open lead; lost also lets the next qualification open episode + 1 (once
-// scoring no longer reports the lead as lost, i.e. it was recycled by new activity).
+// LeadOutcome: accepted / contacted (qualified counts as contacted) move the assignment on,
+// stop its SLA and observe time-to-accept / time-to-first-contact; rejected releases the rep
+// and re-assigns to a rep who has not had the lead this episode (KIND_REASSIGNED, or
+// KIND_QUEUED when none can take it); won / lost close the assignment, release the rep's open
+// lead and emit KIND_CONVERTED / KIND_RECYCLED; lost also lets the next qualification open
+// episode + 1 (once scoring no longer reports the lead as lost, i.e. it was recycled by new
+// activity).
+//
+// Scheduler passes (scheduler.h): HandleSlaDue fires a due SLA (NextAfterSlaBreach →
+// KIND_REASSIGNED, KIND_ESCALATED to another team or the manager, or KIND_QUEUED) or a queued
+// lead's queue timeout (KIND_ESCALATED to the team's escalate_to), DrainQueued gives a queued
+// lead to a rep who became eligible (never one who had it this episode). Their input ids are
+// synthetic and derived from the assignment they act on ("sla:<lead>:<episode>:<attempt>:<assigned
+// ms>"), so a retried pass, or two replicas passing at once, apply the decision once and publish
+// the same event ids. Each records itself in the outbox (store.h) atomically with the decision; the
+// scheduler removes it once the broker acknowledged the events (Replay re-reads the memo).
 //
 // Every effect is keyed by (lead, input event id): a re-delivered input changes nothing and
 // returns the same events (same ids: DeriveEventId("routed", input id)). Inputs of an erased
-// lead are ignored. Decisions use the injected clock (working hours, SLA, "today").
+// lead are ignored. Decisions use the injected clock (working hours, SLA, "today", "this
+// month").
 //
-// Rep presence: every rep counts as available (RepState's default) until availability arrives
-// over gRPC (a later issue); PickRep already honours presence once RepStates carry it.
-//
-// Thread safety: the Handle* methods may be called concurrently, from any number of replicas;
-// races on a lead or a team resolve through the store's version checks.
+// Thread safety: all methods may be called concurrently, from any number of replicas; races on
+// a lead, a team or a rep's presence resolve through the store's version checks.
 
 #include <functional>
 #include <memory>
@@ -35,16 +46,18 @@
 #include "common/events/codec.h"
 #include "common/kafka/handler.h"
 #include "common/kafka/topics.h"
+#include "common/redis/apply_once.h"
 #include "common/runtime/clock.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/internal/v1/routing_state.pb.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
+#include "services/routing/effective_rules.h"
 #include "services/routing/engine.h"
 #include "services/routing/store.h"
 
 namespace leadflow::routing {
-
-// The routing rules in force, reloaded when config/routing.yaml changes.
-using RoutingRulesSource = config::Reloadable<CompiledRoutingRules>;
 
 // Reads and compiles a routing rule file (the loader of RoutingRulesSource). INVALID_ARGUMENT,
 // naming the file and the field, when it does not parse or validate; NOT_FOUND without it.
@@ -59,11 +72,24 @@ struct RoutingOptions {
   absl::Duration tombstone_ttl = absl::Hours(24 * 30);
 };
 
+// What a scheduler pass did to one lead (HandleSlaDue, DrainQueued).
+struct PassStep {
+  // The events to publish; empty when there was nothing to do.
+  std::vector<kafka::OutboundMessage> outputs;
+  // The synthetic input id; with the lead id it names the outbox entry to remove once the
+  // outputs are acknowledged (RoutingStore::OutboxMember).
+  std::string event_id;
+  // False when the decision had been applied before (a retried pass or another replica): the
+  // outputs are the original ones.
+  bool applied_now = false;
+};
+
 class RoutingHandler {
  public:
-  // Borrows everything; all must outlive the handler.
-  RoutingHandler(const RoutingRulesSource& rules, RoutingStore& store, const kafka::Topics& topics,
-                 const runtime::Clock& clock, RoutingOptions options = {});
+  // Borrows everything; all must outlive the handler. Histograms are registered in `registry`.
+  RoutingHandler(EffectiveRules& rules, RoutingStore& store, const kafka::Topics& topics,
+                 const runtime::Clock& clock, prometheus::Registry& registry,
+                 RoutingOptions options = {});
 
   // Consumer-loop routes. INVALID_ARGUMENT (→ DLQ) for a payload that does not decode, names no
   // lead, or (outcomes) has no kind; UNAVAILABLE / ABORTED for store trouble (retried).
@@ -74,6 +100,21 @@ class RoutingHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);
 
+  // Fires the SLA of `lead_id` (a member of the SLA index) if its assigned rep has neither
+  // accepted nor contacted it by the deadline, or escalates it if it is queued past its team's
+  // queue timeout; otherwise corrects the index (drops a lead that moved on, re-scores one
+  // whose deadline is later) and returns no outputs.
+  absl::StatusOr<PassStep> HandleSlaDue(const std::string& lead_id);
+  // Gives `lead_id`, queued in `team_id`, to a rep who can take it now (one who has not had it
+  // this episode, unless every rep has). No outputs when nobody can (`*nobody` set) or the lead
+  // is no longer queued there (its stale queue entry is dropped).
+  absl::StatusOr<PassStep> DrainQueued(const std::string& lead_id, const std::string& team_id,
+                                       bool* nobody);
+  // The outputs a pass decision recorded (to re-send an unacknowledged outbox entry); empty
+  // when the record is gone (expired, or the lead erased).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> Replay(const std::string& lead_id,
+                                                             const std::string& event_id);
+
   // The envelope facts of one input (defined in handler.cc).
   struct Input;
   // One apply's view of the lead's assignment and its team's record (defined in handler.cc).
@@ -82,24 +123,42 @@ class RoutingHandler {
  private:
   using ChangeFn = std::function<absl::Status(LeadChange&)>;
 
-  // Runs `change` in one apply-once over the lead's assignment and a team record: `team_id`'s,
-  // or, when nullopt, the team of the lead's current assignment (nothing happens for a lead
-  // without one). Returns the outputs (memoised for re-deliveries).
+  // Runs `change` in one apply-once over the lead's assignment, a team record (`team_id`'s,
+  // or, when nullopt, the team of the lead's current assignment; nothing happens for a lead
+  // without one), with `escalation_team` also that team's escalate_to team record, and the
+  // presence records of those teams' reps. Returns the outputs (memoised for re-deliveries);
+  // `outcome`, when given, says whether the change was applied now.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> Apply(
-      const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change);
+      const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
+      bool escalation_team = false, redis::ApplyOutcome* outcome = nullptr);
 
-  // Gives the lead to a rep of `team`, excluding `excluded`, or queues it there when none can
-  // take it; updates `c` and emits LeadRouted of `kind` (KIND_QUEUED when queued).
+  // A pass step: Apply with the outbox entry added to the change's commands.
+  absl::StatusOr<PassStep> ApplyPass(const Input& input, const ChangeFn& change,
+                                     bool escalation_team, bool* nothing_to_do);
+
+  // Gives the lead to a rep of `team` (whose record in `c` is `team_state`), excluding
+  // `excluded`, or queues it there when none can take it; updates `c` and emits LeadRouted of
+  // `kind` (KIND_QUEUED when queued, unless `kind` is KIND_ESCALATED).
   void AssignOrQueue(const Input& input, const config::v1::Team& team,
+                     internal::v1::RoutingTeamState& team_state,
                      const std::vector<std::string>& excluded, absl::Time now,
                      const std::string& why, events::v1::LeadRouted::Kind kind,
                      const std::string& previous_rep_id, LeadChange& c) const;
+  // Emits the LeadRouted of the assignment as `c` now holds it.
+  void Emit(const Input& input, events::v1::LeadRouted::Kind kind,
+            const std::string& previous_rep_id, const std::string& escalated_to, absl::Time now,
+            LeadChange& c) const;
 
-  const RoutingRulesSource& rules_;
+  prometheus::Histogram& Latency(prometheus::Family<prometheus::Histogram>& family,
+                                 const std::string& team_id);
+
+  EffectiveRules& rules_;
   RoutingStore& store_;
   const kafka::Topics& topics_;
   const runtime::Clock& clock_;
   const RoutingOptions options_;
+  prometheus::Family<prometheus::Histogram>& time_to_accept_;
+  prometheus::Family<prometheus::Histogram>& time_to_first_contact_;
 };
 
 }  // namespace leadflow::routing

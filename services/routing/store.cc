@@ -19,6 +19,34 @@ std::string RoutingStore::RepOpenKey(const std::string& rep_id) {
   return absl::StrCat("routing:rep:", rep_id, ":open");
 }
 
+std::string RoutingStore::RepPresenceKey(const std::string& rep_id) {
+  return absl::StrCat("routing:rep:{", rep_id, "}:presence");
+}
+std::string RoutingStore::PresenceRequestKey(const std::string& rep_id,
+                                             const std::string& request_id) {
+  return absl::StrCat("routing:rep:{", rep_id, "}:applied:", request_id);
+}
+std::string RoutingStore::OverridesKey() { return "routing:overrides"; }
+std::string RoutingStore::OverridesWriteKey(int64_t version) {
+  return absl::StrCat("routing:overrides:applied:", version);
+}
+std::string RoutingStore::SlaIndexKey() { return "routing:sla"; }
+std::string RoutingStore::OutboxKey() { return "routing:outbox"; }
+
+std::string RoutingStore::OutboxMember(const std::string& event_id, const std::string& lead_id) {
+  return absl::StrCat(event_id, "|", lead_id);
+}
+
+bool RoutingStore::ParseOutboxMember(const std::string& member, std::string* event_id,
+                                     std::string* lead_id) {
+  // Synthetic event ids never contain '|'; lead ids may, so split at the first one.
+  const size_t bar = member.find('|');
+  if (bar == std::string::npos || bar == 0 || bar + 1 == member.size()) return false;
+  *event_id = member.substr(0, bar);
+  *lead_id = member.substr(bar + 1);
+  return true;
+}
+
 redis::Args RoutingStore::LeadKeysToRegister(const std::string& lead_id,
                                              const std::string& dedup_key) {
   return {"SADD", redis::RegistryKey(kService, lead_id), AssignmentKey(lead_id), dedup_key};
@@ -61,6 +89,67 @@ absl::StatusOr<internal::v1::RoutingTeamState> RoutingStore::LoadTeamState(
   return state;
 }
 
+absl::StatusOr<std::pair<int64_t, internal::v1::RoutingOverrides>> RoutingStore::LoadOverrides() {
+  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read({OverridesKey()});
+  if (!records.ok()) return records.status();
+  internal::v1::RoutingOverrides overrides;
+  const redis::Versioned& r = (*records)[0];
+  if (r.data.has_value() && !overrides.ParseFromString(*r.data)) {
+    return absl::DataLossError("corrupt team overrides " + r.key);
+  }
+  return std::make_pair(r.version, std::move(overrides));
+}
+
+absl::StatusOr<absl::flat_hash_map<std::string, internal::v1::RepPresence>>
+RoutingStore::LoadPresence(const std::vector<std::string>& rep_ids) {
+  absl::flat_hash_map<std::string, internal::v1::RepPresence> out;
+  if (rep_ids.empty()) return out;
+  std::vector<std::string> keys;
+  keys.reserve(rep_ids.size());
+  for (const std::string& id : rep_ids) keys.push_back(RepPresenceKey(id));
+  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read(keys);
+  if (!records.ok()) return records.status();
+  for (size_t i = 0; i < records->size(); ++i) {
+    const redis::Versioned& r = (*records)[i];
+    if (!r.data.has_value()) continue;
+    internal::v1::RepPresence presence;
+    if (!presence.ParseFromString(*r.data)) return absl::DataLossError("corrupt presence " + r.key);
+    out[rep_ids[i]] = std::move(presence);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> RoutingStore::DueSla(absl::Time now, int limit) {
+  if (limit <= 0) return std::vector<std::string>{};
+  absl::StatusOr<redis::Reply> reply =
+      client_.Command({"ZRANGEBYSCORE", SlaIndexKey(), "-inf",
+                       absl::StrCat(absl::ToUnixMillis(now)), "LIMIT", "0", absl::StrCat(limit)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
+  std::vector<std::string> out;
+  for (const redis::Reply& e : reply->elements) out.push_back(e.str);
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> RoutingStore::StaleOutbox(absl::Time before, int limit) {
+  if (limit <= 0) return std::vector<std::string>{};
+  absl::StatusOr<redis::Reply> reply = client_.Command({"ZRANGEBYSCORE", OutboxKey(), "-inf",
+                                                        absl::StrCat(absl::ToUnixMillis(before)),
+                                                        "LIMIT", "0", absl::StrCat(limit)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
+  std::vector<std::string> out;
+  for (const redis::Reply& e : reply->elements) out.push_back(e.str);
+  return out;
+}
+
+absl::Status RoutingStore::Command(const redis::Args& args) {
+  absl::StatusOr<redis::Reply> reply = client_.Command(args);
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<std::string>> RoutingStore::OldestMembers(const std::string& key,
                                                                      int limit) {
   if (limit <= 0) return std::vector<std::string>{};
@@ -96,7 +185,7 @@ absl::Status RoutingStore::Erase(const std::string& lead_id,
   }
   // After the tombstone, so an apply racing with the erasure either committed before it (and
   // its ZADD is undone here) or finds the tombstone and changes nothing.
-  std::vector<redis::Args> commands;
+  std::vector<redis::Args> commands = {{"ZREM", SlaIndexKey(), lead_id}};
   for (const std::string& team :
        absl::flat_hash_set<std::string>(team_ids.begin(), team_ids.end())) {
     commands.push_back({"ZREM", TeamQueueKey(team), lead_id});
@@ -104,7 +193,6 @@ absl::Status RoutingStore::Erase(const std::string& lead_id,
   for (const std::string& rep : absl::flat_hash_set<std::string>(rep_ids.begin(), rep_ids.end())) {
     commands.push_back({"ZREM", RepOpenKey(rep), lead_id});
   }
-  if (commands.empty()) return absl::OkStatus();
   absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   for (const redis::Reply& r : *replies) {

@@ -13,6 +13,27 @@
 //                                           by queue time (ms)
 //   routing:rep:<rep_id>:open               sorted set: leads the rep holds open, scored by
 //                                           assignment time (ms)
+//   routing:rep:{<rep_id>}:presence         versioned record: the rep's RepPresence (protobuf),
+//                                           set by SetAvailability; absent = available
+//   routing:rep:{<rep_id>}:applied:<req>    apply-once record of a SetAvailability request id;
+//                                           memo = the stored RepPresence
+//   routing:overrides                       versioned record: RoutingOverrides (protobuf), the
+//                                           teams created or replaced by UpsertTeam / UpsertRep
+//   routing:overrides:applied:<version>     apply-once record of one override write (one per
+//                                           version of the record; kept one day)
+//   routing:sla                             sorted set: leads assigned and not yet accepted or
+//                                           contacted, scored by their SLA deadline (ms), and
+//                                           queued leads of teams with a queue timeout, scored
+//                                           by when the wait escalates; the pass reads only the
+//                                           due ones
+//   routing:outbox                          sorted set of "<event id>|<lead id>": a pass's
+//                                           decision applied but its events not yet
+//                                           acknowledged by the broker, scored by when it was
+//                                           applied (ms); a later pass re-sends the memo
+//   routing:{<lead_id>}:applied:sla:...     apply-once records of the scheduler's decisions: SLA
+//   routing:{<lead_id>}:applied:drain:...   breaches, queue drains, queue timeouts and index
+//   routing:{<lead_id>}:applied:queue-...   fixes (synthetic input ids "<what>:<lead>:<episode>:
+//                                           <attempt>:<assigned ms>"; memo = the events)
 //
 // A routing decision is one atomic apply over the lead's assignment and its team's state, so
 // two replicas can never assign one lead twice or push a rep over a cap: the second one's
@@ -26,7 +47,10 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -46,6 +70,16 @@ class RoutingStore {
   static std::string TeamStateKey(const std::string& team_id);
   static std::string TeamQueueKey(const std::string& team_id);
   static std::string RepOpenKey(const std::string& rep_id);
+  static std::string RepPresenceKey(const std::string& rep_id);
+  static std::string PresenceRequestKey(const std::string& rep_id, const std::string& request_id);
+  static std::string OverridesKey();
+  static std::string OverridesWriteKey(int64_t version);
+  static std::string SlaIndexKey();
+  static std::string OutboxKey();
+  // An outbox member (see the key schema) and its parts.
+  static std::string OutboxMember(const std::string& event_id, const std::string& lead_id);
+  static bool ParseOutboxMember(const std::string& member, std::string* event_id,
+                                std::string* lead_id);
   // The command that registers a lead's own keys touched by an apply (its assignment record and
   // the apply-once record `dedup_key`) for erasure; goes into Plan.extra_commands.
   static redis::Args LeadKeysToRegister(const std::string& lead_id, const std::string& dedup_key);
@@ -62,6 +96,19 @@ class RoutingStore {
   // Up to `limit` lead ids of a rep's open leads / a team's queue, oldest first.
   absl::StatusOr<std::vector<std::string>> RepOpenLeads(const std::string& rep_id, int limit);
   absl::StatusOr<std::vector<std::string>> TeamQueue(const std::string& team_id, int limit);
+
+  // The stored team overrides and the record's version (0 and empty when none).
+  absl::StatusOr<std::pair<int64_t, internal::v1::RoutingOverrides>> LoadOverrides();
+  // Presence of each rep id (reps never set are absent from the map).
+  absl::StatusOr<absl::flat_hash_map<std::string, internal::v1::RepPresence>> LoadPresence(
+      const std::vector<std::string>& rep_ids);
+
+  // Up to `limit` lead ids whose SLA deadline is at or before `now`, earliest first.
+  absl::StatusOr<std::vector<std::string>> DueSla(absl::Time now, int limit);
+  // Up to `limit` outbox members recorded at or before `before`, oldest first.
+  absl::StatusOr<std::vector<std::string>> StaleOutbox(absl::Time before, int limit);
+  // Runs one command (index maintenance of the passes).
+  absl::Status Command(const redis::Args& args);
 
   redis::ApplyOnce& apply() { return apply_; }
 

@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/rules/field_source.h"
 #include "common/rules/time_util.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
 namespace leadflow::scoring {
 namespace {
@@ -94,6 +98,52 @@ int64_t WindowedCount(const ActivityCounts& counts, int window_days,
   }
   if (newest.has_value() && now - *newest >= window_days * kDay) return 0;
   return count;
+}
+
+// FNV-1a of the rule file's deterministic serialisation: equal content, equal fingerprint. The
+// model and task settings are left out: they change no category, stage or segment, so changing
+// them must not start a re-score of every lead.
+std::string Fingerprint(ScoringRules rules) {
+  rules.clear_model();
+  rules.clear_tasks();
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    rules.SerializeToCodedStream(&coded);
+  }
+  uint64_t hash = 14695981039346656037ull;
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return absl::StrFormat("%016x", hash);
+}
+
+// Compiles a list of condition rules (fit, or negative signals) under `path`.
+absl::Status CompileConditionRules(
+    const google::protobuf::RepeatedPtrField<config::v1::FitRule>& rules, absl::string_view path,
+    absl::flat_hash_set<std::string>& rule_ids, std::vector<CompiledConditionRule>& out) {
+  for (int i = 0; i < rules.size(); ++i) {
+    const config::v1::FitRule& rule = rules.Get(i);
+    const std::string rule_path = absl::StrCat(path, "[", i, "]");
+    if (rule.id().empty()) return Invalid(absl::StrCat(rule_path, ".id"), "empty rule id");
+    if (!rule_ids.insert(rule.id()).second) {
+      return Invalid(absl::StrCat(rule_path, ".id"),
+                     absl::StrCat("duplicate rule id '", rule.id(), "'"));
+    }
+    if (!std::isfinite(rule.points())) {
+      return Invalid(absl::StrCat(rule_path, ".points"), "must be finite", rule.id());
+    }
+    absl::StatusOr<rules::CompiledConditions> when =
+        rules::CompileLeadConditions(rule.when(), absl::StrCat(rule_path, ".when"),
+                                     rules::kProfileFields | rules::kActivityFields, rule.id());
+    if (!when.ok()) return when.status();
+    out.push_back({rule.id(), rule.points(),
+                   rule.reason().empty() ? when->Describe() : rule.reason(), *std::move(when)});
+  }
+  return absl::OkStatus();
 }
 
 bool HasActivity(const LeadAggregates& aggregates) {
@@ -196,33 +246,47 @@ std::vector<std::string> CompiledScoringRules::segment_ids() const {
 }
 
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
-    const ScoringRules& rules, const NegativeSignalPoints& negative_points) {
+    const ScoringRules& rules) {
   // make_shared cannot reach the private constructor.
   std::shared_ptr<CompiledScoringRules> out(new CompiledScoringRules());
   out->version_ = rules.version();
-  out->negative_points_ = negative_points;
 
-  // Fit and engagement ids share one namespace: both name contributions.
+  // Fit, negative and engagement ids share one namespace: they all name contributions.
   absl::flat_hash_set<std::string> rule_ids;
-  for (int i = 0; i < rules.fit_size(); ++i) {
-    const config::v1::FitRule& rule = rules.fit(i);
-    const std::string path = absl::StrCat("scoring.fit[", i, "]");
-    if (rule.id().empty()) return Invalid(absl::StrCat(path, ".id"), "empty rule id");
-    if (!rule_ids.insert(rule.id()).second) {
-      return Invalid(absl::StrCat(path, ".id"),
-                     absl::StrCat("duplicate rule id '", rule.id(), "'"));
-    }
-    if (!std::isfinite(rule.points())) {
-      return Invalid(absl::StrCat(path, ".points"), "must be finite", rule.id());
-    }
-    absl::StatusOr<rules::CompiledConditions> when =
-        rules::CompileLeadConditions(rule.when(), absl::StrCat(path, ".when"),
-                                     rules::kProfileFields | rules::kActivityFields, rule.id());
-    if (!when.ok()) return when.status();
-    out->fit_.push_back({rule.id(), rule.points(),
-                         rule.reason().empty() ? when->Describe() : rule.reason(),
-                         *std::move(when)});
+  if (absl::Status s = CompileConditionRules(rules.fit(), "scoring.fit", rule_ids, out->fit_);
+      !s.ok()) {
+    return s;
   }
+  if (absl::Status s = CompileConditionRules(rules.negative().rules(), "scoring.negative.rules",
+                                             rule_ids, out->negative_rules_);
+      !s.ok()) {
+    return s;
+  }
+  const config::v1::NegativeSignals& negative = rules.negative();
+  for (const auto& [name, points] :
+       {std::pair<const char*, double>{"unsubscribed", negative.unsubscribed()},
+        {"bounced", negative.bounced()},
+        {"lost", negative.lost()}}) {
+    if (!std::isfinite(points)) {
+      return Invalid(absl::StrCat("scoring.negative.", name), "must be finite");
+    }
+  }
+  out->negative_points_ = {negative.unsubscribed(), negative.bounced(), negative.lost()};
+
+  absl::StatusOr<ModelSettings> model = CompileModelSettings(rules.model());
+  if (!model.ok()) return model.status();
+  out->model_settings_ = *model;
+  const config::v1::ScoringTasks& tasks = rules.tasks();
+  if (tasks.decay_interval_ms() < 0)
+    return Invalid("scoring.tasks.decay_interval_ms", "must be >= 0");
+  if (tasks.decay_max_claims_per_pass() < 0) {
+    return Invalid("scoring.tasks.decay_max_claims_per_pass", "must be >= 0");
+  }
+  if (!std::isfinite(tasks.rescore_leads_per_second()) || tasks.rescore_leads_per_second() < 0) {
+    return Invalid("scoring.tasks.rescore_leads_per_second", "must be >= 0");
+  }
+  out->tasks_ = tasks;
+  out->fingerprint_ = Fingerprint(rules);
 
   for (int i = 0; i < rules.engagement_size(); ++i) {
     const EngagementRule& rule = rules.engagement(i);
@@ -357,7 +421,13 @@ ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadPro
     }
   }
 
-  // Negative signals from outside the lead's behaviour.
+  // Negative signals: the file's condition rules (who the lead is), then the signals from
+  // outside the profile (deliverability, sales outcomes).
+  for (const CompiledScoringRules::FitRule& rule : rules.negative_rules_) {
+    if (rule.points != 0 && rule.when.Evaluate(fields)) {
+      *contributions.Add() = MakeContribution(rule.id, "negative", rule.points, rule.reason);
+    }
+  }
   const NegativeSignalPoints& negative = rules.negative_points_;
   if (context.unsubscribed && negative.unsubscribed != 0) {
     *contributions.Add() = MakeContribution("negative.unsubscribed", "negative",
@@ -389,7 +459,16 @@ ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadPro
   snapshot.set_category(rules.CategoryFor(total));
   snapshot.set_interest(DeriveInterest(context, aggregates, now));
   snapshot.set_stage(DeriveStage(context, snapshot.category(), aggregates));
-  snapshot.set_conversion_probability(context.conversion_probability);
+  if (context.model != nullptr) {
+    Prediction prediction = context.model->Predict(
+        LeadFeatures(profile, aggregates, snapshot.category()), rules.model_settings_);
+    snapshot.set_conversion_probability(prediction.probability);
+    for (events::v1::Factor& factor : prediction.top_factors) {
+      *snapshot.add_top_factors() = std::move(factor);
+    }
+  } else {
+    snapshot.set_conversion_probability(context.conversion_probability);
+  }
   snapshot.set_rules_version(rules.version_);
   *snapshot.mutable_scored_at() = rules::ToTimestamp(now);
 
@@ -401,6 +480,67 @@ ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadPro
   }
   for (std::string& segment : segments) snapshot.add_segments(std::move(segment));
   return snapshot;
+}
+
+std::optional<absl::Time> NextChangeAt(const CompiledScoringRules& rules,
+                                       const LeadAggregates& aggregates,
+                                       const ScoreSnapshot& snapshot, double score_bucket,
+                                       absl::Time now) {
+  std::optional<absl::Time> next;
+  auto consider = [&](absl::Time t) {
+    if (t > now && (!next.has_value() || t < *next)) next = t;
+  };
+  // Windows emptying: every window of every count, since segment conditions may read any of
+  // them, not only the windows the engagement rules use.
+  auto windows = [&](const ActivityCounts& counts) {
+    std::optional<absl::Time> newest;
+    if (counts.has_last_at()) {
+      newest = rules::ToTime(counts.last_at());
+    } else if (aggregates.has_last_seen_at()) {
+      newest = rules::ToTime(aggregates.last_seen_at());
+    }
+    if (!newest.has_value()) return;
+    const std::pair<int, int64_t> window_counts[] = {{1, counts.last_1d()},
+                                                     {7, counts.last_7d()},
+                                                     {30, counts.last_30d()},
+                                                     {90, counts.last_90d()}};
+    for (const auto& [days, count] : window_counts) {
+      if (count > 0) consider(*newest + days * kDay);
+    }
+  };
+  for (const auto& [type, counts] : aggregates.by_type()) windows(counts);
+  for (const auto& [page, counts] : aggregates.by_page_category()) windows(counts);
+  if (!aggregates.has_last_seen_at()) return next;
+  const absl::Time last_seen = rules::ToTime(aggregates.last_seen_at());
+  // Interest turns "not now" once the quiet exceeds 90 days.
+  consider(last_seen + kNotNowAfter + absl::Milliseconds(1));
+
+  // Half-life decay: when does the total fall below the next boundary down?
+  double engagement = 0;
+  for (const Contribution& c : snapshot.contributions()) {
+    if (c.kind() == "engagement") engagement += c.points();
+  }
+  if (rules.half_life_days() <= 0 || engagement <= 0) return next;
+  const double total = snapshot.total();
+  const double rest = total - snapshot.engagement();  // everything that does not decay
+  double boundary = -std::numeric_limits<double>::infinity();
+  for (const double threshold : {rules.thresholds().warm(), rules.thresholds().qualified(),
+                                 rules.thresholds().sales_ready()}) {
+    if (threshold <= total) boundary = std::max(boundary, threshold);
+  }
+  if (score_bucket > 0)
+    boundary = std::max(boundary, std::floor(total / score_bucket) * score_bucket);
+  // The decayed engagement is rounded to hundredths (halves away from zero), so it must fall
+  // half a hundredth below the boundary to round below it.
+  const double target = boundary - rest - 0.005;
+  if (!(target > 0)) return next;  // decay alone never gets there
+  // rest + engagement * 2^(-days / half_life) < boundary - 0.005
+  const double days = rules.half_life_days() * std::log2(engagement / target);
+  // A minute late rather than early: a re-score that finds nothing changed only asks again.
+  absl::Time crossing = last_seen + absl::Seconds(days * 86400) + absl::Minutes(1);
+  if (crossing <= now) crossing = now + absl::Minutes(1);
+  consider(crossing);
+  return next;
 }
 
 ScoreChange Diff(const ScoreSnapshot& previous, const ScoreSnapshot& current, double score_bucket) {

@@ -17,14 +17,18 @@
 //               nothing below max(min_count, 1) activities.
 //   decay       with a half-life, positive engagement halves every half_life_days since the
 //               lead's last activity; recorded as one "decay" contribution (negative points).
-//   negative    unsubscribed, hard bounce, lost: fixed penalties (NegativeSignalPoints).
+//   negative    the rule file's negative signals: its condition rules (competitor employees,
+//               disqualifying answers), then unsubscribed, hard bounce, lost.
 // total is the sum of the contributions, in order, so they add up to it exactly; fit and
 // engagement (after decay) are the sums of their kinds. Then category (thresholds), interest,
 // stage and, last, segments, whose conditions may use every field including the new score
-// (but not other segments: "segments" reads empty while they are evaluated).
+// (but not other segments: "segments" reads empty while they are evaluated). With a learned
+// model in the context, the conversion probability and its top factors are predicted from the
+// profile, the aggregates and the new category before segments are evaluated.
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,19 +40,19 @@
 #include "leadflow/events/v1/lead.pb.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
+#include "services/scoring/engine_model.h"
 
 namespace leadflow::scoring {
 
-// Points for the negative signals. Penalties, not rules in the file, because they come from
-// outside the lead's behaviour (sales outcomes, deliverability) and must apply even when a rule
-// file forgets them.
+// Points for the negative signals that come from outside the profile (deliverability, sales
+// outcomes), as the rule file's `negative` section sets them (0 = no penalty).
 struct NegativeSignalPoints {
   // The lead unsubscribed from marketing.
-  double unsubscribed = -20;
+  double unsubscribed = 0;
   // Mail to the lead hard-bounced: the address is dead.
-  double bounced = -25;
+  double bounced = 0;
   // Sales lost the lead; it must earn more than before to come back to sales.
-  double lost = -30;
+  double lost = 0;
 };
 
 // What the lead's history outside its activity says: sales outcomes, explicit interest, and
@@ -71,8 +75,11 @@ struct ScoreContext {
   // Mail to the lead hard-bounced.
   bool bounced = false;
   // The learned model's latest conversion probability, copied into the snapshot before
-  // segments are evaluated so segment rules can use it.
+  // segments are evaluated so segment rules can use it. Used only without `model`.
   double conversion_probability = 0;
+  // The learned model (borrowed): when set, the snapshot's conversion probability and top
+  // factors are predicted with it and the rules' model settings.
+  const ConversionModel* model = nullptr;
 };
 
 // The lifecycle stage a sales outcome implies: contacted -> contacted, qualified -> qualified,
@@ -80,12 +87,28 @@ struct ScoreContext {
 // say nothing about the lead itself).
 events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind);
 
+// A compiled condition rule (fit or negative signal): points when every condition holds.
+struct CompiledConditionRule {
+  std::string id;
+  double points = 0;
+  std::string reason;
+  rules::CompiledConditions when;
+};
+
 // A validated, immutable scoring rule set. Build with CompileScoringRules.
 class CompiledScoringRules {
  public:
   const std::string& version() const { return version_; }
   const config::v1::CategoryThresholds& thresholds() const { return thresholds_; }
   const NegativeSignalPoints& negative_points() const { return negative_points_; }
+  const ModelSettings& model_settings() const { return model_settings_; }
+  // Half-life of engagement in days (0 = none).
+  double half_life_days() const { return half_life_days_; }
+  const config::v1::ScoringTasks& tasks() const { return tasks_; }
+  // Identifies the rule content (FNV-1a of the file's deterministic serialisation without the
+  // `model` and `tasks` settings, hex): a change of any rule gives a new fingerprint even when
+  // `version` was not bumped.
+  const std::string& fingerprint() const { return fingerprint_; }
 
   // The category a total reaches.
   events::v1::Category CategoryFor(double total) const;
@@ -93,12 +116,7 @@ class CompiledScoringRules {
   std::vector<std::string> segment_ids() const;
 
  private:
-  struct FitRule {
-    std::string id;
-    double points = 0;
-    std::string reason;
-    rules::CompiledConditions when;
-  };
+  using FitRule = CompiledConditionRule;
   struct EngagementRule {
     config::v1::EngagementRule config;
   };
@@ -110,7 +128,7 @@ class CompiledScoringRules {
   CompiledScoringRules() = default;
 
   friend absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
-      const config::v1::ScoringRules& rules, const NegativeSignalPoints& negative_points);
+      const config::v1::ScoringRules& rules);
   friend events::v1::ScoreSnapshot Score(const CompiledScoringRules& rules,
                                          const events::v1::LeadProfile& profile,
                                          const events::v1::LeadAggregates& aggregates,
@@ -118,11 +136,15 @@ class CompiledScoringRules {
 
   std::string version_;
   std::vector<FitRule> fit_;
+  std::vector<FitRule> negative_rules_;
   std::vector<EngagementRule> engagement_;
   config::v1::CategoryThresholds thresholds_;
   double half_life_days_ = 0;
   std::vector<SegmentRule> segments_;
   NegativeSignalPoints negative_points_;
+  ModelSettings model_settings_;
+  config::v1::ScoringTasks tasks_;
+  std::string fingerprint_;
 };
 
 // Validates `rules` and compiles their conditions. InvalidArgument, naming the path, when:
@@ -130,10 +152,12 @@ class CompiledScoringRules {
 // engagement rule names neither activity_type nor page_category, or a page_category with an
 // activity_type other than page_view; window_days is not 0, 1, 7, 30 or 90; min_count or
 // max_points is negative; a points value is not finite; thresholds are not 0 < warm <
-// qualified < sales_ready; half_life_days is negative; a segment id is empty or repeated; or a
-// condition is invalid (fit rules may use profile and activity fields, segments any field).
+// qualified < sales_ready; half_life_days is negative; a segment id is empty or repeated; a
+// condition is invalid (fit and negative rules may use profile and activity fields, segments any
+// field); a negative-signal penalty is not finite; the model settings are invalid
+// (CompileModelSettings); or a task setting is negative.
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
-    const config::v1::ScoringRules& rules, const NegativeSignalPoints& negative_points = {});
+    const config::v1::ScoringRules& rules);
 
 // Scores one lead at `now`. Activity counts are as of when tracking computed `aggregates`; a
 // window whose newest activity is older than the window at `now` counts zero, so windowed
@@ -164,6 +188,18 @@ struct ScoreChange {
   // True when nothing routing or nurturing cares about changed: emit no leads.scored.
   bool empty() const { return changed.empty(); }
 };
+
+// The earliest time after `now` at which time alone (no new input) could change what Diff
+// reports for this lead: a rule window or a segment field's window emptying (newest activity +
+// 1, 7, 30 or 90 days), the interest boundary (last activity + 90 days), or half-life decay
+// taking the total below the next lower category threshold or score bucket boundary. nullopt
+// when nothing can change with time (no activity). The time may be early (the re-score then
+// finds no change and asks again) and is at most a minute late (decay crossings get a minute's
+// margin so the rounded decay is past the boundary); it is always after `now`.
+std::optional<absl::Time> NextChangeAt(const CompiledScoringRules& rules,
+                                       const events::v1::LeadAggregates& aggregates,
+                                       const events::v1::ScoreSnapshot& snapshot,
+                                       double score_bucket, absl::Time now);
 
 // Compares two snapshots. "score" changes when floor(total / score_bucket) differs, so small
 // wobbles (a page view worth one point) do not flood downstream; score_bucket <= 0 compares

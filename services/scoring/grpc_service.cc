@@ -26,11 +26,29 @@ grpc::Status ScoringGrpcService::LoadScored(const std::string& lead_id,
   return grpc::Status::OK;
 }
 
+grpc::Status ScoringGrpcService::Predict(internal::v1::ScoringLeadState& state) {
+  const std::shared_ptr<const CompiledScoringRules> rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const ConversionModel>> model =
+      model_.Get(rules->model_settings().hash_bits);
+  if (!model.ok()) return grpc_util::ToGrpcStatus(model.status());
+  Prediction prediction =
+      (*model)->Predict(LeadFeatures(state.profile(), state.aggregates(), state.score().category()),
+                        rules->model_settings());
+  events::v1::ScoreSnapshot& score = *state.mutable_score();
+  score.set_conversion_probability(prediction.probability);
+  score.clear_top_factors();
+  for (events::v1::Factor& factor : prediction.top_factors) {
+    *score.add_top_factors() = std::move(factor);
+  }
+  return grpc::Status::OK;
+}
+
 grpc::Status ScoringGrpcService::GetScore(grpc::ServerContext*,
                                           const scoring::v1::GetScoreRequest* request,
                                           scoring::v1::GetScoreResponse* response) {
   internal::v1::ScoringLeadState state;
   if (grpc::Status s = LoadScored(request->lead_id(), &state); !s.ok()) return s;
+  if (grpc::Status s = Predict(state); !s.ok()) return s;
   *response->mutable_score() = std::move(*state.mutable_score());
   return grpc::Status::OK;
 }
@@ -40,6 +58,7 @@ grpc::Status ScoringGrpcService::ExplainScore(grpc::ServerContext*,
                                               scoring::v1::ExplainScoreResponse* response) {
   internal::v1::ScoringLeadState state;
   if (grpc::Status s = LoadScored(request->lead_id(), &state); !s.ok()) return s;
+  if (grpc::Status s = Predict(state); !s.ok()) return s;
   *response->mutable_score() = std::move(*state.mutable_score());
   *response->mutable_history() = std::move(*state.mutable_history());
   return grpc::Status::OK;
@@ -55,8 +74,13 @@ grpc::Status ScoringGrpcService::SimulateScore(grpc::ServerContext*,
     if (!given.ok()) return grpc_util::ToGrpcStatus(given.status());
     rules = *std::move(given);
   }
+  absl::StatusOr<std::shared_ptr<const ConversionModel>> model =
+      model_.Get(rules->model_settings().hash_bits);
+  if (!model.ok()) return grpc_util::ToGrpcStatus(model.status());
+  ScoreContext context;
+  context.model = model->get();
   *response->mutable_score() =
-      Score(*rules, request->lead(), request->aggregates(), ScoreContext(), clock_.Now());
+      Score(*rules, request->lead(), request->aggregates(), context, clock_.Now());
   return grpc::Status::OK;
 }
 

@@ -13,11 +13,12 @@ namespace leadflow::scoring {
 class ScoringGrpcService final : public scoring::v1::Scoring::Service {
  public:
   // Borrows everything; all must outlive the service.
-  ScoringGrpcService(const ScoringRulesSource& rules, ScoringStore& store,
+  ScoringGrpcService(const ScoringRulesSource& rules, ScoringStore& store, ModelCache& model,
                      const runtime::Clock& clock)
-      : rules_(rules), store_(store), clock_(clock) {}
+      : rules_(rules), store_(store), model_(model), clock_(clock) {}
 
-  // The lead's latest score. NOT_FOUND if the lead was never scored.
+  // The lead's latest score. NOT_FOUND if the lead was never scored. The conversion probability
+  // and its top factors are predicted afresh with the current model (ExplainScore too).
   grpc::Status GetScore(grpc::ServerContext* context, const scoring::v1::GetScoreRequest* request,
                         scoring::v1::GetScoreResponse* response) override;
   // The latest score with its contributions, and the emitted snapshots, newest first.
@@ -37,9 +38,12 @@ class ScoringGrpcService final : public scoring::v1::Scoring::Service {
  private:
   // The lead's state with a score, or the gRPC error to answer.
   grpc::Status LoadScored(const std::string& lead_id, internal::v1::ScoringLeadState* state);
+  // Puts the current model's prediction for the stored lead into its score.
+  grpc::Status Predict(internal::v1::ScoringLeadState& state);
 
   const ScoringRulesSource& rules_;
   ScoringStore& store_;
+  ModelCache& model_;
   const runtime::Clock& clock_;
 };
 

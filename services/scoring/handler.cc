@@ -39,7 +39,7 @@ absl::StatusOr<ScoringHandler::Input> InputOf(const kafka::ConsumedMessage& mess
   return ScoringHandler::Input{*std::move(identity)};
 }
 
-ScoreContext ContextOf(const ScoringLeadState& state) {
+ScoreContext ContextOf(const ScoringLeadState& state, const ConversionModel* model) {
   ScoreContext context;
   context.previous_stage = state.score().stage();
   context.previous_interest = state.score().interest();
@@ -49,6 +49,7 @@ ScoreContext ContextOf(const ScoringLeadState& state) {
   context.unsubscribed = state.unsubscribed();
   context.bounced = state.bounced();
   context.conversion_probability = state.conversion_probability();
+  context.model = model;
   return context;
 }
 
@@ -68,10 +69,46 @@ absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> LoadScoringRules(
       path, [](const config::v1::ScoringRules& rules) { return CompileScoringRules(rules); });
 }
 
+ModelCache::ModelCache(ScoringStore& store, const runtime::Clock& clock, absl::Duration refresh)
+    : store_(store), clock_(clock), refresh_(refresh) {}
+
+absl::StatusOr<std::shared_ptr<const ConversionModel>> ModelCache::Get(int hash_bits) {
+  const absl::Time now = clock_.Now();
+  absl::MutexLock lock(&mu_);
+  if (model_ != nullptr && version_ >= 0 && now - checked_at_ < refresh_) return model_;
+  absl::StatusOr<int64_t> version = store_.ModelVersion();
+  if (!version.ok()) return version.status();
+  checked_at_ = now;
+  if (model_ != nullptr && *version == version_) return model_;
+  absl::StatusOr<std::optional<internal::v1::ConversionModelState>> stored = store_.LoadModel();
+  if (!stored.ok()) return stored.status();
+  if (!stored->has_value()) {
+    model_ = std::make_shared<const ConversionModel>(hash_bits);
+  } else {
+    absl::StatusOr<ConversionModel> model = ConversionModel::FromState(**stored);
+    if (!model.ok()) return model.status();
+    model_ = std::make_shared<const ConversionModel>(*std::move(model));
+  }
+  // The version read before the weights: if the model moved in between, the next check reloads.
+  version_ = *version;
+  return model_;
+}
+
+void ModelCache::Put(std::shared_ptr<const ConversionModel> model) {
+  absl::MutexLock lock(&mu_);
+  model_ = std::move(model);
+  version_ = -1;
+}
+
 ScoringHandler::ScoringHandler(const ScoringRulesSource& rules, ScoringStore& store,
-                               const kafka::Topics& topics, const runtime::Clock& clock,
-                               ScoringOptions options)
-    : rules_(rules), store_(store), topics_(topics), clock_(clock), options_(options) {}
+                               ModelCache& model, const kafka::Topics& topics,
+                               const runtime::Clock& clock, ScoringOptions options)
+    : rules_(rules),
+      store_(store),
+      model_(model),
+      topics_(topics),
+      clock_(clock),
+      options_(options) {}
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptured(
     const kafka::ConsumedMessage& message) {
@@ -106,13 +143,31 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleOutcom
   if (absl::Status s = events::Decode(message, &outcome); !s.ok()) return s;
   absl::StatusOr<Input> input = InputOf(message, outcome.envelope(), "", clock_.Now());
   if (!input.ok()) return input.status();
-  return Apply(*input, [&](ScoringLeadState& state) {
-    // Accepted and rejected say nothing about the lead itself: the state stays as it is.
-    const events::v1::LifecycleStage stage = StageForOutcome(outcome.kind());
-    if (stage == events::v1::STAGE_UNSPECIFIED) return;
-    state.set_outcome_stage(stage);
-    *state.mutable_outcome_at() = events::ToProto(input->event_time);
-  });
+  // Won and lost are the model's labels; the other outcomes do not say whether the lead bought.
+  std::optional<bool> label;
+  if (outcome.kind() == events::v1::LeadOutcome::KIND_WON) label = true;
+  if (outcome.kind() == events::v1::LeadOutcome::KIND_LOST) label = false;
+  return Apply(
+      *input,
+      [&](ScoringLeadState& state) {
+        // Accepted and rejected say nothing about the lead itself: the state stays as it is.
+        const events::v1::LifecycleStage stage = StageForOutcome(outcome.kind());
+        if (stage == events::v1::STAGE_UNSPECIFIED) return;
+        state.set_outcome_stage(stage);
+        *state.mutable_outcome_at() = events::ToProto(input->event_time);
+      },
+      label);
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Rescore(
+    const std::string& lead_id, const std::string& cause_id, absl::Time now) {
+  Input input;
+  input.lead_id = lead_id;
+  input.event_id = cause_id;
+  input.trace_id = cause_id;
+  input.event_time = now;
+  return Apply(
+      input, [](ScoringLeadState&) {}, std::nullopt, /*existing_only=*/true);
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleErasure(
@@ -131,29 +186,68 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleErasur
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const Input& input,
-                                                                          const Update& update) {
-  // One rule set and one processing time per input: the planner may run more than once and
-  // must give the same plan for the same state.
+                                                                          const Update& update,
+                                                                          std::optional<bool> label,
+                                                                          bool existing_only) {
+  // One rule set, one model and one processing time per input: the planner may run more than
+  // once and must give the same plan for the same state.
   const std::shared_ptr<const CompiledScoringRules> rules = rules_.Current();
+  const ModelSettings& settings = rules->model_settings();
+  absl::StatusOr<std::shared_ptr<const ConversionModel>> cached = model_.Get(settings.hash_bits);
+  if (!cached.ok()) return cached.status();
   const absl::Time processed_at = clock_.Now();
   const std::string state_key = ScoringStore::StateKey(input.lead_id);
+  std::shared_ptr<const ConversionModel> trained;
 
   redis::ApplyOnceRequest request;
   request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
   request.dedup_ttl = options_.dedup_ttl;
   request.state_keys = {state_key};
+  // Training reads and writes the model with the lead, atomically.
+  if (label.has_value()) request.state_keys.push_back(ScoringStore::ModelKey());
   request.registry_key = redis::RegistryKey(kService, input.lead_id);
   request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
 
   auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
     ScoringLeadState state;
+    redis::Plan plan;
+    if (existing_only && !records[0].data.has_value()) return plan;
     if (records[0].data.has_value() && !state.ParseFromString(*records[0].data)) {
       return absl::DataLossError("corrupt state " + state_key);
     }
+
+    const ConversionModel* model = cached->get();
+    trained.reset();
+    if (label.has_value() && state.has_profile()) {
+      // Train on the lead as it was when the outcome came, before the outcome changes it.
+      std::optional<ConversionModel> current;
+      if (records[1].data.has_value()) {
+        internal::v1::ConversionModelState stored;
+        if (!stored.ParseFromString(*records[1].data)) {
+          return absl::DataLossError("corrupt " + ScoringStore::ModelKey());
+        }
+        absl::StatusOr<ConversionModel> parsed = ConversionModel::FromState(stored);
+        if (!parsed.ok()) return parsed.status();
+        current = *std::move(parsed);
+      } else {
+        current.emplace(settings.hash_bits);
+      }
+      current->Update(LeadFeatures(state.profile(), state.aggregates(), state.score().category()),
+                      *label, settings);
+      // Written by an extra command, not a plan write: apply-once registers written records in
+      // the lead's key registry, and erasing this lead must not delete the shared model. The
+      // script still checks the model's version (it is a state key), so the write is atomic
+      // with that check and with this outcome's dedup record.
+      plan.extra_commands.push_back({"HSET", ScoringStore::ModelKey(), "v",
+                                     absl::StrCat(records[1].version + 1), "d",
+                                     current->ToState().SerializeAsString()});
+      trained = std::make_shared<const ConversionModel>(*std::move(current));
+      model = trained.get();
+    }
     update(state);
 
-    redis::Plan plan;
     std::vector<kafka::OutboundMessage> outputs;
+    plan.extra_commands.push_back(ScoringStore::IndexCommand(input.lead_id));
     if (state.has_profile()) {
       const bool first = !state.has_score();
       const ScoreSnapshot previous = state.score();
@@ -161,7 +255,11 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const 
           first ? input.event_time
                 : std::max(input.event_time, events::FromProto(previous.scored_at()));
       ScoreSnapshot current =
-          Score(*rules, state.profile(), state.aggregates(), ContextOf(state), scored_at);
+          Score(*rules, state.profile(), state.aggregates(), ContextOf(state, model), scored_at);
+      // Time alone may change the score later (decay, windows): the decay scheduler looks then.
+      plan.extra_commands.push_back(ScoringStore::ScheduleCommand(
+          input.lead_id,
+          NextChangeAt(*rules, state.aggregates(), current, options_.score_bucket, scored_at)));
       const ScoreChange change = Diff(previous, current, options_.score_bucket);
       for (const std::string& segment : change.segments_entered) {
         plan.extra_commands.push_back({"SADD", ScoringStore::SegmentKey(segment), input.lead_id});
@@ -189,6 +287,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const 
         outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsScored), input.lead_id, event));
         PushHistory(current, options_.history_size, state);
       }
+      state.set_conversion_probability(current.conversion_probability());
       *state.mutable_score() = std::move(current);
     }
     plan.writes.push_back({state_key, state.SerializeAsString()});
@@ -198,6 +297,9 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const 
 
   absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
   if (!applied.ok()) return applied.status();
+  if (applied->outcome == redis::ApplyOutcome::kApplied && trained != nullptr) {
+    model_.Put(std::move(trained));
+  }
   std::vector<kafka::OutboundMessage> outputs;
   if (applied->outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
   if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;

@@ -15,15 +15,29 @@
 // Scores are computed at the event time of the cause, never earlier than the lead's previous
 // score: a late event must not move windows and decay back in time.
 //
+// Learned conversion probability: every score is served with the model's prediction (the prior
+// until enough outcomes). A won or lost outcome also trains the model: the same apply-once reads
+// and rewrites `scoring:model` with the lead's record, so the update is atomic with the
+// outcome's dedup record and a replayed outcome never trains twice. The features are the lead's
+// as they were when the outcome arrived (profile, aggregates, category before the outcome).
+//
+// Every apply also keeps the lead in the lead index and puts it in the decay schedule at
+// NextChangeAt (engine), or out of it; Rescore is the path of the decay scheduler and the
+// re-score after a rules change: the same apply with no new input, under a cause id of the
+// caller's making, so a repeated call with the same cause returns the same event.
+//
 // Thread safety: the Handle* methods may be called concurrently (replicas and threads race
 // through the store's version check).
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/config/yaml_proto.h"
 #include "common/kafka/handler.h"
 #include "common/kafka/topics.h"
@@ -41,6 +55,31 @@ using ScoringRulesSource = config::Reloadable<CompiledScoringRules>;
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> LoadScoringRules(
     const std::string& path);
 
+// The learned model as last read from Redis, shared by the handler and the gRPC service. The
+// stored record's version is checked at most every `refresh` (injected clock), so a model trained
+// by another replica is picked up within that time without reading the weights per event.
+class ModelCache {
+ public:
+  // Borrows both; they must outlive the cache.
+  ModelCache(ScoringStore& store, const runtime::Clock& clock,
+             absl::Duration refresh = absl::Seconds(5));
+
+  // The current model; an untrained one of `hash_bits` when none is stored. UNAVAILABLE /
+  // DATA_LOSS from the store (the caller retries).
+  absl::StatusOr<std::shared_ptr<const ConversionModel>> Get(int hash_bits);
+  // Installs a model this process just stored (the next Get re-checks the stored version).
+  void Put(std::shared_ptr<const ConversionModel> model);
+
+ private:
+  ScoringStore& store_;
+  const runtime::Clock& clock_;
+  const absl::Duration refresh_;
+  absl::Mutex mu_;
+  std::shared_ptr<const ConversionModel> model_ ABSL_GUARDED_BY(mu_);
+  int64_t version_ ABSL_GUARDED_BY(mu_) = -1;  // -1: unknown, re-read
+  absl::Time checked_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
 struct ScoringOptions {
   // LeadScored.changed reports "score" when floor(total / score_bucket) moves.
   double score_bucket = 5;
@@ -54,8 +93,9 @@ struct ScoringOptions {
 class ScoringHandler {
  public:
   // Borrows everything; all must outlive the handler.
-  ScoringHandler(const ScoringRulesSource& rules, ScoringStore& store, const kafka::Topics& topics,
-                 const runtime::Clock& clock, ScoringOptions options = {});
+  ScoringHandler(const ScoringRulesSource& rules, ScoringStore& store, ModelCache& model,
+                 const kafka::Topics& topics, const runtime::Clock& clock,
+                 ScoringOptions options = {});
 
   // Consumer-loop routes. INVALID_ARGUMENT (→ DLQ) for a payload that does not decode or names
   // no lead; UNAVAILABLE / ABORTED for store trouble (retried).
@@ -68,18 +108,31 @@ class ScoringHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);
 
+  // Re-scores a lead with no new input at `now` (never before its previous score), applied once
+  // per `cause_id` (which must name the lead: it seeds the emitted event id). Returns
+  // `leads.scored` when something changed; nothing for a lead scoring does not know or erased.
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> Rescore(const std::string& lead_id,
+                                                              const std::string& cause_id,
+                                                              absl::Time now);
+
+  const ScoringOptions& options() const { return options_; }
+
   // The envelope facts of one input (defined in handler.cc).
   struct Input;
 
  private:
   using Update = std::function<void(internal::v1::ScoringLeadState&)>;
 
-  // The shared path: apply `update` to the lead's state, rescore, emit on change.
-  absl::StatusOr<std::vector<kafka::OutboundMessage>> Apply(const Input& input,
-                                                            const Update& update);
+  // The shared path: apply `update` to the lead's state, rescore, emit on change. With a label
+  // (won = true, lost = false) the model is trained on the lead first. `existing_only`: change
+  // nothing for a lead without a record (re-scores).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> Apply(
+      const Input& input, const Update& update, std::optional<bool> label = std::nullopt,
+      bool existing_only = false);
 
   const ScoringRulesSource& rules_;
   ScoringStore& store_;
+  ModelCache& model_;
   const kafka::Topics& topics_;
   const runtime::Clock& clock_;
   const ScoringOptions options_;

@@ -39,7 +39,8 @@ bool PortOpen(int port) {
 
 absl::StatusOr<std::unique_ptr<PipelineStack>> PipelineStack::Start(
     const std::string& bootstrap, const std::string& prefix,
-    const std::map<std::string, std::string>& config_files) {
+    const std::map<std::string, std::string>& config_files,
+    const std::vector<std::string>& services) {
   std::unique_ptr<PipelineStack> stack(new PipelineStack());
   stack->bootstrap_ = bootstrap;
   stack->prefix_ = prefix;
@@ -58,7 +59,7 @@ absl::StatusOr<std::unique_ptr<PipelineStack>> PipelineStack::Start(
       !s.ok())
     return s;
 
-  for (const std::string& name : ServiceNames()) {
+  for (const std::string& name : services) {
     Service& svc = stack->services_[name];
     absl::StatusOr<std::unique_ptr<testing::RedisServer>> redis = testing::RedisServer::Start();
     if (!redis.ok()) return redis.status();

@@ -27,10 +27,12 @@ inline const std::vector<std::string>& ServiceNames() {
 class PipelineStack {
  public:
   // `config_files`: file name → YAML content written into the stack's LEADFLOW_CONFIG_DIR; files
-  // not given are copied from the repository's config/.
+  // not given are copied from the repository's config/. `services`: which of ServiceNames() to
+  // run (a test of one service's intake need not start the other four).
   static absl::StatusOr<std::unique_ptr<PipelineStack>> Start(
       const std::string& bootstrap, const std::string& prefix,
-      const std::map<std::string, std::string>& config_files = {});
+      const std::map<std::string, std::string>& config_files = {},
+      const std::vector<std::string>& services = ServiceNames());
   ~PipelineStack();
 
   const std::string& prefix() const { return prefix_; }

@@ -22,127 +22,12 @@
 #include "leadflow/events/v1/scoring.pb.h"
 #include "nlohmann/json.hpp"
 #include "tools/leadctl/kafka_io.h"
+#include "tools/leadctl/workload.h"
 
 namespace leadflow::leadctl {
 namespace {
 
 using events::v1::LeadSubmission;
-
-struct Profile {
-  const char* country;
-  const char* region_name;
-  std::vector<const char*> interests;
-};
-
-const char* const kFirst[] = {"Olivia", "Liam",  "Emma", "Noah",  "Amelia", "Oliver", "Sofia",
-                              "Lucas",  "Mia",   "Hugo", "Ines",  "Mateo",  "Yuki",   "Arjun",
-                              "Chloe",  "Felix", "Zara", "Ethan", "Leila",  "Jonas"};
-const char* const kLast[] = {"Smith",    "Müller",  "Martin", "Rossi",   "García", "Silva",
-                             "Tanaka",   "Patel",   "Brown",  "Dubois",  "Novak",  "Jensen",
-                             "Kowalski", "O'Brien", "Nguyen", "Schmidt", "Lopez",  "Cohen"};
-const char* const kCompanies[] = {"Acme Ltd",          "Globex GmbH",      "Initech Inc.",
-                                  "Umbrella plc",      "Stark Industries", "Wayne Enterprises",
-                                  "Soylent Corp",      "Hooli LLC",        "Vandelay Imports",
-                                  "Cyberdyne Systems", "Tyrell Corp",      "Wonka SA"};
-const char* const kTitles[] = {"CEO",
-                               "Founder",
-                               "VP Sales",
-                               "Director of Marketing",
-                               "Marketing Manager",
-                               "IT Manager",
-                               "Software Engineer",
-                               "Analyst",
-                               "Student",
-                               "Head of Operations",
-                               "CTO",
-                               "Sales Representative"};
-const char* const kSources[] = {"web_form", "ads", "event", "referral", "webinar", "landing_page"};
-const Profile kProfiles[] = {{"GB", "London", {"shoes", "apparel"}},
-                             {"GB", "Manchester", {"analytics"}},
-                             {"DE", "Berlin", {"analytics"}},
-                             {"FR", "Paris", {"crm"}},
-                             {"US", "California", {"crm", "analytics"}},
-                             {"CA", "Ontario", {"crm"}},
-                             {"BR", "São Paulo", {"analytics"}},
-                             {"AU", "NSW", {"crm"}},
-                             {"JP", "Tokyo", {"analytics"}},
-                             {"IN", "Karnataka", {"crm"}}};
-
-struct DemoLead {
-  LeadSubmission submission;
-  std::string external_id;
-  int page_views = 0;
-  int pricing_views = 0;
-  bool demo_request = false;
-  bool webinar = false;
-};
-
-DemoLead MakeLead(int i, const std::string& run, std::mt19937_64& rng) {
-  auto pick = [&rng](auto& array) -> decltype(auto) {
-    return array[rng() % (sizeof(array) / sizeof(array[0]))];
-  };
-  DemoLead lead;
-  LeadSubmission& s = lead.submission;
-  const std::string first = pick(kFirst);
-  const std::string last = pick(kLast);
-  const std::string company = pick(kCompanies);
-  const Profile& profile = pick(kProfiles);
-  std::string domain = absl::AsciiStrToLower(company.substr(0, company.find(' ')));
-  s.set_request_id(absl::StrCat("demo-", run, "-", i));
-  s.set_source(pick(kSources));
-  s.set_first_name(first);
-  s.set_last_name(last);
-  s.set_email(
-      absl::StrCat(absl::AsciiStrToLower(first), ".", i, ".", run, "@", domain, ".example.com"));
-  if (rng() % 3 == 0) s.set_phone(absl::StrFormat("+44 20 7946 %04d", i % 10000));
-  s.set_company(company);
-  s.set_job_title(pick(kTitles));
-  s.set_company_size(static_cast<int>(10 + rng() % 5000));
-  s.set_country(profile.country);
-  s.set_city(profile.region_name);
-  for (const char* interest : profile.interests) s.add_interests(interest);
-  lead.external_id = absl::StrCat("demo-", run, "-user-", i);
-  s.set_external_id(lead.external_id);
-  if (rng() % 10 < 8) {
-    auto* consent = s.add_consents();
-    consent->set_channel(events::v1::CHANNEL_EMAIL);
-    consent->set_granted(true);
-    consent->set_source("signup form");
-  }
-  s.mutable_attribution()->set_utm_source(rng() % 2 ? "google" : "linkedin");
-  s.mutable_attribution()->set_campaign("q4-launch");
-  // Engagement: most leads browse a little; some show strong buying signals.
-  lead.page_views = 1 + static_cast<int>(rng() % 6);
-  const int heat = static_cast<int>(rng() % 10);
-  lead.pricing_views = heat >= 5 ? 1 + static_cast<int>(rng() % 4) : 0;
-  lead.demo_request = heat >= 7;
-  lead.webinar = heat == 4 || heat == 9;
-  return lead;
-}
-
-std::string SegmentJson(const std::string& type, const std::string& message_id,
-                        const std::string& user_id, const std::string& event,
-                        const std::string& url, absl::Time at) {
-  nlohmann::json j;
-  j["type"] = type;
-  j["messageId"] = message_id;
-  j["userId"] = user_id;
-  if (type == "track") j["event"] = event;
-  if (type == "page") {
-    j["name"] = event;
-    j["properties"] = {{"url", url}, {"path", url.substr(url.find('/', 8))}};
-  }
-  j["timestamp"] = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", at, absl::UTCTimeZone());
-  j["context"] = {{"ip", "203.0.113.7"}, {"userAgent", "leadctl-demo"}};
-  return j.dump();
-}
-
-kafka::OutboundMessage JsonMessage(std::string topic, std::string key, std::string value) {
-  kafka::OutboundMessage m{std::move(topic), std::move(key), std::move(value), {}};
-  m.headers.push_back(
-      {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});
-  return m;
-}
 
 const char* CategoryName(events::v1::Category c) {
   switch (c) {

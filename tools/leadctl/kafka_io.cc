@@ -1,5 +1,7 @@
 #include "tools/leadctl/kafka_io.h"
 
+#include <cstdio>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/events/envelope.h"
@@ -38,6 +40,9 @@ bool TopicReader::ReadUntil(const std::function<void(const kafka::ConsumedMessag
     if (m.ok() && m->has_value()) {
       on_message(**m);
       (void)consumer_->StoreOffset((*m)->tp(), (*m)->offset + 1);
+    } else if (!m.ok() && absl::Now() - last_error_report_ > absl::Seconds(5)) {
+      last_error_report_ = absl::Now();  // the consumer retries by itself; say why it stalls
+      std::fprintf(stderr, "leadctl: reading: %s\n", m.status().ToString().c_str());
     }
   }
   return done();

@@ -30,6 +30,7 @@ class TopicReader {
  private:
   prometheus::Registry registry_;
   std::unique_ptr<kafka::Consumer> consumer_;
+  absl::Time last_error_report_ = absl::InfinitePast();
 };
 
 absl::StatusOr<std::unique_ptr<kafka::Producer>> MakeProducer(const std::string& bootstrap);

@@ -213,6 +213,55 @@ TEST_F(ApplyOnceTest, VersionConflictRereadsAndReplans) {
   EXPECT_EQ(Counter(), 2);
 }
 
+TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndReplansOnlyTheConflictingOne) {
+  ApplyOnce apply(*client_);
+  std::unique_ptr<HiredisClient> other_client = MakeClient();
+  ApplyOnce other(*other_client);
+  // lead-0 was applied before (a duplicate), lead-3 is erased, lead-2 is changed by another
+  // replica between the batch's read and its apply.
+  ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());
+  ASSERT_TRUE(apply
+                  .Erase(RegistryKey(kService, "lead-3"), TombstoneKey(kService, "lead-3"),
+                         absl::Hours(1), {})
+                  .ok());
+  std::vector<ApplyOnceRequest> requests;
+  for (int i = 0; i < 4; ++i) requests.push_back(Request("e", absl::StrCat("lead-", i)));
+  std::map<size_t, int> plans;
+  const std::vector<absl::StatusOr<ApplyResult>> results =
+      apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+        if (i == 1 && plans[i] == 0) {
+          // Planning lead-1 while another replica writes lead-2's record.
+          EXPECT_TRUE(Apply(other, "other", "lead-2").ok());
+        }
+        ++plans[i];
+        return Increment("e", s);
+      });
+  ASSERT_EQ(results.size(), 4u);
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(results[0]->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(results[0]->memo, "e->1");
+  EXPECT_EQ(results[1]->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(results[1]->memo, "e->1");
+  EXPECT_EQ(results[2]->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(results[2]->memo, "e->2");  // re-planned on the other replica's write
+  EXPECT_EQ(results[3]->outcome, ApplyOutcome::kErased);
+  EXPECT_EQ(plans[0], 0);
+  EXPECT_EQ(plans[1], 1);
+  EXPECT_EQ(plans[2], 2);
+  EXPECT_EQ(Counter("lead-1"), 1);
+  EXPECT_EQ(Counter("lead-2"), 2);
+  EXPECT_FALSE(Exists(CounterKey("lead-3")));
+  // The same batch again changes nothing.
+  const auto again = apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+    ++plans[i];
+    return Increment("e", s);
+  });
+  for (const auto& r : again) ASSERT_TRUE(r.ok());
+  EXPECT_EQ(again[1]->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(again[2]->memo, "e->2");
+  EXPECT_EQ(Counter("lead-2"), 2);
+}
+
 TEST_F(ApplyOnceTest, GivesUpWithAbortedWhenTheRecordKeepsChanging) {
   ApplyOnce apply(*client_, /*max_attempts=*/3);
   int plans = 0;

@@ -12,11 +12,14 @@
 #include "common/events/envelope.h"
 #include "common/grpc/status.h"
 #include "common/redis/hiredis_client.h"
+#include "common/rules/time_util.h"
+#include "common/testing/events.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "leadflow/events/v1/lead.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
 #include "services/capture/handler.h"
 #include "services/capture/store.h"
 
@@ -112,6 +115,67 @@ TEST_F(CaptureHandlerTest, ADoubleSubmitWithTheSameKeyReturnsTheOriginalResultAn
       store_->LoadProfile(first->response.lead_id());
   ASSERT_TRUE(stored.ok() && stored->has_value());
   EXPECT_EQ((*stored)->job_title(), "VP Marketing");
+}
+
+TEST_F(CaptureHandlerTest, ADuplicateOfAnAcknowledgedSubmissionPublishesNothingAgain) {
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(Jane("r-2"), "r-2");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->outputs.size(), 1u);
+  // What the gRPC API does once the broker acknowledged the event.
+  ASSERT_TRUE(store_->MarkSent({{"r-2", first->response.lead_id()}}, absl::Hours(1)).ok());
+  absl::StatusOr<SubmitOutcome> again = handler_->Submit(Jane("r-2"), "r-2");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->response.duplicate_request());
+  EXPECT_EQ(again->response.lead_id(), first->response.lead_id());
+  EXPECT_TRUE(again->outputs.empty());
+  // The record belongs to the lead: erasure removes it with everything else.
+  EXPECT_THAT(Keys("capture:req:{r-2}:sent"), ::testing::SizeIs(1));
+  ASSERT_TRUE(store_->Erase(first->response.lead_id()).ok());
+  EXPECT_THAT(Keys("capture:req:{r-2}:sent"), ::testing::IsEmpty());
+}
+
+TEST_F(CaptureHandlerTest, AConvertedLeadComingBackOpensANewEpisodeLinkedToTheContact) {
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(Jane("e-1"), "e-1");
+  ASSERT_TRUE(first.ok());
+  const std::string contact = first->response.lead_id();
+
+  // Routing reports the deal won (twice: a redelivery changes nothing).
+  events::v1::LeadOutcome won;
+  *won.mutable_envelope() = testing::Envelope(contact, "won-1", kStart + absl::Hours(1));
+  won.set_kind(events::v1::LeadOutcome::KIND_WON);
+  const kafka::ConsumedMessage won_message =
+      testing::Consumed(events::Encode(topics_.Name(kafka::kLeadsOutcomes), contact, won));
+  ASSERT_TRUE(handler_->HandleOutcome(won_message).ok());
+  ASSERT_TRUE(handler_->HandleOutcome(won_message).ok());
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stored = store_->LoadProfile(contact);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->contact_id(), contact);
+  EXPECT_EQ(rules::ToTime((*stored)->converted_at()), kStart + absl::Hours(1));
+
+  // Months later the same person shows new interest: a new lead, linked, the old one kept.
+  clock_.Advance(absl::Hours(24 * 90));
+  LeadSubmission back = Jane("e-2");
+  back.add_interests("bags");
+  absl::StatusOr<SubmitOutcome> again = handler_->Submit(back, "e-2");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->response.created());
+  const std::string episode = again->response.lead_id();
+  EXPECT_NE(episode, contact);
+  LeadCaptured event = EventOf(*again);
+  EXPECT_EQ(event.change(), LeadCaptured::CHANGE_CREATED);
+  EXPECT_EQ(event.lead().contact_id(), contact);
+  EXPECT_EQ(event.lead().episode(), 2);
+  EXPECT_EQ(event.lead().previous_lead_id(), contact);
+  EXPECT_EQ(event.match().matched_lead_id(), contact);
+  stored = store_->LoadProfile(contact);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_TRUE((*stored)->has_converted_at()) << "the converted lead stays as history";
+
+  // The person's keys now lead to the open episode: the next submission merges into it.
+  absl::StatusOr<SubmitOutcome> third = handler_->Submit(Jane("e-3"), "e-3");
+  ASSERT_TRUE(third.ok());
+  EXPECT_FALSE(third->response.created());
+  EXPECT_EQ(third->response.lead_id(), episode);
 }
 
 TEST_F(CaptureHandlerTest, TheSamePersonInOtherCasingThroughKafkaMergesIntoOneLead) {

@@ -93,7 +93,16 @@ class RecordingProducer final : public kafka::Producer {
     absl::MutexLock lock(&mu_);
     pending_.clear();
   }
+  // The touches sent (nurture.touches only).
   std::vector<kafka::OutboundMessage> sent() const {
+    std::vector<kafka::OutboundMessage> touches;
+    for (kafka::OutboundMessage& m : all_sent()) {
+      if (m.topic == kafka::kNurtureTouches) touches.push_back(std::move(m));
+    }
+    return touches;
+  }
+  // Everything sent, enrolment events included.
+  std::vector<kafka::OutboundMessage> all_sent() const {
     absl::MutexLock lock(&mu_);
     return sent_;
   }
@@ -167,7 +176,7 @@ struct Replica {
         source([tracks] { return tracks; }),
         handler(store, source, clock, options),
         scheduler(store, source, producer, topics, clock, registry, options, scheduler_options),
-        grpc(handler, source) {}
+        grpc(handler, source, producer) {}
 
   redis::HiredisClient client;
   NurturingStore store;
@@ -220,7 +229,78 @@ class NurturingTest : public ::testing::Test {
     const auto outputs = replica_->handler.HandleScored(
         Consumed(events::Encode(std::string(kafka::kLeadsScored), lead.lead_id(), event)));
     ASSERT_TRUE(outputs.ok()) << outputs.status();
-    EXPECT_THAT(*outputs, IsEmpty());
+    Record(*outputs);
+  }
+  // Feeds a leads.outcomes event through the consumer route.
+  void Outcome(const std::string& lead_id, events::v1::LeadOutcome::Kind kind,
+               const std::string& reason, const std::string& event_id) {
+    events::v1::LeadOutcome outcome;
+    *outcome.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
+                                                        .lead_id = lead_id,
+                                                        .occurred_at = clock_.Now(),
+                                                        .produced_at = clock_.Now(),
+                                                        .producer = "routing"});
+    outcome.set_kind(kind);
+    outcome.set_reason(reason);
+    const auto outputs = replica_->handler.HandleOutcome(
+        Consumed(events::Encode(std::string(kafka::kLeadsOutcomes), lead_id, outcome)));
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    Record(*outputs);
+  }
+  // Feeds a leads.routed assignment through the consumer route.
+  void Routed(const std::string& lead_id, const std::string& event_id) {
+    events::v1::LeadRouted routed;
+    *routed.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
+                                                       .lead_id = lead_id,
+                                                       .occurred_at = clock_.Now(),
+                                                       .produced_at = clock_.Now(),
+                                                       .producer = "routing"});
+    routed.set_kind(events::v1::LeadRouted::KIND_ASSIGNED);
+    routed.set_team_id("uk-fashion");
+    const auto outputs = replica_->handler.HandleRouted(
+        Consumed(events::Encode(std::string(kafka::kLeadsRouted), "uk-fashion", routed)));
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    Record(*outputs);
+  }
+  // Feeds a leads.activity event (an open, click, bounce...) through the consumer route.
+  std::vector<kafka::OutboundMessage> Activity(const std::string& lead_id, const std::string& type,
+                                               const std::string& touch_id,
+                                               const std::string& event_id) {
+    events::v1::LeadActivity activity;
+    *activity.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
+                                                         .lead_id = lead_id,
+                                                         .occurred_at = clock_.Now(),
+                                                         .produced_at = clock_.Now(),
+                                                         .producer = "tracking"});
+    activity.mutable_activity()->set_type(type);
+    activity.mutable_activity()->set_touch_id(touch_id);
+    *activity.mutable_activity()->mutable_occurred_at() = rules::ToTimestamp(clock_.Now());
+    const auto outputs = replica_->handler.HandleActivity(
+        Consumed(events::Encode(std::string(kafka::kLeadsActivity), lead_id, activity)));
+    EXPECT_TRUE(outputs.ok()) << outputs.status();
+    if (!outputs.ok()) return {};
+    Record(*outputs);
+    return *outputs;
+  }
+  void Record(const std::vector<kafka::OutboundMessage>& outputs) {
+    for (const kafka::OutboundMessage& m : outputs) {
+      EXPECT_EQ(m.topic, kafka::kNurtureEnrollments);
+      handler_outputs_.push_back(m);
+    }
+  }
+  // Every enrolment event so far: the handler's outputs, then what the scheduler produced.
+  std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentEvents() {
+    std::vector<kafka::OutboundMessage> all = handler_outputs_;
+    for (const kafka::OutboundMessage& m : replica_->producer.all_sent()) {
+      if (m.topic == kafka::kNurtureEnrollments) all.push_back(m);
+    }
+    std::vector<events::v1::NurtureEnrollmentChanged> out;
+    for (const kafka::OutboundMessage& m : all) {
+      events::v1::NurtureEnrollmentChanged change;
+      EXPECT_TRUE(events::Decode(Consumed(m), &change).ok());
+      out.push_back(std::move(change));
+    }
+    return out;
   }
   void ScoreCold(const LeadProfile& lead, const std::string& event_id) {
     Score(lead, events::v1::CATEGORY_COLD, events::v1::STAGE_NEW, event_id);
@@ -290,6 +370,7 @@ class NurturingTest : public ::testing::Test {
   NurturingOptions options_;
   SchedulerOptions scheduler_options_;
   std::unique_ptr<Replica> replica_;
+  std::vector<kafka::OutboundMessage> handler_outputs_;
 };
 
 TEST_F(NurturingTest, AColdLeadReceivesTheFourStepColdTrackOnScheduleAsWeeksPass) {
@@ -601,11 +682,16 @@ TEST_F(NurturingTest, AnUnsubscribedChannelGetsNoFurtherTouches) {
   nurturing::v1::Enrollment reply;
   ASSERT_TRUE(replica_->grpc.Unsubscribe(nullptr, &request, &reply).ok());
 
+  // Every remaining step of the cold track is an e-mail: the lead leaves the track at once.
+  EXPECT_EQ(reply.state(), "exited");
+  EXPECT_EQ(reply.exit_reason(), "unsubscribed");
   EXPECT_THAT(RunHourlyUntil(kStart + absl::Hours(24 * 30)), IsEmpty());
   const internal::v1::NurtureLeadState state = State("L-unsub");
-  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
   EXPECT_EQ(state.current().touches_sent(), 1);
-  EXPECT_EQ(state.current().steps_skipped(), 3);
+  const auto events = replica_->producer.all_sent();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().topic, kafka::kNurtureEnrollments);  // published before the reply
 
   request.set_channel(events::v1::CHANNEL_UNSPECIFIED);
   EXPECT_EQ(replica_->grpc.Unsubscribe(nullptr, &request, &reply).error_code(),
@@ -638,6 +724,194 @@ TEST_F(NurturingTest, ListTracksReturnsTheRunningTracksByPriority) {
   for (const auto& t : response.tracks()) ids.push_back(t.id());
   EXPECT_THAT(ids,
               ElementsAre("lost-recycle", "not-now-check-in", "warm-accelerate", "cold-welcome"));
+}
+
+// Names of the enrolment events, "<kind> <track> <reason>", in the order they were made.
+std::vector<std::string> Describe(const std::vector<events::v1::NurtureEnrollmentChanged>& all) {
+  std::vector<std::string> out;
+  for (const auto& e : all) {
+    out.push_back(absl::StrCat(rules::EnumValueName(e.kind()), " ", e.track_id(),
+                               e.reason().empty() ? "" : " ", e.reason()));
+  }
+  return out;
+}
+
+TEST_F(NurturingTest, AWarmLeadThatOpensTheCaseStudyGetsPricingAndOneThatDoesNotGetsAReminder) {
+  // Step 0 (case study) at once; 48 h later step 1 (pricing) if it was opened within 2 days,
+  // else step 2 (reminder) at the same time.
+  Score(EmailLead("L-opens"), events::v1::CATEGORY_WARM, events::v1::STAGE_ENGAGED, "scored-1");
+  Score(EmailLead("L-ignores"), events::v1::CATEGORY_WARM, events::v1::STAGE_ENGAGED, "scored-2");
+  EXPECT_EQ(Pass().sent, 2);
+  const std::vector<NurtureTouch> first = replica_->producer.Touches();
+  ASSERT_THAT(first, SizeIs(2));
+  const std::string opened_touch =
+      first[0].envelope().lead_id() == "L-opens" ? first[0].touch_id() : first[1].touch_id();
+
+  clock_.Advance(absl::Hours(5));
+  // An open of a touch of another lead's enrolment, or of no touch, moves nothing.
+  Activity("L-ignores", "email_open", opened_touch, "open-wrong-lead");
+  Activity("L-opens", "email_open", opened_touch, "open-1");
+  // A page view is not nurturing's business: no Redis call, no output.
+  EXPECT_THAT(Activity("L-opens", "page_view", "", "view-1"), IsEmpty());
+
+  RunHourlyUntil(kStart + absl::Hours(49));
+  std::map<std::string, std::vector<std::string>> content;
+  for (const NurtureTouch& t : replica_->producer.Touches()) {
+    content[t.envelope().lead_id()].push_back(t.content_id());
+  }
+  EXPECT_THAT(content["L-opens"], ElementsAre("warm-case-study", "warm-pricing-explainer"));
+  EXPECT_THAT(content["L-ignores"], ElementsAre("warm-case-study", "warm-case-study-reminder"));
+  // Each skipped the branch it did not take.
+  EXPECT_EQ(State("L-opens").current().steps_skipped(), 1);
+  EXPECT_EQ(State("L-ignores").current().steps_skipped(), 1);
+}
+
+TEST_F(NurturingTest, ContentVariesBySegment) {
+  LeadProfile lead = EmailLead("L-ent");
+  Score(lead, events::v1::CATEGORY_WARM, events::v1::STAGE_ENGAGED, "scored-0");
+  // Re-score with a segment before the first pass: the snapshot carries it.
+  {
+    events::v1::LeadScored scored;
+    *scored.mutable_envelope() = events::MakeEnvelope(
+        {.event_id = "scored-1", .lead_id = "L-ent", .occurred_at = kStart, .producer = "scoring"});
+    *scored.mutable_lead() = lead;
+    scored.mutable_score()->set_category(events::v1::CATEGORY_WARM);
+    scored.mutable_score()->set_stage(events::v1::STAGE_ENGAGED);
+    scored.mutable_score()->add_segments("enterprise");
+    ASSERT_TRUE(replica_->handler
+                    .HandleScored(
+                        Consumed(events::Encode(std::string(kafka::kLeadsScored), "L-ent", scored)))
+                    .ok());
+  }
+  EXPECT_EQ(Pass().sent, 1);
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_THAT(touches, SizeIs(1));
+  EXPECT_EQ(touches[0].content_id(), "warm-case-study-enterprise");
+  EXPECT_EQ(touches[0].personalisation().at("segment"), "enterprise");
+}
+
+TEST_F(NurturingTest, ALostLeadFromRoutingIsRecycledIntoTheReengagementTrackWithItsReason) {
+  const LeadProfile lead = EmailLead("L-lost");
+  ScoreCold(lead, "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  // Sales-ready: out of nurturing; routing assigns it.
+  clock_.Advance(absl::Hours(24));
+  Score(lead, events::v1::CATEGORY_SALES_READY, events::v1::STAGE_QUALIFIED, "scored-2");
+  Routed("L-lost", "routed-1");
+  // Two days later the rep reports it lost — well inside the 7-day re-enrolment cooldown.
+  clock_.Advance(absl::Hours(48));
+  Outcome("L-lost", events::v1::LeadOutcome::KIND_LOST, "budget", "outcome-1");
+
+  const internal::v1::NurtureLeadState state = State("L-lost");
+  EXPECT_EQ(state.current().track_id(), "lost-recycle");
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  EXPECT_EQ(state.current().recycle_reason(), "lost: budget");
+  // Scoring's own report of the loss (still sales-ready by points) keeps it there.
+  Score(lead, events::v1::CATEGORY_SALES_READY, events::v1::STAGE_LOST, "scored-3");
+  EXPECT_EQ(State("L-lost").current().track_id(), "lost-recycle");
+  EXPECT_EQ(State("L-lost").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+
+  // The first re-engagement touch goes 30 days later and says why the lead is back.
+  const absl::Time lost_at = clock_.Now();
+  clock_.Set(lost_at + absl::Hours(720));
+  EXPECT_EQ(Pass().sent, 1);
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_THAT(touches, SizeIs(2));
+  EXPECT_EQ(touches[1].track_id(), "lost-recycle");
+  EXPECT_EQ(touches[1].content_id(), "recycle-whats-new");
+  EXPECT_EQ(touches[1].personalisation().at("lost_reason"), "lost: budget");
+
+  EXPECT_THAT(Describe(EnrollmentEvents()),
+              ElementsAre("enrolled cold-welcome", "exited cold-welcome sales_ready",
+                          "enrolled lost-recycle lost: budget"));
+}
+
+TEST_F(NurturingTest, ARoutedLeadExitsAndAWonLeadExitsAsConverted) {
+  ScoreCold(EmailLead("L-routed"), "scored-1");
+  Routed("L-routed", "routed-1");
+  EXPECT_EQ(State("L-routed").current().exit_reason(), "routed");
+  EXPECT_EQ(ScheduledAt("L-routed"), std::nullopt);
+
+  ScoreCold(EmailLead("L-won"), "scored-2");
+  Outcome("L-won", events::v1::LeadOutcome::KIND_WON, "", "outcome-1");
+  EXPECT_EQ(State("L-won").current().exit_reason(), "converted");
+  // A routed event for a lead nurturing never saw creates nothing.
+  Routed("L-stranger", "routed-2");
+  EXPECT_EQ(State("L-stranger").lead_id(), "");
+
+  EXPECT_THAT(RunHourlyUntil(kStart + absl::Hours(24 * 30)), IsEmpty());
+  EXPECT_THAT(Describe(EnrollmentEvents()),
+              ElementsAre("enrolled cold-welcome", "exited cold-welcome routed",
+                          "enrolled cold-welcome", "exited cold-welcome converted"));
+}
+
+TEST_F(NurturingTest, AHardBounceEndsTheTrackAndStopsEmail) {
+  ScoreCold(EmailLead("L-bounce"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  events::v1::LeadActivity bounce;
+  *bounce.mutable_envelope() = events::MakeEnvelope(
+      {.event_id = "bounce-1", .lead_id = "L-bounce", .occurred_at = kStart, .producer = "t"});
+  bounce.mutable_activity()->set_type("email_bounce");
+  (*bounce.mutable_activity()->mutable_properties()->mutable_fields())["bounce_type"]
+      .set_string_value("hard");
+  const auto outputs = replica_->handler.HandleActivity(
+      Consumed(events::Encode(std::string(kafka::kLeadsActivity), "L-bounce", bounce)));
+  ASSERT_TRUE(outputs.ok()) << outputs.status();
+  Record(*outputs);
+  EXPECT_EQ(State("L-bounce").current().exit_reason(), "hard_bounce");
+  EXPECT_THAT(RunHourlyUntil(kStart + absl::Hours(24 * 30)), IsEmpty());
+}
+
+TEST_F(NurturingTest, EnrolmentEventsArePublishedOnceWithTheSameIdsOnReplay) {
+  const LeadProfile lead = EmailLead("L-events");
+  ScoreCold(lead, "scored-1");
+  ASSERT_THAT(handler_outputs_, SizeIs(1));
+  const kafka::OutboundMessage enrolled = handler_outputs_[0];
+  EXPECT_EQ(enrolled.key, "L-events");
+  // The same input again: the memo gives the same event, byte for byte.
+  ScoreCold(lead, "scored-1");
+  ASSERT_THAT(handler_outputs_, SizeIs(2));
+  EXPECT_EQ(handler_outputs_[1].value, enrolled.value);
+
+  // Pause and resume through gRPC, then the track runs out (exhausted, from the scheduler).
+  nurturing::v1::LeadRequest pause;
+  pause.set_lead_id("L-events");
+  pause.set_request_id("pause-1");
+  nurturing::v1::Enrollment reply;
+  ASSERT_TRUE(replica_->grpc.Pause(nullptr, &pause, &reply).ok());
+  clock_.Advance(absl::Hours(2));
+  pause.set_request_id("resume-1");
+  ASSERT_TRUE(replica_->grpc.Resume(nullptr, &pause, &reply).ok());
+  RunHourlyUntil(kStart + absl::Hours(24 * 40));
+
+  const std::vector<events::v1::NurtureEnrollmentChanged> all = EnrollmentEvents();
+  EXPECT_THAT(Describe(all),
+              ElementsAre("enrolled cold-welcome", "enrolled cold-welcome", "paused cold-welcome",
+                          "resumed cold-welcome", "exhausted cold-welcome"));
+  std::set<std::string> ids;
+  for (const auto& e : all) ids.insert(e.envelope().event_id());
+  EXPECT_THAT(ids, SizeIs(4));  // the replayed one shares its id
+  EXPECT_EQ(all[0].envelope().event_id(), "L-events:cold-welcome:1:enrolled");
+  EXPECT_EQ(all[0].tracks_version(), "2024-06-nurture-v1");
+  EXPECT_EQ(all[4].step(), 4);
+  EXPECT_EQ(all[4].attempt(), 1);
+}
+
+TEST_F(NurturingTest, TheDrainRateBoundsHowManyDueLeadsOnePassClaims) {
+  absl::StatusOr<SchedulerOptions> options = [] {
+    config::v1::Scheduling scheduling;
+    scheduling.set_interval_ms(100);
+    scheduling.set_max_touches_per_second(50);  // 5 per pass
+    return SchedulerOptionsFrom(scheduling);
+  }();
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->max_claims_per_pass, 5);
+  scheduler_options_ = *options;
+  UseTracks(DefaultTracks());
+  for (int i = 0; i < 12; ++i) ScoreCold(EmailLead(absl::StrCat("L-drain-", i)), "s");
+  EXPECT_EQ(Pass().sent, 5);
+  EXPECT_EQ(Pass().sent, 5);
+  EXPECT_EQ(Pass().sent, 2);
 }
 
 }  // namespace

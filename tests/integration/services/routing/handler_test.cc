@@ -13,18 +13,24 @@
 #include "absl/time/civil_time.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
+#include "common/grpc/status.h"
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/events.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
+#include "common/validation/violations.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
+#include "prometheus/registry.h"
+#include "services/routing/effective_rules.h"
 #include "services/routing/grpc_service.h"
 #include "services/routing/handler.h"
+#include "services/routing/scheduler.h"
 #include "services/routing/store.h"
 
 namespace leadflow::routing {
@@ -80,8 +86,13 @@ class RoutingHandlerTest : public ::testing::Test {
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     store_ = std::make_unique<RoutingStore>(*client_);
-    handler_ = std::make_unique<RoutingHandler>(*rules_, *store_, topics_, clock_);
-    grpc_ = std::make_unique<RoutingGrpcService>(*rules_, *store_, producer_, topics_, clock_);
+    // Overrides are re-read on every call: every change is visible at once.
+    effective_ = std::make_unique<EffectiveRules>(*rules_, *store_, clock_, absl::ZeroDuration());
+    handler_ = std::make_unique<RoutingHandler>(*effective_, *store_, topics_, clock_, registry_);
+    scheduler_ = std::make_unique<RoutingScheduler>(*handler_, *effective_, *store_, producer_,
+                                                    clock_, registry_);
+    grpc_ = std::make_unique<RoutingGrpcService>(*effective_, *store_, producer_, topics_, clock_,
+                                                 scheduler_.get());
   }
 
   std::unique_ptr<redis::HiredisClient> NewClient() {
@@ -181,18 +192,7 @@ class RoutingHandlerTest : public ::testing::Test {
     return it == team->reps().end() ? 0 : it->second.open_leads();
   }
 
-  std::vector<std::string> AllKeys() {
-    std::vector<std::string> keys;
-    std::string cursor = "0";
-    do {
-      absl::StatusOr<redis::Reply> r = client_->Command({"SCAN", cursor, "COUNT", "1000"});
-      EXPECT_TRUE(r.ok()) << r.status();
-      if (!r.ok()) break;
-      cursor = r->elements[0].str;
-      for (const redis::Reply& k : r->elements[1].elements) keys.push_back(k.str);
-    } while (cursor != "0");
-    return keys;
-  }
+  std::vector<std::string> AllKeys() { return testing::AllKeys(*client_); }
 
   // Keys naming the lead, and sorted sets holding it.
   std::vector<std::string> TracesOf(const std::string& lead_id) {
@@ -208,6 +208,69 @@ class RoutingHandlerTest : public ::testing::Test {
     return traces;
   }
 
+  grpc::Status SetAvailability(const std::string& rep_id, routing::v1::Availability availability,
+                               const std::string& request_id,
+                               std::optional<absl::Time> until = std::nullopt,
+                               routing::v1::SetAvailabilityResponse* response = nullptr) {
+    routing::v1::SetAvailabilityRequest request;
+    request.set_rep_id(rep_id);
+    request.set_availability(availability);
+    request.set_request_id(request_id);
+    if (until.has_value()) *request.mutable_until() = events::ToProto(*until);
+    routing::v1::SetAvailabilityResponse ignored;
+    return grpc_->SetAvailability(nullptr, &request, response != nullptr ? response : &ignored);
+  }
+
+  // One scheduler pass; fails the test on a pass-level error.
+  RoutingPassStats Pass() {
+    absl::StatusOr<RoutingPassStats> stats = scheduler_->RunOnce();
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? *stats : RoutingPassStats{};
+  }
+
+  // The LeadRouted events the producer was given from sent()[from] on.
+  std::vector<LeadRouted> PublishedRouted(size_t from = 0) {
+    std::vector<LeadRouted> out;
+    const std::vector<testing::FakeProducer::Sent> sent = producer_.sent();
+    for (size_t i = from; i < sent.size(); ++i) {
+      if (sent[i].message.topic == topics_.Name(kafka::kLeadsRouted)) {
+        out.push_back(DecodeRouted(sent[i].message));
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> TeamQueue(const std::string& team_id) {
+    routing::v1::ListQueueRequest request;
+    request.set_team_id(team_id);
+    routing::v1::ListQueueResponse response;
+    EXPECT_TRUE(grpc_->ListQueue(nullptr, &request, &response).ok());
+    std::vector<std::string> out;
+    for (const auto& a : response.assignments()) out.push_back(a.lead_id());
+    return out;
+  }
+
+  // count and sum of a routing histogram for `team`.
+  std::pair<uint64_t, double> Histogram(const std::string& name, const std::string& team) {
+    for (const prometheus::MetricFamily& family : registry_.Collect()) {
+      if (family.name != name) continue;
+      for (const prometheus::ClientMetric& metric : family.metric) {
+        for (const prometheus::ClientMetric::Label& label : metric.label) {
+          if (label.name == "team" && label.value == team) {
+            return {metric.histogram.sample_count, metric.histogram.sample_sum};
+          }
+        }
+      }
+    }
+    return {0, 0};
+  }
+
+  int64_t Cardinality(const std::string& key) {
+    absl::StatusOr<redis::Reply> card = client_->Command({"ZCARD", key});
+    EXPECT_TRUE(card.ok()) << card.status();
+    return card.ok() ? card->integer : -1;
+  }
+
   const kafka::Topics topics_{"test."};
   testing::SimulatedClock clock_{kStart};
   testing::FakeProducer producer_;
@@ -215,7 +278,10 @@ class RoutingHandlerTest : public ::testing::Test {
   std::unique_ptr<redis::HiredisClient> client_;
   std::unique_ptr<RoutingRulesSource> rules_;
   std::unique_ptr<RoutingStore> store_;
+  prometheus::Registry registry_;
+  std::unique_ptr<EffectiveRules> effective_;
   std::unique_ptr<RoutingHandler> handler_;
+  std::unique_ptr<RoutingScheduler> scheduler_;
   std::unique_ptr<RoutingGrpcService> grpc_;
 };
 
@@ -342,7 +408,9 @@ TEST_F(RoutingHandlerTest, TwoReplicasRouting200LeadsNeverExceedCapsNorAssignALe
   UseRules(kCappedTeam);
   std::unique_ptr<redis::HiredisClient> other_client = NewClient();
   RoutingStore other_store(*other_client);
-  RoutingHandler other_handler(*rules_, other_store, topics_, clock_);
+  EffectiveRules other_rules(*rules_, other_store, clock_, absl::ZeroDuration());
+  prometheus::Registry other_registry;
+  RoutingHandler other_handler(other_rules, other_store, topics_, clock_, other_registry);
 
   // Each replica gets its own sales-ready event for every lead (different event ids, as when
   // scoring emitted twice), in opposite orders: they race on the team's record all along, and
@@ -473,6 +541,22 @@ TEST_F(RoutingHandlerTest, ARejectedLeadIsReassignedToARepWhoHasNotHadIt) {
   for (const char* rep : {"amelia.hughes", "oliver.bennett", "priya.shah"}) {
     EXPECT_EQ(OpenLeads("uk-fashion", rep), 0) << rep;
   }
+  // The queue never hands it back to a rep who rejected it: it waits for the manager.
+  EXPECT_EQ(Pass().drained, 0);
+  EXPECT_THAT(TeamQueue("uk-fashion"), ElementsAre("lead-1"));
+  // ...while leads behind it are still drained to whoever can take them.
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_TRUE(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AWAY, "a").ok());
+  ASSERT_TRUE(SetAvailability("oliver.bennett", routing::v1::AVAILABILITY_AWAY, "o").ok());
+  ASSERT_TRUE(SetAvailability("priya.shah", routing::v1::AVAILABILITY_AWAY, "p").ok());
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "s-2")).kind(),
+            LeadRouted::KIND_QUEUED);
+  routing::v1::SetAvailabilityResponse back;
+  ASSERT_TRUE(
+      SetAvailability("priya.shah", routing::v1::AVAILABILITY_AVAILABLE, "p2", std::nullopt, &back)
+          .ok());
+  EXPECT_THAT(back.assigned_lead_ids(), ElementsAre("lead-2"));
+  EXPECT_THAT(TeamQueue("uk-fashion"), ElementsAre("lead-1"));
 }
 
 TEST_F(RoutingHandlerTest, OutcomeCommandsAreValidatedBeforeTheyArePublished) {
@@ -505,9 +589,17 @@ TEST_F(RoutingHandlerTest, ALostLeadIsClosedReleasesItsRepAndRoutesAgainOnceRequ
               IsEmpty());
   EXPECT_EQ(GetAssignment("lead-1").state(), "contacted");
 
-  EXPECT_THAT(Handle(&RoutingHandler::HandleOutcome,
-                     Outcome("lead-1", "lost", LeadOutcome::KIND_LOST, "amelia.hughes")),
-              IsEmpty());
+  // Lost: closed, the rep released, and a recycle event (scoring turns the same outcome into
+  // stage lost, which enrols the lead in nurturing).
+  const LeadRouted recycled =
+      RoutedBy(&RoutingHandler::HandleOutcome,
+               Outcome("lead-1", "lost", LeadOutcome::KIND_LOST, "amelia.hughes"));
+  EXPECT_EQ(recycled.kind(), LeadRouted::KIND_RECYCLED);
+  EXPECT_EQ(recycled.previous_rep_id(), "amelia.hughes");
+  EXPECT_EQ(recycled.rep_id(), "amelia.hughes");
+  EXPECT_EQ(recycled.team_id(), "uk-fashion");
+  EXPECT_EQ(recycled.envelope().event_id(), events::DeriveEventId("routed", "lost"));
+  EXPECT_THAT(recycled.reason(), ::testing::HasSubstr("recycled to nurturing"));
   EXPECT_EQ(GetAssignment("lead-1").state(), "closed");
   EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
   EXPECT_THAT(RepQueue("amelia.hughes"), IsEmpty());
@@ -532,9 +624,17 @@ TEST_F(RoutingHandlerTest, ALostLeadIsClosedReleasesItsRepAndRoutesAgainOnceRequ
 
   // A won lead is closed for good.
   ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-2", "scored-2")), SizeIs(1));
-  EXPECT_THAT(
-      Handle(&RoutingHandler::HandleOutcome, Outcome("lead-2", "won", LeadOutcome::KIND_WON)),
-      IsEmpty());
+  const LeadRouted converted =
+      RoutedBy(&RoutingHandler::HandleOutcome, Outcome("lead-2", "won", LeadOutcome::KIND_WON));
+  EXPECT_EQ(converted.kind(), LeadRouted::KIND_CONVERTED);
+  EXPECT_EQ(converted.rep_id(), "priya.shah");
+  EXPECT_EQ(converted.envelope().event_id(), events::DeriveEventId("routed", "won"));
+  // A re-delivered outcome converts nothing twice: the same event comes back.
+  EXPECT_EQ(
+      RoutedBy(&RoutingHandler::HandleOutcome, Outcome("lead-2", "won", LeadOutcome::KIND_WON))
+          .envelope()
+          .event_id(),
+      converted.envelope().event_id());
   EXPECT_EQ(GetAssignment("lead-2").state(), "closed");
   EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 0);
   EXPECT_THAT(Handle(&RoutingHandler::HandleScored,
@@ -601,7 +701,8 @@ TEST_F(RoutingHandlerTest, InvalidInputIsRejectedAsInvalidArgument) {
 TEST_F(RoutingHandlerTest, LeadsRoutedIsJsonWhenConfiguredSo) {
   RoutingOptions options;
   options.routed_encoding = events::Encoding::kJson;
-  RoutingHandler json_handler(*rules_, *store_, topics_, clock_, options);
+  prometheus::Registry registry;
+  RoutingHandler json_handler(*effective_, *store_, topics_, clock_, registry, options);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
       json_handler.HandleScored(Scored("lead-1", "scored-1"));
   ASSERT_TRUE(out.ok()) << out.status();
@@ -628,19 +729,541 @@ TEST_F(RoutingHandlerTest, DryRunTellsWhereALeadWouldGoAndChangesNothing) {
   EXPECT_THAT(AllKeys(), IsEmpty());
 }
 
-TEST_F(RoutingHandlerTest, AvailabilityAndTeamManagementAreNotImplementedYet) {
-  routing::v1::SetAvailabilityRequest availability;
-  routing::v1::SetAvailabilityResponse availability_response;
-  EXPECT_EQ(grpc_->SetAvailability(nullptr, &availability, &availability_response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+// --- Presence (SetAvailability) and queue draining. ---
+
+std::string Ms(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
+
+TEST_F(RoutingHandlerTest, AnAwayRepIsSkippedAndPickedAgainWhenBack) {
+  ASSERT_TRUE(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AWAY, "away-1").ok());
+  const LeadRouted first = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
+  EXPECT_EQ(first.rep_id(), "oliver.bennett");
+  EXPECT_THAT(first.reason(), ::testing::HasSubstr("amelia.hughes (away)"));
+  EXPECT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "s-2")).rep_id(),
+            "priya.shah");
+  // Still away: the rotation passes her by again.
+  EXPECT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-3", "s-3")).rep_id(),
+            "oliver.bennett");
+
+  ASSERT_TRUE(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AVAILABLE, "back-1").ok());
+  EXPECT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-4", "s-4")).rep_id(),
+            "priya.shah");
+  EXPECT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-5", "s-5")).rep_id(),
+            "amelia.hughes");
+
+  // A retried request changes nothing: she stays available.
+  ASSERT_TRUE(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AWAY, "away-1").ok());
+  absl::StatusOr<absl::flat_hash_map<std::string, internal::v1::RepPresence>> presence =
+      store_->LoadPresence({"amelia.hughes"});
+  ASSERT_TRUE(presence.ok()) << presence.status();
+  EXPECT_EQ(presence->at("amelia.hughes").state(), internal::v1::REP_PRESENCE_STATE_AVAILABLE);
+  EXPECT_EQ(presence->at("amelia.hughes").request_id(), "back-1");
+}
+
+TEST_F(RoutingHandlerTest, SetAvailabilityIsValidated) {
+  EXPECT_EQ(SetAvailability("", routing::v1::AVAILABILITY_AWAY, "r").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(
+      SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_UNSPECIFIED, "r").error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AWAY, "r",
+                            kStart - absl::Minutes(1))
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AVAILABLE, "r",
+                            kStart + absl::Hours(1))
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(SetAvailability("nobody", routing::v1::AVAILABILITY_AWAY, "r").error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(AllKeys(), IsEmpty());
+}
+
+TEST_F(RoutingHandlerTest, ALeadNobodyCanTakeWaitsAndIsAssignedTheMomentSomeoneIsAvailable) {
+  ASSERT_TRUE(SetAvailability("amelia.hughes", routing::v1::AVAILABILITY_AWAY, "r1").ok());
+  ASSERT_TRUE(SetAvailability("oliver.bennett", routing::v1::AVAILABILITY_AWAY, "r2").ok());
+  ASSERT_TRUE(SetAvailability("priya.shah", routing::v1::AVAILABILITY_OUT_OF_OFFICE, "r3",
+                              kStart + absl::Hours(2))
+                  .ok());
+  const LeadRouted queued = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
+  EXPECT_EQ(queued.kind(), LeadRouted::KIND_QUEUED);
+  EXPECT_THAT(TeamQueue("uk-fashion"), ElementsAre("lead-1"));
+  EXPECT_EQ(Pass().drained, 0);
+  EXPECT_THAT(PublishedRouted(), IsEmpty());
+
+  // Priya's out-of-office period ends: the next pass gives her the lead.
+  clock_.Advance(absl::Hours(2) + absl::Minutes(1));
+  const absl::Time queued_at = kStart;
+  EXPECT_EQ(Pass().drained, 1);
+  std::vector<LeadRouted> published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(1));
+  EXPECT_EQ(published[0].kind(), LeadRouted::KIND_ASSIGNED);
+  EXPECT_EQ(published[0].rep_id(), "priya.shah");
+  EXPECT_EQ(published[0].team_id(), "uk-fashion");
+  EXPECT_EQ(published[0].envelope().event_id(),
+            events::DeriveEventId("routed", "drain:lead-1:1:1:" + Ms(queued_at)));
+  EXPECT_THAT(published[0].reason(), ::testing::HasSubstr("drained from the uk-fashion queue"));
+  EXPECT_TRUE(published[0].has_sla_deadline());
+  EXPECT_THAT(TeamQueue("uk-fashion"), IsEmpty());
+  EXPECT_EQ(GetAssignment("lead-1").state(), "assigned");
+  EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 1);
+  EXPECT_EQ(Cardinality(RoutingStore::OutboxKey()), 0);  // acknowledged
+  EXPECT_EQ(Pass().drained, 0);                          // nothing left
+
+  // Everyone away again; a rep who comes back over gRPC gets the waiting lead at once.
+  ASSERT_TRUE(SetAvailability("priya.shah", routing::v1::AVAILABILITY_AWAY, "r4").ok());
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "s-2")).kind(),
+            LeadRouted::KIND_QUEUED);
+  routing::v1::SetAvailabilityResponse response;
+  ASSERT_TRUE(SetAvailability("oliver.bennett", routing::v1::AVAILABILITY_AVAILABLE, "r5",
+                              std::nullopt, &response)
+                  .ok());
+  EXPECT_THAT(response.assigned_lead_ids(), ElementsAre("lead-2"));
+  EXPECT_EQ(GetAssignment("lead-2").rep_id(), "oliver.bennett");
+  EXPECT_THAT(TeamQueue("uk-fashion"), IsEmpty());
+}
+
+TEST_F(RoutingHandlerTest, AnOutOfHoursTeamQueuesItsLeadsAndDrainsThemWhenHoursStart) {
+  // Saturday noon in London: nobody on the UK desk works.
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 1, 10, 12, 0, 0), absl::UTCTimeZone()));
+  for (const char* lead : {"lead-1", "lead-2", "lead-3"}) {
+    ASSERT_EQ(
+        RoutedBy(&RoutingHandler::HandleScored, Scored(lead, std::string("s-") + lead)).kind(),
+        LeadRouted::KIND_QUEUED);
+  }
+  EXPECT_THAT(TeamQueue("uk-fashion"), ElementsAre("lead-1", "lead-2", "lead-3"));
+  // Monday 08:29: still nobody.
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 1, 12, 8, 29, 0), absl::UTCTimeZone()));
+  EXPECT_EQ(Pass().drained, 0);
+  // 08:30: Amelia starts and takes the queue, oldest first; at 09:00 Oliver joins.
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(Pass().drained, 3);
+  std::vector<LeadRouted> published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(3));
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(published[i].envelope().lead_id(), "lead-" + std::to_string(i + 1));
+    EXPECT_EQ(published[i].rep_id(), "amelia.hughes");
+  }
+  EXPECT_THAT(TeamQueue("uk-fashion"), IsEmpty());
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 3);
+}
+
+TEST_F(RoutingHandlerTest, ReleasedCapacityAndANewMonthDrainTheQueue) {
+  UseRules(R"yaml(
+version: small
+default_team: small
+teams:
+  - id: small
+    reps:
+      - {id: solo, max_open_leads: 1}
+  - id: quota
+    reps:
+      - {id: monthly, monthly_quota: 2, time_zone: Europe/London}
+rules:
+  - id: q
+    team: quota
+    when: [{field: country, equals: FR}]
+)yaml");
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1", {"", {}})).kind(),
+            LeadRouted::KIND_ASSIGNED);
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "s-2", {"", {}})).kind(),
+            LeadRouted::KIND_QUEUED);
+  EXPECT_EQ(Pass().drained, 0);
+  // Winning lead-1 frees the rep's only slot; the next pass hands him lead-2.
+  ASSERT_EQ(
+      RoutedBy(&RoutingHandler::HandleOutcome, Outcome("lead-1", "won", LeadOutcome::KIND_WON))
+          .kind(),
+      LeadRouted::KIND_CONVERTED);
+  EXPECT_EQ(Pass().drained, 1);
+  EXPECT_EQ(GetAssignment("lead-2").rep_id(), "solo");
+
+  // The monthly quota: two leads in January, the third waits for February.
+  for (const char* lead : {"fr-1", "fr-2"}) {
+    ASSERT_EQ(
+        RoutedBy(&RoutingHandler::HandleScored, Scored(lead, std::string("s-") + lead, {"FR", {}}))
+            .rep_id(),
+        "monthly");
+  }
+  const LeadRouted third =
+      RoutedBy(&RoutingHandler::HandleScored, Scored("fr-3", "s-fr-3", {"FR", {}}));
+  EXPECT_EQ(third.kind(), LeadRouted::KIND_QUEUED);
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 1, 31, 23, 59, 0), absl::UTCTimeZone()));
+  EXPECT_EQ(Pass().drained, 0);
+  clock_.Set(absl::FromCivil(absl::CivilSecond(2026, 2, 1, 0, 0, 0), absl::UTCTimeZone()));
+  EXPECT_EQ(Pass().drained, 1);
+  EXPECT_EQ(GetAssignment("fr-3").rep_id(), "monthly");
+}
+
+TEST_F(RoutingHandlerTest, ALeadWaitingLongerThanItsTeamsQueueTimeoutEscalates) {
+  UseRules(R"yaml(
+version: timeout
+default_team: day
+teams:
+  - id: day
+    escalate_to: backup
+    queue_timeout_minutes: 30
+    reps: [{id: d1}]
+  - id: backup
+    sla_minutes: 10
+    reps: [{id: b1}]
+)yaml");
+  ASSERT_TRUE(SetAvailability("d1", routing::v1::AVAILABILITY_AWAY, "away").ok());
+  const LeadRouted queued = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
+  ASSERT_EQ(queued.kind(), LeadRouted::KIND_QUEUED);
+  // The event says when the wait escalates.
+  EXPECT_EQ(events::FromProto(queued.sla_deadline()), kStart + absl::Minutes(30));
+  clock_.Advance(absl::Minutes(29));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(Pass().sla_fired, 1);
+  std::vector<LeadRouted> published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(1));
+  EXPECT_EQ(published[0].kind(), LeadRouted::KIND_ESCALATED);
+  EXPECT_EQ(published[0].team_id(), "backup");
+  EXPECT_EQ(published[0].escalated_to(), "backup");
+  EXPECT_EQ(published[0].rep_id(), "b1");
+  EXPECT_EQ(published[0].envelope().event_id(),
+            events::DeriveEventId("routed", "queue-timeout:lead-1:1:1:" + Ms(kStart)));
+  EXPECT_THAT(published[0].reason(), ::testing::HasSubstr("waited 30m in the day queue"));
+  EXPECT_EQ(events::FromProto(published[0].sla_deadline()), clock_.Now() + absl::Minutes(10));
+  EXPECT_THAT(TeamQueue("day"), IsEmpty());
+  EXPECT_EQ(OpenLeads("backup", "b1"), 1);
+  // d1 coming back later changes nothing for it.
+  ASSERT_TRUE(SetAvailability("d1", routing::v1::AVAILABILITY_AVAILABLE, "back").ok());
+  EXPECT_EQ(GetAssignment("lead-1").rep_id(), "b1");
+}
+
+// --- Speed-to-lead SLA. ---
+
+TEST_F(RoutingHandlerTest, TheSlaReassignsAnUnacceptedLeadThenEscalatesWhenEveryRepHadIt) {
+  const LeadRouted first = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
+  ASSERT_EQ(first.rep_id(), "amelia.hughes");
+  EXPECT_EQ(events::FromProto(first.sla_deadline()), kStart + absl::Minutes(15));
+
+  clock_.Advance(absl::Minutes(14));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  EXPECT_THAT(PublishedRouted(), IsEmpty());
+
+  clock_.Advance(absl::Minutes(1));
+  EXPECT_EQ(Pass().sla_fired, 1);
+  std::vector<LeadRouted> published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(1));
+  const LeadRouted& reassigned = published[0];
+  EXPECT_EQ(reassigned.kind(), LeadRouted::KIND_REASSIGNED);
+  EXPECT_EQ(reassigned.rep_id(), "oliver.bennett");
+  EXPECT_EQ(reassigned.previous_rep_id(), "amelia.hughes");
+  EXPECT_EQ(reassigned.attempt(), 2);
+  EXPECT_EQ(reassigned.envelope().event_id(),
+            events::DeriveEventId("routed", "sla:lead-1:1:1:" + Ms(kStart)));
+  EXPECT_THAT(reassigned.reason(), ::testing::HasSubstr("SLA of 15 min breached by amelia.hughes"));
+  EXPECT_EQ(events::FromProto(reassigned.sla_deadline()), kStart + absl::Minutes(30));
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+  EXPECT_EQ(OpenLeads("uk-fashion", "oliver.bennett"), 1);
+  EXPECT_THAT(RepQueue("amelia.hughes"), IsEmpty());
+  // The same pass again decides nothing new.
+  EXPECT_EQ(Pass().sla_fired, 0);
+  EXPECT_THAT(PublishedRouted(), SizeIs(1));
+
+  clock_.Advance(absl::Minutes(15));
+  EXPECT_EQ(Pass().sla_fired, 1);
+  clock_.Advance(absl::Minutes(15));
+  EXPECT_EQ(Pass().sla_fired, 1);
+  published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(3));
+  EXPECT_EQ(published[1].rep_id(), "priya.shah");
+  // Every UK rep has had it: escalated to EMEA (routing.yaml: escalate_to emea), where the
+  // weighted rotation gives it to Lena.
+  const LeadRouted& escalated = published[2];
+  EXPECT_EQ(escalated.kind(), LeadRouted::KIND_ESCALATED);
+  EXPECT_EQ(escalated.team_id(), "emea");
+  EXPECT_EQ(escalated.escalated_to(), "emea");
+  EXPECT_EQ(escalated.rep_id(), "lena.fischer");
+  EXPECT_EQ(escalated.previous_rep_id(), "priya.shah");
+  EXPECT_EQ(escalated.attempt(), 4);
+  EXPECT_THAT(escalated.reason(), ::testing::HasSubstr("every rep has had the lead"));
+  EXPECT_EQ(producer_.sent().back().message.key, "emea");
+  EXPECT_EQ(GetAssignment("lead-1").team_id(), "emea");
+  EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 0);
+  EXPECT_EQ(OpenLeads("emea", "lena.fischer"), 1);
+
+  // Lena accepts within her SLA: it stops, and time-to-accept is measured for EMEA.
+  clock_.Advance(absl::Minutes(5));
+  Handle(&RoutingHandler::HandleOutcome,
+         Outcome("lead-1", "acc", LeadOutcome::KIND_ACCEPTED, "lena.fischer"));
+  EXPECT_EQ(Histogram("leadflow_routing_time_to_accept_seconds", "emea"),
+            std::make_pair(uint64_t{1}, 300.0));
+  clock_.Advance(absl::Hours(2));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  EXPECT_THAT(PublishedRouted(), SizeIs(3));
+  EXPECT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 0);
+}
+
+TEST_F(RoutingHandlerTest, ABreachWithNoOneLeftEscalatesToTheManager) {
+  UseRules(R"yaml(
+version: manager
+default_team: solo
+teams:
+  - id: solo
+    sla_minutes: 10
+    escalate_to: manager
+    reps: [{id: only}]
+)yaml");
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1")).rep_id(), "only");
+  clock_.Advance(absl::Minutes(10));
+  EXPECT_EQ(Pass().sla_fired, 1);
+  std::vector<LeadRouted> published = PublishedRouted();
+  ASSERT_THAT(published, SizeIs(1));
+  EXPECT_EQ(published[0].kind(), LeadRouted::KIND_ESCALATED);
+  EXPECT_EQ(published[0].escalated_to(), "manager");
+  EXPECT_EQ(published[0].team_id(), "solo");
+  EXPECT_EQ(published[0].rep_id(), "");
+  EXPECT_EQ(GetAssignment("lead-1").state(), "escalated");
+  EXPECT_EQ(OpenLeads("solo", "only"), 0);
+  clock_.Advance(absl::Hours(1));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  // The manager's team still closes it.
+  EXPECT_EQ(
+      RoutedBy(&RoutingHandler::HandleOutcome, Outcome("lead-1", "won", LeadOutcome::KIND_WON))
+          .kind(),
+      LeadRouted::KIND_CONVERTED);
+  EXPECT_EQ(GetAssignment("lead-1").state(), "closed");
+}
+
+TEST_F(RoutingHandlerTest, AcceptAndFirstContactAreMeasuredAndStopTheSla) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1")).rep_id(),
+            "amelia.hughes");
+  clock_.Advance(absl::Minutes(4));
+  EXPECT_THAT(Handle(&RoutingHandler::HandleOutcome,
+                     Outcome("lead-1", "acc", LeadOutcome::KIND_ACCEPTED, "amelia.hughes")),
+              IsEmpty());
+  // The accepted lead leaves the SLA index at once (routing:sla holds unaccepted leads only).
+  EXPECT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 0);
+  // A re-delivered accept is not measured twice.
+  Handle(&RoutingHandler::HandleOutcome,
+         Outcome("lead-1", "acc", LeadOutcome::KIND_ACCEPTED, "amelia.hughes"));
+  clock_.Advance(absl::Minutes(10));
+  Handle(&RoutingHandler::HandleOutcome,
+         Outcome("lead-1", "con", LeadOutcome::KIND_CONTACTED, "amelia.hughes"));
+  EXPECT_EQ(Histogram("leadflow_routing_time_to_accept_seconds", "uk-fashion"),
+            std::make_pair(uint64_t{1}, 240.0));
+  EXPECT_EQ(Histogram("leadflow_routing_time_to_first_contact_seconds", "uk-fashion"),
+            std::make_pair(uint64_t{1}, 840.0));
+
+  // A lead contacted without an accept first is measured too, and never breaches.
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "s-2")).rep_id(),
+            "oliver.bennett");
+  clock_.Advance(absl::Minutes(1));
+  Handle(&RoutingHandler::HandleOutcome,
+         Outcome("lead-2", "con-2", LeadOutcome::KIND_CONTACTED, "oliver.bennett"));
+  EXPECT_EQ(Histogram("leadflow_routing_time_to_first_contact_seconds", "uk-fashion"),
+            std::make_pair(uint64_t{2}, 900.0));
+  clock_.Advance(absl::Hours(3));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  EXPECT_THAT(PublishedRouted(), IsEmpty());
+}
+
+TEST_F(RoutingHandlerTest, AnUnacknowledgedSlaEventIsResentWithTheSameIdFromTheOutbox) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1")).rep_id(),
+            "amelia.hughes");
+  clock_.Advance(absl::Minutes(15));
+  producer_.FailDeliveries(1, absl::UnavailableError("broker down"));
+  const RoutingPassStats failed = Pass();
+  EXPECT_EQ(failed.sla_fired, 1);
+  EXPECT_EQ(failed.errors, 1);
+  ASSERT_EQ(producer_.sent_count(), 1u);
+  const LeadRouted lost = DecodeRouted(producer_.sent()[0].message);
+  EXPECT_EQ(Cardinality(RoutingStore::OutboxKey()), 1);
+  // The decision is made (and applied once); only its event awaits the broker.
+  EXPECT_EQ(GetAssignment("lead-1").rep_id(), "oliver.bennett");
+
+  // Within the grace period nothing is re-sent (the sender may still be waiting).
+  EXPECT_EQ(Pass().replayed, 0);
+  EXPECT_EQ(producer_.sent_count(), 1u);
+  clock_.Advance(absl::Seconds(61));
+  EXPECT_EQ(Pass().replayed, 1);
+  ASSERT_EQ(producer_.sent_count(), 2u);
+  const LeadRouted resent = DecodeRouted(producer_.sent()[1].message);
+  EXPECT_EQ(resent.envelope().event_id(), lost.envelope().event_id());
+  EXPECT_EQ(resent.rep_id(), "oliver.bennett");
+  EXPECT_EQ(Cardinality(RoutingStore::OutboxKey()), 0);
+  EXPECT_EQ(OpenLeads("uk-fashion", "oliver.bennett"), 1);
+}
+
+TEST_F(RoutingHandlerTest, TwoSchedulersFiringTheSameSlasDecideEachOnceAndNeverExceedACap) {
+  UseRules(kCappedTeam);
+  // 15 leads per rep; after the breaches Bob can take only 5 more today (daily quota 20).
+  constexpr int kLeads = 45;
+  for (int i = 0; i < kLeads; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored(lead, "s-" + lead, {"", {}})).kind(),
+              LeadRouted::KIND_ASSIGNED);
+  }
+  clock_.Advance(absl::Minutes(10));
+
+  std::unique_ptr<redis::HiredisClient> other_client = NewClient();
+  RoutingStore other_store(*other_client);
+  EffectiveRules other_rules(*rules_, other_store, clock_, absl::ZeroDuration());
+  prometheus::Registry other_registry;
+  RoutingHandler other_handler(other_rules, other_store, topics_, clock_, other_registry);
+  testing::FakeProducer other_producer;
+  RoutingScheduler other_scheduler(other_handler, other_rules, other_store, other_producer, clock_,
+                                   other_registry);
+  absl::StatusOr<RoutingPassStats> a;
+  absl::StatusOr<RoutingPassStats> b;
+  std::thread ta([&] { a = scheduler_->RunOnce(); });
+  std::thread tb([&] { b = other_scheduler.RunOnce(); });
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  // A lead a replica gave up on after many conflicts stays due: the next pass takes it.
+  const int retried = Pass().sla_fired;
+  EXPECT_EQ(a->sla_fired + b->sla_fired + retried, kLeads);
+
+  std::map<std::string, std::string> event_of_lead;
+  std::vector<LeadRouted> all = PublishedRouted();
+  for (const testing::FakeProducer::Sent& sent : other_producer.sent()) {
+    all.push_back(DecodeRouted(sent.message));
+  }
+  for (const LeadRouted& routed : all) {
+    EXPECT_TRUE(routed.kind() == LeadRouted::KIND_REASSIGNED ||
+                routed.kind() == LeadRouted::KIND_QUEUED)
+        << routed.kind();
+    auto [it, inserted] =
+        event_of_lead.emplace(routed.envelope().lead_id(), routed.envelope().event_id());
+    // Both replicas may publish a decision, but only ever the same one (same event id).
+    EXPECT_EQ(it->second, routed.envelope().event_id()) << routed.envelope().lead_id();
+  }
+  EXPECT_EQ(event_of_lead.size(), static_cast<size_t>(kLeads));
+  std::map<std::string, int> open;
+  for (int i = 0; i < kLeads; ++i) {
+    const routing::v1::Assignment assignment = GetAssignment("lead-" + std::to_string(i));
+    EXPECT_EQ(assignment.attempt(), assignment.state() == "queued" ? 1 : 2);
+    if (!assignment.rep_id().empty()) ++open[assignment.rep_id()];
+  }
+  absl::StatusOr<internal::v1::RoutingTeamState> team = store_->LoadTeamState("capped");
+  ASSERT_TRUE(team.ok()) << team.status();
+  for (const char* rep : {"ann", "bob", "cyd"}) {
+    EXPECT_EQ(OpenLeads("capped", rep), open[rep]) << rep;
+    EXPECT_EQ(Cardinality(RoutingStore::RepOpenKey(rep)), open[rep]) << rep;
+  }
+  EXPECT_LE(open["ann"], 30);
+  EXPECT_LE(open["cyd"], 25);
+  EXPECT_LE(team->reps().at("bob").assigned_today(), 20);
+  EXPECT_EQ(team->reps().at("ann").assigned_today() + team->reps().at("bob").assigned_today() +
+                team->reps().at("cyd").assigned_today(),
+            kLeads + (kLeads - Cardinality(RoutingStore::TeamQueueKey("capped"))));
+  EXPECT_EQ(Cardinality(RoutingStore::OutboxKey()), 0);
+}
+
+// --- Team and rep management (UpsertTeam, UpsertRep). ---
+
+google::rpc::BadRequest ViolationsOf(const grpc::Status& status) {
+  return validation::ViolationsOf(grpc_util::FromGrpcStatus(status));
+}
+
+TEST_F(RoutingHandlerTest, UpsertRepAddsARepWhoTakesLeadsAndSurvivesAYamlReload) {
+  routing::v1::UpsertRepRequest request;
+  request.set_team_id("uk-fashion");
+  request.mutable_rep()->set_id("zara.khan");
+  request.mutable_rep()->set_time_zone("Europe/London");
+  routing::v1::UpsertRepResponse response;
+  grpc::Status status = grpc_->UpsertRep(nullptr, &request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.rep().id(), "zara.khan");
+
+  std::vector<std::string> reps;
+  for (int i = 0; i < 4; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    reps.push_back(RoutedBy(&RoutingHandler::HandleScored, Scored(lead, "s-" + lead)).rep_id());
+  }
+  EXPECT_THAT(reps, ElementsAre("amelia.hughes", "oliver.bennett", "priya.shah", "zara.khan"));
+
+  // routing.yaml reloads (here: the same file again): the stored rep stays.
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> reloaded =
+      LoadRoutingRules(std::string(LEADFLOW_SOURCE_DIR) + "/config/routing.yaml");
+  ASSERT_TRUE(reloaded.ok());
+  rules_->SetForTest(*reloaded);
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> effective = effective_->Current();
+  ASSERT_TRUE(effective.ok());
+  ASSERT_NE((*effective)->FindTeam("uk-fashion"), nullptr);
+  EXPECT_EQ((*effective)->FindTeam("uk-fashion")->reps_size(), 4);
+  // ...and another replica sees it too; she can be set away like any rep.
+  std::unique_ptr<redis::HiredisClient> other_client = NewClient();
+  RoutingStore other_store(*other_client);
+  EffectiveRules other(*rules_, other_store, clock_, absl::ZeroDuration());
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> seen = other.Current();
+  ASSERT_TRUE(seen.ok());
+  EXPECT_EQ((*seen)->FindTeam("uk-fashion")->reps(3).id(), "zara.khan");
+  EXPECT_TRUE(SetAvailability("zara.khan", routing::v1::AVAILABILITY_AWAY, "z1").ok());
+
+  // Replacing her caps (same id) keeps her place.
+  request.mutable_rep()->set_max_open_leads(1);
+  ASSERT_TRUE(grpc_->UpsertRep(nullptr, &request, &response).ok());
+  EXPECT_EQ((*effective_->Current())->FindTeam("uk-fashion")->reps(3).max_open_leads(), 1);
+}
+
+TEST_F(RoutingHandlerTest, UpsertsAreValidatedLikeTheYamlWithFieldViolations) {
+  routing::v1::UpsertRepRequest rep;
+  rep.set_team_id("uk-fashion");
+  rep.mutable_rep()->set_id("zara.khan");
+  rep.mutable_rep()->set_weight(5000);
+  routing::v1::UpsertRepResponse rep_response;
+  grpc::Status status = grpc_->UpsertRep(nullptr, &rep, &rep_response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  google::rpc::BadRequest violations = ViolationsOf(status);
+  ASSERT_EQ(violations.field_violations_size(), 1);
+  EXPECT_EQ(violations.field_violations(0).field(), "rep.weight");
+  EXPECT_THAT(violations.field_violations(0).description(), ::testing::HasSubstr("0..1000"));
+
+  rep.mutable_rep()->set_weight(1);
+  rep.mutable_rep()->add_working_hours()->set_start("09:00");
+  status = grpc_->UpsertRep(nullptr, &rep, &rep_response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolationsOf(status).field_violations(0).field(), "rep.time_zone");
+
+  // A rep id is unique across teams: moving Lena needs her out of EMEA first.
+  rep.mutable_rep()->Clear();
+  rep.mutable_rep()->set_id("lena.fischer");
+  status = grpc_->UpsertRep(nullptr, &rep, &rep_response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), ::testing::HasSubstr("duplicate rep id 'lena.fischer'"));
+
+  rep.set_team_id("no-such-team");
+  EXPECT_EQ(grpc_->UpsertRep(nullptr, &rep, &rep_response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
   routing::v1::UpsertTeamRequest team;
   routing::v1::UpsertTeamResponse team_response;
   EXPECT_EQ(grpc_->UpsertTeam(nullptr, &team, &team_response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
-  routing::v1::UpsertRepRequest rep;
-  routing::v1::UpsertRepResponse rep_response;
-  EXPECT_EQ(grpc_->UpsertRep(nullptr, &rep, &rep_response).error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+            grpc::StatusCode::INVALID_ARGUMENT);
+  team.mutable_team()->set_id("night-desk");
+  status = grpc_->UpsertTeam(nullptr, &team, &team_response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolationsOf(status).field_violations(0).field(), "team.reps");
+  team.mutable_team()->add_reps()->set_id("nina.night");
+  team.mutable_team()->set_escalate_to("nowhere");
+  status = grpc_->UpsertTeam(nullptr, &team, &team_response);
+  ASSERT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(ViolationsOf(status).field_violations(0).field(), "team.escalate_to");
+  // Nothing invalid was stored.
+  EXPECT_THAT(AllKeys(), IsEmpty());
+
+  // Valid: a new team; and an existing team changed without touching its reps.
+  team.mutable_team()->set_escalate_to("manager");
+  team.mutable_team()->set_sla_minutes(20);
+  status = grpc_->UpsertTeam(nullptr, &team, &team_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  routing::v1::UpsertTeamRequest change;
+  change.mutable_team()->set_id("uk-fashion");
+  change.mutable_team()->set_strategy(config::v1::STRATEGY_LEAST_LOADED);
+  change.mutable_team()->set_sla_minutes(5);
+  change.mutable_team()->set_escalate_to("night-desk");
+  status = grpc_->UpsertTeam(nullptr, &change, &team_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(team_response.team().reps_size(), 3);
+  const LeadRouted routed = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
+  EXPECT_EQ(events::FromProto(routed.sla_deadline()), kStart + absl::Minutes(5));
+  EXPECT_THAT(routed.reason(), ::testing::HasSubstr("least loaded"));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/events.h"
+#include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -24,6 +25,7 @@
 #include "services/scoring/grpc_service.h"
 #include "services/scoring/handler.h"
 #include "services/scoring/store.h"
+#include "tests/integration/services/scoring/activity_counts.h"
 
 namespace leadflow::scoring {
 namespace {
@@ -58,17 +60,6 @@ LeadProfile SeniorAtMidSize(const std::string& lead_id) {
   return lead;
 }
 
-ActivityCounts Counts(int64_t n, absl::Time last_at) {
-  ActivityCounts counts;
-  counts.set_total(n);
-  counts.set_last_1d(n);
-  counts.set_last_7d(n);
-  counts.set_last_30d(n);
-  counts.set_last_90d(n);
-  *counts.mutable_last_at() = events::ToProto(last_at);
-  return counts;
-}
-
 class ScoringHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,8 +74,9 @@ class ScoringHandlerTest : public ::testing::Test {
     ASSERT_TRUE(rules.ok()) << rules.status();
     rules_ = *std::move(rules);
     store_ = std::make_unique<ScoringStore>(*client_);
-    handler_ = std::make_unique<ScoringHandler>(*rules_, *store_, topics_, clock_);
-    grpc_ = std::make_unique<ScoringGrpcService>(*rules_, *store_, clock_);
+    model_ = std::make_unique<ModelCache>(*store_, clock_);
+    handler_ = std::make_unique<ScoringHandler>(*rules_, *store_, *model_, topics_, clock_);
+    grpc_ = std::make_unique<ScoringGrpcService>(*rules_, *store_, *model_, clock_);
   }
 
   kafka::ConsumedMessage Captured(const LeadProfile& lead, const std::string& event_id) {
@@ -145,18 +137,7 @@ class ScoringHandlerTest : public ::testing::Test {
     return scored;
   }
 
-  std::vector<std::string> AllKeys() {
-    std::vector<std::string> keys;
-    std::string cursor = "0";
-    do {
-      absl::StatusOr<redis::Reply> r = client_->Command({"SCAN", cursor, "COUNT", "1000"});
-      EXPECT_TRUE(r.ok()) << r.status();
-      if (!r.ok()) break;
-      cursor = r->elements[0].str;
-      for (const redis::Reply& k : r->elements[1].elements) keys.push_back(k.str);
-    } while (cursor != "0");
-    return keys;
-  }
+  std::vector<std::string> AllKeys() { return testing::AllKeys(*client_); }
 
   std::string StateVersion(const std::string& lead_id) {
     absl::StatusOr<redis::Reply> r =
@@ -182,6 +163,7 @@ class ScoringHandlerTest : public ::testing::Test {
   std::unique_ptr<redis::HiredisClient> client_;
   std::unique_ptr<ScoringRulesSource> rules_;
   std::unique_ptr<ScoringStore> store_;
+  std::unique_ptr<ModelCache> model_;
   std::unique_ptr<ScoringHandler> handler_;
   std::unique_ptr<ScoringGrpcService> grpc_;
 };

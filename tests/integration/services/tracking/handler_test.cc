@@ -20,6 +20,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -240,18 +241,7 @@ class TrackingHandlerTest : public ::testing::Test {
     return ids;
   }
 
-  std::vector<std::string> AllKeys() {
-    std::vector<std::string> keys;
-    std::string cursor = "0";
-    do {
-      absl::StatusOr<redis::Reply> r = client_->Command({"SCAN", cursor, "COUNT", "1000"});
-      EXPECT_TRUE(r.ok()) << r.status();
-      if (!r.ok()) break;
-      cursor = r->elements[0].str;
-      for (const redis::Reply& k : r->elements[1].elements) keys.push_back(k.str);
-    } while (cursor != "0");
-    return keys;
-  }
+  std::vector<std::string> AllKeys() { return testing::AllKeys(*client_); }
 
   // Keys whose name contains any of `needles`.
   std::set<std::string> KeysContaining(const std::vector<std::string>& needles) {

@@ -55,6 +55,7 @@ TEST(EnvTest, MinimalEnvironmentGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->log_format, "text");
   EXPECT_EQ(c->log_level, "info");
   EXPECT_EQ(c->dedup_ttl, absl::Hours(168));
+  EXPECT_EQ(c->routing_pass_interval, absl::Seconds(1));
   EXPECT_THAT(c->output_encodings, IsEmpty());
 }
 
@@ -69,6 +70,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   env.vars["LEADFLOW_LOG_FORMAT"] = "JSON";
   env.vars["LEADFLOW_LOG_LEVEL"] = "Debug";
   env.vars["LEADFLOW_DEDUP_TTL_HOURS"] = "2";
+  env.vars["LEADFLOW_ROUTING_PASS_INTERVAL_MS"] = "250";
   absl::StatusOr<RuntimeConfig> c = env.Load();
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->redis_addr, "redis://:pw@r:6380/2");
@@ -80,6 +82,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   EXPECT_EQ(c->log_format, "json");
   EXPECT_EQ(c->log_level, "debug");
   EXPECT_EQ(c->dedup_ttl, absl::Hours(2));
+  EXPECT_EQ(c->routing_pass_interval, absl::Milliseconds(250));
 }
 
 TEST(EnvTest, KafkaVariablesPassThroughAsLibrdkafkaProperties) {
@@ -148,6 +151,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValueCase{"LEADFLOW_DEDUP_TTL_HOURS", "-3"},
                       BadValueCase{"LEADFLOW_DEDUP_TTL_HOURS", "week"},
                       BadValueCase{"LEADFLOW_DEDUP_TTL_HOURS", "1.5"},
+                      BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "0"},
+                      BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "fast"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", "avro"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", ""}),
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
@@ -168,6 +173,7 @@ TEST(EnvTest, UnknownVariablesFlagsTyposButNotKnownOrPassThroughNames) {
       "LEADFLOW_LOGLEVEL",
       "LEADFLOW_INSTANCE_ID",
       "LEADFLOW_DEDUP_TTL_HOURS",
+      "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
   };
   EXPECT_THAT(UnknownVariables(names),
               UnorderedElementsAre("LEADFLOW_REDIS_ADRR", "LEADFLOW_LOGLEVEL"));

@@ -64,6 +64,20 @@ thresholds:
   EXPECT_DOUBLE_EQ(rules.thresholds().sales_ready(), 80);
 }
 
+TEST(YamlProtoTest, ARecursiveAliasIsAnErrorNotAHang) {
+  ScoringRules rules;
+  absl::Status s = ParseYamlProto("version: &x [*x]\n", &rules);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("recursive alias"));
+}
+
+TEST(YamlProtoTest, InvalidUtf8IsAnErrorNotACrash) {
+  ScoringRules rules;
+  absl::Status s = ParseYamlProto("version: \"v\xff\xfe\"\n", &rules);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("not valid UTF-8"));
+}
+
 TEST(YamlProtoTest, QuotedScalarsStayStrings) {
   ScoringRules rules;
   absl::Status s = ParseYamlProto(R"yaml(

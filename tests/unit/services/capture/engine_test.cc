@@ -734,6 +734,54 @@ TEST(NewLeadTest, UsesNowWithoutASubmissionTime) {
   EXPECT_EQ(rules::ToTime(lead.first_touch().at()), kT2);
 }
 
+TEST(NewEpisodeTest, CarriesThePersonOverAndStartsTheEpisodeAfresh) {
+  LeadSubmission first = ValidSubmission();
+  first.set_phone("+16502530000");
+  first.add_interests("shoes");
+  (*first.mutable_custom())["tier"] = "gold";
+  *first.add_consents() = MakeConsent(events::v1::CHANNEL_EMAIL, true, kT0);
+  first.set_external_id("crm-1");
+  first.mutable_attribution()->set_utm_campaign("spring");
+  LeadProfile converted = ExistingLead(first, kT0);
+  *converted.mutable_converted_at() = rules::ToTimestamp(kT1);
+  converted.set_contact_id(converted.lead_id());
+
+  LeadSubmission back = ValidSubmission();
+  back.set_source("referral");
+  back.add_interests("bags");
+  back.mutable_attribution()->set_utm_campaign("autumn");
+  const MergeResult episode = NewEpisode(converted, SubmittedAt(back, kT2), "lead-2", kT3);
+  const LeadProfile& lead = episode.lead;
+
+  EXPECT_EQ(lead.lead_id(), "lead-2");
+  EXPECT_EQ(lead.contact_id(), "lead-1");
+  EXPECT_EQ(lead.episode(), 2);
+  EXPECT_EQ(lead.previous_lead_id(), "lead-1");
+  EXPECT_FALSE(lead.has_converted_at());
+  // Who the person is carries over ...
+  EXPECT_EQ(lead.email(), "jane.doe@acme.com");
+  EXPECT_EQ(lead.phone(), "+16502530000");
+  EXPECT_EQ(lead.first_name(), "Jane");
+  EXPECT_THAT(lead.external_ids(), ElementsAre("crm-1"));
+  ASSERT_EQ(lead.consents_size(), 1);
+  // ... what the episode is about starts from the new submission.
+  EXPECT_THAT(lead.interests(), ElementsAre("bags"));
+  EXPECT_TRUE(lead.custom().empty());
+  EXPECT_THAT(lead.sources(), ElementsAre("referral"));
+  EXPECT_EQ(lead.first_touch().utm_campaign(), "autumn");
+  EXPECT_EQ(rules::ToTime(lead.created_at()), kT2);
+  EXPECT_THAT(episode.changed_fields,
+              ::testing::IsSupersetOf({"lead_id", "email", "contact_id", "episode", "interests"}));
+
+  // The next conversion and return: episode 3 of the same contact.
+  LeadProfile second = lead;
+  *second.mutable_converted_at() = rules::ToTimestamp(kT3);
+  const MergeResult third = NewEpisode(second, SubmittedAt(back, kT3), "lead-3", kT3);
+  EXPECT_EQ(third.lead.contact_id(), "lead-1");
+  EXPECT_EQ(third.lead.episode(), 3);
+  EXPECT_EQ(third.lead.previous_lead_id(), "lead-2");
+}
+
 TEST(MergeTest, NewerNonEmptyValuesWin) {
   LeadSubmission first = ValidSubmission();
   first.set_city("Berlin");

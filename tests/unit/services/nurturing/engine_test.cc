@@ -513,6 +513,33 @@ TEST(CompileNurtureTracksTest, RejectsInvalidTracksNamingThePath) {
       {"invalid regex",
        "tracks { id: \"a\" enroll_when { field: \"email\" matches: \"(\" } " + step + " }",
        "nurture.tracks[0].enroll_when[0].matches: invalid regular expression"},
+      {"branch on the first step",
+       R"pb(tracks {
+              id: "a"
+              steps {
+                channel: CHANNEL_EMAIL
+                content_id: "c"
+                if_previous { kind: KIND_OPENED }
+              }
+            })pb",
+       "nurture.tracks[0].steps[0].if_previous: must name an earlier step"},
+      {"branch on a later step",
+       "tracks { id: \"a\" " + step +
+           " steps { channel: CHANNEL_EMAIL content_id: \"d\" if_previous { kind: KIND_OPENED "
+           "step: 1 } } }",
+       "nurture.tracks[0].steps[1].if_previous: must name an earlier step"},
+      {"negative branch window",
+       "tracks { id: \"a\" " + step +
+           " steps { channel: CHANNEL_EMAIL content_id: \"d\" if_previous { kind: KIND_OPENED "
+           "within_days: -1 } } }",
+       "nurture.tracks[0].steps[1].if_previous.within_days: must be a non-negative"},
+      {"variant without content",
+       "tracks { id: \"a\" steps { channel: CHANNEL_EMAIL content_id: \"c\" variants { when "
+       "{ field: \"interest\" equals: \"not_now\" } } } }",
+       "nurture.tracks[0].steps[0].variants[0].content_id: required"},
+      {"bad goal field",
+       "tracks { id: \"a\" goal { field: \"categry\" equals: \"qualified\" } " + step + " }",
+       "nurture.tracks[0].goal[0].field: unknown field 'categry'"},
   };
   for (const InvalidTracksCase& c : cases) {
     const auto compiled = CompileNurtureTracks(ParseText<NurtureTracks>(c.tracks));
@@ -520,6 +547,117 @@ TEST(CompileNurtureTracksTest, RejectsInvalidTracksNamingThePath) {
     EXPECT_EQ(compiled.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
     EXPECT_THAT(compiled.status().message(), HasSubstr(c.message)) << c.name;
   }
+}
+
+// --- Branches, content variants and goals. ---
+
+struct EngagementCase {
+  std::string name;
+  config::v1::Engagement::Kind kind;
+  double within_days;
+  PreviousTouch previous;
+  bool holds;
+};
+
+TEST(EngagementHoldsTest, BranchesFollowOpensAndClicksWithinTheWindow) {
+  PreviousTouch none;
+  PreviousTouch sent{.sent = true, .sent_at = kEnrolled};
+  PreviousTouch opened = sent;
+  opened.opened_at = kEnrolled + absl::Hours(20);
+  PreviousTouch opened_late = sent;
+  opened_late.opened_at = kEnrolled + absl::Hours(24 * 3);
+  PreviousTouch clicked = sent;
+  clicked.clicked_at = kEnrolled + absl::Hours(1);  // open pixel blocked: the click counts
+  using config::v1::Engagement;
+  const std::vector<EngagementCase> cases = {
+      {"no condition", Engagement::KIND_UNSPECIFIED, 0, none, true},
+      {"opened", Engagement::KIND_OPENED, 2, opened, true},
+      {"opened after the window", Engagement::KIND_OPENED, 2, opened_late, false},
+      {"opened late, no window", Engagement::KIND_OPENED, 0, opened_late, true},
+      {"a click is an open", Engagement::KIND_OPENED, 2, clicked, true},
+      {"opened is not clicked", Engagement::KIND_CLICKED, 2, opened, false},
+      {"clicked", Engagement::KIND_CLICKED, 2, clicked, true},
+      {"not acted after an open", Engagement::KIND_NOT_ACTED, 2, opened, false},
+      {"not acted within the window", Engagement::KIND_NOT_ACTED, 2, opened_late, true},
+      {"nothing sent counts as not acted", Engagement::KIND_NOT_ACTED, 2, none, true},
+      {"nothing sent was not opened", Engagement::KIND_OPENED, 2, none, false},
+  };
+  for (const EngagementCase& c : cases) {
+    config::v1::Engagement condition;
+    condition.set_kind(c.kind);
+    condition.set_within_days(c.within_days);
+    EXPECT_EQ(EngagementHolds(condition, c.previous), c.holds) << c.name;
+  }
+}
+
+TEST(PlanStepTest, ABranchNotTakenSkipsTheStep) {
+  const Track track = ParseText<Track>(R"pb(
+    id: "t"
+    steps { channel: CHANNEL_EMAIL content_id: "a" }
+    steps {
+      channel: CHANNEL_EMAIL
+      content_id: "if-opened"
+      delay_hours: 48
+      if_previous { kind: KIND_OPENED step: 0 }
+    }
+    steps {
+      channel: CHANNEL_EMAIL
+      content_id: "if-not"
+      if_previous { kind: KIND_NOT_ACTED step: 0 }
+    }
+  )pb");
+  PreviousTouch opened{.sent = true, .sent_at = kEnrolled};
+  opened.opened_at = kEnrolled + absl::Hours(3);
+  const absl::Time due = kEnrolled + absl::Hours(48);
+  const StepPlan taken =
+      PlanStep(track, 1, kEnrolled, EmailLead(), DeliveryPolicy(), TouchHistory(), due, opened);
+  EXPECT_EQ(taken.action, StepPlan::Action::kSendNow);
+  const StepPlan other =
+      PlanStep(track, 2, due, EmailLead(), DeliveryPolicy(), TouchHistory(), due, opened);
+  EXPECT_EQ(other.action, StepPlan::Action::kSkip);
+  EXPECT_THAT(other.reason, HasSubstr("branch not taken: the lead acted on step 0"));
+  const StepPlan not_opened = PlanStep(track, 1, kEnrolled, EmailLead(), DeliveryPolicy(),
+                                       TouchHistory(), due, {.sent = true, .sent_at = kEnrolled});
+  EXPECT_EQ(not_opened.action, StepPlan::Action::kSkip);
+  EXPECT_THAT(not_opened.reason, HasSubstr("step 0 not opened"));
+}
+
+TEST(CompiledNurtureTracksTest, ContentVariesBySegmentAndInterestAndGoalsAreChecked) {
+  const auto tracks = Compile(R"pb(
+    tracks {
+      id: "t"
+      goal { field: "category" equals: "qualified" }
+      steps {
+        channel: CHANNEL_EMAIL
+        content_id: "generic"
+        variants {
+          when { field: "segments" equals: "enterprise" }
+          content_id: "enterprise"
+        }
+        variants {
+          when { field: "interest" equals: "not_now" }
+          content_id: "later"
+        }
+      }
+    }
+  )pb");
+  ASSERT_NE(tracks, nullptr);
+  const LeadProfile lead = EmailLead();
+  EXPECT_EQ(tracks->ContentFor("t", 0, lead, ScoreSnapshot()), "generic");
+  EXPECT_EQ(tracks->ContentFor("t", 0, lead, ParseText<ScoreSnapshot>("segments: 'enterprise'")),
+            "enterprise");
+  EXPECT_EQ(
+      tracks->ContentFor("t", 0, lead, ParseText<ScoreSnapshot>("interest: INTEREST_NOT_NOW")),
+      "later");
+  EXPECT_EQ(tracks->ContentFor("t", 1, lead, ScoreSnapshot()), "");
+  EXPECT_EQ(tracks->ContentFor("nope", 0, lead, ScoreSnapshot()), "");
+  EXPECT_FALSE(tracks->GoalReached("t", lead, ParseText<ScoreSnapshot>("category: CATEGORY_WARM")));
+  EXPECT_TRUE(
+      tracks->GoalReached("t", lead, ParseText<ScoreSnapshot>("category: CATEGORY_QUALIFIED")));
+  EXPECT_FALSE(tracks->GoalReached("nope", lead, ScoreSnapshot()));
+  const events::v1::NurtureTouch touch =
+      BuildTouch(lead, ScoreSnapshot(), *tracks->FindTrack("t"), 0, 1, kEnrolled, "enterprise");
+  EXPECT_EQ(touch.content_id(), "enterprise");
 }
 
 // --- The default track file. ---

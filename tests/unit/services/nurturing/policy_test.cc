@@ -3,6 +3,7 @@
 #include "gtest/gtest.h"
 #include "leadflow/config/v1/nurture_tracks.pb.h"
 #include "services/nurturing/enrollment.h"
+#include "services/nurturing/scheduler.h"
 
 namespace leadflow::nurturing {
 namespace {
@@ -18,6 +19,18 @@ TEST(NurturingPolicyTest, TheDefaultTrackFileSetsQuietHoursCapAndCooldown) {
   EXPECT_EQ(policy->delivery.max_touches, 3);
   EXPECT_EQ(policy->delivery.cap_window, absl::Hours(7 * 24));
   EXPECT_EQ(policy->reenroll_cooldown, absl::Hours(168));
+}
+
+TEST(NurturingPolicyTest, TheDefaultTrackFileSetsTheDrainRate) {
+  config::v1::NurtureTracks file;
+  ASSERT_TRUE(
+      config::LoadYamlProto(std::string(LEADFLOW_SOURCE_DIR) + "/config/nurture.yaml", &file).ok());
+  absl::StatusOr<SchedulerOptions> options = SchedulerOptionsFrom(file.scheduling());
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->interval, absl::Milliseconds(150));
+  EXPECT_EQ(options->max_claims_per_pass, 3000);  // 20000/s * 0.15 s
+  EXPECT_EQ(options->lease, absl::Seconds(120));
+  EXPECT_EQ(options->workers, 4);
 }
 
 TEST(NurturingPolicyTest, ValuesFromTheFileReplaceTheDefaults) {

@@ -632,6 +632,19 @@ TEST(CompileRoutingRulesTest, RejectsInvalidRulesNamingThePath) {
                                 reps { id: "r" daily_quota: -2 }
                               })pb",
        "routing.teams[0].reps[0].daily_quota: must be >= 0"},
+      {"queue timeout without escalation", R"pb(default_team: "t"
+                                                teams {
+                                                  id: "t"
+                                                  queue_timeout_minutes: 30
+                                                  reps { id: "r" }
+                                                })pb",
+       "routing.teams[0].queue_timeout_minutes: needs escalate_to"},
+      {"negative monthly quota", R"pb(default_team: "t"
+                                      teams {
+                                        id: "t"
+                                        reps { id: "r" monthly_quota: -1 }
+                                      })pb",
+       "routing.teams[0].reps[0].monthly_quota: must be >= 0"},
       {"hours without a time zone",
        R"pb(default_team: "t"
             teams {
@@ -815,6 +828,63 @@ TEST_F(DefaultRoutingRulesTest, UkFashionRepsAreAssignedDuringLondonOfficeHours)
   EXPECT_EQ(choice->rep_id, "amelia.hughes");
   // Sunday: nobody; the lead waits in the queue.
   EXPECT_FALSE(PickRep(team, states, 0, Local("Europe/London", 2024, 6, 9, 10, 30)).has_value());
+}
+
+TEST(PickRepTest, TheMonthlyQuotaCapsARepUntilTheMonthTurns) {
+  Team team = MakeTeam(config::v1::STRATEGY_ROUND_ROBIN, {"a", "b"});
+  team.mutable_reps(0)->set_monthly_quota(200);
+  std::vector<RepState> states = RepStatesFor(team);
+  states[0].assigned_this_month = 199;
+  EXPECT_EQ(IneligibleReason(states[0], kMonday), "");
+  states[0].assigned_this_month = 200;
+  EXPECT_EQ(IneligibleReason(states[0], kMonday), "monthly quota reached (200)");
+  std::vector<std::string> order;
+  RouteMany(team, states, 4, kMonday, &order);
+  EXPECT_EQ(order, (std::vector<std::string>{"b", "b", "b", "b"}));
+  // The caller counts per month: a new month starts from zero.
+  states[0].assigned_this_month = 0;
+  EXPECT_EQ(PickRep(team, states, 0, kMonday)->rep_id, "a");
+}
+
+TEST(WithTeamsTest, OverridesReplaceTeamsInPlaceAndNewTeamsAreAppended) {
+  const RoutingRules base = ParseText<RoutingRules>(R"pb(default_team: "t"
+                                                         rules { id: "x" team: "u" }
+                                                         teams {
+                                                           id: "t"
+                                                           reps { id: "r" }
+                                                         }
+                                                         teams {
+                                                           id: "u"
+                                                           reps { id: "s" }
+                                                         })pb");
+  Team replaced = MakeTeam(config::v1::STRATEGY_LEAST_LOADED, {"r", "r2"});
+  replaced.set_id("t");
+  Team added = MakeTeam(config::v1::STRATEGY_ROUND_ROBIN, {"n"});
+  added.set_id("new");
+  const RoutingRules merged = WithTeams(base, {added, replaced});
+  ASSERT_EQ(merged.teams_size(), 3);
+  EXPECT_EQ(merged.teams(0).id(), "t");
+  EXPECT_EQ(merged.teams(0).reps_size(), 2);
+  EXPECT_EQ(merged.teams(0).strategy(), config::v1::STRATEGY_LEAST_LOADED);
+  EXPECT_EQ(merged.teams(1).id(), "u");
+  EXPECT_EQ(merged.teams(2).id(), "new");
+  EXPECT_EQ(merged.rules_size(), 1);
+  EXPECT_EQ(merged.default_team(), "t");
+
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> compiled =
+      CompileRoutingRules(merged);
+  ASSERT_TRUE(compiled.ok()) << compiled.status();
+  EXPECT_EQ((*compiled)->source().teams_size(), 3);
+  ASSERT_NE((*compiled)->FindTeam("new"), nullptr);
+
+  // An override that breaks the file is caught by the same validation as the YAML.
+  Team bad = MakeTeam(config::v1::STRATEGY_ROUND_ROBIN, {"s"});  // s is u's rep already
+  bad.set_id("new");
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rejected =
+      CompileRoutingRules(WithTeams(base, {bad}));
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_THAT(rejected.status().message(),
+              HasSubstr("routing.teams[2].reps[0].id: duplicate rep id 's'"));
 }
 
 }  // namespace

@@ -130,6 +130,22 @@ constexpr char kRules[] = R"pb(
     max_points: 10
     window_days: 90
   }
+  negative {
+    unsubscribed: -20
+    bounced: -25
+    lost: -30
+    rules {
+      id: "competitor-employee"
+      when { field: "email" matches: "(?i).*@rival\\.com" }
+      points: -50
+      reason: "Works for a competitor"
+    }
+    rules {
+      id: "no-budget"
+      when { field: "custom.budget" equals: "none" }
+      points: -15
+    }
+  }
   segments {
     id: "decision-makers"
     when {
@@ -359,6 +375,35 @@ TEST_F(ScoringTest, NegativeSignalsAreExplainedContributions) {
   EXPECT_EQ(s.engagement(), 40);  // negatives are neither fit nor engagement
 }
 
+TEST_F(ScoringTest, NegativeConditionRulesComeFromTheFile) {
+  const LeadProfile competitor = ParseText<LeadProfile>(R"pb(
+    email: "spy@rival.com"
+    seniority: SENIORITY_EXECUTIVE
+    custom { key: "budget" value: "None" }
+  )pb");
+  const ScoreSnapshot s = Score(*rules_, competitor, LeadAggregates(), ScoreContext(), kNow);
+  EXPECT_EQ(RuleIds(s), (std::vector<std::string>{"exec", "competitor-employee", "no-budget"}));
+  EXPECT_EQ(s.contributions(1).kind(), "negative");
+  EXPECT_EQ(s.contributions(1).reason(), "Works for a competitor");
+  EXPECT_EQ(s.contributions(2).kind(), "negative");
+  EXPECT_THAT(s.contributions(2).reason(), HasSubstr("budget"));  // described from the condition
+  EXPECT_EQ(s.total(), 30 - 50 - 15);
+  EXPECT_EQ(s.fit(), 30);  // negatives are not fit
+  EXPECT_EQ(SumInOrder(s), s.total());
+}
+
+TEST(ScoringNegativeTest, WithoutANegativeSectionNoPenaltyApplies) {
+  // No built-in penalties: a file without `negative` gives none.
+  const auto rules = Compile(R"pb(thresholds { warm: 20 qualified: 50 sales_ready: 80 })pb");
+  ScoreContext context;
+  context.unsubscribed = true;
+  context.bounced = true;
+  context.outcome_stage = events::v1::STAGE_LOST;
+  const ScoreSnapshot s = Score(*rules, LeadProfile(), LeadAggregates(), context, kNow);
+  EXPECT_THAT(s.contributions(), IsEmpty());
+  EXPECT_EQ(s.total(), 0);
+}
+
 TEST_F(ScoringTest, ContributionsSumExactlyToTheTotal) {
   const LeadProfile profile = ParseText<LeadProfile>(R"pb(seniority: SENIORITY_EXECUTIVE
                                                           company_size: 300)pb");
@@ -406,6 +451,80 @@ TEST_F(ScoringTest, SnapshotsRecordTheRulesVersionAndTime) {
   const ScoreSnapshot s = Score(*rules_, LeadProfile(), LeadAggregates(), ScoreContext(), kNow);
   EXPECT_EQ(s.rules_version(), "test-1");
   EXPECT_EQ(rules::ToTime(s.scored_at()), kNow);
+}
+
+// --- When time alone changes the score (the decay schedule). ---
+
+TEST(NextChangeAtTest, IsWhenHalfLifeDecayCrossesTheNextThresholdDown) {
+  const auto rules = Compile(R"pb(
+    thresholds { warm: 20 qualified: 50 sales_ready: 80 }
+    decay { half_life_days: 30 }
+    fit {
+      id: "exec"
+      when { field: "seniority" equals: "executive" }
+      points: 30
+    }
+    engagement { id: "demo" activity_type: "demo_request" points: 60 once: true }
+  )pb");
+  const LeadProfile exec = ParseText<LeadProfile>(R"pb(seniority: SENIORITY_EXECUTIVE)pb");
+  // All-time counts only: no window empties, so decay decides.
+  LeadAggregates demo;
+  (*demo.mutable_by_type())["demo_request"].set_total(1);
+  *demo.mutable_last_seen_at() = rules::ToTimestamp(kNow);
+  const ScoreSnapshot now = Score(*rules, exec, demo, ScoreContext(), kNow);
+  ASSERT_EQ(now.category(), events::v1::CATEGORY_SALES_READY);
+
+  // Bucket 100: only the threshold at 80 matters. 30 + 60 * 2^(-d/30) < 79.995 (decay is rounded
+  // to hundredths) from d = 30 log2(60 / 49.995), about 7.9 days, plus a minute's margin.
+  const std::optional<absl::Time> next = NextChangeAt(*rules, demo, now, 100, kNow);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_NEAR(absl::ToDoubleHours(*next - kNow) / 24, 30 * std::log2(60 / 49.995), 0.001);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *next - absl::Minutes(2)).category(),
+            events::v1::CATEGORY_SALES_READY);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *next).category(),
+            events::v1::CATEGORY_QUALIFIED);
+
+  // With a score bucket of 5 the next boundary down is 90 itself: any decay moves the bucket.
+  const std::optional<absl::Time> bucket = NextChangeAt(*rules, demo, now, 5, kNow);
+  ASSERT_TRUE(bucket.has_value());
+  EXPECT_GT(*bucket, kNow);
+  EXPECT_LE(*bucket, kNow + absl::Minutes(10));
+  EXPECT_LT(Score(*rules, exec, demo, ScoreContext(), *bucket).total(), 90);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *bucket - absl::Minutes(2)).total(), 90);
+}
+
+TEST(NextChangeAtTest, IsWhenTheFirstWindowEmptiesOrInterestTurnsNotNow) {
+  const auto rules = Compile(R"pb(
+    thresholds { warm: 20 qualified: 50 sales_ready: 80 }
+    engagement { id: "views" activity_type: "page_view" points: 1 window_days: 7 }
+  )pb");
+  LeadAggregates aggregates;
+  // Newest page view 2 days ago; counted in the 7, 30 and 90 day windows.
+  (*aggregates.mutable_by_type())["page_view"] = Counts(3, 0, 3, 3, 3, kNow - 2 * kDay);
+  *aggregates.mutable_last_seen_at() = rules::ToTimestamp(kNow - 2 * kDay);
+  const ScoreSnapshot s = Score(*rules, LeadProfile(), aggregates, ScoreContext(), kNow);
+  EXPECT_EQ(NextChangeAt(*rules, aggregates, s, 5, kNow), kNow + 5 * kDay);
+  // Later, the 90-day window; then the interest boundary (quiet for more than 90 days).
+  const absl::Time window_90 = kNow - 2 * kDay + 90 * kDay;
+  EXPECT_EQ(NextChangeAt(*rules, aggregates, s, 5, kNow + 80 * kDay), window_90);
+  EXPECT_EQ(NextChangeAt(*rules, aggregates, s, 5, window_90), window_90 + absl::Milliseconds(1));
+  // And then nothing: no activity can leave a window any more.
+  EXPECT_EQ(NextChangeAt(*rules, aggregates, s, 5, kNow + 100 * kDay), std::nullopt);
+  // A lead that never did anything has nothing to wait for.
+  EXPECT_EQ(NextChangeAt(*rules, LeadAggregates(), s, 5, kNow), std::nullopt);
+}
+
+TEST(FingerprintTest, ChangesWithTheRulesButNotWithModelOrTaskSettings) {
+  const std::string base = R"pb(thresholds { warm: 20 qualified: 50 sales_ready: 80 })pb";
+  const std::string fingerprint = Compile(base)->fingerprint();
+  EXPECT_EQ(Compile(base)->fingerprint(), fingerprint);
+  EXPECT_NE(Compile(R"pb(thresholds { warm: 20 qualified: 50 sales_ready: 90 })pb")->fingerprint(),
+            fingerprint);
+  EXPECT_NE(Compile(base + R"pb(negative { lost: -5 })pb")->fingerprint(), fingerprint);
+  EXPECT_EQ(Compile(base + R"pb(model { prior: 0.2 }
+                                tasks { rescore_leads_per_second: 5 })pb")
+                ->fingerprint(),
+            fingerprint);
 }
 
 // --- Categories. ---
@@ -691,6 +810,23 @@ TEST(CompileScoringRulesTest, RejectsInvalidRulesNamingThePath) {
        "scoring.thresholds.sales_ready: must be above qualified (50)"},
       {"negative half-life", ok_thresholds + R"pb(decay { half_life_days: -1 })pb",
        "scoring.decay.half_life_days: must be >= 0"},
+      {"negative rule on an unknown field",
+       ok_thresholds + R"pb(negative {
+                              rules {
+                                id: "n"
+                                points: -5
+                                when { field: "budgett" equals: "none" }
+                              }
+                            })pb",
+       "scoring.negative.rules[0].when[0].field: unknown field 'budgett' (rule 'n')"},
+      {"negative rule id shared with a fit rule",
+       ok_thresholds + R"pb(fit { id: "a" points: 1 }
+                            negative { rules { id: "a" points: -1 } })pb",
+       "scoring.negative.rules[0].id: duplicate rule id 'a'"},
+      {"invalid model settings", ok_thresholds + R"pb(model { hash_bits: 4 })pb",
+       "scoring.model.hash_bits: 4 is not in 8..20"},
+      {"negative re-score rate", ok_thresholds + R"pb(tasks { rescore_leads_per_second: -1 })pb",
+       "scoring.tasks.rescore_leads_per_second: must be >= 0"},
       {"empty segment id", ok_thresholds + R"pb(segments {})pb", "scoring.segments[0].id: empty"},
       {"duplicate segment ids", ok_thresholds + R"pb(segments { id: "s" }
                                                      segments { id: "s" })pb",

@@ -1,0 +1,457 @@
+#include "tools/leadctl/load.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <deque>
+#include <random>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "common/events/codec.h"
+#include "common/events/envelope.h"
+#include "common/kafka/topics.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "leadflow/capture/v1/capture.grpc.pb.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/nurture.pb.h"
+#include "leadflow/events/v1/routing.pb.h"
+#include "leadflow/events/v1/scoring.pb.h"
+#include "nlohmann/json.hpp"
+#include "tools/leadctl/kafka_io.h"
+#include "tools/leadctl/workload.h"
+
+namespace leadflow::leadctl {
+namespace {
+
+using events::v1::LeadSubmission;
+
+constexpr int kGrpcClients = 4;
+
+// A POSIX Etc zone where it is around noon now, so quiet hours defer no first touch.
+std::string DaytimeZone() {
+  const int utc_hour = static_cast<int>(absl::ToCivilHour(absl::Now(), absl::UTCTimeZone()).hour());
+  int offset = 12 - utc_hour;
+  if (offset > 12) offset -= 24;
+  if (offset < -12) offset += 24;
+  if (offset == 0) return "Etc/UTC";
+  return absl::StrCat("Etc/GMT", offset > 0 ? "-" : "+", std::abs(offset));  // inverted signs
+}
+
+// Submissions handed to the gRPC client threads.
+class GrpcSender {
+ public:
+  explicit GrpcSender(const std::string& target)
+      : stub_(capture::v1::Capture::NewStub(
+            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+    for (int i = 0; i < kGrpcClients; ++i) threads_.emplace_back([this] { Run(); });
+  }
+  ~GrpcSender() { Close(); }
+
+  void Send(LeadSubmission s) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    queue_.push_back(std::move(s));
+  }
+  // Waits for every queued submission to be answered. Returns the number that failed.
+  int64_t Close() ABSL_LOCKS_EXCLUDED(mu_) {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    for (std::thread& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+    absl::MutexLock lock(&mu_);
+    return failed_;
+  }
+
+ private:
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    while (true) {
+      LeadSubmission s;
+      {
+        absl::MutexLock lock(&mu_);
+        auto ready = [this]()
+                         ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queue_.empty() || closed_; };
+        mu_.Await(absl::Condition(&ready));
+        if (queue_.empty()) return;
+        s = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      capture::v1::SubmitLeadRequest request;
+      *request.mutable_submission() = std::move(s);
+      capture::v1::SubmitLeadResponse response;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+      context.set_wait_for_ready(true);
+      if (!stub_->SubmitLead(&context, request, &response).ok()) {
+        absl::MutexLock lock(&mu_);
+        ++failed_;
+      }
+    }
+  }
+
+  std::unique_ptr<capture::v1::Capture::Stub> stub_;
+  absl::Mutex mu_;
+  std::deque<LeadSubmission> queue_ ABSL_GUARDED_BY(mu_);
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t failed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;
+};
+
+double Percentile(std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const size_t i = std::min(sorted.size() - 1, static_cast<size_t>(q * sorted.size()));
+  return sorted[i];
+}
+
+const char* CategoryName(events::v1::Category c) {
+  switch (c) {
+    case events::v1::CATEGORY_COLD:
+      return "cold";
+    case events::v1::CATEGORY_WARM:
+      return "warm";
+    case events::v1::CATEGORY_QUALIFIED:
+      return "qualified";
+    case events::v1::CATEGORY_SALES_READY:
+      return "sales_ready";
+    default:
+      return "unscored";
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env,
+                                   const LoadOptions& options) {
+  auto get = [&env](const std::string& key) -> std::string {
+    auto it = env.find(key);
+    return it == env.end() ? "" : it->second;
+  };
+  const std::string bootstrap = get("LEADFLOW_KAFKA_BOOTSTRAP_SERVERS");
+  const std::string capture_addr = get("LEADFLOW_CAPTURE_GRPC_ADDR");
+  if (bootstrap.empty() || (options.grpc_fraction > 0 && capture_addr.empty())) {
+    return absl::FailedPreconditionError("stack env lacks the Kafka or capture endpoints");
+  }
+  const kafka::Topics topics(options.topic_prefix);
+  absl::StatusOr<std::unique_ptr<kafka::Producer>> producer = MakeProducer(bootstrap);
+  if (!producer.ok()) return producer.status();
+
+  const absl::Time start = absl::Now();
+  const std::string run =
+      absl::StrCat(absl::FormatTime("%Y%m%d%H%M%S", start, absl::UTCTimeZone()), "s", options.seed);
+  const std::string run_prefix = absl::StrCat("load-", run, "-");
+  const std::string zone = DaytimeZone();
+  std::mt19937_64 rng(options.seed);
+  std::uniform_real_distribution<double> coin(0.0, 1.0);
+  LoadReport report;
+
+  // 1. Generate, open loop: lead i is due at start + i / rate whatever the system does.
+  std::atomic<int64_t> send_failures{0};
+  auto on_delivery = [&send_failures](const absl::Status& s) {
+    if (!s.ok()) ++send_failures;
+  };
+  std::unique_ptr<GrpcSender> grpc_sender;
+  if (options.grpc_fraction > 0) grpc_sender = std::make_unique<GrpcSender>(capture_addr);
+  const std::string inbound = topics.Name(kafka::kLeadsInbound);
+  const std::string activities = topics.Name(kafka::kActivitiesInbound);
+  for (int i = 0; i < options.leads; ++i) {
+    if (options.rate > 0) {
+      const absl::Time due = start + absl::Seconds(i / options.rate);
+      const absl::Time now = absl::Now();
+      if (due > now) absl::SleepFor(due - now);  // pacing the generator, not synchronisation
+    }
+    DemoLead lead = MakeLead(i, run, rng, "load");
+    LeadSubmission& s = lead.submission;
+    const absl::Time now = absl::Now();
+    // One company and e-mail domain per person and run, and no phone number (the workload's
+    // numbers repeat across runs), so capture matches no two of them — not even with an earlier
+    // run's people on the same topics — and every lead sent must come out as exactly one
+    // captured lead.
+    s.set_company(absl::StrCat(s.company(), " ", run, "-", i));
+    s.set_email(absl::StrCat("person.", i, "@", run, "-", i, ".example.com"));
+    s.clear_phone();
+    s.set_time_zone(zone);
+    s.clear_consents();
+    events::v1::Consent* consent = s.add_consents();
+    consent->set_channel(events::v1::CHANNEL_EMAIL);
+    consent->set_granted(true);
+    *s.mutable_submitted_at() = events::ToProto(now);
+    const bool duplicate = coin(rng) < options.duplicate_fraction;
+    const LeadSubmission copy = duplicate ? s : LeadSubmission();
+    if (grpc_sender != nullptr && coin(rng) < options.grpc_fraction) {
+      grpc_sender->Send(std::move(s));
+    } else {
+      (void)(*producer)->Send(JsonMessage(inbound, s.email(), events::ToJson(s)), on_delivery);
+    }
+    ++report.leads_sent;
+    if (duplicate) {
+      (void)(*producer)->Send(JsonMessage(inbound, copy.email(), events::ToJson(copy)),
+                              on_delivery);
+      ++report.duplicates_sent;
+    }
+    for (int k = 0; k < options.activities_per_lead; ++k) {
+      const std::string id = absl::StrCat(run_prefix, "act-", i, "-", k);
+      std::string json;
+      if (k == 1) {
+        json = SegmentJson("page", id, lead.external_id, "Pricing",
+                           "https://www.example.com/pricing", now);
+      } else if (k == 2 && lead.demo_request) {
+        json = SegmentJson("track", id, lead.external_id, "Demo Requested", "", now);
+      } else {
+        json = SegmentJson("page", id, lead.external_id, "Blog",
+                           absl::StrCat("https://www.example.com/blog/post-", k), now);
+      }
+      (void)(*producer)->Send(JsonMessage(activities, lead.external_id, std::move(json)),
+                              on_delivery);
+      ++report.activities_sent;
+    }
+  }
+  const int64_t grpc_failures = grpc_sender != nullptr ? grpc_sender->Close() : 0;
+  if (absl::Status s = (*producer)->Flush(absl::Seconds(120)); !s.ok()) return s;
+  report.send_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  if (send_failures > 0 || grpc_failures > 0) {
+    return absl::UnavailableError(absl::StrCat(send_failures.load(), " sends to Kafka and ",
+                                               grpc_failures, " gRPC submissions failed"));
+  }
+
+  // 2. Verify: read every output from the beginning, keep this run's leads.
+  absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Create(
+      bootstrap, {topics.Name(kafka::kLeadsCaptured), topics.Name(kafka::kLeadsActivity),
+                  topics.Name(kafka::kLeadsScored), topics.Name(kafka::kLeadsRouted),
+                  topics.Name(kafka::kNurtureTouches)});
+  if (!reader.ok()) return reader.status();
+  struct LeadState {
+    absl::Time submitted = absl::InfinitePast();
+    absl::Time captured = absl::InfinitePast();
+    std::set<std::string> created_ids;
+    // Routing decisions by kind: a lead queued and later assigned has one of each; two ids of
+    // one kind would be the same decision taken twice.
+    std::map<int, std::set<std::string>> route_ids;
+    absl::Time first_route = absl::InfiniteFuture();
+    std::map<std::tuple<std::string, int, int>, std::set<std::string>> touch_ids;
+    events::v1::Category category = events::v1::CATEGORY_UNSPECIFIED;
+    bool accounted = false;
+  };
+  absl::flat_hash_map<std::string, LeadState> leads;
+  // Activity events by lead, counted once the lead is known to be this run's.
+  absl::flat_hash_map<std::string, std::vector<absl::Time>> activity_times;
+  absl::flat_hash_map<std::string, int> event_copies;  // topic + event id → copies on the wire
+  std::set<std::tuple<std::string, int32_t, int64_t>> seen;
+  // This run's leads created and accounted for so far, kept as events arrive (in any order).
+  std::map<std::string, int64_t> read_per_topic;
+  int64_t run_created = 0;
+  int64_t run_accounted = 0;
+  auto mark_accounted = [&](LeadState& l) {
+    if (l.accounted) return;
+    l.accounted = true;
+    if (!l.created_ids.empty()) ++run_accounted;
+  };
+  absl::Time last_message = absl::Now();
+  auto on_message = [&](const kafka::ConsumedMessage& m) {
+    if (!seen.insert({m.topic, m.partition, m.offset}).second) return;  // the reader's re-read
+    last_message = absl::Now();
+    ++read_per_topic[m.topic];
+    if (m.topic == topics.Name(kafka::kLeadsCaptured)) {
+      events::v1::LeadCaptured e;
+      absl::Status dbg = events::Decode(m, &e);
+      if (!dbg.ok() || !absl::StartsWith(e.envelope().trace_id(), run_prefix)) {
+        return;
+      }
+      ++event_copies[absl::StrCat(m.topic, e.envelope().event_id())];
+      if (e.change() != events::v1::LeadCaptured::CHANGE_CREATED) return;
+      LeadState& l = leads[e.envelope().lead_id()];
+      if (l.created_ids.empty()) {
+        ++run_created;
+        if (l.accounted) ++run_accounted;
+      }
+      l.created_ids.insert(e.envelope().event_id());
+      l.submitted = events::FromProto(e.envelope().occurred_at());
+      l.captured = events::FromProto(e.envelope().produced_at());
+    } else if (m.topic == topics.Name(kafka::kLeadsActivity)) {
+      events::v1::LeadActivity e;
+      if (!events::Decode(m, &e).ok()) return;
+      ++event_copies[absl::StrCat(m.topic, e.envelope().event_id())];
+      if (event_copies[absl::StrCat(m.topic, e.envelope().event_id())] == 1) {
+        activity_times[e.envelope().lead_id()].push_back(
+            events::FromProto(e.envelope().produced_at()));
+      }
+    } else if (m.topic == topics.Name(kafka::kLeadsScored)) {
+      events::v1::LeadScored e;
+      if (!events::Decode(m, &e).ok()) return;
+      // Events of one lead arrive on several topics in no fixed order: an entry made here for a
+      // lead whose captured event has not been read yet is kept, and dropped at the end only if
+      // the lead never turns out to be this run's.
+      leads[e.envelope().lead_id()].category = e.score().category();
+    } else if (m.topic == topics.Name(kafka::kLeadsRouted)) {
+      events::v1::LeadRouted e;
+      if (!events::Decode(m, &e).ok()) return;
+      LeadState& l = leads[e.envelope().lead_id()];
+      ++event_copies[absl::StrCat(m.topic, e.envelope().event_id())];
+      if (e.kind() == events::v1::LeadRouted::KIND_ASSIGNED ||
+          e.kind() == events::v1::LeadRouted::KIND_QUEUED) {
+        l.route_ids[e.kind()].insert(e.envelope().event_id());
+        mark_accounted(l);
+        l.first_route = std::min(l.first_route, events::FromProto(e.envelope().produced_at()));
+      }
+    } else if (m.topic == topics.Name(kafka::kNurtureTouches)) {
+      events::v1::NurtureTouch t;
+      if (!events::Decode(m, &t).ok()) return;
+      LeadState& l = leads[t.envelope().lead_id()];
+      ++event_copies[absl::StrCat(m.topic, t.touch_id())];
+      l.touch_ids[{t.track_id(), t.step(), t.attempt()}].insert(t.touch_id());
+      mark_accounted(l);
+    }
+  };
+  const int64_t expected = options.leads;
+  absl::Time last_progress = absl::Now();
+  (*reader)->ReadUntil(
+      on_message,
+      [&] {
+        const absl::Time now = absl::Now();
+        if (now - last_progress > absl::Seconds(5)) {
+          last_progress = now;
+          std::string read;
+          for (const auto& [topic, n] : read_per_topic) absl::StrAppend(&read, " ", topic, "=", n);
+          std::fprintf(stderr,
+                       "verifying: %lld of %lld leads captured, %lld accounted for (read%s)\n",
+                       static_cast<long long>(run_created), static_cast<long long>(expected),
+                       static_cast<long long>(run_accounted), read.c_str());
+        }
+        const bool all = run_created >= expected && run_accounted == run_created;
+        // Done when everything is accounted for and the outputs are quiet (late duplicates
+        // would show up here); otherwise keep reading until the settle deadline, because a
+        // service restarting or a consumer group rebalancing can pause the outputs for a while.
+        return all && now - last_message > absl::Seconds(3);
+      },
+      absl::Seconds(options.settle_seconds));
+
+  // 3. Report.
+  std::vector<double> latencies;
+  absl::Time first_submit = absl::InfiniteFuture(), last_capture = absl::InfinitePast();
+  for (auto it = leads.begin(); it != leads.end();) {
+    if (it->second.created_ids.empty()) {
+      leads.erase(it++);  // another run's lead
+    } else {
+      ++it;
+    }
+  }
+  report.not_captured =
+      std::max<int64_t>(0, report.leads_sent - static_cast<int64_t>(leads.size()));
+  report.unaccounted += report.not_captured;
+  if (report.not_captured > 0) report.unaccounted_by_category["not captured"] = report.not_captured;
+  for (const auto& [id, l] : leads) {
+    ++report.captured;
+    first_submit = std::min(first_submit, l.submitted);
+    last_capture = std::max(last_capture, l.captured);
+    if (l.created_ids.size() > 1) report.duplicate_effects += l.created_ids.size() - 1;
+    for (const auto& [kind, ids] : l.route_ids) {
+      if (ids.size() > 1) report.duplicate_effects += ids.size() - 1;
+    }
+    for (const auto& [step, ids] : l.touch_ids) {
+      if (ids.size() > 1) report.duplicate_effects += ids.size() - 1;
+    }
+    if (!l.route_ids.empty()) {
+      ++report.routed;
+      latencies.push_back(absl::ToDoubleMilliseconds(l.first_route - l.submitted));
+    } else if (!l.touch_ids.empty()) {
+      ++report.nurtured;
+    } else {
+      ++report.unaccounted;
+      ++report.unaccounted_by_category[CategoryName(l.category)];
+    }
+  }
+  absl::Time last_activity = absl::InfinitePast();
+  for (const auto& [lead, times] : activity_times) {
+    if (!leads.contains(lead)) continue;
+    report.activities_tracked += static_cast<int64_t>(times.size());
+    for (absl::Time t : times) last_activity = std::max(last_activity, t);
+  }
+  for (const auto& [id, copies] : event_copies) {
+    if (copies > 1) report.wire_duplicates += copies - 1;
+  }
+  if (report.captured > 0 && last_capture > first_submit) {
+    report.captured_per_second =
+        report.captured / absl::ToDoubleSeconds(last_capture - first_submit);
+  }
+  if (report.activities_tracked > 0 && last_activity > first_submit) {
+    report.activities_per_second =
+        report.activities_tracked / absl::ToDoubleSeconds(last_activity - first_submit);
+  }
+  std::sort(latencies.begin(), latencies.end());
+  report.p50_ms = Percentile(latencies, 0.50);
+  report.p99_ms = Percentile(latencies, 0.99);
+  report.p999_ms = Percentile(latencies, 0.999);
+  report.max_ms = latencies.empty() ? 0 : latencies.back();
+  report.elapsed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  return report;
+}
+
+std::string FormatLoadReport(const LoadOptions& o, const LoadReport& r) {
+  std::string out = absl::StrFormat(
+      "leadflow load: %d leads at %s, %d activities each, %.0f %% via gRPC, %.0f %% "
+      "submitted twice\n",
+      o.leads, o.rate > 0 ? absl::StrFormat("%.0f leads/s", o.rate) : "full speed",
+      o.activities_per_lead, 100 * o.grpc_fraction, 100 * o.duplicate_fraction);
+  absl::StrAppendFormat(&out, "  sent        %d leads, %d duplicates, %d activities in %.1f s\n",
+                        r.leads_sent, r.duplicates_sent, r.activities_sent, r.send_seconds);
+  absl::StrAppendFormat(&out, "  captured    %d leads (%.0f leads/s)\n", r.captured,
+                        r.captured_per_second);
+  absl::StrAppendFormat(&out, "  tracked     %d activities (%.0f activities/s)\n",
+                        r.activities_tracked, r.activities_per_second);
+  absl::StrAppendFormat(&out, "  routed      %d; nurtured %d\n", r.routed, r.nurtured);
+  absl::StrAppendFormat(&out,
+                        "  latency     submission → routed: p50 %.1f ms, p99 %.1f ms, p99.9 %.1f "
+                        "ms, max %.1f ms\n",
+                        r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms);
+  absl::StrAppendFormat(&out, "  unaccounted %d (sent, but not captured, routed or nurtured)",
+                        r.unaccounted);
+  for (const auto& [category, n] : r.unaccounted_by_category) {
+    absl::StrAppendFormat(&out, " %s=%d", category, n);
+  }
+  absl::StrAppendFormat(&out, "\n  duplicate effects %d; wire duplicates %d\n", r.duplicate_effects,
+                        r.wire_duplicates);
+  absl::StrAppendFormat(&out, "  elapsed     %.1f s\n", r.elapsed_seconds);
+  return out;
+}
+
+std::string LoadReportJson(const LoadOptions& o, const LoadReport& r) {
+  nlohmann::json j = {
+      {"leads", o.leads},
+      {"rate", o.rate},
+      {"activities_per_lead", o.activities_per_lead},
+      {"grpc_fraction", o.grpc_fraction},
+      {"duplicate_fraction", o.duplicate_fraction},
+      {"leads_sent", r.leads_sent},
+      {"duplicates_sent", r.duplicates_sent},
+      {"activities_sent", r.activities_sent},
+      {"send_seconds", r.send_seconds},
+      {"captured", r.captured},
+      {"captured_per_second", r.captured_per_second},
+      {"activities_tracked", r.activities_tracked},
+      {"activities_per_second", r.activities_per_second},
+      {"routed", r.routed},
+      {"nurtured", r.nurtured},
+      {"latency_ms",
+       {{"p50", r.p50_ms}, {"p99", r.p99_ms}, {"p999", r.p999_ms}, {"max", r.max_ms}}},
+      {"unaccounted", r.unaccounted},
+      {"not_captured", r.not_captured},
+      {"unaccounted_by_category", r.unaccounted_by_category},
+      {"duplicate_effects", r.duplicate_effects},
+      {"wire_duplicates", r.wire_duplicates},
+      {"elapsed_seconds", r.elapsed_seconds},
+  };
+  return j.dump();
+}
+
+}  // namespace leadflow::leadctl
