@@ -13,16 +13,22 @@ KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 # Written last by setup.sh's fetch, so its presence means the jar set is complete.
 KAFKA_MARKER="$CACHE/kafka-$KAFKA_VERSION/.complete"
 
-KAFKA_PORT="${LEADFLOW_KAFKA_PORT:-19092}"
-KAFKA_CONTROLLER_PORT="${LEADFLOW_KAFKA_CONTROLLER_PORT:-19093}"
+# LEADFLOW_PORT_OFFSET shifts every port below, so two checkouts (or a developer's stack and a
+# test run) can each have a stack of their own on one machine.
+PORT_OFFSET="${LEADFLOW_PORT_OFFSET:-0}"
+KAFKA_PORT="${LEADFLOW_KAFKA_PORT:-$((19092 + PORT_OFFSET))}"
+KAFKA_CONTROLLER_PORT="${LEADFLOW_KAFKA_CONTROLLER_PORT:-$((19093 + PORT_OFFSET))}"
 KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 # Fixed, per-service endpoints. Kept away from the defaults (6379, 9092, ...) so a developer's own
 # Redis/Kafka on this machine are never touched or confused with the stack's.
 SERVICES=(capture tracking scoring routing nurturing)
-declare -A REDIS_PORT=([capture]=16381 [tracking]=16382 [scoring]=16383 [routing]=16384 [nurturing]=16385)
-declare -A GRPC_PORT=([capture]=50061 [tracking]=50062 [scoring]=50063 [routing]=50064 [nurturing]=50065)
-declare -A METRICS_PORT=([capture]=9461 [tracking]=9462 [scoring]=9463 [routing]=9464 [nurturing]=9465)
+declare -A REDIS_PORT GRPC_PORT METRICS_PORT
+for i in "${!SERVICES[@]}"; do
+  REDIS_PORT[${SERVICES[$i]}]=$((16381 + i + PORT_OFFSET))
+  GRPC_PORT[${SERVICES[$i]}]=$((50061 + i + PORT_OFFSET))
+  METRICS_PORT[${SERVICES[$i]}]=$((9461 + i + PORT_OFFSET))
+done
 
 LEADCTL="$BUILD_DIR/tools/leadctl/leadctl"
 
