@@ -172,6 +172,10 @@ absl::StatusOr<std::shared_ptr<const CompiledNurtureTracks>> CompileNurtureTrack
       return Invalid(absl::StrCat(path, ".id"),
                      absl::StrCat("duplicate track id '", track.id(), "'"));
     }
+    if (track.reenroll_after_days() < 0 || track.reenroll_after_days() > kMaxDelayHours / 24) {
+      return Invalid(absl::StrCat(path, ".reenroll_after_days"),
+                     absl::StrCat("must be a number of days in 0..", kMaxDelayHours / 24));
+    }
     if (track.steps().empty()) {
       return Invalid(absl::StrCat(path, ".steps"),
                      absl::StrCat("track '", track.id(), "' has no steps"));

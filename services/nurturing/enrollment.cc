@@ -131,6 +131,48 @@ void Enroll(NurtureLeadState& state, const config::v1::Track& track, const std::
   state.clear_reconsider_at();
 }
 
+// When the lead last finished every step of `track_id` (the newest such enrolment kept), or
+// nullopt when that is no longer in its bounded history.
+std::optional<absl::Time> LastCompletion(const NurtureLeadState& state,
+                                         absl::string_view track_id) {
+  auto finished = [track_id](const NurtureEnrollment& e) {
+    return e.track_id() == track_id && e.state() == internal::v1::NURTURE_ENROLLMENT_COMPLETED &&
+           e.has_ended_at();
+  };
+  if (state.has_current() && finished(state.current())) return TimeOf(state.current().ended_at());
+  for (const NurtureEnrollment& e : state.past()) {
+    if (finished(e)) return TimeOf(e.ended_at());
+  }
+  return std::nullopt;
+}
+
+// The track of higher priority than `current_track_id` that the lead should be in now, if any
+// (and it has not exhausted that track, or may enter it again by the track's policy). The lead
+// moves there at once, past the cooldown: it progressed (reached its track's goal, or now
+// matches a track of higher priority), which is no over-messaging.
+const config::v1::Track* BetterTrack(const NurtureLeadState& state,
+                                     const CompiledNurtureTracks& tracks,
+                                     absl::string_view current_track_id, absl::Time now) {
+  const config::v1::Track* current = tracks.FindTrack(current_track_id);
+  if (current == nullptr) return nullptr;  // removed by a reload: the scheduler ends it
+  const std::optional<std::string> choice =
+      ChooseTrack(tracks, EffectiveProfile(state), state.score());
+  if (!choice.has_value() || *choice == current_track_id) return nullptr;
+  const config::v1::Track* better = tracks.FindTrack(*choice);
+  if (better == nullptr || better->priority() <= current->priority()) return nullptr;
+  // Re-engagement tracks take recycled leads only, which ApplyOutcome enrols.
+  if (better->recycle_lost()) return nullptr;
+  const auto& done = state.completed_tracks();
+  if (std::find(done.begin(), done.end(), *choice) != done.end()) {
+    if (better->reenroll_after_days() <= 0) return nullptr;
+    const std::optional<absl::Time> finished = LastCompletion(state, *choice);
+    if (finished.has_value() && now < *finished + absl::Hours(24 * better->reenroll_after_days())) {
+      return nullptr;
+    }
+  }
+  return better;
+}
+
 // Enrols a lead that is not in a track, if it should be and may be now; during the cooldown,
 // remembers to reconsider when it ends.
 void MaybeEnroll(NurtureLeadState& state, const CompiledNurtureTracks& tracks,
@@ -146,7 +188,16 @@ void MaybeEnroll(NurtureLeadState& state, const CompiledNurtureTracks& tracks,
   // after an earlier loss: the loss is news, the cooldown is about not over-messaging.
   const bool recycle = state.recycle_pending() && track.recycle_lost();
   const auto& done = state.completed_tracks();
-  if (!recycle && std::find(done.begin(), done.end(), *choice) != done.end()) return;
+  if (!recycle && std::find(done.begin(), done.end(), *choice) != done.end()) {
+    // Exhausted before: again only by the track's policy, and not before its time.
+    if (track.reenroll_after_days() <= 0) return;
+    const std::optional<absl::Time> finished = LastCompletion(state, track.id());
+    if (finished.has_value() && now < *finished + absl::Hours(24 * track.reenroll_after_days())) {
+      *state.mutable_reconsider_at() =
+          Stamp(*finished + absl::Hours(24 * track.reenroll_after_days()));
+      return;
+    }
+  }
   if (!recycle && state.has_cooldown_until() && now < TimeOf(state.cooldown_until())) {
     *state.mutable_reconsider_at() = state.cooldown_until();
     return;
@@ -256,10 +307,20 @@ void ApplyScored(NurtureLeadState& state, const std::string& lead_id,
   if (IsOpen(state)) {
     const events::v1::LeadProfile profile = EffectiveProfile(state);
     const ExitReason exit = ShouldExit(state.score(), profile);
+    const std::string current_track = state.current().track_id();
     if (exit != ExitReason::kNone) {
       Exit(state, ExitReasonName(exit), policy, now);
-    } else if (tracks.GoalReached(state.current().track_id(), profile, state.score())) {
+    } else if (tracks.GoalReached(current_track, profile, state.score())) {
       Exit(state, kExitGoalReached, policy, now);
+      // The goal of one track is often the entry of the next (warm → qualified).
+      if (const config::v1::Track* next = BetterTrack(state, tracks, current_track, now)) {
+        Enroll(state, *next, tracks.version(), policy, now, event.envelope().event_id(),
+               event.envelope().trace_id(), "");
+      }
+    } else if (const config::v1::Track* better = BetterTrack(state, tracks, current_track, now)) {
+      Exit(state, kExitSwitchedTrack, policy, now);
+      Enroll(state, *better, tracks.version(), policy, now, event.envelope().event_id(),
+             event.envelope().trace_id(), "");
     } else {
       ExitIfUnreachable(state, tracks, policy, now, kExitConsentWithdrawn);
     }

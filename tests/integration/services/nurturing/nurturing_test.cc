@@ -3,6 +3,8 @@
 // at a time (RunOnce) under a simulated clock, and touches land in a recording producer that
 // acknowledges at once or holds deliveries. Tracks: config/nurture.yaml unless a test says
 // otherwise.
+#include <filesystem>
+#include <fstream>
 #include <latch>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
+#include "common/config/yaml_proto.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/producer.h"
@@ -44,8 +47,10 @@ using events::v1::LeadProfile;
 using events::v1::LeadScored;
 using events::v1::NurtureTouch;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
+using ::testing::UnorderedElementsAre;
 
 // Monday 5 January 2026, 10:00 UTC: outside quiet hours in UTC.
 const absl::Time kStart =
@@ -171,9 +176,13 @@ struct Replica {
   Replica(int port, std::shared_ptr<const CompiledNurtureTracks> tracks,
           const runtime::Clock& clock, const NurturingOptions& options,
           const SchedulerOptions& scheduler_options)
+      : Replica(port, TracksSource([tracks] { return tracks; }), clock, options,
+                scheduler_options) {}
+  Replica(int port, TracksSource tracks, const runtime::Clock& clock,
+          const NurturingOptions& options, const SchedulerOptions& scheduler_options)
       : client(redis::HiredisOptions{.host = "127.0.0.1", .port = port}),
         store(client),
-        source([tracks] { return tracks; }),
+        source(std::move(tracks)),
         handler(store, source, clock, options),
         scheduler(store, source, producer, topics, clock, registry, options, scheduler_options),
         grpc(handler, source, producer) {}
@@ -722,8 +731,8 @@ TEST_F(NurturingTest, ListTracksReturnsTheRunningTracksByPriority) {
   EXPECT_EQ(response.version(), "2024-06-nurture-v1");
   std::vector<std::string> ids;
   for (const auto& t : response.tracks()) ids.push_back(t.id());
-  EXPECT_THAT(ids,
-              ElementsAre("lost-recycle", "not-now-check-in", "warm-accelerate", "cold-welcome"));
+  EXPECT_THAT(ids, ElementsAre("lost-recycle", "disinterested-value", "not-now-check-in",
+                               "qualified-demo", "warm-accelerate", "cold-welcome"));
 }
 
 // Names of the enrolment events, "<kind> <track> <reason>", in the order they were made.
@@ -912,6 +921,97 @@ TEST_F(NurturingTest, TheDrainRateBoundsHowManyDueLeadsOnePassClaims) {
   EXPECT_EQ(Pass().sent, 5);
   EXPECT_EQ(Pass().sent, 5);
   EXPECT_EQ(Pass().sent, 2);
+}
+
+}  // namespace
+}  // namespace leadflow::nurturing
+
+namespace leadflow::nurturing {
+namespace {
+
+TEST_F(NurturingTest,
+       AColdLeadThatTurnsWarmMovesToTheWarmTrackAtOnceAndAQualifiedOneToTheDemoTrack) {
+  ScoreCold(EmailLead("L-up"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  clock_.Advance(absl::Hours(24));  // same time of day: no quiet hours
+  Score(EmailLead("L-up"), events::v1::CATEGORY_WARM, events::v1::STAGE_ENGAGED, "scored-2");
+  EXPECT_EQ(Pass().sent, 1);        // the case study, without waiting for a cooldown
+  clock_.Advance(absl::Hours(24));  // same time of day: no quiet hours
+  Score(EmailLead("L-up"), events::v1::CATEGORY_QUALIFIED, events::v1::STAGE_QUALIFIED, "scored-3");
+  EXPECT_EQ(Pass().sent, 1);
+  std::vector<std::string> content;
+  for (const NurtureTouch& t : replica_->producer.Touches()) content.push_back(t.content_id());
+  EXPECT_THAT(content, ElementsAre("welcome-1-hello", "warm-case-study", "qualified-demo-offer"));
+  EXPECT_THAT(Describe(EnrollmentEvents()),
+              ElementsAre("enrolled cold-welcome", "exited cold-welcome switched_track",
+                          "enrolled warm-accelerate", "exited warm-accelerate goal_reached",
+                          "enrolled qualified-demo"));
+}
+
+TEST_F(NurturingTest, AReloadedTrackFileTakesEffectAnInvalidOneIsRejectedAndARemovedTrackEnds) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("leadflow-reload-", ::getpid());
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "nurture.yaml").string();
+  std::filesystem::copy_file(std::string(LEADFLOW_SOURCE_DIR) + "/config/nurture.yaml", path,
+                             std::filesystem::copy_options::overwrite_existing);
+  // Each rewrite gets a later mtime, whatever the file system's timestamp granularity.
+  auto rewrite = [&path,
+                  mtime = std::filesystem::last_write_time(path)](const std::string& text) mutable {
+    std::ofstream(path, std::ios::trunc) << text;
+    mtime += std::chrono::seconds(1);
+    std::filesystem::last_write_time(path, mtime);
+  };
+  absl::StatusOr<std::unique_ptr<config::Reloadable<CompiledNurtureTracks>>> reloadable =
+      config::Reloadable<CompiledNurtureTracks>::Create(path, LoadNurtureTracks);
+  ASSERT_TRUE(reloadable.ok()) << reloadable.status();
+  config::Reloadable<CompiledNurtureTracks>& tracks = **reloadable;
+  replica_ = std::make_unique<Replica>(redis_->port(),
+                                       TracksSource([&tracks] { return tracks.Current(); }), clock_,
+                                       options_, scheduler_options_);
+
+  ScoreCold(EmailLead("L-before"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+
+  // A broken file: rejected with the path and the field, the running tracks stay.
+  rewrite(R"(version: "v2"
+tracks:
+  - {id: cold-v2, priority: 10, enroll_when: [{field: category, equals: cold}],
+     steps: [{content_id: hello-v2, delay_hours: 0}]}
+)");
+  const absl::Status rejected = tracks.ReloadIfChanged();
+  EXPECT_EQ(rejected.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(rejected.message()), HasSubstr(path));
+  EXPECT_THAT(std::string(rejected.message()), HasSubstr("nurture.tracks[0].steps[0].channel"));
+  EXPECT_EQ(tracks.Current()->version(), "2024-06-nurture-v1");
+
+  // A valid one without the cold welcome series: new leads enter the new track, and the lead
+  // in the removed track leaves it at its next due step.
+  rewrite(R"(version: "v2"
+tracks:
+  - {id: cold-v2, priority: 10, enroll_when: [{field: category, equals: cold}],
+     steps: [{channel: CHANNEL_EMAIL, content_id: hello-v2, delay_hours: 0}]}
+)");
+  ASSERT_TRUE(tracks.ReloadIfChanged().ok());
+  EXPECT_EQ(tracks.Current()->version(), "v2");
+  ScoreCold(EmailLead("L-after"), "scored-2");
+  clock_.Advance(absl::Hours(72));
+  EXPECT_EQ(Pass().sent, 1);
+  const std::vector<NurtureTouch> touches = replica_->producer.Touches();
+  ASSERT_EQ(touches.size(), 2u);
+  EXPECT_EQ(touches[1].envelope().lead_id(), "L-after");
+  EXPECT_EQ(touches[1].content_id(), "hello-v2");
+  std::vector<std::string> events;
+  for (const auto& e : EnrollmentEvents()) {
+    events.push_back(
+        absl::StrCat(e.envelope().lead_id(), " ", Describe({e})[0], " @", e.tracks_version()));
+  }
+  EXPECT_THAT(events, UnorderedElementsAre(
+                          "L-before enrolled cold-welcome @2024-06-nurture-v1",
+                          "L-after enrolled cold-v2 @v2",
+                          "L-before exited cold-welcome track_removed @2024-06-nurture-v1"));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -55,8 +55,15 @@ constexpr char kTracks[] = R"pb(
     }
   }
   tracks {
+    id: "qualified"
+    priority: 22
+    enroll_when { field: "category" equals: "qualified" }
+    steps { channel: CHANNEL_EMAIL content_id: "demo-offer" }
+  }
+  tracks {
     id: "cold"
     priority: 10
+    reenroll_after_days: 30
     enroll_when { field: "category" equals: "cold" }
     steps { channel: CHANNEL_EMAIL content_id: "w1" }
     steps { channel: CHANNEL_SMS content_id: "w2" delay_hours: 72 }
@@ -175,9 +182,57 @@ TEST_F(EnrollmentTest, WonAndRoutedLeadsExit) {
   EXPECT_THAT(Score(events::v1::CATEGORY_COLD, events::v1::STAGE_CUSTOMER), IsEmpty());
 }
 
-TEST_F(EnrollmentTest, ReachingTheGoalEndsTheTrack) {
+TEST_F(EnrollmentTest, ReachingTheGoalHandsTheLeadToTheNextTrackAtOnce) {
   Score(events::v1::CATEGORY_WARM);
-  EXPECT_THAT(Score(events::v1::CATEGORY_QUALIFIED), ElementsAre("exited warm goal_reached"));
+  now_ += absl::Hours(1);
+  // Qualified is warm's goal and the qualified track's entry: no cooldown in between.
+  EXPECT_THAT(Score(events::v1::CATEGORY_QUALIFIED),
+              ElementsAre("exited warm goal_reached", "enrolled qualified"));
+  EXPECT_EQ(state_.past(0).track_id(), "warm");
+  EXPECT_EQ(Due().touch.content_id(), "demo-offer");
+}
+
+TEST_F(EnrollmentTest, ALeadMovesToATrackOfHigherPriorityThatStartsToMatch) {
+  EXPECT_THAT(Score(events::v1::CATEGORY_COLD), ElementsAre("enrolled cold"));
+  ASSERT_EQ(Due().touch.content_id(), "w1");
+  now_ += absl::Hours(5);
+  EXPECT_THAT(Score(events::v1::CATEGORY_WARM),
+              ElementsAre("exited cold switched_track", "enrolled warm"));
+  EXPECT_EQ(Due().touch.content_id(), "case-study");
+  // Back to cold: a lower priority never pulls a lead out of its track.
+  now_ += absl::Hours(1);
+  EXPECT_THAT(Score(events::v1::CATEGORY_COLD), IsEmpty());
+  EXPECT_EQ(state_.current().track_id(), "warm");
+}
+
+TEST_F(EnrollmentTest, AnExhaustedTrackIsEnteredAgainOnlyAfterItsReenrolmentPeriod) {
+  Score(events::v1::CATEGORY_COLD);
+  ASSERT_EQ(Due().kind, DueDecision::Kind::kSend);
+  now_ += absl::Hours(72);
+  // The SMS step has no consent: skipped, and the track is exhausted.
+  Due();
+  ASSERT_EQ(state_.current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+  const absl::Time finished = now_;
+
+  now_ = finished + absl::Hours(24 * 10);  // past the 7-day cooldown, inside the 30 days
+  EXPECT_THAT(Score(events::v1::CATEGORY_COLD), IsEmpty());
+  ASSERT_TRUE(state_.has_reconsider_at());
+  EXPECT_EQ(rules::ToTime(state_.reconsider_at()), finished + absl::Hours(24 * 30));
+  now_ = finished + absl::Hours(24 * 30);
+  EXPECT_THAT(Score(events::v1::CATEGORY_COLD), ElementsAre("enrolled cold"));
+  EXPECT_EQ(state_.current().attempt(), 2);
+
+  // The warm track sets no period: finished once, never again.
+  state_.Clear();
+  Score(events::v1::CATEGORY_WARM);
+  Due();
+  now_ += absl::Hours(48);
+  Due();  // neither branch applies without an open or after the 2 days: exhausted
+  Due();
+  ASSERT_EQ(state_.current().state(), internal::v1::NURTURE_ENROLLMENT_COMPLETED);
+  now_ += absl::Hours(24 * 365);
+  EXPECT_THAT(Score(events::v1::CATEGORY_WARM), IsEmpty());
+  EXPECT_FALSE(state_.has_reconsider_at());
 }
 
 TEST_F(EnrollmentTest, OpensOfTheCaseStudyPickTheBranch) {
