@@ -7,8 +7,11 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "common/rules/field_source.h"
 #include "common/rules/time_util.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -146,6 +149,210 @@ absl::Status CompileConditionRules(
   return absl::OkStatus();
 }
 
+// --- Interest signals: conditions over the incoming activity or outcome. ---
+
+constexpr absl::string_view kPropertiesPrefix = "properties.";
+
+// A Struct value as condition values: strings as they are, numbers and bools as text, lists
+// element by element; null and nested structs give none.
+void AppendValues(const google::protobuf::Value& value, std::vector<std::string>& out) {
+  switch (value.kind_case()) {
+    case google::protobuf::Value::kStringValue:
+      if (!value.string_value().empty()) out.push_back(value.string_value());
+      break;
+    case google::protobuf::Value::kNumberValue:
+      out.push_back(rules::FormatNumber(value.number_value()));
+      break;
+    case google::protobuf::Value::kBoolValue:
+      out.push_back(value.bool_value() ? "true" : "false");
+      break;
+    case google::protobuf::Value::kListValue:
+      for (const google::protobuf::Value& element : value.list_value().values()) {
+        if (element.kind_case() != google::protobuf::Value::kListValue) {
+          AppendValues(element, out);
+        }
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+// The fields of one incoming activity: type, name, page_category, url, properties.<path>.
+class ActivityFields final : public rules::FieldSource {
+ public:
+  explicit ActivityFields(const events::v1::Activity& activity) : activity_(activity) {}
+
+  std::vector<std::string> Values(absl::string_view field) const override {
+    std::vector<std::string> out;
+    auto add = [&](const std::string& value) {
+      if (!value.empty()) out.push_back(value);
+    };
+    if (field == "type") {
+      add(activity_.type());
+    } else if (field == "name") {
+      add(activity_.name());
+    } else if (field == "page_category") {
+      add(activity_.page_category());
+    } else if (field == "url") {
+      add(activity_.url());
+    } else if (absl::StartsWith(field, kPropertiesPrefix)) {
+      const google::protobuf::Struct* level = &activity_.properties();
+      const std::vector<absl::string_view> path =
+          absl::StrSplit(field.substr(kPropertiesPrefix.size()), '.');
+      for (size_t i = 0; i < path.size(); ++i) {
+        const auto it = level->fields().find(std::string(path[i]));
+        if (it == level->fields().end()) break;
+        if (i + 1 == path.size()) {
+          AppendValues(it->second, out);
+        } else if (it->second.has_struct_value()) {
+          level = &it->second.struct_value();
+        } else {
+          break;
+        }
+      }
+    }
+    return out;
+  }
+
+ private:
+  const events::v1::Activity& activity_;
+};
+
+// The fields of one incoming sales outcome: kind (lower-case name), reason, rep_id, team_id.
+class OutcomeFields final : public rules::FieldSource {
+ public:
+  explicit OutcomeFields(const events::v1::LeadOutcome& outcome) : outcome_(outcome) {}
+
+  std::vector<std::string> Values(absl::string_view field) const override {
+    std::vector<std::string> out;
+    auto add = [&](const std::string& value) {
+      if (!value.empty()) out.push_back(value);
+    };
+    if (field == "kind") {
+      if (outcome_.kind() != events::v1::LeadOutcome::KIND_UNSPECIFIED) {
+        add(rules::EnumValueName(outcome_.kind()));
+      }
+    } else if (field == "reason") {
+      add(outcome_.reason());
+    } else if (field == "rep_id") {
+      add(outcome_.rep_id());
+    } else if (field == "team_id") {
+      add(outcome_.team_id());
+    }
+    return out;
+  }
+
+ private:
+  const events::v1::LeadOutcome& outcome_;
+};
+
+// Checks the fields of an interest signal's conditions (the lead-field catalogue does not apply:
+// they read the incoming activity or outcome).
+absl::Status ValidateSignalFields(const rules::ConditionList& conditions, bool on_outcome,
+                                  absl::string_view path, absl::string_view id) {
+  for (int i = 0; i < conditions.size(); ++i) {
+    const config::v1::Condition& condition = conditions.Get(i);
+    const std::string field_path = absl::StrCat(path, "[", i, "].field");
+    const std::string& field = condition.field();
+    if (on_outcome) {
+      if (field != "kind" && field != "reason" && field != "rep_id" && field != "team_id") {
+        return Invalid(
+            field_path,
+            absl::StrCat("unknown outcome field '", field, "' (kind, reason, rep_id or team_id)"),
+            id);
+      }
+      if (field != "kind") continue;
+      if (condition.has_range()) return Invalid(field_path, "kind is not a number", id);
+      std::vector<std::string> values;
+      if (condition.has_equals()) values.push_back(condition.equals());
+      if (condition.has_in())
+        values.assign(condition.in().values().begin(), condition.in().values().end());
+      const google::protobuf::EnumDescriptor* kinds =
+          google::protobuf::GetEnumDescriptor<events::v1::LeadOutcome::Kind>();
+      for (const std::string& value : values) {
+        bool known = false;
+        for (int k = 1; k < kinds->value_count(); ++k) {
+          known |= absl::EqualsIgnoreCase(rules::EnumValueName(*kinds->value(k)), value);
+        }
+        if (!known) {
+          return Invalid(field_path, absl::StrCat("unknown outcome kind '", value, "'"), id);
+        }
+      }
+    } else {
+      const bool known =
+          field == "type" || field == "name" || field == "page_category" || field == "url" ||
+          (absl::StartsWith(field, kPropertiesPrefix) && field.size() > kPropertiesPrefix.size());
+      if (!known) {
+        return Invalid(field_path,
+                       absl::StrCat("unknown activity field '", field,
+                                    "' (type, name, page_category, url or properties.<key>)"),
+                       id);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::optional<InterestState> ParseInterestState(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "interested") return events::v1::INTEREST_INTERESTED;
+  if (lower == "not_now") return events::v1::INTEREST_NOT_NOW;
+  if (lower == "disinterested") return events::v1::INTEREST_DISINTERESTED;
+  return std::nullopt;
+}
+
+std::optional<Category> ParseCategory(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "cold") return events::v1::CATEGORY_COLD;
+  if (lower == "warm") return events::v1::CATEGORY_WARM;
+  if (lower == "qualified") return events::v1::CATEGORY_QUALIFIED;
+  if (lower == "sales_ready") return events::v1::CATEGORY_SALES_READY;
+  return std::nullopt;
+}
+
+// Validates band bounds: at least one, finite, strictly ascending.
+absl::Status ValidateBounds(const google::protobuf::RepeatedField<double>& bounds,
+                            absl::string_view path) {
+  if (bounds.empty()) return Invalid(path, "needs at least one bound");
+  for (int i = 0; i < bounds.size(); ++i) {
+    if (!std::isfinite(bounds.Get(i))) {
+      return Invalid(absl::StrCat(path, "[", i, "]"), "must be finite");
+    }
+    if (i > 0 && !(bounds.Get(i) > bounds.Get(i - 1))) {
+      return Invalid(absl::StrCat(path, "[", i, "]"),
+                     absl::StrCat("must be above the previous bound (",
+                                  rules::FormatNumber(bounds.Get(i - 1)), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Thresholds must rise: 0 < warm < qualified < sales_ready, all finite.
+absl::Status ValidateThresholds(const config::v1::CategoryThresholds& thresholds) {
+  if (!(thresholds.warm() > 0) || !std::isfinite(thresholds.warm())) {
+    return Invalid("scoring.thresholds.warm", "must be > 0");
+  }
+  if (!(thresholds.qualified() > thresholds.warm()) || !std::isfinite(thresholds.qualified())) {
+    return Invalid(
+        "scoring.thresholds.qualified",
+        absl::StrCat("must be above warm (", rules::FormatNumber(thresholds.warm()), ")"));
+  }
+  if (!(thresholds.sales_ready() > thresholds.qualified()) ||
+      !std::isfinite(thresholds.sales_ready())) {
+    return Invalid("scoring.thresholds.sales_ready",
+                   absl::StrCat("must be above qualified (",
+                                rules::FormatNumber(thresholds.qualified()), ")"));
+  }
+  return absl::OkStatus();
+}
+
+// The band of `value`: the number of bounds at or below it.
+size_t BandOf(const std::vector<double>& bounds, double value) {
+  return static_cast<size_t>(std::upper_bound(bounds.begin(), bounds.end(), value) -
+                             bounds.begin());
+}
+
 bool HasActivity(const LeadAggregates& aggregates) {
   if (aggregates.has_last_seen_at()) return true;
   for (const auto& [type, counts] : aggregates.by_type()) {
@@ -166,7 +373,9 @@ Contribution MakeContribution(absl::string_view rule_id, absl::string_view kind,
 
 InterestState DeriveInterest(const ScoreContext& context, const LeadAggregates& aggregates,
                              absl::Time now) {
-  if (context.explicit_interest != events::v1::INTEREST_UNSPECIFIED) {
+  // An explicit statement wins while it lasts; afterwards behaviour speaks again.
+  if (context.explicit_interest != events::v1::INTEREST_UNSPECIFIED &&
+      now < context.explicit_interest_until) {
     return context.explicit_interest;
   }
   if (context.unsubscribed) return events::v1::INTEREST_DISINTERESTED;
@@ -222,6 +431,8 @@ events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind) {
       return events::v1::STAGE_CONTACTED;
     case events::v1::LeadOutcome::KIND_QUALIFIED:
       return events::v1::STAGE_QUALIFIED;
+    case events::v1::LeadOutcome::KIND_OPPORTUNITY:
+      return events::v1::STAGE_OPPORTUNITY;
     case events::v1::LeadOutcome::KIND_WON:
       return events::v1::STAGE_CUSTOMER;
     case events::v1::LeadOutcome::KIND_LOST:
@@ -231,11 +442,42 @@ events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind) {
   }
 }
 
-Category CompiledScoringRules::CategoryFor(double total) const {
+Category CompiledScoringRules::CategoryFor(double total, double engagement) const {
+  if (has_category_grid()) {
+    // The fit axis is everything that does not decay: fit rules and negative signals. Rounded
+    // to a millionth: the subtraction leaves binary noise (69.99 - 39.99 = 29.999999999999996),
+    // and configured points and rounded decay have no digits that fine.
+    const double fit_axis = std::round((total - engagement) * 1e6) / 1e6;
+    return grid_[BandOf(grid_fit_bounds_, fit_axis)][BandOf(grid_engagement_bounds_, engagement)];
+  }
   if (total >= thresholds_.sales_ready()) return events::v1::CATEGORY_SALES_READY;
   if (total >= thresholds_.qualified()) return events::v1::CATEGORY_QUALIFIED;
   if (total >= thresholds_.warm()) return events::v1::CATEGORY_WARM;
   return events::v1::CATEGORY_COLD;
+}
+
+std::optional<ExplicitInterest> CompiledScoringRules::MatchInterest(
+    bool on_outcome, const rules::FieldSource& source, absl::Time at) const {
+  for (const InterestSignal& signal : interest_) {
+    if (signal.on_outcome != on_outcome || !signal.when.Evaluate(source)) continue;
+    ExplicitInterest out;
+    out.state = signal.state;
+    out.until = signal.expires_after == absl::InfiniteDuration() ? absl::InfiniteFuture()
+                                                                 : at + signal.expires_after;
+    out.signal_id = signal.id;
+    return out;
+  }
+  return std::nullopt;
+}
+
+std::optional<ExplicitInterest> CompiledScoringRules::InterestFromActivity(
+    const events::v1::Activity& activity, absl::Time at) const {
+  return MatchInterest(/*on_outcome=*/false, ActivityFields(activity), at);
+}
+
+std::optional<ExplicitInterest> CompiledScoringRules::InterestFromOutcome(
+    const events::v1::LeadOutcome& outcome, absl::Time at) const {
+  return MatchInterest(/*on_outcome=*/true, OutcomeFields(outcome), at);
 }
 
 std::vector<std::string> CompiledScoringRules::segment_ids() const {
@@ -324,21 +566,101 @@ absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
   }
 
   const config::v1::CategoryThresholds& thresholds = rules.thresholds();
-  if (!(thresholds.warm() > 0) || !std::isfinite(thresholds.warm())) {
-    return Invalid("scoring.thresholds.warm", "must be > 0");
+  if (rules.has_category_grid()) {
+    const config::v1::CategoryGrid& grid = rules.category_grid();
+    if (absl::Status s = ValidateBounds(grid.fit_bounds(), "scoring.category_grid.fit_bounds");
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            ValidateBounds(grid.engagement_bounds(), "scoring.category_grid.engagement_bounds");
+        !s.ok()) {
+      return s;
+    }
+    if (grid.rows_size() != grid.fit_bounds_size() + 1) {
+      return Invalid("scoring.category_grid.rows",
+                     absl::StrCat("needs one row per fit band (", grid.fit_bounds_size() + 1,
+                                  "), not ", grid.rows_size()));
+    }
+    for (int r = 0; r < grid.rows_size(); ++r) {
+      const config::v1::CategoryGridRow& row = grid.rows(r);
+      const std::string path = absl::StrCat("scoring.category_grid.rows[", r, "].categories");
+      if (row.categories_size() != grid.engagement_bounds_size() + 1) {
+        return Invalid(path, absl::StrCat("needs one category per engagement band (",
+                                          grid.engagement_bounds_size() + 1, "), not ",
+                                          row.categories_size()));
+      }
+      std::vector<Category> categories;
+      for (int c = 0; c < row.categories_size(); ++c) {
+        const std::optional<Category> category = ParseCategory(row.categories(c));
+        if (!category.has_value()) {
+          return Invalid(absl::StrCat(path, "[", c, "]"),
+                         absl::StrCat("unknown category '", row.categories(c),
+                                      "' (cold, warm, qualified or sales_ready)"));
+        }
+        categories.push_back(*category);
+      }
+      out->grid_.push_back(std::move(categories));
+    }
+    out->grid_fit_bounds_.assign(grid.fit_bounds().begin(), grid.fit_bounds().end());
+    out->grid_engagement_bounds_.assign(grid.engagement_bounds().begin(),
+                                        grid.engagement_bounds().end());
   }
-  if (!(thresholds.qualified() > thresholds.warm()) || !std::isfinite(thresholds.qualified())) {
-    return Invalid(
-        "scoring.thresholds.qualified",
-        absl::StrCat("must be above warm (", rules::FormatNumber(thresholds.warm()), ")"));
-  }
-  if (!(thresholds.sales_ready() > thresholds.qualified()) ||
-      !std::isfinite(thresholds.sales_ready())) {
-    return Invalid("scoring.thresholds.sales_ready",
-                   absl::StrCat("must be above qualified (",
-                                rules::FormatNumber(thresholds.qualified()), ")"));
+  // With a grid the thresholds are optional: checked only when given.
+  const bool thresholds_given =
+      rules.has_thresholds() &&
+      (thresholds.warm() != 0 || thresholds.qualified() != 0 || thresholds.sales_ready() != 0);
+  if (absl::Status s = (rules.has_category_grid() && !thresholds_given)
+                           ? absl::OkStatus()
+                           : ValidateThresholds(thresholds);
+      !s.ok()) {
+    return s;
   }
   out->thresholds_ = thresholds;
+
+  absl::flat_hash_set<std::string> signal_ids;
+  for (int i = 0; i < rules.interest_size(); ++i) {
+    const config::v1::InterestSignal& signal = rules.interest(i);
+    const std::string path = absl::StrCat("scoring.interest[", i, "]");
+    if (signal.id().empty()) return Invalid(absl::StrCat(path, ".id"), "empty signal id");
+    if (!signal_ids.insert(signal.id()).second) {
+      return Invalid(absl::StrCat(path, ".id"),
+                     absl::StrCat("duplicate signal id '", signal.id(), "'"));
+    }
+    if (signal.activity().empty() == signal.outcome().empty()) {
+      return Invalid(path, "needs exactly one of activity or outcome conditions", signal.id());
+    }
+    const bool on_outcome = !signal.outcome().empty();
+    const rules::ConditionList& conditions = on_outcome ? signal.outcome() : signal.activity();
+    const std::string when_path = absl::StrCat(path, on_outcome ? ".outcome" : ".activity");
+    if (absl::Status s = ValidateSignalFields(conditions, on_outcome, when_path, signal.id());
+        !s.ok()) {
+      return s;
+    }
+    absl::StatusOr<rules::CompiledConditions> when =
+        rules::CompiledConditions::Compile(conditions, when_path, signal.id());
+    if (!when.ok()) return when.status();
+    const std::optional<InterestState> state = ParseInterestState(signal.state());
+    if (!state.has_value()) {
+      return Invalid(
+          absl::StrCat(path, ".state"),
+          absl::StrCat("'", signal.state(), "' is not one of interested, not_now, disinterested"),
+          signal.id());
+    }
+    if (!std::isfinite(signal.expires_after_days()) || signal.expires_after_days() < 0) {
+      return Invalid(absl::StrCat(path, ".expires_after_days"), "must be >= 0 (0 = never)",
+                     signal.id());
+    }
+    CompiledScoringRules::InterestSignal compiled;
+    compiled.id = signal.id();
+    compiled.on_outcome = on_outcome;
+    compiled.when = *std::move(when);
+    compiled.state = *state;
+    if (signal.expires_after_days() > 0) {
+      compiled.expires_after = absl::Seconds(signal.expires_after_days() * 86400);
+    }
+    out->interest_.push_back(std::move(compiled));
+  }
 
   const double half_life = rules.decay().half_life_days();
   if (!std::isfinite(half_life) || half_life < 0) {
@@ -456,7 +778,7 @@ ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadPro
   snapshot.set_fit(fit);
   snapshot.set_engagement(engagement);
   snapshot.set_total(total);
-  snapshot.set_category(rules.CategoryFor(total));
+  snapshot.set_category(rules.CategoryFor(total, engagement));
   snapshot.set_interest(DeriveInterest(context, aggregates, now));
   snapshot.set_stage(DeriveStage(context, snapshot.category(), aggregates));
   if (context.model != nullptr) {
@@ -485,11 +807,13 @@ ScoreSnapshot Score(const CompiledScoringRules& rules, const events::v1::LeadPro
 std::optional<absl::Time> NextChangeAt(const CompiledScoringRules& rules,
                                        const LeadAggregates& aggregates,
                                        const ScoreSnapshot& snapshot, double score_bucket,
-                                       absl::Time now) {
+                                       absl::Time now, absl::Time explicit_interest_until) {
   std::optional<absl::Time> next;
   auto consider = [&](absl::Time t) {
     if (t > now && (!next.has_value() || t < *next)) next = t;
   };
+  // An explicit interest lapsing hands interest back to the implicit derivation.
+  if (explicit_interest_until != absl::InfiniteFuture()) consider(explicit_interest_until);
   // Windows emptying: every window of every count, since segment conditions may read any of
   // them, not only the windows the engagement rules use.
   auto windows = [&](const ActivityCounts& counts) {
@@ -523,16 +847,23 @@ std::optional<absl::Time> NextChangeAt(const CompiledScoringRules& rules,
   if (rules.half_life_days() <= 0 || engagement <= 0) return next;
   const double total = snapshot.total();
   const double rest = total - snapshot.engagement();  // everything that does not decay
-  double boundary = -std::numeric_limits<double>::infinity();
-  for (const double threshold : {rules.thresholds().warm(), rules.thresholds().qualified(),
-                                 rules.thresholds().sales_ready()}) {
-    if (threshold <= total) boundary = std::max(boundary, threshold);
+  // The highest engagement (after decay) below which something changes: a category boundary
+  // or a score bucket boundary. The decayed engagement is rounded to hundredths (halves away
+  // from zero), so it must fall half a hundredth below a boundary to round below it.
+  double target = -std::numeric_limits<double>::infinity();
+  if (rules.has_category_grid()) {
+    for (const double bound : rules.grid_engagement_bounds()) {
+      if (bound <= snapshot.engagement()) target = std::max(target, bound - 0.005);
+    }
+  } else {
+    for (const double threshold : {rules.thresholds().warm(), rules.thresholds().qualified(),
+                                   rules.thresholds().sales_ready()}) {
+      if (threshold <= total) target = std::max(target, threshold - rest - 0.005);
+    }
   }
-  if (score_bucket > 0)
-    boundary = std::max(boundary, std::floor(total / score_bucket) * score_bucket);
-  // The decayed engagement is rounded to hundredths (halves away from zero), so it must fall
-  // half a hundredth below the boundary to round below it.
-  const double target = boundary - rest - 0.005;
+  if (score_bucket > 0) {
+    target = std::max(target, std::floor(total / score_bucket) * score_bucket - rest - 0.005);
+  }
   if (!(target > 0)) return next;  // decay alone never gets there
   // rest + engagement * 2^(-days / half_life) < boundary - 0.005
   const double days = rules.half_life_days() * std::log2(engagement / target);

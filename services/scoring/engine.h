@@ -20,7 +20,8 @@
 //   negative    the rule file's negative signals: its condition rules (competitor employees,
 //               disqualifying answers), then unsubscribed, hard bounce, lost.
 // total is the sum of the contributions, in order, so they add up to it exactly; fit and
-// engagement (after decay) are the sums of their kinds. Then category (thresholds), interest,
+// engagement (after decay) are the sums of their kinds. Then category (thresholds, or the
+// fit x engagement grid when the rules have one), interest,
 // stage and, last, segments, whose conditions may use every field including the new score
 // (but not other segments: "segments" reads empty while they are evaluated). With a learned
 // model in the context, the conversion probability and its top factors are predicted from the
@@ -68,8 +69,11 @@ struct ScoreContext {
   // When that outcome was reported. Activity after a lost outcome recycles the lead; a lost
   // outcome without a time never recycles.
   absl::Time outcome_at = absl::InfiniteFuture();
-  // Interest stated by the lead or a rep; overrides the implicit state when set.
+  // Interest stated by the lead or a rep (an interest signal matched an input); overrides the
+  // implicit state when set, until `explicit_interest_until`.
   events::v1::InterestState explicit_interest = events::v1::INTEREST_UNSPECIFIED;
+  // When the explicit interest lapses; from then on the implicit derivation applies again.
+  absl::Time explicit_interest_until = absl::InfiniteFuture();
   // The lead unsubscribed from marketing.
   bool unsubscribed = false;
   // Mail to the lead hard-bounced.
@@ -83,8 +87,8 @@ struct ScoreContext {
 };
 
 // The lifecycle stage a sales outcome implies: contacted -> contacted, qualified -> qualified,
-// won -> customer, lost -> lost; accepted / rejected / unspecified -> STAGE_UNSPECIFIED (they
-// say nothing about the lead itself).
+// opportunity -> opportunity, won -> customer, lost -> lost; accepted / rejected / unspecified
+// (and kinds this build does not know) -> STAGE_UNSPECIFIED (they say nothing about the lead).
 events::v1::LifecycleStage StageForOutcome(events::v1::LeadOutcome::Kind kind);
 
 // A compiled condition rule (fit or negative signal): points when every condition holds.
@@ -93,6 +97,16 @@ struct CompiledConditionRule {
   double points = 0;
   std::string reason;
   rules::CompiledConditions when;
+};
+
+// What an explicit interest signal (the rules' `interest` section) says about a lead.
+struct ExplicitInterest {
+  // INTEREST_INTERESTED, INTEREST_NOT_NOW or INTEREST_DISINTERESTED.
+  events::v1::InterestState state = events::v1::INTEREST_UNSPECIFIED;
+  // When it lapses: the input's event time + expires_after_days; InfiniteFuture for never.
+  absl::Time until = absl::InfiniteFuture();
+  // Id of the signal that matched.
+  std::string signal_id;
 };
 
 // A validated, immutable scoring rule set. Build with CompileScoringRules.
@@ -110,8 +124,21 @@ class CompiledScoringRules {
   // `version` was not bumped.
   const std::string& fingerprint() const { return fingerprint_; }
 
-  // The category a total reaches.
-  events::v1::Category CategoryFor(double total) const;
+  // The category of a score: with a category grid, the cell of the fit band of
+  // (total - engagement) and the engagement band of `engagement`; otherwise the thresholds that
+  // `total` reaches (engagement unused). The fit axis is rounded to a millionth.
+  events::v1::Category CategoryFor(double total, double engagement = 0) const;
+  bool has_category_grid() const { return !grid_fit_bounds_.empty(); }
+  // The grid's engagement bounds (empty without a grid).
+  const std::vector<double>& grid_engagement_bounds() const { return grid_engagement_bounds_; }
+
+  // The first interest signal (file order) whose `activity` conditions hold for `activity`,
+  // received at event time `at`; nullopt when none does.
+  std::optional<ExplicitInterest> InterestFromActivity(const events::v1::Activity& activity,
+                                                       absl::Time at) const;
+  // The first interest signal whose `outcome` conditions hold for `outcome`, reported at `at`.
+  std::optional<ExplicitInterest> InterestFromOutcome(const events::v1::LeadOutcome& outcome,
+                                                      absl::Time at) const;
   // Ids of the segments, in file order (the service cleans its segment indexes with them).
   std::vector<std::string> segment_ids() const;
 
@@ -124,6 +151,15 @@ class CompiledScoringRules {
     std::string id;
     rules::CompiledConditions when;
   };
+  struct InterestSignal {
+    std::string id;
+    bool on_outcome = false;  // else on activity
+    rules::CompiledConditions when;
+    events::v1::InterestState state = events::v1::INTEREST_UNSPECIFIED;
+    absl::Duration expires_after = absl::InfiniteDuration();
+  };
+  std::optional<ExplicitInterest> MatchInterest(bool on_outcome, const rules::FieldSource& source,
+                                                absl::Time at) const;
 
   CompiledScoringRules() = default;
 
@@ -141,6 +177,11 @@ class CompiledScoringRules {
   config::v1::CategoryThresholds thresholds_;
   double half_life_days_ = 0;
   std::vector<SegmentRule> segments_;
+  std::vector<InterestSignal> interest_;
+  // The category grid (empty bounds = none): rows by fit band, columns by engagement band.
+  std::vector<double> grid_fit_bounds_;
+  std::vector<double> grid_engagement_bounds_;
+  std::vector<std::vector<events::v1::Category>> grid_;
   NegativeSignalPoints negative_points_;
   ModelSettings model_settings_;
   config::v1::ScoringTasks tasks_;
@@ -152,7 +193,13 @@ class CompiledScoringRules {
 // engagement rule names neither activity_type nor page_category, or a page_category with an
 // activity_type other than page_view; window_days is not 0, 1, 7, 30 or 90; min_count or
 // max_points is negative; a points value is not finite; thresholds are not 0 < warm <
-// qualified < sales_ready; half_life_days is negative; a segment id is empty or repeated; a
+// qualified < sales_ready (they may be left out when a category grid is given); the category
+// grid has no or unsorted or non-finite bounds, a row count other than len(fit_bounds) + 1, a
+// row with other than len(engagement_bounds) + 1 categories, or a category that is not cold,
+// warm, qualified or sales_ready; an interest signal has an empty or repeated id, not exactly
+// one of activity / outcome conditions, an unknown field for its kind, a state other than
+// interested, not_now or disinterested, or a negative or non-finite expires_after_days;
+// half_life_days is negative; a segment id is empty or repeated; a
 // condition is invalid (fit and negative rules may use profile and activity fields, segments any
 // field); a negative-signal penalty is not finite; the model settings are invalid
 // (CompileModelSettings); or a task setting is negative.
@@ -163,7 +210,8 @@ absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> CompileScoringRules(
 // window whose newest activity is older than the window at `now` counts zero, so windowed
 // points expire even when no new activity arrives to refresh the aggregates.
 //
-// Interest: context.explicit_interest if set; else disinterested if unsubscribed; else from the
+// Interest: context.explicit_interest if set and `now` is before context.explicit_interest_until;
+// else disinterested if unsubscribed; else from the
 // last activity: within 30 days -> interested, over 90 days -> not_now, in between -> unchanged
 // (previous_interest, or interested if none); never active -> unspecified.
 //
@@ -192,14 +240,17 @@ struct ScoreChange {
 // The earliest time after `now` at which time alone (no new input) could change what Diff
 // reports for this lead: a rule window or a segment field's window emptying (newest activity +
 // 1, 7, 30 or 90 days), the interest boundary (last activity + 90 days), or half-life decay
-// taking the total below the next lower category threshold or score bucket boundary. nullopt
-// when nothing can change with time (no activity). The time may be early (the re-score then
-// finds no change and asks again) and is at most a minute late (decay crossings get a minute's
-// margin so the rounded decay is past the boundary); it is always after `now`.
+// taking the total below the next lower category threshold (with a category grid: engagement
+// below the next lower engagement bound) or score bucket boundary, or an explicit interest
+// lapsing (`explicit_interest_until`). nullopt when nothing can change with time. The time may be
+// early (the re-score then finds no change and asks again) and is at most a minute late (decay
+// crossings get a minute's margin so the rounded decay is past the boundary); it is always after
+// `now`.
 std::optional<absl::Time> NextChangeAt(const CompiledScoringRules& rules,
                                        const events::v1::LeadAggregates& aggregates,
                                        const events::v1::ScoreSnapshot& snapshot,
-                                       double score_bucket, absl::Time now);
+                                       double score_bucket, absl::Time now,
+                                       absl::Time explicit_interest_until = absl::InfiniteFuture());
 
 // Compares two snapshots. "score" changes when floor(total / score_bucket) differs, so small
 // wobbles (a page view worth one point) do not flood downstream; score_bucket <= 0 compares

@@ -46,11 +46,31 @@ ScoreContext ContextOf(const ScoringLeadState& state, const ConversionModel* mod
   context.outcome_stage = state.outcome_stage();
   if (state.has_outcome_at()) context.outcome_at = events::FromProto(state.outcome_at());
   context.explicit_interest = state.explicit_interest();
+  if (state.has_explicit_interest_until()) {
+    context.explicit_interest_until = events::FromProto(state.explicit_interest_until());
+  }
   context.unsubscribed = state.unsubscribed();
   context.bounced = state.bounced();
   context.conversion_probability = state.conversion_probability();
   context.model = model;
   return context;
+}
+
+// Records what an interest signal said at event time `at`, unless a later signal already spoke:
+// a late event must not overrule a newer statement.
+void RecordExplicitInterest(const ExplicitInterest& interest, absl::Time at,
+                            ScoringLeadState& state) {
+  if (state.has_explicit_interest_at() && events::FromProto(state.explicit_interest_at()) > at) {
+    return;
+  }
+  state.set_explicit_interest(interest.state);
+  *state.mutable_explicit_interest_at() = events::ToProto(at);
+  if (interest.until == absl::InfiniteFuture()) {
+    state.clear_explicit_interest_until();
+  } else {
+    *state.mutable_explicit_interest_until() = events::ToProto(interest.until);
+  }
+  state.set_explicit_interest_signal(interest.signal_id);
 }
 
 // Puts `snapshot` first in the history and drops the oldest beyond `size`.
@@ -117,7 +137,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptur
   absl::StatusOr<Input> input =
       InputOf(message, captured.envelope(), captured.lead().lead_id(), clock_.Now());
   if (!input.ok()) return input.status();
-  return Apply(*input, [&](ScoringLeadState& state) {
+  return Apply(*input, [&](const CompiledScoringRules&, ScoringLeadState& state) {
     *state.mutable_profile() = captured.lead();
     state.mutable_profile()->set_lead_id(input->lead_id);
   });
@@ -129,11 +149,15 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleActivi
   if (absl::Status s = events::Decode(message, &activity); !s.ok()) return s;
   absl::StatusOr<Input> input = InputOf(message, activity.envelope(), "", clock_.Now());
   if (!input.ok()) return input.status();
-  return Apply(*input, [&](ScoringLeadState& state) {
+  return Apply(*input, [&](const CompiledScoringRules& rules, ScoringLeadState& state) {
     // Tracking sends the lead's whole aggregates after each activity.
     if (activity.has_aggregates()) *state.mutable_aggregates() = activity.aggregates();
     if (activity.activity().type() == kUnsubscribeActivity) state.set_unsubscribed(true);
     if (activity.activity().type() == kBounceActivity) state.set_bounced(true);
+    if (std::optional<ExplicitInterest> interest =
+            rules.InterestFromActivity(activity.activity(), input->event_time)) {
+      RecordExplicitInterest(*interest, input->event_time, state);
+    }
   });
 }
 
@@ -149,8 +173,14 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleOutcom
   if (outcome.kind() == events::v1::LeadOutcome::KIND_LOST) label = false;
   return Apply(
       *input,
-      [&](ScoringLeadState& state) {
-        // Accepted and rejected say nothing about the lead itself: the state stays as it is.
+      [&](const CompiledScoringRules& rules, ScoringLeadState& state) {
+        // "Lost: timing" says "not now", "lost: no need" says "disinterested" (per the rules).
+        if (std::optional<ExplicitInterest> interest =
+                rules.InterestFromOutcome(outcome, input->event_time)) {
+          RecordExplicitInterest(*interest, input->event_time, state);
+        }
+        // Accepted and rejected say nothing about the lead's stage: it stays as it is. Kinds this
+        // build does not know map to no stage either.
         const events::v1::LifecycleStage stage = StageForOutcome(outcome.kind());
         if (stage == events::v1::STAGE_UNSPECIFIED) return;
         state.set_outcome_stage(stage);
@@ -167,7 +197,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Rescore(
   input.trace_id = cause_id;
   input.event_time = now;
   return Apply(
-      input, [](ScoringLeadState&) {}, std::nullopt, /*existing_only=*/true);
+      input, [](const CompiledScoringRules&, ScoringLeadState&) {}, std::nullopt,
+      /*existing_only=*/true);
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleErasure(
@@ -244,7 +275,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const 
       trained = std::make_shared<const ConversionModel>(*std::move(current));
       model = trained.get();
     }
-    update(state);
+    update(*rules, state);
 
     std::vector<kafka::OutboundMessage> outputs;
     plan.extra_commands.push_back(ScoringStore::IndexCommand(input.lead_id));
@@ -259,7 +290,10 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const 
       // Time alone may change the score later (decay, windows): the decay scheduler looks then.
       plan.extra_commands.push_back(ScoringStore::ScheduleCommand(
           input.lead_id,
-          NextChangeAt(*rules, state.aggregates(), current, options_.score_bucket, scored_at)));
+          NextChangeAt(*rules, state.aggregates(), current, options_.score_bucket, scored_at,
+                       state.has_explicit_interest_until()
+                           ? events::FromProto(state.explicit_interest_until())
+                           : absl::InfiniteFuture())));
       const ScoreChange change = Diff(previous, current, options_.score_bucket);
       for (const std::string& segment : change.segments_entered) {
         plan.extra_commands.push_back({"SADD", ScoringStore::SegmentKey(segment), input.lead_id});

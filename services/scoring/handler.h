@@ -4,7 +4,8 @@
 //
 // Every input takes one path (ARCHITECTURE.md §4):
 //   decode → apply-once on (lead, input event id) over the lead's state record:
-//     update the inputs of scoring (profile, aggregates, outcome, flags) → Score (engine)
+//     update the inputs of scoring (profile, aggregates, outcome, flags, explicit interest from
+//     the rules' interest signals) → Score (engine)
 //     → Diff against the previous snapshot (engine, score bucket 5)
 //     → write the state, move the lead between segment sets, memoise the outputs
 //   → LeadScored, only for the first score or when Diff is not empty.
@@ -121,7 +122,8 @@ class ScoringHandler {
   struct Input;
 
  private:
-  using Update = std::function<void(internal::v1::ScoringLeadState&)>;
+  // Changes the lead's state for one input, under the rule set the whole apply uses.
+  using Update = std::function<void(const CompiledScoringRules&, internal::v1::ScoringLeadState&)>;
 
   // The shared path: apply `update` to the lead's state, rescore, emit on change. With a label
   // (won = true, lost = false) the model is trained on the lead first. `existing_only`: change

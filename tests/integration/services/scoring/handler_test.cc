@@ -1,9 +1,11 @@
 // Integration tests of the scoring service's handler and gRPC service against a real
 // redis-server (no Kafka): messages are built with events::Encode and fed to the handler, and
 // the outputs it returns are what the consumer loop would publish. Rules: config/scoring.yaml.
+#include <iterator>
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -41,6 +43,8 @@ using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
+
+MATCHER(IsOk, "is OK") { return arg.ok(); }
 
 // Monday 5 January 2026, 11:00 UTC.
 const absl::Time kStart =
@@ -106,12 +110,54 @@ class ScoringHandlerTest : public ::testing::Test {
   }
 
   kafka::ConsumedMessage Outcome(const std::string& lead_id, const std::string& event_id,
-                                 LeadOutcome::Kind kind) {
+                                 LeadOutcome::Kind kind, const std::string& reason = "budget") {
     LeadOutcome event;
     *event.mutable_envelope() = Envelope(lead_id, event_id, clock_.Now());
     event.set_kind(kind);
-    event.set_reason("budget");
+    event.set_reason(reason);
     return Consumed(events::Encode(topics_.Name(kafka::kLeadsOutcomes), lead_id, event));
+  }
+
+  // A tracked event `name` (type `type`) at `at`, with `properties`, one page view counted at `at`.
+  kafka::ConsumedMessage Track(
+      const std::string& lead_id, const std::string& event_id, const std::string& type,
+      const std::string& name, absl::Time at,
+      const std::vector<std::pair<std::string, std::string>>& properties = {}) {
+    LeadActivity event;
+    *event.mutable_envelope() = Envelope(lead_id, event_id, at);
+    event.mutable_activity()->set_type(type);
+    event.mutable_activity()->set_name(name);
+    *event.mutable_activity()->mutable_occurred_at() = events::ToProto(at);
+    for (const auto& [key, value] : properties) {
+      (*event.mutable_activity()->mutable_properties()->mutable_fields())[key].set_string_value(
+          value);
+    }
+    LeadAggregates& aggregates = *event.mutable_aggregates();
+    (*aggregates.mutable_by_type())["page_view"] = Counts(1, at);
+    *aggregates.mutable_first_seen_at() = events::ToProto(at);
+    *aggregates.mutable_last_seen_at() = events::ToProto(at);
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsActivity), lead_id, event));
+  }
+
+  internal::v1::ScoringLeadState State(const std::string& lead_id) {
+    absl::StatusOr<std::optional<internal::v1::ScoringLeadState>> state =
+        store_->LoadState(lead_id);
+    EXPECT_TRUE(state.ok()) << state.status();
+    return state.ok() && state->has_value() ? **state : internal::v1::ScoringLeadState();
+  }
+
+  // The lead's due time in the decay schedule, in Unix milliseconds; empty when unscheduled.
+  std::string ScheduledAt(const std::string& lead_id) {
+    absl::StatusOr<redis::Reply> r =
+        client_->Command({"ZSCORE", ScoringStore::ScheduleKey(), lead_id});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? r->str : "";
+  }
+
+  // The stage of the single leads.scored in `out`, or STAGE_UNSPECIFIED when nothing was emitted.
+  events::v1::LifecycleStage StageOf(const std::vector<kafka::OutboundMessage>& out) {
+    EXPECT_LE(out.size(), 1u);
+    return out.empty() ? events::v1::STAGE_UNSPECIFIED : DecodeScored(out[0]).score().stage();
   }
 
   kafka::ConsumedMessage Erasure(const std::string& lead_id, const std::string& event_id) {
@@ -276,6 +322,205 @@ TEST_F(ScoringHandlerTest, ALostOutcomeMovesTheLeadToStageLost) {
   EXPECT_THAT(
       Handle(&ScoringHandler::HandleOutcome, Outcome(lead, "out-4", LeadOutcome::KIND_ACCEPTED)),
       IsEmpty());
+}
+
+TEST_F(ScoringHandlerTest, OutcomesMoveTheStageForwardAndOnlyALossMovesItBackUntilRecycled) {
+  using events::v1::STAGE_CONTACTED;
+  using events::v1::STAGE_CUSTOMER;
+  using events::v1::STAGE_ENGAGED;
+  using events::v1::STAGE_LOST;
+  using events::v1::STAGE_NEW;
+  using events::v1::STAGE_OPPORTUNITY;
+  using events::v1::STAGE_QUALIFIED;
+  using events::v1::STAGE_UNSPECIFIED;  // below: nothing emitted
+  const std::string lead = "lead-stages";
+  auto step = [&]() { clock_.Advance(absl::Minutes(10)); };
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "c"))),
+            STAGE_NEW);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-contacted", LeadOutcome::KIND_CONTACTED))),
+            STAGE_CONTACTED);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleActivity,
+                           Activity(lead, "a-view", "page_view", {{"page_view", 1}}))),
+            STAGE_ENGAGED);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-qualified", LeadOutcome::KIND_QUALIFIED))),
+            STAGE_QUALIFIED);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-opportunity", LeadOutcome::KIND_OPPORTUNITY))),
+            STAGE_OPPORTUNITY);
+  EXPECT_EQ(State(lead).outcome_stage(), STAGE_OPPORTUNITY);
+  // Never backwards: a late "contacted" report changes nothing, and more engagement neither.
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-contacted-again", LeadOutcome::KIND_CONTACTED))),
+            STAGE_UNSPECIFIED);
+  EXPECT_EQ(State(lead).score().stage(), STAGE_OPPORTUNITY);
+  step();
+  std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleActivity,
+             Activity(lead, "a-demo", "demo_request", {{"page_view", 1}, {"demo_request", 1}}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().category(), events::v1::CATEGORY_SALES_READY);
+  EXPECT_EQ(DecodeScored(out[0]).score().stage(), STAGE_OPPORTUNITY);
+  // The one rule that moves back: lost.
+  step();
+  out = Handle(&ScoringHandler::HandleOutcome, Outcome(lead, "o-lost", LeadOutcome::KIND_LOST));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).previous().stage(), STAGE_OPPORTUNITY);
+  EXPECT_EQ(DecodeScored(out[0]).score().stage(), STAGE_LOST);
+  // A re-score with no new activity keeps it lost.
+  step();
+  EXPECT_THAT(handler_->Rescore(lead, "rescore-" + lead, clock_.Now()), IsOk());
+  EXPECT_EQ(State(lead).score().stage(), STAGE_LOST);
+  // Activity after the loss recycles it: a new episode from its own behaviour, not the lost
+  // episode's opportunity. The loss still costs 30 points (87 - 30 = 57, warm), so it re-enters
+  // at engaged, and moves forward again from there.
+  step();
+  out = Handle(&ScoringHandler::HandleActivity,
+               Activity(lead, "a-back", "demo_request", {{"page_view", 2}, {"demo_request", 1}}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).previous().stage(), STAGE_LOST);
+  EXPECT_EQ(DecodeScored(out[0]).score().total(), 87 - 30);
+  EXPECT_EQ(DecodeScored(out[0]).score().stage(), STAGE_ENGAGED);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-qualified-2", LeadOutcome::KIND_QUALIFIED))),
+            STAGE_QUALIFIED);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-opportunity-2", LeadOutcome::KIND_OPPORTUNITY))),
+            STAGE_OPPORTUNITY);
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-won", LeadOutcome::KIND_WON))),
+            STAGE_CUSTOMER);
+  // An outcome kind this build does not know (a newer producer) is applied as "no stage".
+  step();
+  EXPECT_EQ(StageOf(Handle(&ScoringHandler::HandleOutcome,
+                           Outcome(lead, "o-unknown", static_cast<LeadOutcome::Kind>(42)))),
+            STAGE_UNSPECIFIED);
+  EXPECT_EQ(State(lead).score().stage(), STAGE_CUSTOMER);
+}
+
+TEST_F(ScoringHandlerTest, AnExplicitInterestSignalIsRecordedWithTheInputAndLapses) {
+  const std::string lead = "lead-not-now";
+  Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap"));
+  clock_.Advance(absl::Minutes(1));
+  std::vector<kafka::OutboundMessage> out = Handle(
+      &ScoringHandler::HandleActivity, Track(lead, "view", "page_view", "Home", clock_.Now()));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().interest(), events::v1::INTEREST_INTERESTED);
+
+  // The lead clicks "Not Now": not now for 90 days (config/scoring.yaml, not-now-button).
+  clock_.Advance(absl::Minutes(1));
+  const absl::Time said_at = clock_.Now();
+  const kafka::ConsumedMessage not_now =
+      Track(lead, "not-now", "not_now_selected", "Not Now Selected", said_at);
+  out = Handle(&ScoringHandler::HandleActivity, not_now);
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().interest(), events::v1::INTEREST_NOT_NOW);
+  EXPECT_THAT(DecodeScored(out[0]).changed(), Contains("interest"));
+  internal::v1::ScoringLeadState state = State(lead);
+  EXPECT_EQ(state.explicit_interest(), events::v1::INTEREST_NOT_NOW);
+  EXPECT_EQ(state.explicit_interest_signal(), "not-now-button");
+  EXPECT_EQ(events::FromProto(state.explicit_interest_at()), said_at);
+  EXPECT_EQ(events::FromProto(state.explicit_interest_until()), said_at + absl::Hours(90 * 24));
+  // Recorded with the rest of the input, once: the re-delivery changes nothing.
+  const std::string version = StateVersion(lead);
+  const std::vector<kafka::OutboundMessage> again =
+      Handle(&ScoringHandler::HandleActivity, not_now);
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].value, out[0].value);
+  EXPECT_EQ(StateVersion(lead), version);
+
+  // A demo request that happened before the click but arrives late does not overrule it.
+  clock_.Advance(absl::Minutes(1));
+  Handle(&ScoringHandler::HandleActivity,
+         Track(lead, "late-demo", "demo_request", "Demo Requested", said_at - absl::Minutes(1)));
+  EXPECT_EQ(State(lead).explicit_interest(), events::v1::INTEREST_NOT_NOW);
+  EXPECT_EQ(State(lead).score().interest(), events::v1::INTEREST_NOT_NOW);
+
+  // Still "not now" while the lead keeps browsing within the 90 days...
+  clock_.Advance(absl::Hours(89 * 24));
+  Handle(&ScoringHandler::HandleActivity, Track(lead, "view-2", "page_view", "Blog", clock_.Now()));
+  EXPECT_EQ(State(lead).score().interest(), events::v1::INTEREST_NOT_NOW);
+  // ...and the decay schedule is due no later than when the statement lapses.
+  const int64_t until_ms = absl::ToUnixMillis(said_at + absl::Hours(90 * 24));
+  ASSERT_FALSE(ScheduledAt(lead).empty());
+  EXPECT_LE(std::stoll(ScheduledAt(lead)), until_ms);
+  // Once it lapses, recency speaks again: active a day ago is interested.
+  out = *handler_->Rescore(lead, "rescore-lapsed", absl::FromUnixMillis(until_ms));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().interest(), events::v1::INTEREST_INTERESTED);
+}
+
+TEST_F(ScoringHandlerTest, FormAnswersAndLostReasonsSetTheExplicitInterest) {
+  // A form answer "timeline: next year" says not now.
+  const std::string planner = "lead-next-year";
+  Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(planner), "cap-p"));
+  std::vector<kafka::OutboundMessage> out =
+      Handle(&ScoringHandler::HandleActivity, Track(planner, "form", "form_submit", "Contact Us",
+                                                    clock_.Now(), {{"timeline", "Next year"}}));
+  ASSERT_THAT(out, SizeIs(1));
+  EXPECT_EQ(DecodeScored(out[0]).score().interest(), events::v1::INTEREST_NOT_NOW);
+  EXPECT_EQ(State(planner).explicit_interest_signal(), "timeline-next-year");
+
+  // Lost for timing: not now; lost for no need: disinterested; lost on price: no statement.
+  const std::vector<std::tuple<std::string, std::string, events::v1::InterestState>> cases = {
+      {"lead-timing", "Bad timing", events::v1::INTEREST_NOT_NOW},
+      {"lead-no-need", "No need", events::v1::INTEREST_DISINTERESTED},
+      {"lead-price", "price", events::v1::INTEREST_INTERESTED},
+  };
+  for (const auto& [lead, reason, interest] : cases) {
+    Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-" + lead));
+    Handle(&ScoringHandler::HandleActivity,
+           Track(lead, "view-" + lead, "page_view", "Home", clock_.Now()));
+    out = Handle(&ScoringHandler::HandleOutcome,
+                 Outcome(lead, "lost-" + lead, LeadOutcome::KIND_LOST, reason));
+    ASSERT_THAT(out, SizeIs(1)) << lead;
+    EXPECT_EQ(DecodeScored(out[0]).score().stage(), events::v1::STAGE_LOST) << lead;
+    EXPECT_EQ(DecodeScored(out[0]).score().interest(), interest) << lead;
+  }
+}
+
+TEST_F(ScoringHandlerTest, TheScoreHistoryIsBoundedNewestFirst) {
+  ScoringOptions options;
+  options.history_size = 3;
+  ScoringHandler handler(*rules_, *store_, *model_, topics_, clock_, options);
+  const std::string lead = "lead-history";
+  ASSERT_THAT(handler.HandleCaptured(Captured(SeniorAtMidSize(lead), "cap-h")), IsOk());
+  // Each form submit (+10, capped at 20) or webinar (+15, capped at 30) moves the score bucket.
+  const std::vector<std::pair<std::string, int64_t>> steps[] = {
+      {{"form_submit", 1}},
+      {{"form_submit", 2}},
+      {{"form_submit", 2}, {"webinar_attended", 1}},
+      {{"form_submit", 2}, {"webinar_attended", 2}},
+      {{"form_submit", 2}, {"webinar_attended", 2}, {"download", 1}},
+  };
+  int emitted = 1;
+  for (size_t i = 0; i < std::size(steps); ++i) {
+    clock_.Advance(absl::Minutes(1));
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleActivity(
+        Activity(lead, "act-h" + std::to_string(i), steps[i].front().first, steps[i]));
+    ASSERT_THAT(out, IsOk());
+    emitted += static_cast<int>(out->size());
+  }
+  ASSERT_GT(emitted, 3);
+  scoring::v1::GetScoreRequest request;
+  request.set_lead_id(lead);
+  scoring::v1::ExplainScoreResponse explained;
+  ASSERT_TRUE(grpc_->ExplainScore(nullptr, &request, &explained).ok());
+  ASSERT_THAT(explained.history(), SizeIs(3));
+  EXPECT_EQ(explained.history(0).total(), explained.score().total());
+  EXPECT_GT(explained.history(0).total(), explained.history(1).total());
+  EXPECT_GT(explained.history(1).total(), explained.history(2).total());
+  // 35 fit + 20 forms + 30 webinars + 8 download, newest first.
+  EXPECT_EQ(explained.history(0).total(), 35 + 20 + 30 + 8);
 }
 
 TEST_F(ScoringHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndLaterEventsAreIgnored) {

@@ -542,6 +542,122 @@ TEST_F(ScoringTest, CategoryThresholdsAreInclusiveLowerBounds) {
   }
 }
 
+// A 3 x 3 grid: fit < 15 | 15..30 | >= 30 against engagement < 10 | 10..40 | >= 40.
+constexpr char kGridRules[] = R"pb(
+  version: "grid-1"
+  decay { half_life_days: 10 }
+  fit {
+    id: "exec"
+    when { field: "seniority" equals: "executive" }
+    points: 30
+  }
+  fit {
+    id: "manager"
+    when { field: "seniority" equals: "manager" }
+    points: 15
+  }
+  engagement { id: "demo" activity_type: "demo_request" points: 40 once: true }
+  engagement { id: "views" activity_type: "page_view" points: 2 max_points: 20 }
+  negative {
+    rules {
+      id: "competitor-employee"
+      when { field: "email" matches: "(?i).*@rival\\.com" }
+      points: -50
+    }
+  }
+  category_grid {
+    fit_bounds: [ 15, 30 ]
+    engagement_bounds: [ 10, 40 ]
+    rows { categories: [ "cold", "cold", "warm" ] }
+    rows { categories: [ "cold", "warm", "qualified" ] }
+    rows { categories: [ "warm", "qualified", "sales_ready" ] }
+  }
+)pb";
+
+struct GridCase {
+  std::string name;
+  std::string profile;
+  LeadAggregates aggregates;
+  double fit;
+  double engagement;
+  events::v1::Category expected;
+};
+
+TEST(CategoryGridTest, TheCategoryIsTheCellOfTheFitAndEngagementBands) {
+  const auto rules = Compile(kGridRules);
+  ASSERT_NE(rules, nullptr);
+  EXPECT_TRUE(rules->has_category_grid());
+  const std::string exec = R"pb(seniority: SENIORITY_EXECUTIVE)pb";
+  const std::string manager = R"pb(seniority: SENIORITY_MANAGER)pb";
+  const std::string rival = R"pb(seniority: SENIORITY_EXECUTIVE email: "ceo@rival.com")pb";
+  const LeadAggregates none;
+  const LeadAggregates views = Recent({{"page_view", 5}});    // 10
+  const LeadAggregates demo = Recent({{"demo_request", 1}});  // 40
+  const std::vector<GridCase> cases = {
+      {"no fit, no engagement", "", none, 0, 0, events::v1::CATEGORY_COLD},
+      {"an executive who did nothing is warm, whatever the total", exec, none, 30, 0,
+       events::v1::CATEGORY_WARM},
+      {"lower bounds are inclusive: manager with 10 engagement", manager, views, 15, 10,
+       events::v1::CATEGORY_WARM},
+      {"a manager who requested a demo", manager, demo, 15, 40, events::v1::CATEGORY_QUALIFIED},
+      {"an executive who requested a demo", exec, demo, 30, 40, events::v1::CATEGORY_SALES_READY},
+      {"a nobody who requested a demo", "", demo, 0, 40, events::v1::CATEGORY_WARM},
+      {"negative signals count on the fit axis", rival, demo, 30, 40, events::v1::CATEGORY_WARM},
+  };
+  for (const GridCase& c : cases) {
+    const ScoreSnapshot s =
+        Score(*rules, ParseText<LeadProfile>(c.profile), c.aggregates, ScoreContext(), kNow);
+    EXPECT_EQ(s.fit(), c.fit) << c.name;
+    EXPECT_EQ(s.engagement(), c.engagement) << c.name;
+    EXPECT_EQ(s.category(), c.expected) << c.name;
+    EXPECT_EQ(SumInOrder(s), s.total()) << c.name;
+  }
+  // The same total (50) in different cells: the grid, not the total, decides.
+  EXPECT_EQ(rules->CategoryFor(50, 10), events::v1::CATEGORY_QUALIFIED);  // fit 40, engagement 10
+  EXPECT_EQ(rules->CategoryFor(50, 50), events::v1::CATEGORY_WARM);       // fit 0, engagement 50
+  EXPECT_EQ(rules->CategoryFor(50, 5), events::v1::CATEGORY_WARM);        // fit 45, engagement 5
+}
+
+TEST(CategoryGridTest, ContributionsStillSumToTheScoreAsEngagementDecays) {
+  const auto rules = Compile(kGridRules);
+  ASSERT_NE(rules, nullptr);
+  const LeadProfile exec = ParseText<LeadProfile>(R"pb(seniority: SENIORITY_EXECUTIVE
+                                                       email: "ceo@rival.com")pb");
+  const LeadAggregates active = Recent({{"demo_request", 1}, {"page_view", 7}});
+  for (int days = 0; days < 60; days += 3) {
+    const ScoreSnapshot s = Score(*rules, exec, active, ScoreContext(), kNow + days * kDay);
+    EXPECT_EQ(SumInOrder(s), s.total()) << days;
+    EXPECT_EQ(s.category(), rules->CategoryFor(s.total(), s.engagement())) << days;
+  }
+}
+
+TEST(CategoryGridTest, NextChangeAtIsWhenDecayedEngagementLeavesItsBand) {
+  const auto rules = Compile(kGridRules);
+  ASSERT_NE(rules, nullptr);
+  const LeadProfile exec = ParseText<LeadProfile>(R"pb(seniority: SENIORITY_EXECUTIVE)pb");
+  LeadAggregates demo;  // all-time count only: no window empties, so decay decides
+  (*demo.mutable_by_type())["demo_request"].set_total(1);
+  *demo.mutable_last_seen_at() = rules::ToTimestamp(kNow);
+  const ScoreSnapshot now = Score(*rules, exec, demo, ScoreContext(), kNow);
+  ASSERT_EQ(now.category(), events::v1::CATEGORY_SALES_READY);
+  // Bucket 1000: only the engagement bound 40 matters, and 40 is where the engagement is, so
+  // the first decay below 39.995 changes the cell: 40 * 2^(-d/10) < 39.995.
+  const std::optional<absl::Time> next = NextChangeAt(*rules, demo, now, 1000, kNow);
+  ASSERT_TRUE(next.has_value());
+  EXPECT_NEAR(absl::ToDoubleHours(*next - kNow) / 24, 10 * std::log2(40 / 39.995), 0.001);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *next).category(),
+            events::v1::CATEGORY_QUALIFIED);
+  // Below 40 the next bound is 10: 40 * 2^(-d/10) < 9.995, about 20 days.
+  const ScoreSnapshot later = Score(*rules, exec, demo, ScoreContext(), *next);
+  const std::optional<absl::Time> after = NextChangeAt(*rules, demo, later, 1000, *next);
+  ASSERT_TRUE(after.has_value());
+  EXPECT_NEAR(absl::ToDoubleHours(*after - kNow) / 24, 10 * std::log2(40 / 9.995), 0.001);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *after).category(),
+            events::v1::CATEGORY_WARM);
+  EXPECT_EQ(Score(*rules, exec, demo, ScoreContext(), *after - absl::Minutes(2)).category(),
+            events::v1::CATEGORY_QUALIFIED);
+}
+
 // --- Interest. ---
 
 struct InterestCase {
@@ -583,6 +699,193 @@ TEST_F(ScoringTest, InterestStateFollowsExplicitSignalsThenRecency) {
     EXPECT_EQ(Score(*rules_, LeadProfile(), c.aggregates, c.context, kNow).interest(), c.expected)
         << c.name;
   }
+}
+
+// --- Explicit interest signals. ---
+
+constexpr char kInterestSignals[] = R"pb(
+  interest {
+    id: "not-now-button"
+    activity { field: "name" equals: "Not Now Selected" }
+    state: "not_now"
+    expires_after_days: 90
+  }
+  interest {
+    id: "timeline-next-year"
+    activity { field: "type" equals: "form_submit" }
+    activity {
+      field: "properties.timeline"
+      in { values: [ "next year", "12+ months" ] }
+    }
+    state: "not_now"
+    expires_after_days: 180
+  }
+  interest {
+    id: "nested-answer"
+    activity { field: "properties.answers.buying" equals: "never" }
+    state: "disinterested"
+  }
+  interest {
+    id: "demo-request"
+    activity { field: "type" equals: "demo_request" }
+    state: "interested"
+  }
+  interest {
+    id: "lost-timing"
+    outcome { field: "kind" equals: "lost" }
+    outcome { field: "reason" matches: "(?i).*timing.*" }
+    state: "not_now"
+    expires_after_days: 120
+  }
+  interest {
+    id: "lost-no-need"
+    outcome { field: "kind" equals: "lost" }
+    outcome {
+      field: "reason"
+      in { values: [ "no need", "not interested" ] }
+    }
+    state: "disinterested"
+  }
+)pb";
+
+struct ActivitySignalCase {
+  std::string name;
+  std::string activity;   // text format of events.v1.Activity
+  std::string signal_id;  // empty: no signal
+  events::v1::InterestState state;
+  absl::Time until;
+};
+
+TEST_F(ScoringTest, InterestSignalsMatchTheIncomingActivity) {
+  const auto rules = Compile(std::string(kRules) + kInterestSignals);
+  ASSERT_NE(rules, nullptr);
+  const std::vector<ActivitySignalCase> cases = {
+      {"the not-now button, expiring after 90 days", R"pb(type: "not_now_selected"
+                                                          name: "Not Now Selected")pb",
+       "not-now-button", events::v1::INTEREST_NOT_NOW, kNow + 90 * kDay},
+      {"event names compare case-insensitively", R"pb(name: "not now selected")pb",
+       "not-now-button", events::v1::INTEREST_NOT_NOW, kNow + 90 * kDay},
+      {"a form answer: timeline next year", R"pb(type: "form_submit"
+                                                 properties {
+                                                   fields {
+                                                     key: "timeline"
+                                                     value { string_value: "Next Year" }
+                                                   }
+                                                 })pb",
+       "timeline-next-year", events::v1::INTEREST_NOT_NOW, kNow + 180 * kDay},
+      {"the same answer outside a form does not count", R"pb(type: "page_view"
+                                                             properties {
+                                                               fields {
+                                                                 key: "timeline"
+                                                                 value { string_value: "next year" }
+                                                               }
+                                                             })pb",
+       "", events::v1::INTEREST_UNSPECIFIED, absl::InfiniteFuture()},
+      {"another timeline is no signal", R"pb(type: "form_submit"
+                                             properties {
+                                               fields {
+                                                 key: "timeline"
+                                                 value { string_value: "this quarter" }
+                                               }
+                                             })pb",
+       "", events::v1::INTEREST_UNSPECIFIED, absl::InfiniteFuture()},
+      {"a nested property, never expiring", R"pb(type: "survey"
+                                                 properties {
+                                                   fields {
+                                                     key: "answers"
+                                                     value {
+                                                       struct_value {
+                                                         fields {
+                                                           key: "buying"
+                                                           value { string_value: "never" }
+                                                         }
+                                                       }
+                                                     }
+                                                   }
+                                                 })pb",
+       "nested-answer", events::v1::INTEREST_DISINTERESTED, absl::InfiniteFuture()},
+      {"a demo request says interested", R"pb(type: "demo_request")pb", "demo-request",
+       events::v1::INTEREST_INTERESTED, absl::InfiniteFuture()},
+      {"a page view says nothing", R"pb(type: "page_view" name: "Pricing")pb", "",
+       events::v1::INTEREST_UNSPECIFIED, absl::InfiniteFuture()},
+  };
+  for (const ActivitySignalCase& c : cases) {
+    const std::optional<ExplicitInterest> interest =
+        rules->InterestFromActivity(ParseText<events::v1::Activity>(c.activity), kNow);
+    if (c.signal_id.empty()) {
+      EXPECT_EQ(interest, std::nullopt) << c.name;
+      continue;
+    }
+    ASSERT_TRUE(interest.has_value()) << c.name;
+    EXPECT_EQ(interest->signal_id, c.signal_id) << c.name;
+    EXPECT_EQ(interest->state, c.state) << c.name;
+    EXPECT_EQ(interest->until, c.until) << c.name;
+  }
+  // Outcome signals never match activities, and the other way round.
+  EXPECT_EQ(
+      rules->InterestFromActivity(ParseText<events::v1::Activity>(R"pb(type: "lost")pb"), kNow),
+      std::nullopt);
+}
+
+TEST_F(ScoringTest, InterestSignalsMatchTheIncomingOutcome) {
+  const auto rules = Compile(std::string(kRules) + kInterestSignals);
+  ASSERT_NE(rules, nullptr);
+  using events::v1::LeadOutcome;
+  auto outcome = [](LeadOutcome::Kind kind, const std::string& reason) {
+    LeadOutcome out;
+    out.set_kind(kind);
+    out.set_reason(reason);
+    return out;
+  };
+  const std::optional<ExplicitInterest> timing =
+      rules->InterestFromOutcome(outcome(LeadOutcome::KIND_LOST, "Bad timing"), kNow);
+  ASSERT_TRUE(timing.has_value());
+  EXPECT_EQ(timing->signal_id, "lost-timing");
+  EXPECT_EQ(timing->state, events::v1::INTEREST_NOT_NOW);
+  EXPECT_EQ(timing->until, kNow + 120 * kDay);
+
+  const std::optional<ExplicitInterest> no_need =
+      rules->InterestFromOutcome(outcome(LeadOutcome::KIND_LOST, "No need"), kNow);
+  ASSERT_TRUE(no_need.has_value());
+  EXPECT_EQ(no_need->signal_id, "lost-no-need");
+  EXPECT_EQ(no_need->state, events::v1::INTEREST_DISINTERESTED);
+  EXPECT_EQ(no_need->until, absl::InfiniteFuture());
+
+  EXPECT_EQ(rules->InterestFromOutcome(outcome(LeadOutcome::KIND_LOST, "price"), kNow),
+            std::nullopt);
+  EXPECT_EQ(rules->InterestFromOutcome(outcome(LeadOutcome::KIND_REJECTED, "timing"), kNow),
+            std::nullopt);
+  EXPECT_EQ(rules->InterestFromOutcome(outcome(LeadOutcome::KIND_WON, ""), kNow), std::nullopt);
+  // Rules without an interest section state nothing.
+  EXPECT_EQ(rules_->InterestFromOutcome(outcome(LeadOutcome::KIND_LOST, "timing"), kNow),
+            std::nullopt);
+}
+
+TEST_F(ScoringTest, AnExplicitInterestLastsUntilItExpiresThenRecencyDecidesAgain) {
+  ScoreContext context;
+  context.explicit_interest = events::v1::INTEREST_NOT_NOW;
+  context.explicit_interest_until = kNow + 20 * kDay;
+  const LeadAggregates active = Recent({{"page_view", 1}}, {}, kNow);
+  EXPECT_EQ(Score(*rules_, LeadProfile(), active, context, kNow).interest(),
+            events::v1::INTEREST_NOT_NOW);
+  EXPECT_EQ(Score(*rules_, LeadProfile(), active, context, kNow + 20 * kDay - absl::Seconds(1))
+                .interest(),
+            events::v1::INTEREST_NOT_NOW);
+  // Lapsed: active within the last 30 days is interested again.
+  EXPECT_EQ(Score(*rules_, LeadProfile(), active, context, kNow + 20 * kDay).interest(),
+            events::v1::INTEREST_INTERESTED);
+  // An unsubscribed lead falls back to disinterested.
+  context.unsubscribed = true;
+  EXPECT_EQ(Score(*rules_, LeadProfile(), active, context, kNow + 21 * kDay).interest(),
+            events::v1::INTEREST_DISINTERESTED);
+
+  // The decay schedule wakes up when the statement lapses, even with nothing else to wait for.
+  const auto plain = Compile(R"pb(thresholds { warm: 20 qualified: 50 sales_ready: 80 })pb");
+  const ScoreSnapshot s = Score(*plain, LeadProfile(), LeadAggregates(), context, kNow);
+  EXPECT_EQ(NextChangeAt(*plain, LeadAggregates(), s, 5, kNow), std::nullopt);
+  EXPECT_EQ(NextChangeAt(*plain, LeadAggregates(), s, 5, kNow, kNow + 20 * kDay), kNow + 20 * kDay);
+  EXPECT_EQ(NextChangeAt(*plain, LeadAggregates(), s, 5, kNow + 20 * kDay, kNow + 20 * kDay),
+            std::nullopt);
 }
 
 // --- Stage. ---
@@ -660,10 +963,12 @@ TEST(StageForOutcomeTest, MapsOutcomesToStages) {
   using events::v1::LeadOutcome;
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_CONTACTED), events::v1::STAGE_CONTACTED);
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_QUALIFIED), events::v1::STAGE_QUALIFIED);
+  EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_OPPORTUNITY), events::v1::STAGE_OPPORTUNITY);
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_WON), events::v1::STAGE_CUSTOMER);
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_LOST), events::v1::STAGE_LOST);
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_ACCEPTED), events::v1::STAGE_UNSPECIFIED);
   EXPECT_EQ(StageForOutcome(LeadOutcome::KIND_REJECTED), events::v1::STAGE_UNSPECIFIED);
+  EXPECT_EQ(StageForOutcome(static_cast<LeadOutcome::Kind>(99)), events::v1::STAGE_UNSPECIFIED);
 }
 
 // --- Segments and Diff. ---
@@ -831,6 +1136,115 @@ TEST(CompileScoringRulesTest, RejectsInvalidRulesNamingThePath) {
       {"duplicate segment ids", ok_thresholds + R"pb(segments { id: "s" }
                                                      segments { id: "s" })pb",
        "scoring.segments[1].id: duplicate segment id 's'"},
+      {"interest signal without id", ok_thresholds + R"pb(interest {
+                                                            activity { field: "type" equals: "x" }
+                                                            state: "not_now"
+                                                          })pb",
+       "scoring.interest[0].id: empty signal id"},
+      {"duplicate interest signal ids",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              activity { field: "type" equals: "x" }
+                              state: "not_now"
+                            }
+                            interest {
+                              id: "i"
+                              activity { field: "type" equals: "y" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[1].id: duplicate signal id 'i'"},
+      {"interest signal with no conditions",
+       ok_thresholds + R"pb(interest { id: "i" state: "not_now" })pb",
+       "scoring.interest[0]: needs exactly one of activity or outcome conditions (rule 'i')"},
+      {"interest signal on both activity and outcome",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              activity { field: "type" equals: "x" }
+                              outcome { field: "kind" equals: "lost" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[0]: needs exactly one of activity or outcome conditions"},
+      {"unknown activity field in an interest signal",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              activity { field: "country" equals: "GB" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[0].activity[0].field: unknown activity field 'country'"},
+      {"unknown outcome field in an interest signal",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              outcome { field: "type" equals: "lost" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[0].outcome[0].field: unknown outcome field 'type'"},
+      {"unknown outcome kind in an interest signal",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              outcome { field: "kind" equals: "lostt" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[0].outcome[0].field: unknown outcome kind 'lostt'"},
+      {"unknown interest state", ok_thresholds + R"pb(interest {
+                                                        id: "i"
+                                                        activity { field: "type" equals: "x" }
+                                                        state: "later"
+                                                      })pb",
+       "scoring.interest[0].state: 'later' is not one of interested, not_now, disinterested"},
+      {"negative interest expiry", ok_thresholds + R"pb(interest {
+                                                          id: "i"
+                                                          activity { field: "type" equals: "x" }
+                                                          state: "not_now"
+                                                          expires_after_days: -1
+                                                        })pb",
+       "scoring.interest[0].expires_after_days: must be >= 0"},
+      {"bad regex in an interest signal",
+       ok_thresholds + R"pb(interest {
+                              id: "i"
+                              outcome { field: "reason" matches: "(" }
+                              state: "not_now"
+                            })pb",
+       "scoring.interest[0].outcome[0].matches: invalid regular expression"},
+      {"grid without engagement bounds", R"pb(category_grid {
+                                                fit_bounds: 10
+                                                rows { categories: "cold" }
+                                                rows { categories: "warm" }
+                                              })pb",
+       "scoring.category_grid.engagement_bounds: needs at least one bound"},
+      {"grid bounds not ascending", R"pb(category_grid {
+                                           fit_bounds: [ 10, 10 ]
+                                           engagement_bounds: 5
+                                         })pb",
+       "scoring.category_grid.fit_bounds[1]: must be above the previous bound (10)"},
+      {"grid missing a row", R"pb(category_grid {
+                                    fit_bounds: 10
+                                    engagement_bounds: 5
+                                    rows { categories: [ "cold", "warm" ] }
+                                  })pb",
+       "scoring.category_grid.rows: needs one row per fit band (2), not 1"},
+      {"grid row missing a cell", R"pb(category_grid {
+                                         fit_bounds: 10
+                                         engagement_bounds: 5
+                                         rows { categories: [ "cold", "warm" ] }
+                                         rows { categories: [ "warm" ] }
+                                       })pb",
+       "scoring.category_grid.rows[1].categories: needs one category per engagement band (2), "
+       "not 1"},
+      {"grid with an unknown category", R"pb(category_grid {
+                                               fit_bounds: 10
+                                               engagement_bounds: 5
+                                               rows { categories: [ "cold", "warm" ] }
+                                               rows { categories: [ "warm", "hot" ] }
+                                             })pb",
+       "scoring.category_grid.rows[1].categories[1]: unknown category 'hot'"},
+      {"grid with bad thresholds beside it", R"pb(thresholds { warm: 20 qualified: 10 }
+                                                  category_grid {
+                                                    fit_bounds: 10
+                                                    engagement_bounds: 5
+                                                    rows { categories: [ "cold", "warm" ] }
+                                                    rows { categories: [ "warm", "qualified" ] }
+                                                  })pb",
+       "scoring.thresholds.qualified: must be above warm (20)"},
       {"bad segment condition", ok_thresholds + R"pb(segments {
                                                        id: "s"
                                                        when { field: "category" equals: "hot" }
@@ -882,6 +1296,66 @@ TEST_F(DefaultScoringRulesTest,
   EXPECT_EQ(SumInOrder(s), s.total());
   EXPECT_THAT(s.segments(), ::testing::Contains("decision-makers"));
   EXPECT_THAT(s.segments(), ::testing::Contains("hot"));
+}
+
+TEST_F(DefaultScoringRulesTest, FitRanksACeoAboveAMarketingManagerAboveAStudent) {
+  // The profiles as capture derives them from the job titles (seniority, job function).
+  const LeadProfile ceo = ParseText<LeadProfile>(
+      R"pb(
+        email: "jo@acme.example" company: "Acme" job_title: "CEO" seniority: SENIORITY_EXECUTIVE
+      )pb");
+  const LeadProfile marketing_manager = ParseText<LeadProfile>(R"pb(
+    email: "sam@acme.example"
+    company: "Acme"
+    job_title: "Marketing Manager"
+    seniority: SENIORITY_MANAGER
+    job_function: "marketing"
+  )pb");
+  const LeadProfile student = ParseText<LeadProfile>(R"pb(
+    email: "kim@acme.example"
+    company: "Acme"
+    job_title: "Student"
+    seniority: SENIORITY_STUDENT
+  )pb");
+  const double ceo_fit = Score(*rules_, ceo, LeadAggregates(), ScoreContext(), kNow).fit();
+  const double manager_fit =
+      Score(*rules_, marketing_manager, LeadAggregates(), ScoreContext(), kNow).fit();
+  const double student_fit = Score(*rules_, student, LeadAggregates(), ScoreContext(), kNow).fit();
+  EXPECT_GT(ceo_fit, manager_fit);
+  EXPECT_GT(manager_fit, student_fit);
+  EXPECT_LT(student_fit, 0);
+}
+
+TEST_F(DefaultScoringRulesTest, InterestSignalsExampleSaysNotNowAndDisinterested) {
+  const std::optional<ExplicitInterest> not_now = rules_->InterestFromActivity(
+      ParseText<events::v1::Activity>(R"pb(type: "not_now_selected" name: "Not Now Selected")pb"),
+      kNow);
+  ASSERT_TRUE(not_now.has_value());
+  EXPECT_EQ(not_now->state, events::v1::INTEREST_NOT_NOW);
+  EXPECT_LT(not_now->until, absl::InfiniteFuture());
+
+  const std::optional<ExplicitInterest> next_year =
+      rules_->InterestFromActivity(ParseText<events::v1::Activity>(R"pb(
+                                     type: "form_submit"
+                                     properties {
+                                       fields {
+                                         key: "timeline"
+                                         value { string_value: "next year" }
+                                       }
+                                     }
+                                   )pb"),
+                                   kNow);
+  ASSERT_TRUE(next_year.has_value());
+  EXPECT_EQ(next_year->state, events::v1::INTEREST_NOT_NOW);
+
+  events::v1::LeadOutcome lost;
+  lost.set_kind(events::v1::LeadOutcome::KIND_LOST);
+  lost.set_reason("timing");
+  ASSERT_TRUE(rules_->InterestFromOutcome(lost, kNow).has_value());
+  EXPECT_EQ(rules_->InterestFromOutcome(lost, kNow)->state, events::v1::INTEREST_NOT_NOW);
+  lost.set_reason("no need");
+  ASSERT_TRUE(rules_->InterestFromOutcome(lost, kNow).has_value());
+  EXPECT_EQ(rules_->InterestFromOutcome(lost, kNow)->state, events::v1::INTEREST_DISINTERESTED);
 }
 
 TEST_F(DefaultScoringRulesTest, LeadWithOnlyAPageViewOrTwoStaysCold) {
