@@ -363,6 +363,40 @@ grpc::Status RoutingGrpcService::RecordOutcome(grpc::ServerContext* context,
   return PublishOutcome(context, *request, request->kind(), response);
 }
 
+grpc::Status RoutingGrpcService::Reroute(grpc::ServerContext* context,
+                                         const routing::v1::RerouteRequest* request,
+                                         routing::v1::RerouteResponse* response) {
+  validation::ViolationList violations;
+  if (request->lead_id().empty()) violations.Add("lead_id", "required");
+  if (request->reason().empty()) violations.Add("reason", "required");
+  if (!violations.empty()) return grpc_util::ToGrpcStatus(violations.ToStatus("invalid re-route"));
+  if (scheduler_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "re-routing needs the scheduler");
+  }
+  const absl::Time now = clock_.Now();
+  // Without a request id the call is simply not idempotent.
+  const std::string request_id =
+      !request->request_id().empty()
+          ? request->request_id()
+          : events::DeriveEventId("grpc-request",
+                                  absl::StrCat(context != nullptr ? context->peer() : "",
+                                               absl::ToUnixNanos(now), request->lead_id()));
+  if (absl::Status s = scheduler_->Reroute(request->lead_id(), request->reason(), request_id);
+      !s.ok()) {
+    if (absl::IsNotFound(s)) return grpc_util::ToGrpcStatus(s);
+    return grpc_util::ToGrpcStatus(
+        absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)
+            ? absl::UnavailableError(absl::StrCat(
+                  "re-route not acknowledged; retry with the same request_id: ", s.message()))
+            : s);
+  }
+  absl::StatusOr<std::optional<internal::v1::RoutingAssignment>> a =
+      store_.LoadAssignment(request->lead_id());
+  if (!a.ok()) return grpc_util::ToGrpcStatus(a.status());
+  if (a->has_value()) *response->mutable_assignment() = ToApi(**a);
+  return grpc::Status::OK;
+}
+
 grpc::Status RoutingGrpcService::PublishOutcome(grpc::ServerContext* context,
                                                 const routing::v1::OutcomeRequest& request,
                                                 LeadOutcome::Kind kind,
