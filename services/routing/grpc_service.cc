@@ -335,10 +335,10 @@ grpc::Status RoutingGrpcService::DryRun(grpc::ServerContext*,
                                         routing::v1::DryRunResponse* response) {
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return grpc_util::ToGrpcStatus(rules.status());
-  // As if the lead had never been routed: does this score reach the threshold?
-  response->set_would_route(
-      ShouldRoute(**rules, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
   const RouteDecision decision = MatchTeam(**rules, request->lead(), request->score());
+  // As if the lead had never been routed: does this score reach the matched rule's threshold?
+  response->set_would_route(
+      ShouldRoute(decision, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
   response->set_team_id(decision.team_id);
   response->set_rule_id(decision.rule_id);
   response->set_reason(decision.reason);

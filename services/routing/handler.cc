@@ -188,8 +188,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
   if (!input.ok()) return input.status();
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return rules.status();
-  // Most scores are below the threshold and can never route: no state to read or write.
-  if (scored.score().category() < (*rules)->route_at()) {
+  // Most scores are below every threshold and can never route: no state to read or write.
+  if (scored.score().category() < (*rules)->min_route_at()) {
     return std::vector<kafka::OutboundMessage>{};
   }
 
@@ -208,7 +208,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
     if (c.assignment_exists && !reopen) return absl::OkStatus();
     // Scoring keeps a lost lead at STAGE_LOST until activity after the loss recycles it.
     const bool new_episode = reopen && scored.score().stage() != events::v1::STAGE_LOST;
-    if (!ShouldRoute(**rules, scored.previous(), scored.score(), new_episode)) {
+    // The threshold of the rule the lead matched (or the file's).
+    if (!ShouldRoute(decision, scored.previous(), scored.score(), new_episode)) {
       return absl::OkStatus();
     }
     const int32_t episode = c.assignment_exists ? a.episode() + 1 : 1;
