@@ -2,6 +2,9 @@
 // redis-server (no Kafka): messages are built with events::Encode and fed to the handler, and
 // the outputs it returns are what the consumer loop would publish. Rules: config/routing.yaml
 // unless a test installs its own. Time: Monday 5 January 2026, 11:00 UTC (UK desk at work).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -783,6 +786,55 @@ TEST_F(RoutingHandlerTest, GrpcRecordOutcomeLandsOnLeadsOutcomesAndWonReleasesTh
           .event_id(),
       converted.envelope().event_id());
   EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+}
+
+TEST_F(RoutingHandlerTest, AnInvalidRoutingFileReloadKeepsTheRunningRules) {
+  const std::string path = server_->dir() + "/routing.yaml";
+  auto mtime = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  auto write = [&](const std::string& yaml) {
+    std::ofstream(path, std::ios::trunc) << yaml;
+    // A new modification time each write, however fast the test runs.
+    mtime += std::chrono::seconds(1);
+    std::filesystem::last_write_time(path, mtime);
+  };
+  write(kCappedTeam);
+  absl::StatusOr<std::unique_ptr<RoutingRulesSource>> source =
+      RoutingRulesSource::Create(path, LoadRoutingRules);
+  ASSERT_TRUE(source.ok()) << source.status();
+  EffectiveRules effective(**source, *store_, clock_, absl::ZeroDuration());
+  RoutingHandler handler(effective, *store_, topics_, clock_, registry_);
+  const std::shared_ptr<const CompiledRoutingRules> running = (*source)->Current();
+  ASSERT_EQ(running->version(), "capped-test");
+
+  const std::vector<std::pair<std::string, std::string>> invalid = {
+      {"a rule naming an unknown team",
+       std::string(kCappedTeam) + "rules: [{id: r, team: nowhere}]\n"},
+      {"a rule's route_at that is no category",
+       std::string(kCappedTeam) + "rules: [{id: r, team: capped, route_at: lukewarm}]\n"},
+      {"a YAML syntax error", "version: broken\nteams: [\n"},
+      {"an unknown field", std::string(kCappedTeam) + "routing_mode: fast\n"},
+  };
+  for (const auto& [why, yaml] : invalid) {
+    write(yaml);
+    const absl::Status reload = (*source)->ReloadIfChanged();
+    EXPECT_EQ(reload.code(), absl::StatusCode::kInvalidArgument) << why << ": " << reload;
+    EXPECT_THAT(reload.message(), ::testing::HasSubstr(path)) << why;
+    EXPECT_EQ((*source)->Current(), running) << why;
+  }
+  // The handler still routes by the running rules: the capped team.
+  kafka::ConsumedMessage scored = Scored("lead-1", "s-1");
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(scored);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_THAT(*out, SizeIs(1));
+  EXPECT_EQ(DecodeRouted((*out)[0]).team_id(), "capped");
+  EXPECT_EQ(DecodeRouted((*out)[0]).rep_id(), "ann");
+
+  // A valid file is picked up.
+  std::string next = kCappedTeam;
+  next.replace(next.find("capped-test"), 11, "capped-test-2");
+  write(next);
+  ASSERT_TRUE((*source)->ReloadIfChanged().ok());
+  EXPECT_EQ((*source)->Current()->version(), "capped-test-2");
 }
 
 TEST_F(RoutingHandlerTest, OutcomeCommandsAreValidatedBeforeTheyArePublished) {
