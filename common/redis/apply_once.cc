@@ -23,14 +23,22 @@ if memo then return {1, memo} end
 if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
 local n = tonumber(ARGV[3])
 local a = 4
+-- Records absent when read must still be absent: one EXISTS for all of them (a plan often
+-- reads many records that do not exist, e.g. routing's presence of reps who never set one).
+local absent = {}
 for i = 1, n do
   local key = KEYS[3 + i]
-  local rec = redis.call('HMGET', key, 'v', 'd')
-  local v = tonumber(rec[1] or '0')
-  local dsha = rec[2] and redis.sha1hex(rec[2]) or ''
-  if v ~= tonumber(ARGV[a]) or dsha ~= ARGV[a + 4] then return {2, key} end
+  if tonumber(ARGV[a]) == 0 and ARGV[a + 4] == '' then
+    absent[#absent + 1] = key
+  else
+    local rec = redis.call('HMGET', key, 'v', 'd')
+    local v = tonumber(rec[1] or '0')
+    local dsha = rec[2] and redis.sha1hex(rec[2]) or ''
+    if v ~= tonumber(ARGV[a]) or dsha ~= ARGV[a + 4] then return {2, key} end
+  end
   a = a + 5
 end
+if #absent > 0 and redis.call('EXISTS', unpack(absent)) ~= 0 then return {2, absent[1]} end
 a = 4
 local registry = KEYS[3]
 for i = 1, n do
@@ -100,16 +108,17 @@ ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
       apply_script_(kApplyScript),
       erase_script_(kEraseScript) {}
 
-absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
-  std::vector<Args> commands;
-  commands.reserve(keys.size());
-  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d"});
-  absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
+namespace {
+
+// The records of `keys` from the HMGET k v d replies at replies[first ...].
+absl::StatusOr<std::vector<Versioned>> ParseRecords(const std::vector<std::string>& keys,
+                                                    const std::vector<Reply>& replies,
+                                                    size_t first) {
+  if (replies.size() < first + keys.size()) return absl::InternalError("short pipeline reply");
   std::vector<Versioned> out;
   out.reserve(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
-    const Reply& r = (*replies)[i];
+    const Reply& r = replies[first + i];
     if (r.is_error()) return ErrorReplyToStatus(r);
     Versioned v{keys[i], 0, std::nullopt};
     if (r.elements.size() == 2 && !r.elements[0].is_nil()) {
@@ -123,24 +132,40 @@ absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::st
   return out;
 }
 
+}  // namespace
+
+absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
+  std::vector<Args> commands;
+  commands.reserve(keys.size());
+  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d"});
+  absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  return ParseRecords(keys, *replies, 0);
+}
+
 absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
   // Redis does not roll a script back: reject what would fail half-way before anything runs.
   if (request.dedup_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
   }
   for (int attempt = 0; attempt < max_attempts_; ++attempt) {
-    // Cheap pre-check: a duplicate or an erased lead needs no planning.
-    std::vector<Args> probe = {{"GET", request.dedup_key}};
-    if (!request.tombstone_key.empty()) probe.push_back({"EXISTS", request.tombstone_key});
-    absl::StatusOr<std::vector<Reply>> probed = client_.Pipeline(probe);
-    if (!probed.ok()) return probed.status();
-    if ((*probed)[0].is_error()) return ErrorReplyToStatus((*probed)[0]);
-    if (!(*probed)[0].is_nil()) return ApplyResult{ApplyOutcome::kDuplicate, (*probed)[0].str};
-    if (probed->size() > 1 && (*probed)[1].integer == 1) {
+    // One round trip: the dedup key and the tombstone (a duplicate or an erased lead needs no
+    // planning) and the records to plan on. Reading the records before knowing whether they
+    // are needed costs a few HMGETs on the rare duplicate; the script re-checks all of it.
+    std::vector<Args> commands = {{"GET", request.dedup_key}};
+    if (!request.tombstone_key.empty()) commands.push_back({"EXISTS", request.tombstone_key});
+    const size_t records_at = commands.size();
+    for (const std::string& k : request.state_keys) commands.push_back({"HMGET", k, "v", "d"});
+    absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
+    if (!replies.ok()) return replies.status();
+    if ((*replies)[0].is_error()) return ErrorReplyToStatus((*replies)[0]);
+    if (!(*replies)[0].is_nil()) return ApplyResult{ApplyOutcome::kDuplicate, (*replies)[0].str};
+    if (records_at > 1 && (*replies)[1].integer == 1) {
       return ApplyResult{ApplyOutcome::kErased, ""};
     }
 
-    absl::StatusOr<std::vector<Versioned>> state = Read(request.state_keys);
+    absl::StatusOr<std::vector<Versioned>> state =
+        ParseRecords(request.state_keys, *replies, records_at);
     if (!state.ok()) return state.status();
     absl::StatusOr<Plan> plan = planner(*state);
     if (!plan.ok()) return plan.status();

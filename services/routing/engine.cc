@@ -216,20 +216,31 @@ const Team* CompiledRoutingRules::FindTeam(absl::string_view id) const {
   return nullptr;
 }
 
+namespace {
+
+// A route_at value: "" is `unset`.
+absl::StatusOr<events::v1::Category> ParseRouteAt(const std::string& value,
+                                                  events::v1::Category unset,
+                                                  const std::string& path) {
+  if (value.empty()) return unset;
+  if (value == "sales_ready") return events::v1::CATEGORY_SALES_READY;
+  if (value == "qualified") return events::v1::CATEGORY_QUALIFIED;
+  return Invalid(path, absl::StrCat("'", value, "' is not qualified or sales_ready"));
+}
+
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
     const RoutingRules& rules) {
   std::shared_ptr<CompiledRoutingRules> out(new CompiledRoutingRules());
   out->source_ = rules;
   out->version_ = rules.version();
 
-  if (rules.route_at().empty() || rules.route_at() == "sales_ready") {
-    out->route_at_ = events::v1::CATEGORY_SALES_READY;
-  } else if (rules.route_at() == "qualified") {
-    out->route_at_ = events::v1::CATEGORY_QUALIFIED;
-  } else {
-    return Invalid("routing.route_at",
-                   absl::StrCat("'", rules.route_at(), "' is not qualified or sales_ready"));
-  }
+  absl::StatusOr<events::v1::Category> route_at =
+      ParseRouteAt(rules.route_at(), events::v1::CATEGORY_SALES_READY, "routing.route_at");
+  if (!route_at.ok()) return route_at.status();
+  out->route_at_ = *route_at;
+  out->min_route_at_ = *route_at;
 
   absl::flat_hash_set<std::string> team_ids;
   for (int i = 0; i < rules.teams_size(); ++i) {
@@ -304,7 +315,11 @@ absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
         rules::CompileLeadConditions(rule.when(), absl::StrCat(path, ".when"),
                                      rules::kProfileFields | rules::kScoreFields, rule.id());
     if (!when.ok()) return when.status();
-    out->rules_.push_back({rule.id(), rule.team(), *std::move(when)});
+    absl::StatusOr<events::v1::Category> rule_route_at =
+        ParseRouteAt(rule.route_at(), out->route_at_, absl::StrCat(path, ".route_at"));
+    if (!rule_route_at.ok()) return rule_route_at.status();
+    out->min_route_at_ = std::min(out->min_route_at_, *rule_route_at);
+    out->rules_.push_back({rule.id(), rule.team(), *std::move(when), *rule_route_at});
   }
 
   if (rules.default_team().empty()) {
@@ -332,12 +347,26 @@ RoutingRules WithTeams(const RoutingRules& base, const std::vector<Team>& teams)
   return out;
 }
 
+namespace {
+
+bool Crosses(events::v1::Category route_at, const events::v1::ScoreSnapshot& previous,
+             const events::v1::ScoreSnapshot& current, bool new_episode) {
+  // Category numbers grow with temperature (cold < warm < qualified < sales_ready).
+  const bool reaches = current.category() >= route_at;
+  const bool reached_before = previous.category() >= route_at;
+  return reaches && (new_episode || !reached_before);
+}
+
+}  // namespace
+
 bool ShouldRoute(const CompiledRoutingRules& rules, const events::v1::ScoreSnapshot& previous,
                  const events::v1::ScoreSnapshot& current, bool new_episode) {
-  // Category numbers grow with temperature (cold < warm < qualified < sales_ready).
-  const bool reaches = current.category() >= rules.route_at();
-  const bool reached_before = previous.category() >= rules.route_at();
-  return reaches && (new_episode || !reached_before);
+  return Crosses(rules.route_at(), previous, current, new_episode);
+}
+
+bool ShouldRoute(const RouteDecision& decision, const events::v1::ScoreSnapshot& previous,
+                 const events::v1::ScoreSnapshot& current, bool new_episode) {
+  return Crosses(decision.route_at, previous, current, new_episode);
 }
 
 RouteDecision MatchTeam(const CompiledRoutingRules& rules, const events::v1::LeadProfile& profile,
@@ -347,11 +376,13 @@ RouteDecision MatchTeam(const CompiledRoutingRules& rules, const events::v1::Lea
     if (rule.when.Evaluate(fields)) {
       return RouteDecision{
           rule.team, rule.id,
-          absl::StrCat(rule.when.Describe(), " → ", rule.team, " (rule ", rule.id, ")")};
+          absl::StrCat(rule.when.Describe(), " → ", rule.team, " (rule ", rule.id, ")"),
+          rule.route_at};
     }
   }
   return RouteDecision{rules.default_team_, std::string(kDefaultRuleId),
-                       absl::StrCat("no rule matched → ", rules.default_team_, " (default)")};
+                       absl::StrCat("no rule matched → ", rules.default_team_, " (default)"),
+                       rules.route_at_};
 }
 
 std::vector<RepState> RepStatesFor(const Team& team) {

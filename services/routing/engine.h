@@ -42,8 +42,11 @@ struct RouteDecision;
 class CompiledRoutingRules {
  public:
   const std::string& version() const { return version_; }
-  // The category from which leads are routed (sales_ready unless the file says qualified).
+  // The category from which leads are routed (sales_ready unless the file says qualified);
+  // a rule may set its own (RouteDecision::route_at).
   events::v1::Category route_at() const { return route_at_; }
+  // The lowest threshold of the file and its rules: a score below it can never route.
+  events::v1::Category min_route_at() const { return min_route_at_; }
   const std::string& default_team() const { return default_team_; }
   // The team with `id`, or null.
   const config::v1::Team* FindTeam(absl::string_view id) const;
@@ -56,6 +59,7 @@ class CompiledRoutingRules {
     std::string id;
     std::string team;
     rules::CompiledConditions when;
+    events::v1::Category route_at;
   };
 
   CompiledRoutingRules() = default;
@@ -69,21 +73,21 @@ class CompiledRoutingRules {
   config::v1::RoutingRules source_;
   std::string version_;
   events::v1::Category route_at_ = events::v1::CATEGORY_SALES_READY;
+  events::v1::Category min_route_at_ = events::v1::CATEGORY_SALES_READY;
   std::vector<Rule> rules_;
   std::string default_team_;
   std::vector<config::v1::Team> teams_;
 };
 
-// Validates `rules`. InvalidArgument, naming the path, when: route_at is not "", "qualified" or
-// "sales_ready"; a team id is empty or repeated; a team has no reps; sla_minutes < 0;
-// escalate_to is not "", "manager" or another team's id; queue_timeout_minutes < 0, or > 0
-// without escalate_to; a rep id is empty or repeated (across
-// all teams: a rep's load and presence are per rep); weight is not in 0..1000 (0 means the
-// default, 1); max_open_leads, daily_quota or monthly_quota < 0; a rep with working hours has no
-// time zone, or a time zone is not a loadable IANA name; working hours are not "HH:MM" (end may be
-// "24:00"), start equals end, or a day is outside 1..7; a rule id is empty or repeated, names no
-// existing team, or has an invalid condition (profile and score fields); default_team is empty or
-// unknown.
+// Validates `rules`. InvalidArgument, naming the path, when: route_at (of the file or of a rule)
+// is not "", "qualified" or "sales_ready"; a team id is empty or repeated; a team has no reps;
+// sla_minutes < 0; escalate_to is not "", "manager" or another team's id; queue_timeout_minutes <
+// 0, or > 0 without escalate_to; a rep id is empty or repeated (across all teams: a rep's load and
+// presence are per rep); weight is not in 0..1000 (0 means the default, 1); max_open_leads,
+// daily_quota or monthly_quota < 0; a rep with working hours has no time zone, or a time zone is
+// not a loadable IANA name; working hours are not "HH:MM" (end may be "24:00"), start equals end,
+// or a day is outside 1..7; a rule id is empty or repeated, names no existing team, or has an
+// invalid condition (profile and score fields); default_team is empty or unknown.
 absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> CompileRoutingRules(
     const config::v1::RoutingRules& rules);
 
@@ -106,7 +110,14 @@ struct RouteDecision {
   std::string rule_id;
   // e.g. "country in [GB, UK] and interests contains shoes → uk-fashion (rule uk-shoes)".
   std::string reason;
+  // The threshold for this lead: the matching rule's route_at, else the file's.
+  events::v1::Category route_at = events::v1::CATEGORY_SALES_READY;
 };
+
+// ShouldRoute with the threshold of the rule the lead matched (decision.route_at) instead of
+// the file's.
+bool ShouldRoute(const RouteDecision& decision, const events::v1::ScoreSnapshot& previous,
+                 const events::v1::ScoreSnapshot& current, bool new_episode = false);
 
 // The first rule (in file order) whose conditions hold for the lead and its score, else the
 // default team.

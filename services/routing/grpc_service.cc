@@ -335,10 +335,10 @@ grpc::Status RoutingGrpcService::DryRun(grpc::ServerContext*,
                                         routing::v1::DryRunResponse* response) {
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return grpc_util::ToGrpcStatus(rules.status());
-  // As if the lead had never been routed: does this score reach the threshold?
-  response->set_would_route(
-      ShouldRoute(**rules, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
   const RouteDecision decision = MatchTeam(**rules, request->lead(), request->score());
+  // As if the lead had never been routed: does this score reach the matched rule's threshold?
+  response->set_would_route(
+      ShouldRoute(decision, events::v1::ScoreSnapshot(), request->score(), /*new_episode=*/true));
   response->set_team_id(decision.team_id);
   response->set_rule_id(decision.rule_id);
   response->set_reason(decision.reason);
@@ -361,6 +361,40 @@ grpc::Status RoutingGrpcService::RecordOutcome(grpc::ServerContext* context,
                                                const routing::v1::OutcomeRequest* request,
                                                routing::v1::OutcomeResponse* response) {
   return PublishOutcome(context, *request, request->kind(), response);
+}
+
+grpc::Status RoutingGrpcService::Reroute(grpc::ServerContext* context,
+                                         const routing::v1::RerouteRequest* request,
+                                         routing::v1::RerouteResponse* response) {
+  validation::ViolationList violations;
+  if (request->lead_id().empty()) violations.Add("lead_id", "required");
+  if (request->reason().empty()) violations.Add("reason", "required");
+  if (!violations.empty()) return grpc_util::ToGrpcStatus(violations.ToStatus("invalid re-route"));
+  if (scheduler_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "re-routing needs the scheduler");
+  }
+  const absl::Time now = clock_.Now();
+  // Without a request id the call is simply not idempotent.
+  const std::string request_id =
+      !request->request_id().empty()
+          ? request->request_id()
+          : events::DeriveEventId("grpc-request",
+                                  absl::StrCat(context != nullptr ? context->peer() : "",
+                                               absl::ToUnixNanos(now), request->lead_id()));
+  if (absl::Status s = scheduler_->Reroute(request->lead_id(), request->reason(), request_id);
+      !s.ok()) {
+    if (absl::IsNotFound(s)) return grpc_util::ToGrpcStatus(s);
+    return grpc_util::ToGrpcStatus(
+        absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)
+            ? absl::UnavailableError(absl::StrCat(
+                  "re-route not acknowledged; retry with the same request_id: ", s.message()))
+            : s);
+  }
+  absl::StatusOr<std::optional<internal::v1::RoutingAssignment>> a =
+      store_.LoadAssignment(request->lead_id());
+  if (!a.ok()) return grpc_util::ToGrpcStatus(a.status());
+  if (a->has_value()) *response->mutable_assignment() = ToApi(**a);
+  return grpc::Status::OK;
 }
 
 grpc::Status RoutingGrpcService::PublishOutcome(grpc::ServerContext* context,

@@ -69,6 +69,10 @@ class RoutingGrpcService final : public routing::v1::Routing::Service {
   grpc::Status RecordOutcome(grpc::ServerContext* context,
                              const routing::v1::OutcomeRequest* request,
                              routing::v1::OutcomeResponse* response) override;
+  // Applied here, not through leads.outcomes (no other consumer needs it): see
+  // RoutingHandler::Reroute. Needs the scheduler (UNIMPLEMENTED without one).
+  grpc::Status Reroute(grpc::ServerContext* context, const routing::v1::RerouteRequest* request,
+                       routing::v1::RerouteResponse* response) override;
 
  private:
   // Validates an outcome command, publishes it as `kind` and waits for the acknowledgement.

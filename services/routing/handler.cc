@@ -188,8 +188,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
   if (!input.ok()) return input.status();
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return rules.status();
-  // Most scores are below the threshold and can never route: no state to read or write.
-  if (scored.score().category() < (*rules)->route_at()) {
+  // Most scores are below every threshold and can never route: no state to read or write.
+  if (scored.score().category() < (*rules)->min_route_at()) {
     return std::vector<kafka::OutboundMessage>{};
   }
 
@@ -208,7 +208,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored
     if (c.assignment_exists && !reopen) return absl::OkStatus();
     // Scoring keeps a lost lead at STAGE_LOST until activity after the loss recycles it.
     const bool new_episode = reopen && scored.score().stage() != events::v1::STAGE_LOST;
-    if (!ShouldRoute(**rules, scored.previous(), scored.score(), new_episode)) {
+    // The threshold of the rule the lead matched (or the file's).
+    if (!ShouldRoute(decision, scored.previous(), scored.score(), new_episode)) {
       return absl::OkStatus();
     }
     const int32_t episode = c.assignment_exists ? a.episode() + 1 : 1;
@@ -584,6 +585,84 @@ absl::StatusOr<PassStep> RoutingHandler::DrainQueued(const std::string& lead_id,
   return step;
 }
 
+absl::StatusOr<PassStep> RoutingHandler::Reroute(const std::string& lead_id,
+                                                 const std::string& reason,
+                                                 const std::string& request_id) {
+  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  if (!rules.ok()) return rules.status();
+  const absl::Time now = clock_.Now();
+  Input input;
+  input.lead_id = lead_id;
+  input.event_id = events::DeriveEventId("reroute", request_id);
+  input.trace_id = request_id;
+  for (int lookup = 0; lookup < kMaxTeamLookups; ++lookup) {
+    absl::StatusOr<std::optional<RoutingAssignment>> current = store_.LoadAssignment(lead_id);
+    if (!current.ok()) return current.status();
+    if (!current->has_value()) {
+      // A retry of a re-route of a lead erased since: nothing to re-send.
+      return absl::NotFoundError(absl::StrCat("lead ", lead_id, " was never routed"));
+    }
+    // Where the rules in force send the lead now (the team record to load besides its own).
+    const std::string target = MatchTeam(**rules, (*current)->lead(), (*current)->score()).team_id;
+    bool retarget = false;
+    bool nothing = false;
+    absl::StatusOr<PassStep> step = ApplyPass(
+        input,
+        [&](LeadChange& c) -> absl::Status {
+          RoutingAssignment& a = c.assignment;
+          const RouteDecision decision = MatchTeam(**rules, a.lead(), a.score());
+          if (decision.team_id != target) {
+            retarget = true;  // the snapshot changed meanwhile: load the right team
+            return absl::AbortedError("the lead's team changed meanwhile");
+          }
+          const Team* to = (*rules)->FindTeam(target);
+          if (to == nullptr) {
+            return absl::InternalError(absl::StrCat("rules route to unknown team ", target));
+          }
+          const bool same_team = target == a.team_id();
+          RoutingTeamState& to_state = same_team ? c.team : c.other_team;
+          const std::string holder = IsOpen(a.state()) ? a.rep_id() : "";
+          c.commands.push_back({"ZREM", RoutingStore::SlaIndexKey(), lead_id});
+          std::vector<std::string> excluded;
+          LeadRouted::Kind kind = LeadRouted::KIND_REASSIGNED;
+          if (!holder.empty()) {
+            // Same episode: the holder lets go; reps who had the lead are not offered it again.
+            Release(lead_id, holder, c.team, c.commands);
+            c.write_team = true;
+            excluded.assign(a.reps_tried().begin(), a.reps_tried().end());
+            excluded.push_back(holder);
+          } else {
+            // Held by nobody: a new qualification episode, any rep may take it.
+            if (a.state() == internal::v1::ASSIGNMENT_STATE_QUEUED) {
+              c.commands.push_back({"ZREM", RoutingStore::TeamQueueKey(a.team_id()), lead_id});
+            }
+            kind = LeadRouted::KIND_ASSIGNED;
+            a.set_episode(a.episode() + 1);
+            a.set_attempt(1);
+            a.clear_reps_tried();
+            a.clear_requalify();
+            a.clear_closed_reason();
+          }
+          a.set_rule_id(decision.rule_id);
+          AssignOrQueue(
+              input, *to, to_state, excluded, now,
+              absl::StrCat("re-routed", holder.empty() ? "" : " from " + holder,
+                           reason.empty() ? "" : " (" + reason + ")", "; ", decision.reason),
+              kind, holder, c);
+          if (same_team) {
+            c.write_team = true;
+          } else {
+            c.write_other_team = true;
+          }
+          return absl::OkStatus();
+        },
+        /*escalation_team=*/false, &nothing, target);
+    if (!step.ok() && retarget) continue;
+    return step;
+  }
+  return absl::AbortedError(absl::StrCat("lead ", lead_id, " kept changing; retry"));
+}
+
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Replay(
     const std::string& lead_id, const std::string& event_id) {
   Input input;
@@ -602,7 +681,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Replay(
 }
 
 absl::StatusOr<PassStep> RoutingHandler::ApplyPass(const Input& input, const ChangeFn& change,
-                                                   bool escalation_team, bool* nothing_to_do) {
+                                                   bool escalation_team, bool* nothing_to_do,
+                                                   const std::string& other_team_id) {
   *nothing_to_do = false;
   PassStep step;
   step.event_id = input.event_id;
@@ -623,7 +703,7 @@ absl::StatusOr<PassStep> RoutingHandler::ApplyPass(const Input& input, const Cha
         }
         return absl::OkStatus();
       },
-      escalation_team, &outcome);
+      escalation_team, &outcome, other_team_id);
   if (!out.ok()) {
     if (*nothing_to_do) return step;
     return out.status();
@@ -735,7 +815,7 @@ void RoutingHandler::Emit(const Input& input, LeadRouted::Kind kind,
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
     const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
-    bool escalation_team, redis::ApplyOutcome* outcome) {
+    bool escalation_team, redis::ApplyOutcome* outcome, const std::string& other_team_id) {
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return rules.status();
   const std::string assignment_key = RoutingStore::AssignmentKey(input.lead_id);
@@ -756,6 +836,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
         team_config->escalate_to() != kEscalateToManager) {
       other_team = team_config->escalate_to();
     }
+    if (!other_team_id.empty() && other_team_id != team) other_team = other_team_id;
     const std::string other_key = other_team.empty() ? "" : RoutingStore::TeamStateKey(other_team);
     std::vector<std::string> rep_ids = RepIds(team_config);
     if (!other_team.empty()) {

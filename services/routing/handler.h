@@ -110,6 +110,15 @@ class RoutingHandler {
   // is no longer queued there (its stale queue entry is dropped).
   absl::StatusOr<PassStep> DrainQueued(const std::string& lead_id, const std::string& team_id,
                                        bool* nobody);
+  // Explicit re-route (gRPC Reroute; input id DeriveEventId("reroute", request_id)): the lead
+  // goes, by the rules in force applied to its stored snapshot, to its matching team. A lead
+  // held by a rep (assigned, accepted, contacted) is released from that rep and re-assigned in
+  // the same episode to a rep who has not had it (KIND_REASSIGNED, or KIND_QUEUED when none can
+  // take it). A lead held by nobody (queued, escalated to the manager, closed) starts episode + 1
+  // (KIND_ASSIGNED, or KIND_QUEUED). Recorded in the outbox like a pass decision; publish with
+  // RoutingScheduler. NOT_FOUND when the lead was never routed (or was erased).
+  absl::StatusOr<PassStep> Reroute(const std::string& lead_id, const std::string& reason,
+                                   const std::string& request_id);
   // The outputs a pass decision recorded (to re-send an unacknowledged outbox entry); empty
   // when the record is gone (expired, or the lead erased).
   absl::StatusOr<std::vector<kafka::OutboundMessage>> Replay(const std::string& lead_id,
@@ -125,16 +134,21 @@ class RoutingHandler {
 
   // Runs `change` in one apply-once over the lead's assignment, a team record (`team_id`'s,
   // or, when nullopt, the team of the lead's current assignment; nothing happens for a lead
-  // without one), with `escalation_team` also that team's escalate_to team record, and the
-  // presence records of those teams' reps. Returns the outputs (memoised for re-deliveries);
-  // `outcome`, when given, says whether the change was applied now.
+  // without one), with `escalation_team` also that team's escalate_to team record (or, with
+  // `other_team_id`, that team's record), and the presence records of those teams' reps. Returns
+  // the outputs (memoised for re-deliveries); `outcome`, when given, says whether the change was
+  // applied now.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> Apply(
       const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
-      bool escalation_team = false, redis::ApplyOutcome* outcome = nullptr);
+      bool escalation_team = false, redis::ApplyOutcome* outcome = nullptr,
+      const std::string& other_team_id = "");
 
-  // A pass step: Apply with the outbox entry added to the change's commands.
+  // A pass step: Apply with the outbox entry added to the change's commands. `other_team_id`,
+  // when not empty and not the lead's team, is loaded as the other team (as escalation_team
+  // loads escalate_to).
   absl::StatusOr<PassStep> ApplyPass(const Input& input, const ChangeFn& change,
-                                     bool escalation_team, bool* nothing_to_do);
+                                     bool escalation_team, bool* nothing_to_do,
+                                     const std::string& other_team_id = "");
 
   // Gives the lead to a rep of `team` (whose record in `c` is `team_state`), excluding
   // `excluded`, or queues it there when none can take it; updates `c` and emits LeadRouted of

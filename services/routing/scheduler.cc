@@ -169,6 +169,13 @@ absl::StatusOr<std::vector<std::string>> RoutingScheduler::DrainTeam(const std::
   return assigned;
 }
 
+absl::Status RoutingScheduler::Reroute(const std::string& lead_id, const std::string& reason,
+                                       const std::string& request_id) {
+  absl::StatusOr<PassStep> step = handler_.Reroute(lead_id, reason, request_id);
+  if (!step.ok()) return step.status();
+  return Publish(lead_id, *step);
+}
+
 absl::Status RoutingScheduler::Publish(const std::string& lead_id, const PassStep& step) {
   for (const kafka::OutboundMessage& message : step.outputs) {
     if (absl::Status s = producer_.SendAndWait(message, options_.ack_timeout); !s.ok()) return s;

@@ -85,6 +85,12 @@ class RoutingScheduler {
   absl::StatusOr<std::vector<std::string>> DrainTeam(const std::string& team_id,
                                                      RoutingPassStats* stats = nullptr);
 
+  // An explicit re-route (gRPC Reroute): RoutingHandler::Reroute, then its events are sent and
+  // awaited like a pass decision's (outbox entry removed on the acknowledgement; re-sent by a
+  // later pass otherwise). A retried request id re-sends the same events.
+  absl::Status Reroute(const std::string& lead_id, const std::string& reason,
+                       const std::string& request_id);
+
  private:
   // Sends a step's events, waits for their acknowledgement, then removes its outbox entry.
   absl::Status Publish(const std::string& lead_id, const PassStep& step);

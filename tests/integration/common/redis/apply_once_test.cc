@@ -306,6 +306,63 @@ TEST_F(ApplyOnceTest, DeleteAndRecreateBetweenReadAndApplyIsAConflict) {
   EXPECT_EQ(Counter(), 101) << "the recreated record's value was overwritten";
 }
 
+// Counts the calls (each one round trip) made through it.
+class CountingClient final : public RedisClient {
+ public:
+  explicit CountingClient(RedisClient& inner) : inner_(inner) {}
+  absl::StatusOr<Reply> Command(const Args& args) override {
+    ++calls;
+    return inner_.Command(args);
+  }
+  absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override {
+    ++calls;
+    return inner_.Pipeline(commands);
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  RedisClient& inner_;
+};
+
+TEST_F(ApplyOnceTest, AFreshApplyTakesTwoRoundTripsAndADuplicateOne) {
+  CountingClient counting(*client_);
+  ApplyOnce apply(counting);
+  ASSERT_TRUE(Apply(apply, "warm-up").ok());  // loads the script
+  counting.calls = 0;
+  ApplyOnceRequest request = Request("e1");
+  // Records that do not exist yet are read and checked too.
+  request.state_keys.push_back(LeadKey(kService, kLead, "absent-1"));
+  request.state_keys.push_back(LeadKey(kService, kLead, "absent-2"));
+  absl::StatusOr<ApplyResult> r =
+      apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("e1", s); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(counting.calls, 2) << "probe + read in one pipeline, then the script";
+  counting.calls = 0;
+  r = apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("e1", s); });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(counting.calls, 1);
+  EXPECT_EQ(Counter(), 2);
+}
+
+TEST_F(ApplyOnceTest, ARecordCreatedBetweenReadAndApplyIsAConflict) {
+  ApplyOnce apply(*client_);
+  const std::string other_key = LeadKey(kService, kLead, "other");
+  ApplyOnceRequest request = Request("add");
+  request.state_keys.push_back(other_key);
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    // The second record was absent when read; someone creates it before the script runs.
+    if (++plans == 1) Cmd({"HSET", other_key, "v", "1", "d", "x"});
+    EXPECT_EQ(s[1].data.has_value(), plans > 1);
+    return Increment("add", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 2) << "the plan made while the record was absent was applied";
+  EXPECT_EQ(Counter(), 1);
+}
+
 TEST_F(ApplyOnceTest, ErasedLeadIsNotWrittenAndReportsErased) {
   ApplyOnce apply(*client_);
   ASSERT_TRUE(

@@ -2,6 +2,9 @@
 // redis-server (no Kafka): messages are built with events::Encode and fed to the handler, and
 // the outputs it returns are what the consumer loop would publish. Rules: config/routing.yaml
 // unless a test installs its own. Time: Monday 5 January 2026, 11:00 UTC (UK desk at work).
+#include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <set>
@@ -557,6 +560,281 @@ TEST_F(RoutingHandlerTest, ARejectedLeadIsReassignedToARepWhoHasNotHadIt) {
           .ok());
   EXPECT_THAT(back.assigned_lead_ids(), ElementsAre("lead-2"));
   EXPECT_THAT(TeamQueue("uk-fashion"), ElementsAre("lead-1"));
+}
+
+TEST_F(RoutingHandlerTest, RerouteTakesTheLeadFromItsRepAndGivesItToAnotherOnce) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "scored-1")).rep_id(),
+            "amelia.hughes");
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-2", "scored-2")).rep_id(),
+            "oliver.bennett");
+  ASSERT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 1);
+
+  routing::v1::RerouteRequest request;
+  request.set_lead_id("lead-1");
+  request.set_reason("rep moved to key accounts");
+  request.set_request_id("reroute-1");
+  routing::v1::RerouteResponse response;
+  grpc::Status status = grpc_->Reroute(nullptr, &request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  // One leads.routed event, keyed by team, acknowledged before the answer.
+  const std::vector<LeadRouted> routed = PublishedRouted();
+  ASSERT_THAT(routed, SizeIs(1));
+  EXPECT_EQ(producer_.sent()[0].message.key, "uk-fashion");
+  const LeadRouted& reassigned = routed[0];
+  EXPECT_EQ(reassigned.kind(), LeadRouted::KIND_REASSIGNED);
+  EXPECT_EQ(reassigned.previous_rep_id(), "amelia.hughes");
+  // Round-robin goes on from the team's cursor, never back to the rep it was taken from.
+  EXPECT_EQ(reassigned.rep_id(), "priya.shah");
+  EXPECT_EQ(reassigned.episode(), 1);
+  EXPECT_EQ(reassigned.attempt(), 2);
+  EXPECT_EQ(reassigned.rule_id(), "uk-fashion");
+  EXPECT_THAT(reassigned.reason(), ::testing::HasSubstr("rep moved to key accounts"));
+  EXPECT_EQ(reassigned.envelope().event_id(),
+            events::DeriveEventId("routed", events::DeriveEventId("reroute", "reroute-1")));
+  EXPECT_TRUE(reassigned.has_sla_deadline());
+  EXPECT_EQ(response.assignment().rep_id(), "priya.shah");
+  EXPECT_EQ(response.assignment().state(), "assigned");
+  // Capacity released and taken, indexes moved, the SLA restarted for the new rep.
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+  EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 1);
+  EXPECT_THAT(RepQueue("amelia.hughes"), IsEmpty());
+  EXPECT_THAT(RepQueue("priya.shah"), ElementsAre("lead-1"));
+  EXPECT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 2);
+  EXPECT_EQ(Cardinality(RoutingStore::OutboxKey()), 0) << "acknowledged, so out of the outbox";
+
+  // The same request id again: the same event re-sent, nothing re-routed.
+  ASSERT_TRUE(grpc_->Reroute(nullptr, &request, &response).ok());
+  const std::vector<LeadRouted> again = PublishedRouted(1);
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].envelope().event_id(), reassigned.envelope().event_id());
+  EXPECT_EQ(again[0].rep_id(), "priya.shah");
+  EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 1);
+  EXPECT_EQ(GetAssignment("lead-1").attempt(), 2);
+
+  // A second re-route skips every rep who had the lead this episode.
+  request.set_request_id("reroute-2");
+  ASSERT_TRUE(grpc_->Reroute(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.assignment().rep_id(), "oliver.bennett");
+  EXPECT_EQ(OpenLeads("uk-fashion", "priya.shah"), 0);
+  EXPECT_EQ(OpenLeads("uk-fashion", "oliver.bennett"), 2);
+}
+
+TEST_F(RoutingHandlerTest, RerouteOfALeadNoRepHoldsOpensANewEpisode) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "scored-1")).rep_id(),
+            "amelia.hughes");
+  // Lost: closed, the rep released.
+  routing::v1::OutcomeRequest lost;
+  lost.set_lead_id("lead-1");
+  lost.set_kind(LeadOutcome::KIND_LOST);
+  lost.set_reason("no budget");
+  lost.set_request_id("lost-1");
+  routing::v1::OutcomeResponse outcome_response;
+  ASSERT_TRUE(grpc_->RecordOutcome(nullptr, &lost, &outcome_response).ok());
+  Handle(&RoutingHandler::HandleOutcome, Consumed(producer_.sent()[0].message));
+  ASSERT_EQ(GetAssignment("lead-1").state(), "closed");
+  ASSERT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+  const size_t before = producer_.sent_count();
+
+  routing::v1::RerouteRequest request;
+  request.set_lead_id("lead-1");
+  request.set_reason("budget found after all");
+  request.set_request_id("reroute-1");
+  routing::v1::RerouteResponse response;
+  grpc::Status status = grpc_->Reroute(nullptr, &request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const std::vector<LeadRouted> routed = PublishedRouted(before);
+  ASSERT_THAT(routed, SizeIs(1));
+  EXPECT_EQ(routed[0].kind(), LeadRouted::KIND_ASSIGNED);
+  EXPECT_EQ(routed[0].episode(), 2);
+  EXPECT_EQ(routed[0].attempt(), 1);
+  EXPECT_EQ(routed[0].previous_rep_id(), "");
+  EXPECT_EQ(response.assignment().episode(), 2);
+  EXPECT_EQ(response.assignment().state(), "assigned");
+  // A new episode: any rep may take it, the rotation goes on.
+  EXPECT_EQ(routed[0].rep_id(), "oliver.bennett");
+  EXPECT_EQ(OpenLeads("uk-fashion", "oliver.bennett"), 1);
+  // The new episode is routed once: a later sales-ready score changes nothing.
+  EXPECT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-1", "scored-2")), IsEmpty());
+}
+
+TEST_F(RoutingHandlerTest, RerouteMovesAQueuedLeadOutOfItsQueueAndIsValidated) {
+  UseRules(kCappedTeam);
+  ASSERT_TRUE(SetAvailability("ann", routing::v1::AVAILABILITY_AWAY, "a").ok());
+  ASSERT_TRUE(SetAvailability("bob", routing::v1::AVAILABILITY_AWAY, "b").ok());
+  ASSERT_TRUE(SetAvailability("cyd", routing::v1::AVAILABILITY_AWAY, "c").ok());
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "scored-1")).kind(),
+            LeadRouted::KIND_QUEUED);
+  ASSERT_THAT(TeamQueue("capped"), ElementsAre("lead-1"));
+  // Still nobody: queued again, in a new episode, once in the queue.
+  routing::v1::RerouteRequest request;
+  request.set_lead_id("lead-1");
+  request.set_reason("try again");
+  request.set_request_id("r-1");
+  routing::v1::RerouteResponse response;
+  ASSERT_TRUE(grpc_->Reroute(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.assignment().state(), "queued");
+  EXPECT_EQ(response.assignment().episode(), 2);
+  EXPECT_THAT(TeamQueue("capped"), ElementsAre("lead-1"));
+  // Someone is back: the re-route assigns it and empties the queue.
+  clock_.Advance(absl::Minutes(1));
+  routing::v1::SetAvailabilityRequest back;
+  back.set_rep_id("cyd");
+  back.set_availability(routing::v1::AVAILABILITY_AVAILABLE);
+  back.set_request_id("c2");
+  // Without the scheduler's drain, to see the re-route do it.
+  RoutingGrpcService no_drain(*effective_, *store_, producer_, topics_, clock_);
+  routing::v1::SetAvailabilityResponse ignored;
+  ASSERT_TRUE(no_drain.SetAvailability(nullptr, &back, &ignored).ok());
+  request.set_request_id("r-2");
+  ASSERT_TRUE(grpc_->Reroute(nullptr, &request, &response).ok());
+  EXPECT_EQ(response.assignment().rep_id(), "cyd");
+  EXPECT_EQ(response.assignment().episode(), 3);
+  EXPECT_THAT(TeamQueue("capped"), IsEmpty());
+  EXPECT_EQ(OpenLeads("capped", "cyd"), 1);
+
+  // Validation: lead id and reason required; a lead never routed is NOT_FOUND.
+  routing::v1::RerouteRequest bad;
+  EXPECT_EQ(grpc_->Reroute(nullptr, &bad, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_lead_id("lead-unknown");
+  EXPECT_EQ(grpc_->Reroute(nullptr, &bad, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  bad.set_reason("why not");
+  EXPECT_EQ(grpc_->Reroute(nullptr, &bad, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(no_drain.Reroute(nullptr, &request, &response).error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(RoutingHandlerTest, GrpcAcceptStopsTheSlaClockAndMeasuresTimeToAccept) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1")).rep_id(),
+            "amelia.hughes");
+  ASSERT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 1);
+  clock_.Advance(absl::Minutes(3));
+  routing::v1::OutcomeRequest accept;
+  accept.set_lead_id("lead-1");
+  accept.set_rep_id("amelia.hughes");
+  accept.set_request_id("acc-1");
+  routing::v1::OutcomeResponse response;
+  grpc::Status status = grpc_->Accept(nullptr, &accept, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.assignment().rep_id(), "amelia.hughes");
+  ASSERT_EQ(producer_.sent_count(), 1u);
+  const kafka::OutboundMessage published = producer_.sent()[0].message;
+  EXPECT_EQ(published.topic, "test.leads.outcomes");
+  LeadOutcome outcome;
+  ASSERT_TRUE(events::Decode(Consumed(published), &outcome).ok());
+  EXPECT_EQ(outcome.kind(), LeadOutcome::KIND_ACCEPTED);
+  EXPECT_EQ(outcome.rep_id(), "amelia.hughes");
+  EXPECT_EQ(outcome.envelope().event_id(), events::DeriveEventId("outcome", "acc-1"));
+
+  // Routing consumes it: accepted, out of the SLA index, 180 s to accept.
+  EXPECT_THAT(Handle(&RoutingHandler::HandleOutcome, Consumed(published)), IsEmpty());
+  EXPECT_EQ(GetAssignment("lead-1").state(), "accepted");
+  EXPECT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 0);
+  EXPECT_EQ(Histogram("leadflow_routing_time_to_accept_seconds", "uk-fashion"),
+            std::make_pair(uint64_t{1}, 180.0));
+  // The SLA never fires for it, however late.
+  clock_.Advance(absl::Hours(2));
+  EXPECT_EQ(Pass().sla_fired, 0);
+  EXPECT_THAT(PublishedRouted(), IsEmpty());
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 1) << "accepting keeps the lead open";
+}
+
+TEST_F(RoutingHandlerTest, GrpcRecordOutcomeLandsOnLeadsOutcomesAndWonReleasesTheRep) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1")).rep_id(),
+            "amelia.hughes");
+  ASSERT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 1);
+  routing::v1::OutcomeRequest won;
+  won.set_lead_id("lead-1");
+  won.set_kind(LeadOutcome::KIND_WON);
+  won.set_value(12500);
+  won.set_request_id("won-1");
+  routing::v1::OutcomeResponse response;
+  grpc::Status status = grpc_->RecordOutcome(nullptr, &won, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  // Published on leads.outcomes, keyed by lead, with the holder as reporter of record.
+  ASSERT_EQ(producer_.sent_count(), 1u);
+  const kafka::OutboundMessage published = producer_.sent()[0].message;
+  EXPECT_EQ(published.topic, "test.leads.outcomes");
+  EXPECT_EQ(published.key, "lead-1");
+  LeadOutcome outcome;
+  ASSERT_TRUE(events::Decode(Consumed(published), &outcome).ok());
+  EXPECT_EQ(outcome.kind(), LeadOutcome::KIND_WON);
+  EXPECT_EQ(outcome.rep_id(), "amelia.hughes");
+  EXPECT_EQ(outcome.team_id(), "uk-fashion");
+  EXPECT_EQ(outcome.value(), 12500);
+  EXPECT_EQ(outcome.request_id(), "won-1");
+  // The same request id again is the same event.
+  ASSERT_TRUE(grpc_->RecordOutcome(nullptr, &won, &response).ok());
+  ASSERT_EQ(producer_.sent_count(), 2u);
+  LeadOutcome retried;
+  ASSERT_TRUE(events::Decode(Consumed(producer_.sent()[1].message), &retried).ok());
+  EXPECT_EQ(retried.envelope().event_id(), outcome.envelope().event_id());
+
+  // Consumed by routing: converted, capacity released, out of the rep's open set.
+  const LeadRouted converted = RoutedBy(&RoutingHandler::HandleOutcome, Consumed(published));
+  EXPECT_EQ(converted.kind(), LeadRouted::KIND_CONVERTED);
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+  EXPECT_THAT(RepQueue("amelia.hughes"), IsEmpty());
+  EXPECT_EQ(GetAssignment("lead-1").state(), "closed");
+  EXPECT_EQ(Cardinality(RoutingStore::SlaIndexKey()), 0);
+  // The re-delivered copy changes nothing.
+  EXPECT_EQ(
+      DecodeRouted(Handle(&RoutingHandler::HandleOutcome, Consumed(producer_.sent()[1].message))[0])
+          .envelope()
+          .event_id(),
+      converted.envelope().event_id());
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 0);
+}
+
+TEST_F(RoutingHandlerTest, AnInvalidRoutingFileReloadKeepsTheRunningRules) {
+  const std::string path = server_->dir() + "/routing.yaml";
+  auto mtime = std::filesystem::file_time_type::clock::now() - std::chrono::hours(1);
+  auto write = [&](const std::string& yaml) {
+    std::ofstream(path, std::ios::trunc) << yaml;
+    // A new modification time each write, however fast the test runs.
+    mtime += std::chrono::seconds(1);
+    std::filesystem::last_write_time(path, mtime);
+  };
+  write(kCappedTeam);
+  absl::StatusOr<std::unique_ptr<RoutingRulesSource>> source =
+      RoutingRulesSource::Create(path, LoadRoutingRules);
+  ASSERT_TRUE(source.ok()) << source.status();
+  EffectiveRules effective(**source, *store_, clock_, absl::ZeroDuration());
+  RoutingHandler handler(effective, *store_, topics_, clock_, registry_);
+  const std::shared_ptr<const CompiledRoutingRules> running = (*source)->Current();
+  ASSERT_EQ(running->version(), "capped-test");
+
+  const std::vector<std::pair<std::string, std::string>> invalid = {
+      {"a rule naming an unknown team",
+       std::string(kCappedTeam) + "rules: [{id: r, team: nowhere}]\n"},
+      {"a rule's route_at that is no category",
+       std::string(kCappedTeam) + "rules: [{id: r, team: capped, route_at: lukewarm}]\n"},
+      {"a YAML syntax error", "version: broken\nteams: [\n"},
+      {"an unknown field", std::string(kCappedTeam) + "routing_mode: fast\n"},
+  };
+  for (const auto& [why, yaml] : invalid) {
+    write(yaml);
+    const absl::Status reload = (*source)->ReloadIfChanged();
+    EXPECT_EQ(reload.code(), absl::StatusCode::kInvalidArgument) << why << ": " << reload;
+    EXPECT_THAT(reload.message(), ::testing::HasSubstr(path)) << why;
+    EXPECT_EQ((*source)->Current(), running) << why;
+  }
+  // The handler still routes by the running rules: the capped team.
+  kafka::ConsumedMessage scored = Scored("lead-1", "s-1");
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(scored);
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_THAT(*out, SizeIs(1));
+  EXPECT_EQ(DecodeRouted((*out)[0]).team_id(), "capped");
+  EXPECT_EQ(DecodeRouted((*out)[0]).rep_id(), "ann");
+
+  // A valid file is picked up.
+  std::string next = kCappedTeam;
+  next.replace(next.find("capped-test"), 11, "capped-test-2");
+  write(next);
+  ASSERT_TRUE((*source)->ReloadIfChanged().ok());
+  EXPECT_EQ((*source)->Current()->version(), "capped-test-2");
 }
 
 TEST_F(RoutingHandlerTest, OutcomeCommandsAreValidatedBeforeTheyArePublished) {

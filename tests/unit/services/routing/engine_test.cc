@@ -213,6 +213,95 @@ TEST(ShouldRouteTest, RoutesOnAFreshCrossingOrANewEpisode) {
   }
 }
 
+constexpr char kPerRuleRouteAt[] = R"pb(
+  version: "per-rule"
+  route_at: "sales_ready"
+  default_team: "inbound-queue"
+  rules {
+    id: "enterprise"
+    team: "enterprise"
+    route_at: "qualified"
+    when {
+      field: "company_size"
+      range { min: 1000 }
+    }
+  }
+  rules {
+    id: "uk"
+    team: "emea"
+    when { field: "country" equals: "GB" }
+  }
+  teams {
+    id: "enterprise"
+    reps { id: "erin" }
+  }
+  teams {
+    id: "emea"
+    reps { id: "lena" }
+  }
+  teams {
+    id: "inbound-queue"
+    reps { id: "sam" }
+  }
+)pb";
+
+TEST(ShouldRouteTest, ARulesRouteAtOverridesTheFilesForTheLeadsItMatches) {
+  using events::v1::CATEGORY_QUALIFIED;
+  using events::v1::CATEGORY_SALES_READY;
+  using events::v1::CATEGORY_WARM;
+  const auto rules = Compile(kPerRuleRouteAt);
+  ASSERT_NE(rules, nullptr);
+  EXPECT_EQ(rules->route_at(), CATEGORY_SALES_READY);
+  EXPECT_EQ(rules->min_route_at(), CATEGORY_QUALIFIED);
+  struct Case {
+    std::string name;
+    std::string lead;
+    events::v1::Category previous;
+    events::v1::Category current;
+    std::string rule;
+    bool expected;
+  };
+  const std::vector<Case> cases = {
+      {"enterprise lead routes once qualified", R"pb(company_size: 5000)pb", CATEGORY_WARM,
+       CATEGORY_QUALIFIED, "enterprise", true},
+      {"enterprise lead: qualified to sales-ready is no new crossing", R"pb(company_size: 5000)pb",
+       CATEGORY_QUALIFIED, CATEGORY_SALES_READY, "enterprise", false},
+      {"UK lead keeps the file's sales_ready: qualified is not enough", R"pb(country: "GB")pb",
+       CATEGORY_WARM, CATEGORY_QUALIFIED, "uk", false},
+      {"UK lead routes at sales_ready", R"pb(country: "GB")pb", CATEGORY_QUALIFIED,
+       CATEGORY_SALES_READY, "uk", true},
+      {"default team keeps the file's threshold", R"pb(country: "FR")pb", CATEGORY_WARM,
+       CATEGORY_QUALIFIED, "default", false},
+  };
+  for (const Case& c : cases) {
+    const RouteDecision decision =
+        MatchTeam(*rules, ParseText<LeadProfile>(c.lead), Category(c.current));
+    EXPECT_EQ(decision.rule_id, c.rule) << c.name;
+    EXPECT_EQ(ShouldRoute(decision, Category(c.previous), Category(c.current)), c.expected)
+        << c.name;
+  }
+}
+
+TEST(ShouldRouteTest, ARuleMayRaiseTheThresholdAboveTheFiles) {
+  const auto rules = Compile(kPerRuleRouteAt);
+  ASSERT_NE(rules, nullptr);
+  RoutingRules source = rules->source();
+  source.set_route_at("qualified");
+  source.mutable_rules(1)->set_route_at("sales_ready");  // uk
+  const auto raised = CompileRoutingRules(source);
+  ASSERT_TRUE(raised.ok()) << raised.status();
+  const RouteDecision uk = MatchTeam(**raised, ParseText<LeadProfile>(R"pb(country: "GB")pb"),
+                                     Category(events::v1::CATEGORY_QUALIFIED));
+  EXPECT_EQ(uk.route_at, events::v1::CATEGORY_SALES_READY);
+  EXPECT_FALSE(ShouldRoute(uk, Category(events::v1::CATEGORY_WARM),
+                           Category(events::v1::CATEGORY_QUALIFIED)));
+  const RouteDecision other = MatchTeam(**raised, ParseText<LeadProfile>(R"pb(country: "FR")pb"),
+                                        Category(events::v1::CATEGORY_QUALIFIED));
+  EXPECT_TRUE(ShouldRoute(other, Category(events::v1::CATEGORY_WARM),
+                          Category(events::v1::CATEGORY_QUALIFIED)));
+  EXPECT_EQ((*raised)->min_route_at(), events::v1::CATEGORY_QUALIFIED);
+}
+
 // --- Rep selection. ---
 
 Team MakeTeam(config::v1::Strategy strategy, const std::vector<std::string>& rep_ids,
@@ -332,6 +421,81 @@ TEST(PickRepTest, LeastLoadedPicksTheFewestOpenLeadsAndRotatesTies) {
   EXPECT_LE(std::max({a, b, c}) - std::min({a, b, c}), 1) << a << " " << b << " " << c;
   EXPECT_GT(counts.at("b"), counts.at("c"));
   EXPECT_GT(counts.at("c"), counts.at("a"));
+}
+
+TEST(PickRepTest, LeastLoadedIsFairOverThreeThousandLeadsWhoseOutcomesReleaseCapacity) {
+  const Team team = MakeTeam(config::v1::STRATEGY_LEAST_LOADED, {"a", "b", "c", "d"});
+  std::vector<RepState> states = RepStatesFor(team);
+  // Each rep's open leads, oldest first; an outcome closes a rep's oldest lead. Reps work at
+  // different speeds (a closes a lead every 2nd assignment, d every 7th), so loads drift apart
+  // and least-loaded must keep pulling them back together.
+  std::vector<std::vector<int>> open(states.size());
+  const std::vector<int> closes_every = {2, 3, 5, 7};
+  std::map<std::string, int> assigned;
+  std::vector<int64_t> released(states.size(), 0);
+  uint64_t cursor = 0;
+  int64_t max_spread = 0;
+  for (int lead = 0; lead < 3000; ++lead) {
+    const std::optional<RepChoice> choice = PickRep(team, states, cursor, kMonday);
+    ASSERT_TRUE(choice.has_value()) << lead;
+    // Least-loaded: nobody eligible holds fewer open leads than the chosen rep.
+    for (const RepState& s : states) {
+      ASSERT_GE(s.open_leads, states[choice->index].open_leads) << lead;
+    }
+    cursor = choice->next_cursor;
+    ++assigned[choice->rep_id];
+    open[choice->index].push_back(lead);
+    ++states[choice->index].open_leads;
+    for (size_t r = 0; r < states.size(); ++r) {
+      if (lead % closes_every[r] == 0 && !open[r].empty()) {
+        open[r].erase(open[r].begin());  // won or lost: the rep's capacity comes back
+        --states[r].open_leads;
+        ++released[r];
+      }
+    }
+    int64_t low = states[0].open_leads, high = states[0].open_leads;
+    for (const RepState& s : states) {
+      low = std::min(low, s.open_leads);
+      high = std::max(high, s.open_leads);
+    }
+    max_spread = std::max(max_spread, high - low);
+  }
+  // Open loads never drift more than one lead apart (one pick closes the gap it opened,
+  // releases aside), and the reps who close leads faster are given proportionally more.
+  EXPECT_LE(max_spread, 2);
+  EXPECT_GT(assigned.at("a"), assigned.at("b"));
+  EXPECT_GT(assigned.at("b"), assigned.at("c"));
+  EXPECT_GT(assigned.at("c"), assigned.at("d"));
+  int total = 0;
+  for (const auto& [rep, n] : assigned) total += n;
+  EXPECT_EQ(total, 3000);
+  // Every lead is accounted for: assigned = still open + released by an outcome.
+  for (size_t r = 0; r < states.size(); ++r) {
+    EXPECT_EQ(assigned.at(team.reps(r).id()), states[r].open_leads + released[r])
+        << team.reps(r).id();
+  }
+}
+
+TEST(PickRepTest, LeastLoadedSharesEvenlyAmongRepsOfEqualSpeed) {
+  const Team team = MakeTeam(config::v1::STRATEGY_LEAST_LOADED, {"a", "b", "c"});
+  std::vector<RepState> states = RepStatesFor(team);
+  std::map<std::string, int> assigned;
+  uint64_t cursor = 0;
+  for (int lead = 0; lead < 3000; ++lead) {
+    const std::optional<RepChoice> choice = PickRep(team, states, cursor, kMonday);
+    ASSERT_TRUE(choice.has_value());
+    cursor = choice->next_cursor;
+    ++assigned[choice->rep_id];
+    ++states[choice->index].open_leads;
+    // Every third lead an outcome closes one lead of the busiest rep.
+    if (lead % 3 == 2) {
+      auto busiest = std::max_element(
+          states.begin(), states.end(),
+          [](const RepState& x, const RepState& y) { return x.open_leads < y.open_leads; });
+      --busiest->open_leads;
+    }
+  }
+  for (const auto& [rep, n] : assigned) EXPECT_NEAR(n, 1000, 1) << rep;
 }
 
 TEST(PickRepTest, AnAwayRepIsSkippedAndPickedAgainWhenBack) {
@@ -550,6 +714,8 @@ TEST(CompileRoutingRulesTest, RejectsInvalidRulesNamingThePath) {
   const std::vector<InvalidRulesCase> cases = {
       {"bad route_at", team + R"pb(route_at: "warm")pb",
        "routing.route_at: 'warm' is not qualified or sales_ready"},
+      {"bad route_at of a rule", team + R"pb(rules { id: "x" team: "t" route_at: "hot" })pb",
+       "routing.rules[0].route_at: 'hot' is not qualified or sales_ready"},
       {"empty team id", R"pb(default_team: "t"
                              teams { reps { id: "r" } })pb",
        "routing.teams[0].id: empty team id"},
