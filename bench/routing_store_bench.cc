@@ -23,6 +23,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_support.h"
 #include "common/config/yaml_proto.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
@@ -42,50 +43,9 @@
 namespace leadflow::routing {
 namespace {
 
-// Acknowledges every message at once and only counts them.
-class CountingProducer final : public kafka::Producer {
- public:
-  absl::Status Send(kafka::OutboundMessage, DeliveryCallback on_delivery) override {
-    sent_.fetch_add(1);
-    on_delivery(absl::OkStatus());
-    return absl::OkStatus();
-  }
-  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
-  int64_t sent() const { return sent_.load(); }
-
- private:
-  std::atomic<int64_t> sent_{0};
-};
-
-// A numeric field of INFO <section>.
-double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name) {
-  absl::StatusOr<redis::Reply> info = client.Command({"INFO", section});
-  if (!info.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    if (absl::ConsumePrefix(&line, name) && absl::ConsumePrefix(&line, ":")) {
-      double v = 0;
-      if (absl::SimpleAtod(line, &v)) return v;
-    }
-  }
-  return -1;
-}
-
-double RedisCpu(redis::RedisClient& client) {
-  return InfoField(client, "cpu", "used_cpu_user") + InfoField(client, "cpu", "used_cpu_sys");
-}
-
-// `calls` of one command in INFO commandstats ("cmdstat_evalsha:calls=...").
-int64_t CommandCalls(redis::RedisClient& client, absl::string_view command) {
-  absl::StatusOr<redis::Reply> info = client.Command({"INFO", "commandstats"});
-  if (!info.ok()) return -1;
-  const std::string prefix = absl::StrCat("cmdstat_", command, ":calls=");
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    if (!absl::ConsumePrefix(&line, prefix)) continue;
-    int64_t calls = 0;
-    if (absl::SimpleAtoi(line.substr(0, line.find(',')), &calls)) return calls;
-  }
-  return 0;
-}
+using bench::CommandCalls;
+using bench::CountingProducer;
+using bench::RedisCpu;
 
 // `teams` teams of `reps` reps each, no caps, no working hours, a 15-minute SLA; strategies
 // cycle round-robin, weighted, least-loaded. One rule per team but the last, which is the

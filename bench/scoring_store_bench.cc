@@ -22,6 +22,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench/bench_support.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/producer.h"
@@ -38,38 +39,8 @@
 namespace leadflow::scoring {
 namespace {
 
-// Acknowledges every message at once and only counts them.
-class CountingProducer final : public kafka::Producer {
- public:
-  absl::Status Send(kafka::OutboundMessage, DeliveryCallback on_delivery) override {
-    sent_.fetch_add(1);
-    on_delivery(absl::OkStatus());
-    return absl::OkStatus();
-  }
-  absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
-  int64_t sent() const { return sent_.load(); }
-
- private:
-  std::atomic<int64_t> sent_{0};
-};
-
-// A numeric field of INFO <section>.
-double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name) {
-  absl::StatusOr<redis::Reply> info = client.Command({"INFO", section});
-  if (!info.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    if (absl::ConsumePrefix(&line, name) && absl::ConsumePrefix(&line, ":")) {
-      double v = 0;
-      if (absl::SimpleAtod(line, &v)) return v;
-    }
-  }
-  return -1;
-}
-
-// CPU seconds the redis-server used so far.
-double RedisCpu(redis::RedisClient& client) {
-  return InfoField(client, "cpu", "used_cpu_user") + InfoField(client, "cpu", "used_cpu_sys");
-}
+using bench::CountingProducer;
+using bench::RedisCpu;
 
 // One step of a lead's journey: the activity type and, for page views, the page category.
 struct Step {

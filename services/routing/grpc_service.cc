@@ -406,11 +406,11 @@ grpc::Status RoutingGrpcService::PublishOutcome(grpc::ServerContext* context,
   validation::ViolationList violations;
   if (request.lead_id().empty()) violations.Add("lead_id", "required");
   if (!assignment_command && kind != LeadOutcome::KIND_CONTACTED &&
-      kind != LeadOutcome::KIND_QUALIFIED && kind != LeadOutcome::KIND_WON &&
-      kind != LeadOutcome::KIND_LOST) {
+      kind != LeadOutcome::KIND_QUALIFIED && kind != LeadOutcome::KIND_OPPORTUNITY &&
+      kind != LeadOutcome::KIND_WON && kind != LeadOutcome::KIND_LOST) {
     violations.Add("kind",
-                   "must be contacted, qualified, won or lost (Accept and Reject have "
-                   "their own calls)");
+                   "must be contacted, qualified, opportunity, won or lost (Accept and Reject "
+                   "have their own calls)");
   }
   if ((kind == LeadOutcome::KIND_REJECTED || kind == LeadOutcome::KIND_LOST) &&
       request.reason().empty()) {

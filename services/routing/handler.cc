@@ -272,8 +272,10 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleOutcom
               c.commands.push_back(stop_sla);
             }
             break;
+          // An opened opportunity implies the rep reached the lead: it counts as first contact.
           case LeadOutcome::KIND_CONTACTED:
           case LeadOutcome::KIND_QUALIFIED:
+          case LeadOutcome::KIND_OPPORTUNITY:
             if ((a.state() == internal::v1::ASSIGNMENT_STATE_ASSIGNED ||
                  a.state() == internal::v1::ASSIGNMENT_STATE_ACCEPTED) &&
                 from_holder) {

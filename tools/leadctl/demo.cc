@@ -1,5 +1,7 @@
 #include "tools/leadctl/demo.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <random>
 #include <set>
@@ -20,6 +22,7 @@
 #include "leadflow/events/v1/nurture.pb.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
+#include "leadflow/nurturing/v1/nurturing.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tools/leadctl/kafka_io.h"
 #include "tools/leadctl/workload.h"
@@ -167,9 +170,10 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
 
   // 3. Watch the outputs settle.
   absl::StatusOr<std::unique_ptr<TopicReader>> reader = TopicReader::Create(
-      bootstrap, {topics.Name(kafka::kLeadsCaptured), topics.Name(kafka::kLeadsScored),
-                  topics.Name(kafka::kLeadsRouted), topics.Name(kafka::kNurtureTouches),
-                  topics.Name(kafka::kLeadsInbound) + ".dlq"});
+      bootstrap,
+      {topics.Name(kafka::kLeadsCaptured), topics.Name(kafka::kLeadsScored),
+       topics.Name(kafka::kLeadsRouted), topics.Name(kafka::kNurtureTouches),
+       topics.Name(kafka::kNurtureEnrollments), topics.Name(kafka::kLeadsInbound) + ".dlq"});
   if (!reader.ok()) return reader.status();
   std::set<std::string> captured_leads;
   std::map<std::string, events::v1::Category> category;
@@ -180,6 +184,7 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     int step;
   };
   std::vector<Touch> touches;
+  std::map<std::string, std::string> enrolled_in;  // lead → its latest track
   int dlq = 0;
   absl::Time last_change = absl::Now();
   // A rebalance of the reader's own group can hand it a message again; that is the reader's
@@ -210,6 +215,12 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
       events::v1::NurtureTouch t;
       if (events::Decode(m, &t).ok()) {
         touches.push_back({t.envelope().lead_id(), t.track_id(), t.step()});
+      }
+    } else if (m.topic == topics.Name(kafka::kNurtureEnrollments)) {
+      events::v1::NurtureEnrollmentChanged e;
+      if (events::Decode(m, &e).ok() &&
+          e.kind() == events::v1::NurtureEnrollmentChanged::KIND_ENROLLED) {
+        enrolled_in[e.envelope().lead_id()] = e.track_id();
       }
     } else if (m.value.find(run_prefix) != std::string::npos) {
       ++dlq;
@@ -299,10 +310,43 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
                 r.lead().job_title().c_str(), r.team_id().c_str(), r.rep_id().c_str(),
                 r.reason().c_str());
   }
-  std::printf("\n== Nurturing (%zu leads touched) ==\n", nurtured_leads.size());
-  for (const auto& [track, n] : touch_count_by_track) {
-    std::printf("  %-20s %4d touches, steps sent so far: %zu\n", track.c_str(), n,
-                touches_by_track[track].size());
+  std::erase_if(enrolled_in, [&](const auto& kv) { return !this_run(kv.first); });
+  std::map<std::string, int> enrolled_by_track;
+  for (const auto& [lead, track] : enrolled_in) ++enrolled_by_track[track];
+  for (const auto& [track, n] : touch_count_by_track) enrolled_by_track.try_emplace(track, 0);
+  std::printf("\n== Nurturing (%zu leads enrolled, %zu touched so far) ==\n", enrolled_in.size(),
+              nurtured_leads.size());
+  for (const auto& [track, n] : enrolled_by_track) {
+    std::printf("  %-20s %4d enrolled, %4d touches, steps sent so far: %zu\n", track.c_str(), n,
+                touch_count_by_track[track], touches_by_track[track].size());
+  }
+  // Enrolled but not touched yet: show when, so a demo at night (quiet hours in the leads'
+  // time zones) or a track whose first step has a delay does not look like a silent pipeline.
+  const auto untouched = std::find_if(enrolled_in.begin(), enrolled_in.end(), [&](const auto& kv) {
+    return !nurtured_leads.contains(kv.first);
+  });
+  if (untouched != enrolled_in.end() && !get("LEADFLOW_NURTURING_GRPC_ADDR").empty()) {
+    auto nurturing = nurturing::v1::Nurturing::NewStub(grpc::CreateChannel(
+        get("LEADFLOW_NURTURING_GRPC_ADDR"), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    nurturing::v1::GetEnrollmentsRequest request;
+    request.set_lead_id(untouched->first);
+    nurturing::v1::GetEnrollmentsResponse response;
+    if (nurturing->GetEnrollments(&ctx, request, &response).ok()) {
+      for (const auto& e : response.enrollments()) {
+        if (e.state() != "active" || !e.has_next_due_at()) continue;
+        const absl::Time due = absl::FromUnixSeconds(e.next_due_at().seconds());
+        std::printf(
+            "  e.g. %s in %s: step %d due %s UTC (now %s UTC). A touch waits for its step's\n"
+            "  delay, quiet hours in the lead's time zone and the frequency cap: deferred, never"
+            " dropped.\n",
+            untouched->first.c_str(), e.track_id().c_str(), e.next_step() + 1,
+            absl::FormatTime("%Y-%m-%d %H:%M", due, absl::UTCTimeZone()).c_str(),
+            absl::FormatTime("%H:%M", absl::Now(), absl::UTCTimeZone()).c_str());
+        break;
+      }
+    }
   }
   std::map<std::string, int> by_category;
   for (const auto& [lead, c] : category) ++by_category[CategoryName(c)];
@@ -318,7 +362,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
   std::printf("  scored             %zu:", category.size());
   for (const auto& [c, n] : by_category) std::printf(" %s=%d", c.c_str(), n);
   std::printf("\n  routed to sales    %zu\n", routed.size());
-  std::printf("  nurtured           %zu\n", nurtured_leads.size());
+  std::printf("  nurtured           %zu enrolled, %zu touched\n", enrolled_in.size(),
+              nurtured_leads.size());
   std::printf("  won / lost         %d / %d\n", won, lost);
   std::printf("  rejected to DLQ    %d\n", dlq);
   std::printf("  duplicate routing events on the wire: %d\n", duplicate_routes);

@@ -855,6 +855,23 @@ TEST_F(RoutingHandlerTest, OutcomeCommandsAreValidatedBeforeTheyArePublished) {
   EXPECT_EQ(producer_.sent_count(), 0u);
 }
 
+TEST_F(RoutingHandlerTest, AnOpenedOpportunityCountsAsFirstContactAndIsAcceptedOverGrpc) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "scored-1")).rep_id(),
+            "amelia.hughes");
+  EXPECT_THAT(Handle(&RoutingHandler::HandleOutcome,
+                     Outcome("lead-1", "opp", LeadOutcome::KIND_OPPORTUNITY, "amelia.hughes")),
+              IsEmpty());
+  EXPECT_EQ(GetAssignment("lead-1").state(), "contacted");
+  EXPECT_EQ(OpenLeads("uk-fashion", "amelia.hughes"), 1);  // still the rep's lead
+
+  routing::v1::OutcomeRequest request;
+  routing::v1::OutcomeResponse response;
+  request.set_lead_id("lead-1");
+  request.set_kind(LeadOutcome::KIND_OPPORTUNITY);
+  const grpc::Status status = grpc_->RecordOutcome(nullptr, &request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
 TEST_F(RoutingHandlerTest, ALostLeadIsClosedReleasesItsRepAndRoutesAgainOnceRequalified) {
   ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "scored-1")).rep_id(),
             "amelia.hughes");
