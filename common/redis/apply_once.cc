@@ -102,6 +102,14 @@ std::string Sha1Hex(const std::string& data) {
 
 }  // namespace
 
+std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string& from) {
+  // The expiring records keep the later expiry of the two (equal unless both hold one key).
+  return {{"SUNIONSTORE", to, to, from},
+          {"ZUNIONSTORE", to + ":expiring", "2", to + ":expiring", from + ":expiring", "AGGREGATE",
+           "MAX"},
+          {"DEL", from, from + ":expiring"}};
+}
+
 ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
     : client_(client),
       max_attempts_(max_attempts),

@@ -85,6 +85,13 @@ struct ApplyResult {
   std::string memo;
 };
 
+// Commands, for a Plan's extra_commands, that move every key registered in `from_registry` —
+// lasting members and expiring apply-once records — into `to_registry` and delete
+// `from_registry`: what merging one lead into another does with the absorbed lead's keys, so
+// that erasing the survivor erases them too.
+std::vector<Args> AdoptRegistryCommands(const std::string& to_registry,
+                                        const std::string& from_registry);
+
 class ApplyOnce {
  public:
   using Planner = absl::FunctionRef<absl::StatusOr<Plan>(const std::vector<Versioned>& state)>;

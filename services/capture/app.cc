@@ -20,6 +20,9 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   if (capture_config.request_id_retention_hours() > 0) {
     options.request_retention = absl::Hours(capture_config.request_id_retention_hours());
   }
+  absl::StatusOr<double> fuzzy_threshold = FuzzyThresholdOf(capture_config);
+  if (!fuzzy_threshold.ok()) return fuzzy_threshold.status();
+  options.fuzzy_threshold = *fuzzy_threshold;
   CaptureHandler handler(normalizer, store, context.topics(), context.clock(), options);
   CaptureGrpcService grpc_service(handler, store, normalizer, context.producer());
 

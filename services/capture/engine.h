@@ -13,6 +13,7 @@
 //       external_id) and by the fuzzy blocking keys (company_match_key, email_domain)
 //   Match(normalized, candidates, threshold)          pick the lead to merge into, with the reason
 //   Merge(existing, normalized, now)  or  NewLead(normalized, id, now)
+//   MergeLeads(survivor, absorbed, now)              for each also_matched lead: one person
 //
 // Thread safety: everything here is safe to call concurrently; a Normalizer is immutable after
 // construction.
@@ -205,6 +206,24 @@ struct MergeResult {
 MergeResult Merge(const events::v1::LeadProfile& existing, const NormalizedSubmission& submission,
                   absl::Time now);
 
+// Merges lead `absorbed` into lead `survivor` — two records found to be one person — with the
+// rules of Merge, `absorbed` playing the submission made at its updated_at: its newer non-empty
+// scalars win, an older one only fills gaps; a verified e-mail is never replaced by an
+// unverified one; sources, interests, anonymous_ids and external_ids accumulate (survivor's
+// first); consents per channel by latest `at`; do_not_contact sticky; custom key by key. And
+// across the whole records: first_touch is the earlier of the two first touches, last_touch the
+// later of the two last touches, created_at the earlier creation, updated_at the later update.
+// lead_id and the episode links (contact_id, episode, previous_lead_id) stay the survivor's.
+// changed_fields lists what differs from `survivor`. Preconditions: neither lead is converted
+// (IsConverted) — history is never merged — and the ids differ; the caller checks.
+MergeResult MergeLeads(const events::v1::LeadProfile& survivor,
+                       const events::v1::LeadProfile& absorbed, absl::Time now);
+
+// Names of the LeadProfile fields whose values differ between `before` and `after`, in field
+// number order; updated_at is never listed (see MergeResult::changed_fields).
+std::vector<std::string> ChangedFields(const events::v1::LeadProfile& before,
+                                       const events::v1::LeadProfile& after);
+
 // A new lead from a normalised submission: every field copied, first_touch = last_touch = the
 // submission's attribution (source and `at` filled), sources = [source], created_at = updated_at
 // = submitted_at, or `now` when the submission has none.
@@ -225,5 +244,22 @@ MergeResult NewEpisode(const events::v1::LeadProfile& converted,
 
 // True when `lead` converted to a contact: a submission matching it opens a new episode.
 inline bool IsConverted(const events::v1::LeadProfile& lead) { return lead.has_converted_at(); }
+
+// The stub capture keeps in place of a lead merged into `survivor_id`: only lead_id and
+// merged_into_lead_id are set.
+events::v1::LeadProfile MergedStub(const std::string& lead_id, const std::string& survivor_id);
+
+// True for such a stub: the lead no longer exists on its own.
+inline bool IsMergedStub(const events::v1::LeadProfile& lead) {
+  return !lead.merged_into_lead_id().empty();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Configuration.
+// ---------------------------------------------------------------------------------------------
+
+// The fuzzy-match threshold of `config`: fuzzy_threshold when set, else kDefaultFuzzyThreshold.
+// InvalidArgument unless it is in (0, 1] (0 means unset; NaN, negative and > 1 are rejected).
+absl::StatusOr<double> FuzzyThresholdOf(const config::v1::CaptureConfig& config);
 
 }  // namespace leadflow::capture

@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "common/rules/time_util.h"
 #include "services/capture/engine.h"
 #include "services/capture/engine_internal.h"
@@ -116,6 +117,17 @@ double JaroWinkler(absl::string_view a, absl::string_view b) {
   size_t prefix = 0;
   while (prefix < std::min({kMaxPrefix, x.size(), y.size()}) && x[prefix] == y[prefix]) ++prefix;
   return jaro + static_cast<double>(prefix) * kPrefixScale * (1.0 - jaro);
+}
+
+absl::StatusOr<double> FuzzyThresholdOf(const config::v1::CaptureConfig& config) {
+  const double t = config.fuzzy_threshold();
+  if (t == 0.0) return kDefaultFuzzyThreshold;
+  // Written so that NaN fails too.
+  if (!(t > 0.0 && t <= 1.0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capture: fuzzy_threshold must be in (0, 1], got ", t));
+  }
+  return t;
 }
 
 MatchDecision Match(const NormalizedSubmission& submission,

@@ -105,7 +105,83 @@ class TopLevelFieldCollector : public MessageDifferencer::Reporter {
   std::map<int, std::string> fields_;
 };
 
-// Names of the LeadProfile fields that differ between `before` and `after`, except updated_at.
+// A lead record read as the submission that would have produced it, made at its last update:
+// what lets MergeLeads apply Merge's rules instead of restating them. Lists the submission has
+// only one of (sources, anonymous and external ids) and the touches are the caller's to add.
+NormalizedSubmission AsSubmission(const LeadProfile& lead) {
+  NormalizedSubmission n;
+  LeadSubmission& s = n.submission;
+  if (lead.has_updated_at()) {
+    *s.mutable_submitted_at() = lead.updated_at();
+  } else if (lead.has_created_at()) {
+    *s.mutable_submitted_at() = lead.created_at();
+  }
+  s.set_email(lead.email());
+  s.set_email_verified(lead.email_verified());
+  s.set_phone(lead.phone());
+  s.set_first_name(lead.first_name());
+  s.set_last_name(lead.last_name());
+  s.set_company(lead.company());
+  s.set_job_title(lead.job_title());
+  s.set_company_size(lead.company_size());
+  s.set_industry(lead.industry());
+  s.set_country(lead.country());
+  s.set_region(lead.region());
+  s.set_city(lead.city());
+  s.set_language(lead.language());
+  s.set_time_zone(lead.time_zone());
+  *s.mutable_interests() = lead.interests();
+  *s.mutable_custom() = lead.custom();
+  *s.mutable_consents() = lead.consents();
+  s.set_do_not_contact(lead.do_not_contact());
+  n.email_match_key = EmailMatchKey(lead.email());
+  n.phone_e164 = lead.phone();
+  n.seniority = lead.seniority();
+  n.job_function = lead.job_function();
+  return n;
+}
+
+// The earlier first touch (`first`) or the later last touch of two leads, either possibly
+// unset, into `out`; a tie keeps `a`'s.
+void PickTouch(const LeadProfile& a, const LeadProfile& b, bool first, LeadProfile* out) {
+  const Attribution* pa = first ? (a.has_first_touch() ? &a.first_touch() : nullptr)
+                                : (a.has_last_touch() ? &a.last_touch() : nullptr);
+  const Attribution* pb = first ? (b.has_first_touch() ? &b.first_touch() : nullptr)
+                                : (b.has_last_touch() ? &b.last_touch() : nullptr);
+  const Attribution* pick = pa;
+  if (pa == nullptr) {
+    pick = pb;
+  } else if (pb != nullptr) {
+    const absl::Time ta = ToTime(pa->at());
+    const absl::Time tb = ToTime(pb->at());
+    if (first ? tb < ta : tb > ta) pick = pb;
+  }
+  Attribution* target = first ? out->mutable_first_touch() : out->mutable_last_touch();
+  if (pick == nullptr) {
+    first ? out->clear_first_touch() : out->clear_last_touch();
+  } else {
+    *target = *pick;
+  }
+}
+
+// The earlier (`earliest`) or later of two leads' optional timestamps, into `out`.
+void PickTime(const LeadProfile& a, const LeadProfile& b, bool earliest,
+              const google::protobuf::Timestamp& (LeadProfile::*get)() const,
+              bool (LeadProfile::*has)() const, google::protobuf::Timestamp* out) {
+  if (!(a.*has)() && !(b.*has)()) return;
+  if (!(a.*has)()) {
+    *out = (b.*get)();
+  } else if (!(b.*has)()) {
+    *out = (a.*get)();
+  } else {
+    const absl::Time ta = ToTime((a.*get)());
+    const absl::Time tb = ToTime((b.*get)());
+    *out = (earliest ? tb < ta : tb > ta) ? (b.*get)() : (a.*get)();
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> ChangedFields(const LeadProfile& before, const LeadProfile& after) {
   TopLevelFieldCollector collector;
   MessageDifferencer differencer;
@@ -115,8 +191,6 @@ std::vector<std::string> ChangedFields(const LeadProfile& before, const LeadProf
   differencer.Compare(before, after);
   return collector.Names();
 }
-
-}  // namespace
 
 MergeResult Merge(const LeadProfile& existing, const NormalizedSubmission& submission,
                   absl::Time now) {
@@ -205,6 +279,36 @@ MergeResult Merge(const LeadProfile& existing, const NormalizedSubmission& submi
   result.changed_fields = ChangedFields(existing, lead);
   result.lead = std::move(lead);
   return result;
+}
+
+MergeResult MergeLeads(const LeadProfile& survivor, const LeadProfile& absorbed, absl::Time now) {
+  MergeResult result = Merge(survivor, AsSubmission(absorbed), now);
+  LeadProfile& lead = result.lead;
+  for (const std::string& source : absorbed.sources()) AddUnique(source, lead.mutable_sources());
+  for (const std::string& id : absorbed.anonymous_ids()) {
+    AddUnique(id, lead.mutable_anonymous_ids());
+  }
+  for (const std::string& id : absorbed.external_ids()) {
+    AddUnique(id, lead.mutable_external_ids());
+  }
+  // Whole records, not one touch: Merge saw the absorbed lead as a single submission.
+  PickTouch(survivor, absorbed, /*first=*/true, &lead);
+  PickTouch(survivor, absorbed, /*first=*/false, &lead);
+  PickTime(survivor, absorbed, /*earliest=*/true, &LeadProfile::created_at,
+           &LeadProfile::has_created_at, lead.mutable_created_at());
+  PickTime(survivor, absorbed, /*earliest=*/false, &LeadProfile::updated_at,
+           &LeadProfile::has_updated_at, lead.mutable_updated_at());
+  if (!survivor.has_created_at() && !absorbed.has_created_at()) lead.clear_created_at();
+  if (!survivor.has_updated_at() && !absorbed.has_updated_at()) lead.clear_updated_at();
+  result.changed_fields = ChangedFields(survivor, lead);
+  return result;
+}
+
+LeadProfile MergedStub(const std::string& lead_id, const std::string& survivor_id) {
+  LeadProfile stub;
+  stub.set_lead_id(lead_id);
+  stub.set_merged_into_lead_id(survivor_id);
+  return stub;
 }
 
 LeadProfile NewLead(const NormalizedSubmission& submission, std::string lead_id, absl::Time now) {

@@ -152,11 +152,15 @@ grpc::Status CaptureGrpcService::GetLead(grpc::ServerContext*,
   if (request->lead_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "lead_id is required");
   }
+  // A lead merged into another answers with the one it is now part of.
   absl::StatusOr<std::optional<events::v1::LeadProfile>> profile =
-      store_.LoadProfile(request->lead_id());
+      store_.LoadCurrent(request->lead_id());
   if (!profile.ok()) return grpc_util::ToGrpcStatus(profile.status());
   if (!profile->has_value()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no lead " + request->lead_id());
+  }
+  if ((*profile)->lead_id() != request->lead_id()) {
+    response->set_merged_lead_id(request->lead_id());
   }
   *response->mutable_lead() = std::move(**profile);
   return grpc::Status::OK;

@@ -45,14 +45,15 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     absl::StatusOr<std::vector<LeadProfile>> candidates = store_.LoadProfiles(*ids);
     if (!candidates.ok()) return candidates.status();
     // A converted lead whose next episode is also a candidate is history: only the open
-    // episode may match.
+    // episode may match. The stub of a lead merged away is no candidate at all.
     absl::flat_hash_set<std::string> superseded;
     for (const LeadProfile& c : *candidates) {
       if (!c.previous_lead_id().empty()) superseded.insert(c.previous_lead_id());
     }
     candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
                                      [&](const LeadProfile& c) {
-                                       return IsConverted(c) && superseded.contains(c.lead_id());
+                                       return IsMergedStub(c) ||
+                                              (IsConverted(c) && superseded.contains(c.lead_id()));
                                      }),
                       candidates->end());
     const MatchDecision decision = Match(norm, *candidates, options_.fuzzy_threshold);
@@ -67,12 +68,41 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     const std::string target = decision.match.has_value() && converted == nullptr
                                    ? decision.match->matched_lead_id()
                                    : new_lead_id;
+    // Leads the submission proves to be the same person as `target` (it matched them by another
+    // exact key) are merged into it. Converted leads are history and are never merged, and
+    // neither is anything into a new episode.
+    std::vector<std::string> absorbed;
+    if (decision.match.has_value() && converted == nullptr) {
+      for (const std::string& id : decision.also_matched_lead_ids) {
+        for (const LeadProfile& c : *candidates) {
+          if (c.lead_id() == id && id != target && !IsConverted(c)) absorbed.push_back(id);
+        }
+      }
+    }
+    const absl::flat_hash_set<std::string> absorbed_set(absorbed.begin(), absorbed.end());
 
+    // State: [0] the target's profile, [1, absorbed_at) the submission's index records,
+    // [absorbed_at, absorbed_index_at) the absorbed profiles, then their own index records
+    // (those the submission does not already name). All version-checked by the apply.
     redis::ApplyOnceRequest request;
     request.dedup_key = CaptureStore::RequestKey(request_id);
     request.dedup_ttl = options_.request_retention;
     request.state_keys.push_back(CaptureStore::ProfileKey(target));
     request.state_keys.insert(request.state_keys.end(), index_keys.begin(), index_keys.end());
+    const size_t absorbed_at = request.state_keys.size();
+    for (const std::string& id : absorbed) {
+      request.state_keys.push_back(CaptureStore::ProfileKey(id));
+    }
+    const size_t absorbed_index_at = request.state_keys.size();
+    for (const LeadProfile& c : *candidates) {
+      if (!absorbed_set.contains(c.lead_id())) continue;
+      for (const std::string& k : CaptureStore::IndexKeysOf(c)) {
+        if (std::find(request.state_keys.begin(), request.state_keys.end(), k) ==
+            request.state_keys.end()) {
+          request.state_keys.push_back(k);
+        }
+      }
+    }
     request.registry_key = redis::RegistryKey(kService, target);
     request.tombstone_key = redis::TombstoneKey(kService, target);
 
@@ -80,16 +110,40 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
       retry_match = false;
       // An exact key owned by another lead we already knew of stays with it (the submission
-      // matched `target` by a stronger key); one claimed since our look-up means match again.
+      // matched `target` by a stronger key) unless that lead is being merged into `target`; one
+      // claimed since our look-up means match again.
       std::vector<bool> claim(state.size(), false);
-      for (size_t i = 1; i < state.size(); ++i) {
+      for (size_t i = 1; i < absorbed_at; ++i) {
         if (!state[i].data.has_value() || *state[i].data == target ||
+            absorbed_set.contains(*state[i].data) ||
             (converted != nullptr && *state[i].data == converted->lead_id())) {
-          claim[i] = true;  // free, ours, or moving from the converted lead to its new episode
+          claim[i] = true;  // free, ours, an absorbed lead's, or moving to the new episode
         } else if (std::find(ids->begin(), ids->end(), *state[i].data) == ids->end()) {
           retry_match = true;
           return absl::AbortedError("index claimed concurrently");
         }
+      }
+      // The absorbed leads as they are now; one erased, converted or merged elsewhere since the
+      // look-up means match again.
+      std::vector<LeadProfile> absorbed_profiles;
+      for (size_t i = absorbed_at; i < absorbed_index_at; ++i) {
+        LeadProfile& p = absorbed_profiles.emplace_back();
+        if (!state[i].data.has_value() || !p.ParseFromString(*state[i].data) || IsConverted(p) ||
+            IsMergedStub(p)) {
+          retry_match = true;
+          return absl::AbortedError("a lead to merge changed meanwhile");
+        }
+        for (const std::string& k : CaptureStore::IndexKeysOf(p)) {
+          if (std::find(request.state_keys.begin(), request.state_keys.end(), k) ==
+              request.state_keys.end()) {
+            retry_match = true;  // it gained a key since the look-up: its record must move too
+            return absl::AbortedError("a lead to merge gained a key meanwhile");
+          }
+        }
+      }
+      // Their keys move to `target`; a key another lead owns stays with it.
+      for (size_t i = absorbed_index_at; i < state.size(); ++i) {
+        claim[i] = !state[i].data.has_value() || absorbed_set.contains(*state[i].data);
       }
       LeadCaptured event;
       if (state[0].data.has_value()) {
@@ -97,14 +151,21 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
         if (!existing.ParseFromString(*state[0].data)) {
           return absl::DataLossError("corrupt profile of " + target);
         }
-        if (IsConverted(existing) && converted == nullptr) {
-          retry_match = true;  // converted since the look-up: match again, as a new episode
-          return absl::AbortedError("matched lead converted meanwhile");
+        if ((IsConverted(existing) && converted == nullptr) || IsMergedStub(existing)) {
+          retry_match = true;  // converted or merged away since the look-up: match again
+          return absl::AbortedError("matched lead converted or merged meanwhile");
         }
-        MergeResult merged = Merge(existing, norm, now);
+        // The absorbed records first (in Match's order: key precedence, then age), the submission
+        // last: it is the newest statement of who the person is.
+        LeadProfile survivor = existing;
+        for (const LeadProfile& p : absorbed_profiles) survivor = MergeLeads(survivor, p, now).lead;
+        MergeResult merged = Merge(survivor, norm, now);
         event.set_change(LeadCaptured::CHANGE_UPDATED);
+        for (std::string& f : ChangedFields(existing, merged.lead)) {
+          event.add_changed_fields(std::move(f));
+        }
         *event.mutable_lead() = std::move(merged.lead);
-        for (std::string& f : merged.changed_fields) event.add_changed_fields(std::move(f));
+        for (const std::string& id : absorbed) event.add_merged_lead_ids(id);
         if (decision.match.has_value()) *event.mutable_match() = *decision.match;
       } else if (converted != nullptr) {
         MergeResult episode = NewEpisode(*converted, norm, target, now);
@@ -141,9 +202,11 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       *response.mutable_lead() = event.lead();
       *response.mutable_changed_fields() = event.changed_fields();
       if (event.has_match()) *response.mutable_match() = event.match();
+      *response.mutable_merged_lead_ids() = event.merged_lead_ids();
 
       std::vector<kafka::OutboundMessage> outputs;
-      if (event.change() == LeadCaptured::CHANGE_CREATED || event.changed_fields_size() > 0) {
+      if (event.change() == LeadCaptured::CHANGE_CREATED || event.changed_fields_size() > 0 ||
+          event.merged_lead_ids_size() > 0) {
         outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsCaptured), target, event));
       }
       redis::Plan plan;
@@ -151,10 +214,33 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       for (size_t i = 1; i < state.size(); ++i) {
         if (claim[i]) plan.writes.push_back({state[i].key, target});
       }
-      for (const std::string& k : block_keys) {
+      std::vector<std::string> blocks = block_keys;
+      if (!absorbed.empty()) {
+        // The merged record may carry a company or domain the submission did not.
+        for (const std::string& k : CaptureStore::BlockKeysOf(event.lead())) {
+          if (std::find(blocks.begin(), blocks.end(), k) == blocks.end()) blocks.push_back(k);
+        }
+      }
+      for (const std::string& k : blocks) {
         plan.extra_commands.push_back({"SADD", k, target});
         // The converted lead leaves the fuzzy-match blocks its new episode joins.
         if (converted != nullptr) plan.extra_commands.push_back({"SREM", k, converted->lead_id()});
+      }
+      for (size_t j = 0; j < absorbed.size(); ++j) {
+        const std::string& id = absorbed[j];
+        // A stub stays where the absorbed record was, so its id still answers (GetLead); being
+        // written here, it joins the survivor's registry and goes when the survivor is erased.
+        plan.writes.push_back(
+            {CaptureStore::ProfileKey(id), MergedStub(id, target).SerializeAsString()});
+        for (const std::string& k : CaptureStore::BlockKeysOf(absorbed_profiles[j])) {
+          plan.extra_commands.push_back({"SREM", k, id});
+        }
+        // Everything the absorbed lead registered (its request records) now belongs to the
+        // survivor: erasing the person erases it all.
+        for (redis::Args& c : redis::AdoptRegistryCommands(redis::RegistryKey(kService, target),
+                                                           redis::RegistryKey(kService, id))) {
+          plan.extra_commands.push_back(std::move(c));
+        }
       }
       plan.memo = kafka::EncodeMemo(outputs, response.SerializeAsString());
       return plan;
@@ -208,30 +294,45 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleOutcom
   if (outcome.kind() != events::v1::LeadOutcome::KIND_WON) {
     return std::vector<kafka::OutboundMessage>{};  // only a conversion changes capture's record
   }
-  const std::string& lead_id = input->lead_id;
-  redis::ApplyOnceRequest request;
-  request.dedup_key = CaptureStore::RequestKey(absl::StrCat("outcome:", input->event_id));
-  request.dedup_ttl = options_.request_retention;
-  request.state_keys.push_back(CaptureStore::ProfileKey(lead_id));
-  request.registry_key = redis::RegistryKey(kService, lead_id);
-  request.tombstone_key = redis::TombstoneKey(kService, lead_id);
-  const absl::Time won_at = input->event_time;
-  auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
-    redis::Plan plan;
-    if (!state[0].data.has_value()) return plan;  // unknown or erased lead: nothing to mark
-    LeadProfile lead;
-    if (!lead.ParseFromString(*state[0].data)) {
-      return absl::DataLossError("corrupt profile of " + lead_id);
+  // A won lead that was merged into another: the person converted, so the lead it is now part
+  // of is marked (following the merge stubs).
+  std::string lead_id = input->lead_id;
+  for (int hop = 0; hop <= CaptureStore::kMaxMergeHops; ++hop) {
+    redis::ApplyOnceRequest request;
+    request.dedup_key = CaptureStore::RequestKey(absl::StrCat("outcome:", input->event_id));
+    request.dedup_ttl = options_.request_retention;
+    request.state_keys.push_back(CaptureStore::ProfileKey(lead_id));
+    request.registry_key = redis::RegistryKey(kService, lead_id);
+    request.tombstone_key = redis::TombstoneKey(kService, lead_id);
+    const absl::Time won_at = input->event_time;
+    std::string merged_into;
+    auto planner = [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+      redis::Plan plan;
+      merged_into.clear();
+      if (!state[0].data.has_value()) return plan;  // unknown or erased lead: nothing to mark
+      LeadProfile lead;
+      if (!lead.ParseFromString(*state[0].data)) {
+        return absl::DataLossError("corrupt profile of " + lead_id);
+      }
+      if (IsMergedStub(lead)) {
+        merged_into = lead.merged_into_lead_id();
+        return absl::AbortedError("merged");  // not applied: the survivor is marked instead
+      }
+      if (IsConverted(lead)) return plan;  // the first conversion counts
+      *lead.mutable_converted_at() = events::ToProto(won_at);
+      if (lead.contact_id().empty()) lead.set_contact_id(lead.lead_id());
+      plan.writes.push_back({CaptureStore::ProfileKey(lead_id), lead.SerializeAsString()});
+      return plan;
+    };
+    absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+    if (!applied.ok() && !merged_into.empty()) {
+      lead_id = merged_into;
+      continue;
     }
-    if (IsConverted(lead)) return plan;  // the first conversion counts
-    *lead.mutable_converted_at() = events::ToProto(won_at);
-    if (lead.contact_id().empty()) lead.set_contact_id(lead.lead_id());
-    plan.writes.push_back({CaptureStore::ProfileKey(lead_id), lead.SerializeAsString()});
-    return plan;
-  };
-  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
-  if (!applied.ok()) return applied.status();
-  return std::vector<kafka::OutboundMessage>{};
+    if (!applied.ok()) return applied.status();
+    return std::vector<kafka::OutboundMessage>{};
+  }
+  return absl::DataLossError(absl::StrCat("lead ", input->lead_id, ": merge chain too long"));
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleErasure(

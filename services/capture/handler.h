@@ -9,6 +9,16 @@
 // A resubmission with the same request id returns the original response and the original event
 // (same event id) and changes nothing.
 //
+// Merging leads: when the submission matches the chosen lead by one exact key and other leads
+// by others (MatchDecision::also_matched_lead_ids; converted leads excluded), they are one
+// person. In the same atomic apply the chosen lead absorbs them (MergeLeads, then the
+// submission), their exact-key index records move to it, they leave the fuzzy blocking sets,
+// their registries join its registry (erasing the survivor erases them), and each absorbed
+// profile is replaced by a stub naming the survivor (CaptureStore::LoadCurrent follows it; a won
+// outcome for an absorbed id marks the survivor). The LeadCaptured event (CHANGE_UPDATED)
+// carries merged_lead_ids. The absorbed profiles and index records are version-checked state of
+// the apply, so a concurrent change to any of them re-plans or matches again.
+//
 // Thread safety: Submit() may be called concurrently (gRPC threads and the consumer loop);
 // races on one person resolve through the store's versioned index records.
 
@@ -57,7 +67,8 @@ class CaptureHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
       const kafka::ConsumedMessage& message);
   // `leads.outcomes`: a won outcome marks the lead converted (converted_at, contact_id), so the
-  // person's next submission opens a new lead episode. Other outcomes change nothing here.
+  // person's next submission opens a new lead episode; for a lead merged away, the lead it was
+  // merged into. Other outcomes change nothing here.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(

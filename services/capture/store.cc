@@ -72,6 +72,39 @@ std::vector<std::string> CaptureStore::BlockKeysFor(const NormalizedSubmission& 
   return keys;
 }
 
+std::vector<std::string> CaptureStore::IndexKeysOf(const events::v1::LeadProfile& lead) {
+  std::vector<std::string> keys;
+  if (std::string key = EmailMatchKey(lead.email()); !key.empty()) {
+    keys.push_back(EmailIndexKey(key));
+  }
+  if (!lead.phone().empty()) keys.push_back(PhoneIndexKey(lead.phone()));
+  for (const std::string& id : lead.external_ids()) {
+    if (!id.empty()) keys.push_back(ExternalIndexKey(id));
+  }
+  return keys;
+}
+
+std::vector<std::string> CaptureStore::BlockKeysOf(const events::v1::LeadProfile& lead) {
+  std::vector<std::string> keys;
+  if (!lead.company().empty()) keys.push_back(CompanyBlockKey(CompanyMatchKey(lead.company())));
+  const size_t at = lead.email().find('@');
+  if (at != std::string::npos && at + 1 < lead.email().size()) {
+    keys.push_back(DomainBlockKey(lead.email().substr(at + 1)));
+  }
+  return keys;
+}
+
+absl::StatusOr<std::optional<events::v1::LeadProfile>> CaptureStore::LoadCurrent(
+    const std::string& lead_id) {
+  std::string id = lead_id;
+  for (int hop = 0; hop <= kMaxMergeHops; ++hop) {
+    absl::StatusOr<std::optional<events::v1::LeadProfile>> p = LoadProfile(id);
+    if (!p.ok() || !p->has_value() || !IsMergedStub(**p)) return p;
+    id = (*p)->merged_into_lead_id();
+  }
+  return absl::DataLossError(absl::StrCat("lead ", lead_id, ": merge chain too long or cyclic"));
+}
+
 absl::StatusOr<std::vector<std::string>> CaptureStore::CandidateIds(
     const NormalizedSubmission& submission, size_t max_fuzzy) {
   std::vector<std::string> index_keys = IndexKeysFor(submission);
@@ -137,13 +170,8 @@ absl::Status CaptureStore::Erase(const std::string& lead_id) {
   if (profile->has_value()) {
     // Blocking sets are shared between leads, so they are not in the registry: remove the
     // lead from each one it can be in.
-    const events::v1::LeadProfile& p = **profile;
     std::vector<redis::Args> commands;
-    const std::string domain = p.email().substr(p.email().find('@') + 1);
-    if (!domain.empty()) commands.push_back({"SREM", DomainBlockKey(domain), lead_id});
-    if (!p.company().empty()) {
-      commands.push_back({"SREM", CompanyBlockKey(CompanyMatchKey(p.company())), lead_id});
-    }
+    for (const std::string& k : BlockKeysOf(**profile)) commands.push_back({"SREM", k, lead_id});
     if (!commands.empty()) {
       absl::StatusOr<std::vector<redis::Reply>> r = client_.Pipeline(commands);
       if (!r.ok()) return r.status();

@@ -2,7 +2,9 @@
 
 // CaptureStore: capture's Redis key schema, in one place (ARCHITECTURE.md §5).
 //
-//   capture:{<lead_id>}:profile        versioned record: the LeadProfile (protobuf)
+//   capture:{<lead_id>}:profile        versioned record: the LeadProfile (protobuf); for a lead
+//                                      merged into another, a stub naming it (merged_into_lead_id),
+//                                      registered with the survivor
 //   capture:{<lead_id>}:keys           the lead's key registry (erasure deletes every member)
 //   capture:{<lead_id>}:erased         erasure tombstone (30 days)
 //   capture:idx:email:{<email key>}    versioned record: id of the lead owning the e-mail match key
@@ -55,6 +57,10 @@ class CaptureStore {
   static std::vector<std::string> IndexKeysFor(const NormalizedSubmission& submission);
   // The fuzzy blocking sets a submission belongs to.
   static std::vector<std::string> BlockKeysFor(const NormalizedSubmission& submission);
+  // The exact-key index records a stored lead owns (its e-mail match key, phone, every external
+  // id), and the blocking sets it can be a member of.
+  static std::vector<std::string> IndexKeysOf(const events::v1::LeadProfile& lead);
+  static std::vector<std::string> BlockKeysOf(const events::v1::LeadProfile& lead);
 
   // Lead ids that may match: exact-key owners first, then up to `max_fuzzy` blocking peers.
   absl::StatusOr<std::vector<std::string>> CandidateIds(const NormalizedSubmission& submission,
@@ -63,6 +69,11 @@ class CaptureStore {
   absl::StatusOr<std::vector<events::v1::LeadProfile>> LoadProfiles(
       const std::vector<std::string>& lead_ids);
   absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadProfile(const std::string& lead_id);
+  // The lead `lead_id` is now: its profile, or — when it was merged into another lead — that
+  // lead's (following up to kMaxMergeHops merges). nullopt when there is none (never captured,
+  // erased). The stored record itself, stub or not, is LoadProfile's.
+  static constexpr int kMaxMergeHops = 8;
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadCurrent(const std::string& lead_id);
   // The lead owning an exact index key, if any.
   absl::StatusOr<std::optional<std::string>> LookupIndex(const std::string& index_key);
 

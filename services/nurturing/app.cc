@@ -60,6 +60,8 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
              [&](const kafka::ConsumedMessage& m) { return handler.HandleRouted(m); });
   router.Add(context.topics().Name(kafka::kLeadsActivity),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); });
+  router.Add(context.topics().Name(kafka::kLeadsCaptured),
+             [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleErasure(m); });
 

@@ -117,6 +117,9 @@ inline constexpr char kExitConsentWithdrawn[] = "consent_withdrawn";
 inline constexpr char kExitHardBounce[] = "hard_bounce";
 inline constexpr char kExitGoalReached[] = "goal_reached";
 inline constexpr char kExitErased[] = "erased";
+// Capture merged the lead into another one (LeadCaptured.merged_lead_ids): the person is
+// nurtured as that lead.
+inline constexpr char kExitMerged[] = "merged";
 // A track of higher priority now matches the lead (it became warm in the cold track, or said
 // "not now"): it leaves its track and enters that one at once.
 inline constexpr char kExitSwitchedTrack[] = "switched_track";

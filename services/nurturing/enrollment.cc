@@ -363,6 +363,19 @@ bool ApplyExit(NurtureLeadState& state, absl::string_view reason, const Nurturin
   return true;
 }
 
+bool ApplyMerged(NurtureLeadState& state, const NurturingPolicy& policy, absl::Time now) {
+  // The largest time a Timestamp holds: "never again".
+  const absl::Time never = absl::FromUnixSeconds(253402300799);  // 9999-12-31T23:59:59Z
+  if (state.has_cooldown_until() && TimeOf(state.cooldown_until()) >= never) return false;
+  if (IsOpen(state)) Exit(state, kExitMerged, policy, now);
+  *state.mutable_cooldown_until() = Stamp(never);
+  state.clear_reconsider_at();
+  state.clear_recycle_pending();
+  state.clear_pending_recycle_reason();
+  *state.mutable_updated_at() = Stamp(now);
+  return true;
+}
+
 bool ApplyRouted(NurtureLeadState& state, const NurturingPolicy& policy, absl::Time now) {
   // A lead recycled after a loss is routed again only on a fresh crossing, which is news: it
   // leaves its re-engagement track too.

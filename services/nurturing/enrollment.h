@@ -87,6 +87,14 @@ bool ApplyOutcome(internal::v1::NurtureLeadState& state, const std::string& lead
 bool ApplyExit(internal::v1::NurtureLeadState& state, absl::string_view reason,
                const NurturingPolicy& policy, absl::Time now);
 
+// Capture merged this lead into another (`leads.captured` of the survivor names it in
+// merged_lead_ids): the open enrolment exits ("merged") and the lead is never enrolled again
+// (cooldown_until at the end of time, no pending reconsideration or recycle), so one person is
+// not nurtured twice — late scored events of the old id cannot re-enrol it. Returns whether the
+// state changed (false when it had already been merged).
+bool ApplyMerged(internal::v1::NurtureLeadState& state, const NurturingPolicy& policy,
+                 absl::Time now);
+
 // A `leads.routed` event: sales has the lead, the open enrolment exits ("routed"). Returns
 // whether the state changed.
 bool ApplyRouted(internal::v1::NurtureLeadState& state, const NurturingPolicy& policy,

@@ -166,6 +166,37 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyEvent
   return outputs;
 }
 
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleCaptured(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadCaptured captured;
+  if (absl::Status s = events::Decode(message, &captured); !s.ok()) return s;
+  std::vector<kafka::OutboundMessage> outputs;
+  if (captured.merged_lead_ids().empty()) return outputs;  // nothing for nurturing, no Redis call
+  absl::StatusOr<events::InputIdentity> input =
+      events::IdentifyInput(message, captured.envelope(), captured.lead().lead_id(), clock_.Now());
+  if (!input.ok()) return input.status();
+  for (const std::string& absorbed : captured.merged_lead_ids()) {
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> changes =
+        ApplyMergedEvent(absorbed, input->lead_id, input->event_id);
+    if (!changes.ok()) return changes.status();
+    for (kafka::OutboundMessage& m : *changes) outputs.push_back(std::move(m));
+  }
+  return outputs;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyMergedEvent(
+    const std::string& absorbed_id, const std::string& survivor_id, const std::string& event_id) {
+  if (absorbed_id.empty() || absorbed_id == survivor_id) {
+    return std::vector<kafka::OutboundMessage>{};
+  }
+  // Per absorbed lead, its own record and dedup key: a re-delivery re-produces the same exit.
+  return ApplyEvent(absorbed_id, NurturingStore::ScoredKey(absorbed_id, event_id), event_id,
+                    /*create_if_missing=*/false,
+                    [&](NurtureLeadState& state, const CompiledNurtureTracks&, absl::Time now) {
+                      return ApplyMerged(state, options_.policy, now);
+                    });
+}
+
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleErasure(
     const kafka::ConsumedMessage& message) {
   events::v1::LeadErasure erasure;

@@ -1,14 +1,16 @@
 #pragma once
 
-// NurturingHandler: `leads.scored`, `leads.outcomes`, `leads.routed`, `leads.activity` and
-// `leads.erasure` → the lead's nurturing record, and the operator commands of the gRPC API, each
-// one atomic apply-once over the record (store.h):
+// NurturingHandler: `leads.scored`, `leads.outcomes`, `leads.routed`, `leads.activity`,
+// `leads.captured` (merges only) and `leads.erasure` → the lead's nurturing record, and the
+// operator commands of the gRPC API, each one atomic apply-once over the record (store.h):
 //
 //   scored event   → ApplyScored (enrollment.h): snapshots refreshed; exit, or enrol
 //   outcome        → ApplyOutcome: won exits (converted); lost recycles into a re-engagement track
 //   routed         → ApplyRouted: sales has the lead, it exits (routed)
 //   activity       → ApplyActivity: opens/clicks of the last touch (branches), hard bounce and
 //                    unsubscribe exits; other activity is skipped without a Redis call
+//   captured       → only with merged_lead_ids: each absorbed lead's open enrolment exits
+//                    ("merged") and it is never enrolled again (ApplyMerged)
 //   erasure        → every key of the lead deleted, tombstone left, lead out of the schedule;
 //                    an open enrolment is reported exited (erased)
 //   Pause/Resume/Unsubscribe → the command (dedup: the client's request id; memo: the reply and
@@ -89,6 +91,10 @@ class NurturingHandler {
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);
+  // `leads.captured`: only events with merged_lead_ids matter (others return at once, without
+  // Redis): each absorbed lead's enrolment ends (ApplyMerged).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleCaptured(
+      const kafka::ConsumedMessage& message);
 
   // Applies one scored event (`event_id` is its idempotency key); returns the enrolment events.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyScoredEvent(
@@ -102,6 +108,9 @@ class NurturingHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyActivityEvent(
       const std::string& lead_id, const events::v1::Activity& activity,
       const std::string& event_id);
+  // Capture merged `absorbed_id` into `survivor_id` (`event_id`: the LeadCaptured event's).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyMergedEvent(
+      const std::string& absorbed_id, const std::string& survivor_id, const std::string& event_id);
 
   // Operator commands, idempotent per request id. NOT_FOUND for a lead nurturing never saw
   // (Pause, Resume); FAILED_PRECONDITION when the enrolment's state does not allow it;

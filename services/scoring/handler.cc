@@ -137,10 +137,25 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptur
   absl::StatusOr<Input> input =
       InputOf(message, captured.envelope(), captured.lead().lead_id(), clock_.Now());
   if (!input.ok()) return input.status();
-  return Apply(*input, [&](const CompiledScoringRules&, ScoringLeadState& state) {
-    *state.mutable_profile() = captured.lead();
-    state.mutable_profile()->set_lead_id(input->lead_id);
-  });
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
+      Apply(*input, [&](const CompiledScoringRules&, ScoringLeadState& state) {
+        *state.mutable_profile() = captured.lead();
+        state.mutable_profile()->set_lead_id(input->lead_id);
+      });
+  if (!outputs.ok()) return outputs;
+  // Leads capture merged into this one are dropped: their behaviour reaches this lead through
+  // tracking (a leads.activity with the merged aggregates), and their own score must not route
+  // or nurture the person a second time. Erasure is idempotent, so a re-delivery repeats it
+  // harmlessly; the tombstone makes late events of the absorbed id no-ops.
+  for (const std::string& absorbed : captured.merged_lead_ids()) {
+    if (absorbed.empty() || absorbed == input->lead_id) continue;
+    if (absl::Status s =
+            store_.Erase(absorbed, rules_.Current()->segment_ids(), options_.tombstone_ttl);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return outputs;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleActivity(

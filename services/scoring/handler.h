@@ -13,6 +13,10 @@
 // of an erased lead are ignored. A lead is scored once its profile is known: activity that
 // arrives before `leads.captured` is stored and counts when the profile comes.
 //
+// A `leads.captured` event with merged_lead_ids (capture merged those leads into this one)
+// also deletes the absorbed leads' scoring state, as an erasure does: the person is scored as
+// the survivor, whose aggregates tracking re-sends with the absorbed behaviour folded in.
+//
 // Scores are computed at the event time of the cause, never earlier than the lead's previous
 // score: a late event must not move windows and decay back in time.
 //

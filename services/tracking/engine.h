@@ -14,6 +14,10 @@
 //   ApplyActivity(activity, now, &history, &aggregates)
 //   store history.Serialize(); emit LeadActivity{activity, aggregates}
 //
+// When capture merges leads (LeadCaptured.merged_lead_ids), the handler folds each absorbed
+// lead's history into the survivor's (ActivityHistory::MergeFrom) and their timelines
+// (MergeTimelines), and emits one LeadActivity for the survivor with the merged aggregates.
+//
 // Thread safety: ActivityNormalizer is immutable after Create and safe to share; an
 // ActivityHistory is a plain value (one per lead, not shared).
 //
@@ -154,6 +158,17 @@ class ActivityHistory {
   // buckets that fell out of it). An activity without occurred_at counts at `now`.
   void Apply(const events::v1::Activity& activity, absl::Time now);
 
+  // Folds `other` — the history of a lead merged into this one (the same person under two ids)
+  // — into this one, as of the processing time `now`. Per key: totals add, the latest event time
+  // is the later one, day buckets add (a day after tomorrow, possible only when `other` was
+  // kept by a clock ahead of `now`, counts as tomorrow). first/last seen and on site are the
+  // outer range of both. Visits and time on site add: each activity was attributed to exactly
+  // one of the two leads, so their visits were counted apart; a visit that really was one but
+  // spanned both ids (rare: one device, two ids within kVisitGap) counts twice — an
+  // approximation, like out-of-order visits. Then the window is pruned and the key budget
+  // applied as after Apply.
+  void MergeFrom(const ActivityHistory& other, absl::Time now);
+
   // The aggregates as of `now`.
   events::v1::LeadAggregates Aggregates(absl::Time now) const;
 
@@ -186,6 +201,7 @@ class ActivityHistory {
   void Count(std::string key, absl::Time at, int64_t today);
   void RecordVisit(absl::Time at);
   void Prune(int64_t today);
+  void EnforceKeyBudget();
 
   std::map<std::string, KeyHistory, std::less<>> keys_;
   std::optional<absl::Time> first_seen_;
@@ -199,6 +215,13 @@ class ActivityHistory {
 // Applies `activity` to `history` and sets `aggregates` to the result as of `now`.
 void ApplyActivity(const events::v1::Activity& activity, absl::Time now, ActivityHistory* history,
                    events::v1::LeadAggregates* aggregates);
+
+// The timeline of a merged lead: the entries of `timelines` (each newest first, as stored)
+// as one list, newest first by occurred_at (ties keep the order of `timelines`, then of each
+// list), each message_id once (its first appearance; entries without one are all kept), at most
+// `cap` entries.
+std::vector<events::v1::Activity> MergeTimelines(
+    const std::vector<std::vector<events::v1::Activity>>& timelines, size_t cap);
 
 // Recomputes `aggregates` from `history` as of `now`: windows move with time even without new
 // activity (e.g. before a scheduled re-score).

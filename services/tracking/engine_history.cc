@@ -8,7 +8,9 @@
 #include <string>
 #include <tuple>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/rules/time_util.h"
@@ -149,7 +151,10 @@ void ActivityHistory::Apply(const Activity& activity, absl::Time now) {
   last_seen_ = last_seen_ ? std::max(*last_seen_, at) : at;
   if (IsOnSite(activity.type())) RecordVisit(at);
   Prune(today);
+  EnforceKeyBudget();
+}
 
+void ActivityHistory::EnforceKeyBudget() {
   // Over the key budget: forget the key whose latest event is oldest.
   while (keys_.size() > kMaxKeys) {
     auto oldest = std::min_element(keys_.begin(), keys_.end(), [](const auto& a, const auto& b) {
@@ -157,6 +162,48 @@ void ActivityHistory::Apply(const Activity& activity, absl::Time now) {
     });
     keys_.erase(oldest);
   }
+}
+
+void ActivityHistory::MergeFrom(const ActivityHistory& other, absl::Time now) {
+  const int64_t today = DayOf(now);
+  for (const auto& [key, theirs] : other.keys_) {
+    KeyHistory& ours = keys_[key];
+    ours.total += theirs.total;
+    ours.last_at = std::max(ours.last_at, theirs.last_at);
+    for (const auto& [day, count] : theirs.days) ours.days[std::min(day, today + 1)] += count;
+  }
+  auto outer = [](const std::optional<absl::Time>& theirs, bool earliest,
+                  std::optional<absl::Time>* ours) {
+    if (!theirs) return;
+    *ours = !*ours ? *theirs : earliest ? std::min(**ours, *theirs) : std::max(**ours, *theirs);
+  };
+  outer(other.first_seen_, true, &first_seen_);
+  outer(other.last_seen_, false, &last_seen_);
+  outer(other.first_on_site_, true, &first_on_site_);
+  outer(other.last_on_site_, false, &last_on_site_);
+  visits_ += other.visits_;
+  time_on_site_ += other.time_on_site_;
+  Prune(today);
+  EnforceKeyBudget();
+}
+
+std::vector<Activity> MergeTimelines(const std::vector<std::vector<Activity>>& timelines,
+                                     size_t cap) {
+  std::vector<const Activity*> all;
+  for (const std::vector<Activity>& timeline : timelines) {
+    for (const Activity& a : timeline) all.push_back(&a);
+  }
+  std::stable_sort(all.begin(), all.end(), [](const Activity* a, const Activity* b) {
+    return ToTime(a->occurred_at()) > ToTime(b->occurred_at());
+  });
+  std::vector<Activity> merged;
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const Activity* a : all) {
+    if (merged.size() >= cap) break;
+    if (!a->message_id().empty() && !seen.insert(a->message_id()).second) continue;
+    merged.push_back(*a);
+  }
+  return merged;
 }
 
 void ActivityHistory::Count(std::string key, absl::Time at, int64_t today) {

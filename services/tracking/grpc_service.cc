@@ -57,8 +57,12 @@ grpc::Status TrackingGrpcService::GetTimeline(grpc::ServerContext*,
       (!absl::SimpleAtoi(request->page_token(), &start) || start < 0)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad page_token");
   }
+  // A lead merged into another answers with that lead's timeline.
+  std::string lead_id;
+  absl::StatusOr<redis::Versioned> history = store_.CurrentHistory(request->lead_id(), &lead_id);
+  if (!history.ok()) return grpc_util::ToGrpcStatus(history.status());
   absl::StatusOr<std::vector<events::v1::Activity>> page =
-      store_.Timeline(request->lead_id(), start, page_size);
+      store_.Timeline(lead_id, start, page_size);
   if (!page.ok()) return grpc_util::ToGrpcStatus(page.status());
   for (events::v1::Activity& a : *page) *response->add_activities() = std::move(a);
   if (static_cast<int>(page->size()) == page_size && start + page_size < kTimelineLength) {
@@ -70,13 +74,14 @@ grpc::Status TrackingGrpcService::GetTimeline(grpc::ServerContext*,
 grpc::Status TrackingGrpcService::GetAggregates(grpc::ServerContext*,
                                                 const tracking::v1::GetAggregatesRequest* request,
                                                 tracking::v1::GetAggregatesResponse* response) {
-  absl::StatusOr<std::vector<redis::Versioned>> records =
-      store_.apply().Read({TrackingStore::HistoryKey(request->lead_id())});
-  if (!records.ok()) return grpc_util::ToGrpcStatus(records.status());
-  if (!(*records)[0].data.has_value()) {
+  // A lead merged into another answers with that lead's aggregates.
+  std::string lead_id;
+  absl::StatusOr<redis::Versioned> record = store_.CurrentHistory(request->lead_id(), &lead_id);
+  if (!record.ok()) return grpc_util::ToGrpcStatus(record.status());
+  if (!record->data.has_value()) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "no activity for " + request->lead_id());
   }
-  absl::StatusOr<ActivityHistory> history = ActivityHistory::Parse(*(*records)[0].data);
+  absl::StatusOr<ActivityHistory> history = ActivityHistory::Parse(*record->data);
   if (!history.ok()) return grpc_util::ToGrpcStatus(history.status());
   *response->mutable_aggregates() = history->Aggregates(clock_.Now());
   return grpc::Status::OK;

@@ -50,12 +50,12 @@ absl::StatusOr<ActivityHistory> ParseHistory(const redis::Versioned& record) {
   return ActivityHistory::Parse(record.data.value_or(""));
 }
 
-// The parked activities of the pending records in `state[first..]`, oldest first; each record
-// is deleted by `plan`.
+// The parked activities of the pending records `state`, oldest first; each record is deleted
+// by `plan`.
 absl::StatusOr<std::vector<Activity>> TakeParked(const std::vector<redis::Versioned>& state,
-                                                 size_t first, redis::Plan* plan) {
+                                                 redis::Plan* plan) {
   std::vector<Activity> parked;
-  for (size_t i = first; i < state.size(); ++i) {
+  for (size_t i = 0; i < state.size(); ++i) {
     if (!state[i].data.has_value()) continue;
     PendingActivities pending;
     if (!pending.ParseFromString(*state[i].data)) {
@@ -77,11 +77,10 @@ TrackingHandler::TrackingHandler(const ActivityNormalizer& normalizer, TrackingS
                                  TrackingOptions options)
     : normalizer_(normalizer), store_(store), topics_(topics), clock_(clock), options_(options) {}
 
-kafka::OutboundMessage TrackingHandler::ActivityEvent(const std::string& lead_id,
-                                                      const Activity& activity,
-                                                      const LeadAggregates& aggregates,
-                                                      bool backfilled, const std::string& trace_id,
-                                                      absl::Time now) const {
+kafka::OutboundMessage TrackingHandler::ActivityEvent(
+    const std::string& lead_id, const Activity& activity, const LeadAggregates& aggregates,
+    bool backfilled, const std::string& trace_id, absl::Time now,
+    const std::vector<std::string>& merged) const {
   events::v1::LeadActivity event;
   *event.mutable_envelope() = events::MakeEnvelope({
       .event_id = events::DeriveEventId("activity", activity.message_id()),
@@ -95,6 +94,7 @@ kafka::OutboundMessage TrackingHandler::ActivityEvent(const std::string& lead_id
   *event.mutable_activity() = activity;
   *event.mutable_aggregates() = aggregates;
   event.set_backfilled(backfilled);
+  for (const std::string& id : merged) event.add_merged_lead_ids(id);
   return events::Encode(topics_.Name(kafka::kLeadsActivity), lead_id, event);
 }
 
@@ -116,40 +116,54 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
   request.dedup_ttl = options_.dedup_window;
   absl::StatusOr<redis::ApplyResult> applied;
   if (lead->has_value()) {
-    const std::string lead_id = **lead;
-    request.state_keys = {TrackingStore::HistoryKey(lead_id)};
-    // An identify (or a known user seen with a new anonymous id) also claims whatever was
-    // parked under this call's other identities.
-    for (const std::string& id : identities) {
-      request.state_keys.push_back(TrackingStore::PendingKey(id));
+    // A lead merged into another keeps a redirect where its history was: follow it (an identity
+    // that still names the old id, an activity resolved just before the merge).
+    std::string lead_id = **lead;
+    for (int hop = 0;; ++hop) {
+      request.state_keys = {TrackingStore::HistoryKey(lead_id)};
+      // An identify (or a known user seen with a new anonymous id) also claims whatever was
+      // parked under this call's other identities.
+      for (const std::string& id : identities) {
+        request.state_keys.push_back(TrackingStore::PendingKey(id));
+      }
+      request.registry_key = redis::RegistryKey(kService, lead_id);
+      request.tombstone_key = redis::TombstoneKey(kService, lead_id);
+      std::optional<std::string> merged_into;
+      applied = store_.apply().Run(
+          request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+            merged_into = TrackingStore::MergedInto(state[0]);
+            if (merged_into.has_value()) return absl::AbortedError("lead merged");
+            absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
+            if (!history.ok()) return history.status();
+            redis::Plan plan;
+            absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
+                Backfill(lead_id, {state.begin() + 1, state.end()}, inbound.message_id(), now,
+                         &*history, &plan);
+            if (!outputs.ok()) return outputs.status();
+            LeadAggregates aggregates;
+            ApplyActivity(activity, now, &*history, &aggregates);
+            plan.writes.push_back({state[0].key, history->Serialize()});
+            const std::string timeline = TrackingStore::TimelineKey(lead_id);
+            plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
+            plan.extra_commands.push_back(
+                {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+            plan.register_keys.push_back(timeline);
+            // An identify (or a known user with a new anonymous id) links the other identities
+            // too.
+            for (const std::string& id : identities) {
+              plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
+              plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+            }
+            outputs->push_back(ActivityEvent(lead_id, activity, aggregates, false, "", now));
+            plan.memo = kafka::EncodeMemo(*outputs);
+            return plan;
+          });
+      if (applied.ok() || !merged_into.has_value()) break;
+      if (hop >= TrackingStore::kMaxMergeHops) {
+        return absl::DataLossError(absl::StrCat("lead ", **lead, ": merge chain too long"));
+      }
+      lead_id = *merged_into;
     }
-    request.registry_key = redis::RegistryKey(kService, lead_id);
-    request.tombstone_key = redis::TombstoneKey(kService, lead_id);
-    applied = store_.apply().Run(
-        request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
-          absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
-          if (!history.ok()) return history.status();
-          redis::Plan plan;
-          absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
-              Backfill(lead_id, state, inbound.message_id(), now, &*history, &plan);
-          if (!outputs.ok()) return outputs.status();
-          LeadAggregates aggregates;
-          ApplyActivity(activity, now, &*history, &aggregates);
-          plan.writes.push_back({state[0].key, history->Serialize()});
-          const std::string timeline = TrackingStore::TimelineKey(lead_id);
-          plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
-          plan.extra_commands.push_back(
-              {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
-          plan.register_keys.push_back(timeline);
-          // An identify (or a known user with a new anonymous id) links the other identities too.
-          for (const std::string& id : identities) {
-            plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
-            plan.register_keys.push_back(TrackingStore::IdentityKey(id));
-          }
-          outputs->push_back(ActivityEvent(lead_id, activity, aggregates, false, "", now));
-          plan.memo = kafka::EncodeMemo(*outputs);
-          return plan;
-        });
     outcome.result.set_lead_id(lead_id);
   } else {
     // Unknown: park under the most specific identity until a lead claims it.
@@ -198,10 +212,10 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::Backfill(
-    const std::string& lead_id, const std::vector<redis::Versioned>& state,
+    const std::string& lead_id, const std::vector<redis::Versioned>& pending,
     const std::string& trace_id, absl::Time now, ActivityHistory* history,
     redis::Plan* plan) const {
-  absl::StatusOr<std::vector<Activity>> parked = TakeParked(state, 1, plan);
+  absl::StatusOr<std::vector<Activity>> parked = TakeParked(pending, plan);
   if (!parked.ok()) return parked.status();
   std::vector<kafka::OutboundMessage> outputs;
   if (parked->empty()) return outputs;
@@ -237,8 +251,17 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptu
   const std::string& lead_id = captured.envelope().lead_id();
   if (lead_id.empty()) return absl::InvalidArgumentError("captured event without lead_id");
   const std::vector<std::string> identities = IdentitiesOf(captured.lead());
+  std::vector<std::string> absorbed;
+  for (const std::string& id : captured.merged_lead_ids()) {
+    if (!id.empty() && id != lead_id &&
+        std::find(absorbed.begin(), absorbed.end(), id) == absorbed.end()) {
+      absorbed.push_back(id);
+    }
+  }
   const absl::Time now = clock_.Now();
 
+  // State: [0] the lead's history, [1, absorbed_at) the pending records of its identities,
+  // [absorbed_at, end) the histories of the leads capture merged into it.
   redis::ApplyOnceRequest request;
   request.dedup_key = redis::AppliedKey(kService, lead_id, captured.envelope().event_id());
   request.dedup_ttl = options_.dedup_window;
@@ -248,18 +271,47 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptu
   for (const std::string& id : identities) {
     request.state_keys.push_back(TrackingStore::PendingKey(id));
   }
+  const size_t absorbed_at = request.state_keys.size();
+  for (const std::string& id : absorbed) {
+    request.state_keys.push_back(TrackingStore::HistoryKey(id));
+  }
   absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(
       request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
+        redis::Plan plan;
+        if (TrackingStore::MergedInto(state[0]).has_value()) {
+          // A late (re-delivered) event of a lead merged away since: its identities and
+          // behaviour belong to the survivor now.
+          plan.memo = kafka::EncodeMemo({});
+          return plan;
+        }
         absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
         if (!history.ok()) return history.status();
-        redis::Plan plan;
+        std::vector<std::string> merged;
+        absl::StatusOr<bool> timeline_changed =
+            MergeAbsorbed(lead_id, absorbed, {state.begin() + absorbed_at, state.end()}, now,
+                          &*history, &merged, &plan);
+        if (!timeline_changed.ok()) return timeline_changed.status();
         absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
-            Backfill(lead_id, state, captured.envelope().trace_id(), now, &*history, &plan);
+            Backfill(lead_id, {state.begin() + 1, state.begin() + absorbed_at},
+                     captured.envelope().trace_id(), now, &*history, &plan);
         if (!outputs.ok()) return outputs.status();
-        if (!outputs->empty()) plan.writes.push_back({state[0].key, history->Serialize()});
+        if (!outputs->empty() || *timeline_changed || !merged.empty()) {
+          plan.writes.push_back({state[0].key, history->Serialize()});
+        }
         for (const std::string& id : identities) {
           plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
           plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+        }
+        if (!merged.empty()) {
+          // One event for scoring: the survivor's aggregates now include the absorbed leads'.
+          Activity activity;
+          activity.set_message_id(absl::StrCat("merge:", captured.envelope().event_id()));
+          activity.set_type(std::string(kLeadMergedActivity));
+          *activity.mutable_occurred_at() =
+              events::ToProto(events::FromProtoOr(captured.envelope().occurred_at(), now));
+          outputs->push_back(ActivityEvent(lead_id, activity, history->Aggregates(now),
+                                           /*backfilled=*/false, captured.envelope().trace_id(),
+                                           now, merged));
         }
         plan.memo = kafka::EncodeMemo(*outputs);
         return plan;
@@ -268,6 +320,56 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptu
   std::vector<kafka::OutboundMessage> outputs;
   if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
   return outputs;
+}
+
+absl::StatusOr<bool> TrackingHandler::MergeAbsorbed(const std::string& lead_id,
+                                                    const std::vector<std::string>& absorbed,
+                                                    const std::vector<redis::Versioned>& records,
+                                                    absl::Time now, ActivityHistory* history,
+                                                    std::vector<std::string>* merged,
+                                                    redis::Plan* plan) {
+  std::vector<std::vector<Activity>> timelines;
+  for (size_t j = 0; j < absorbed.size(); ++j) {
+    const std::string& id = absorbed[j];
+    const redis::Versioned& record = records[j];
+    if (TrackingStore::MergedInto(record).has_value()) continue;  // merged before
+    // The absorbed id redirects here from now on; everything it registered is the survivor's.
+    plan->writes.push_back({record.key, TrackingStore::MergedHistory(lead_id)});
+    const std::string user = TrackingStore::IdentityKey("user:" + id);
+    plan->extra_commands.push_back({"SET", user, lead_id});
+    plan->register_keys.push_back(user);
+    for (redis::Args& c : redis::AdoptRegistryCommands(redis::RegistryKey(kService, lead_id),
+                                                       redis::RegistryKey(kService, id))) {
+      plan->extra_commands.push_back(std::move(c));
+    }
+    merged->push_back(id);
+    if (!record.data.has_value()) continue;  // no behaviour recorded under it
+    absl::StatusOr<ActivityHistory> theirs = ParseHistory(record);
+    if (!theirs.ok()) return theirs.status();
+    history->MergeFrom(*theirs, now);
+    // Timelines are lists, not versioned records. Reading them here is still consistent: every
+    // write to a lead's timeline writes its history record in the same script, and the history
+    // records of both leads are version-checked state of this apply, so a timeline changed
+    // after this read fails the apply and this planner runs again.
+    absl::StatusOr<std::vector<Activity>> timeline = store_.Timeline(id, 0, kTimelineLength);
+    if (!timeline.ok()) return timeline.status();
+    timelines.push_back(*std::move(timeline));
+    plan->extra_commands.push_back({"DEL", TrackingStore::TimelineKey(id)});
+  }
+  if (timelines.empty()) return false;
+  absl::StatusOr<std::vector<Activity>> ours = store_.Timeline(lead_id, 0, kTimelineLength);
+  if (!ours.ok()) return ours.status();
+  timelines.insert(timelines.begin(), *std::move(ours));
+  const std::vector<Activity> combined = MergeTimelines(timelines, kTimelineLength);
+  const std::string key = TrackingStore::TimelineKey(lead_id);
+  plan->extra_commands.push_back({"DEL", key});
+  if (!combined.empty()) {
+    redis::Args push = {"RPUSH", key};  // newest first, as LPUSH keeps it
+    for (const Activity& a : combined) push.push_back(a.SerializeAsString());
+    plan->extra_commands.push_back(std::move(push));
+    plan->register_keys.push_back(key);
+  }
+  return true;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleErasure(

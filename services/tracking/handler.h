@@ -7,7 +7,10 @@
 //        └─ unknown: park under the anonymous / user identity (bounded, 30-day TTL)
 //   leads.captured ─► link the lead's identities (lead id, external ids, e-mail, anonymous ids)
 //        and attribute every parked activity of those identities to the lead, oldest first,
-//        each as a leads.activity event marked `backfilled`
+//        each as a leads.activity event marked `backfilled`; with merged_lead_ids, fold each
+//        absorbed lead's history and timeline into the lead's, redirect its id to the lead, and
+//        emit one leads.activity of type kLeadMergedActivity carrying the merged aggregates and
+//        merged_lead_ids (the activity counts in no aggregate)
 //
 // Exactly one effect per messageId inside the de-duplication window: the message id is the
 // apply-once key, whether the activity was attributed at once or parked.
@@ -27,6 +30,9 @@
 #include "services/tracking/store.h"
 
 namespace leadflow::tracking {
+
+// The type of the synthetic activity of the leads.activity event a merge emits.
+inline constexpr char kLeadMergedActivity[] = "lead_merged";
 
 struct TrackingOptions {
   absl::Duration dedup_window = absl::Hours(24);
@@ -60,18 +66,28 @@ class TrackingHandler {
   const TrackingOptions& options() const { return options_; }
 
  private:
-  // Attributes the activities parked in the pending records `state[1..]` to `lead_id`, oldest
+  // Attributes the activities parked in the pending records `pending` to `lead_id`, oldest
   // first: applies them to `history`, deletes the records and adds them to the timeline through
   // `plan`, and returns their (backfilled) leads.activity events.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> Backfill(
-      const std::string& lead_id, const std::vector<redis::Versioned>& state,
+      const std::string& lead_id, const std::vector<redis::Versioned>& pending,
       const std::string& trace_id, absl::Time now, ActivityHistory* history,
       redis::Plan* plan) const;
+  // Folds the histories `records` of the leads `absorbed` (capture merged them into `lead_id`)
+  // into `history` and their timelines into the lead's, through `plan`: each absorbed history
+  // becomes a redirect, its user identity and registry move to the lead. Appends the ids merged
+  // now to `merged` (one already redirecting was merged by an earlier delivery). Returns whether
+  // the lead's timeline was rewritten. Reads the timelines (see the comment inside).
+  absl::StatusOr<bool> MergeAbsorbed(const std::string& lead_id,
+                                     const std::vector<std::string>& absorbed,
+                                     const std::vector<redis::Versioned>& records, absl::Time now,
+                                     ActivityHistory* history, std::vector<std::string>* merged,
+                                     redis::Plan* plan);
   kafka::OutboundMessage ActivityEvent(const std::string& lead_id,
                                        const events::v1::Activity& activity,
                                        const events::v1::LeadAggregates& aggregates,
-                                       bool backfilled, const std::string& trace_id,
-                                       absl::Time now) const;
+                                       bool backfilled, const std::string& trace_id, absl::Time now,
+                                       const std::vector<std::string>& merged = {}) const;
 
   const ActivityNormalizer& normalizer_;
   TrackingStore& store_;

@@ -1,5 +1,6 @@
 #include "services/tracking/store.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/redis/keys.h"
 
@@ -19,6 +20,33 @@ std::string TrackingStore::PendingKey(const std::string& identity) {
 }
 std::string TrackingStore::MessageKey(const std::string& message_id) {
   return absl::StrCat("tracking:msg:{", message_id, "}");
+}
+
+namespace {
+constexpr absl::string_view kRedirect = "->";
+}  // namespace
+
+std::string TrackingStore::MergedHistory(const std::string& survivor_id) {
+  return absl::StrCat(kRedirect, survivor_id);
+}
+
+std::optional<std::string> TrackingStore::MergedInto(const redis::Versioned& record) {
+  // A real history starts with its magic "AH", never with the redirect marker.
+  if (!record.data.has_value() || !absl::StartsWith(*record.data, kRedirect)) return std::nullopt;
+  return record.data->substr(kRedirect.size());
+}
+
+absl::StatusOr<redis::Versioned> TrackingStore::CurrentHistory(const std::string& lead_id,
+                                                               std::string* current_id) {
+  *current_id = lead_id;
+  for (int hop = 0; hop <= kMaxMergeHops; ++hop) {
+    absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read({HistoryKey(*current_id)});
+    if (!records.ok()) return records.status();
+    std::optional<std::string> next = MergedInto((*records)[0]);
+    if (!next.has_value()) return std::move((*records)[0]);
+    *current_id = *next;
+  }
+  return absl::DataLossError(absl::StrCat("lead ", lead_id, ": merge chain too long"));
 }
 
 absl::StatusOr<std::optional<std::string>> TrackingStore::Resolve(

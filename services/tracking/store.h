@@ -3,7 +3,10 @@
 // TrackingStore: tracking's Redis key schema, in one place (ARCHITECTURE.md §5).
 //
 //   tracking:{<lead_id>}:history       versioned record: ActivityHistory (engine encoding), from
-//                                      which the lead's aggregates are computed
+//                                      which the lead's aggregates are computed; for a lead capture
+//                                      merged into another, "->" + that lead's id (a redirect,
+//                                      registered with the survivor: activity still arriving under
+//                                      the old id goes to the survivor)
 //   tracking:{<lead_id>}:timeline      list of the most recent Activity protos, newest first
 //   tracking:{<lead_id>}:keys          the lead's key registry (erasure deletes every member)
 //   tracking:{<lead_id>}:erased        erasure tombstone
@@ -38,6 +41,18 @@ class TrackingStore {
   static std::string IdentityKey(const std::string& identity);
   static std::string PendingKey(const std::string& identity);
   static std::string MessageKey(const std::string& message_id);
+
+  // The history record of a lead merged into `survivor_id`, and the survivor a history record
+  // redirects to (nullopt for a real history or none).
+  static std::string MergedHistory(const std::string& survivor_id);
+  static std::optional<std::string> MergedInto(const redis::Versioned& history_record);
+  // How many merge redirects a look-up follows before giving up (a chain that long is corrupt).
+  static constexpr int kMaxMergeHops = 8;
+
+  // The lead `lead_id` is now (itself, or the lead it was merged into, following redirects) and
+  // that lead's history record.
+  absl::StatusOr<redis::Versioned> CurrentHistory(const std::string& lead_id,
+                                                  std::string* current_id);
 
   // The lead of the first identity that has one.
   absl::StatusOr<std::optional<std::string>> Resolve(const std::vector<std::string>& identities);

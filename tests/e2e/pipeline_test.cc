@@ -275,6 +275,153 @@ TEST_F(PipelineTest, ErasureRemovesTheLeadFromCapture) {
       absl::Seconds(60)));
 }
 
+TEST_F(PipelineTest, MergingTwoLeadsMergesTheirBehaviourAndEndsTheAbsorbedEnrolment) {
+  auto activity = Read("leads.activity");
+  auto enrollments = Read("nurture.enrollments");
+  auto capture = capture::v1::Capture::NewStub(
+      grpc::CreateChannel(stack_->GrpcAddress("capture"), grpc::InsecureChannelCredentials()));
+  auto submit = [&](const LeadSubmission& s) {
+    capture::v1::SubmitLeadRequest request;
+    *request.mutable_submission() = s;
+    capture::v1::SubmitLeadResponse response;
+    grpc::ClientContext ctx;
+    const grpc::Status status = capture->SubmitLead(&ctx, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  };
+  auto page_view = [&](const std::string& message_id, const std::string& user_id) {
+    ASSERT_TRUE(
+        testing::ProduceAndWait(
+            *producer_,
+            JsonOn(stack_->Topic("activities.inbound"), user_id,
+                   R"({"type":"page","messageId":")" + message_id + R"(","userId":")" + user_id +
+                       R"(","properties":{"url":"https://shop.example/pricing"},)"
+                       R"("timestamp":")" +
+                       absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(), absl::UTCTimeZone()) +
+                       R"("})"))
+            .ok());
+  };
+  auto activities_of = [&](const std::string& lead_id) {
+    std::vector<events::v1::LeadActivity> out;
+    for (auto& a : Decoded<events::v1::LeadActivity>(*activity)) {
+      if (a.envelope().lead_id() == lead_id) out.push_back(std::move(a));
+    }
+    return out;
+  };
+  auto enrolment_events_of = [&](const std::string& lead_id) {
+    std::vector<events::v1::NurtureEnrollmentChanged> out;
+    for (auto& e : Decoded<events::v1::NurtureEnrollmentChanged>(*enrollments)) {
+      if (e.envelope().lead_id() == lead_id) out.push_back(std::move(e));
+    }
+    return out;
+  };
+
+  // Lead A by e-mail (a web form), lead B by phone (an event app): two students, cold, nurtured.
+  LeadSubmission by_email = Lead("merge-a", "Student", "GB");
+  by_email.clear_external_id();
+  const capture::v1::SubmitLeadResponse a = submit(by_email);
+  LeadSubmission by_phone;
+  by_phone.set_request_id("merge-b");
+  by_phone.set_source("event");
+  by_phone.set_phone("+44 20 7946 0958");
+  by_phone.set_first_name("Other");
+  by_phone.set_last_name("Name");
+  by_phone.set_job_title("Student");
+  by_phone.set_external_id("user-merge-b");
+  by_phone.set_time_zone(DaytimeZone());
+  auto* consent = by_phone.add_consents();
+  consent->set_channel(events::v1::CHANNEL_EMAIL);
+  consent->set_granted(true);
+  const capture::v1::SubmitLeadResponse b = submit(by_phone);
+  ASSERT_TRUE(a.created() && b.created());
+  ASSERT_NE(a.lead_id(), b.lead_id());
+
+  // Each browses: A twice (by its lead id as Segment userId), B three times (by its CRM id).
+  page_view("merge-a-1", a.lead_id());
+  page_view("merge-a-2", a.lead_id());
+  for (int i = 1; i <= 3; ++i) page_view(absl::StrCat("merge-b-", i), "user-merge-b");
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        return activities_of(a.lead_id()).size() >= 2 && activities_of(b.lead_id()).size() >= 3;
+      },
+      absl::Seconds(60)))
+      << "see " << stack_->LogFile("tracking");
+  // B is in the cold track before the merge.
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& e : enrolment_events_of(b.lead_id())) {
+          if (e.kind() == events::v1::NurtureEnrollmentChanged::KIND_ENROLLED) return true;
+        }
+        return false;
+      },
+      absl::Seconds(60)))
+      << "see " << stack_->LogFile("nurturing");
+
+  // One submission with both keys: one person.
+  LeadSubmission both = by_email;
+  both.set_request_id("merge-both");
+  both.set_phone("020 7946 0958");
+  const capture::v1::SubmitLeadResponse merged = submit(both);
+  EXPECT_EQ(merged.lead_id(), a.lead_id());
+  ASSERT_EQ(merged.merged_lead_ids_size(), 1);
+  EXPECT_EQ(merged.merged_lead_ids(0), b.lead_id());
+
+  // Tracking: one leads.activity for A with the merged behaviour.
+  events::v1::LeadActivity merge_event;
+  ASSERT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& e : activities_of(a.lead_id())) {
+          if (e.merged_lead_ids_size() > 0) {
+            merge_event = e;
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(60)))
+      << "see " << stack_->LogFile("tracking");
+  EXPECT_EQ(merge_event.activity().type(), "lead_merged");
+  EXPECT_EQ(merge_event.merged_lead_ids(0), b.lead_id());
+  EXPECT_EQ(merge_event.aggregates().by_type().at("page_view").total(), 5);
+
+  // Capture: B's id answers with A.
+  {
+    grpc::ClientContext ctx;
+    capture::v1::GetLeadRequest get;
+    get.set_lead_id(b.lead_id());
+    capture::v1::GetLeadResponse lead;
+    ASSERT_TRUE(capture->GetLead(&ctx, get, &lead).ok());
+    EXPECT_EQ(lead.lead().lead_id(), a.lead_id());
+    EXPECT_EQ(lead.merged_lead_id(), b.lead_id());
+    EXPECT_EQ(lead.lead().phone(), "+442079460958");
+  }
+  // Nurturing: B's enrolment ends as merged.
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& e : enrolment_events_of(b.lead_id())) {
+          if (e.kind() == events::v1::NurtureEnrollmentChanged::KIND_EXITED &&
+              e.reason() == "merged") {
+            return true;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(60)))
+      << "see " << stack_->LogFile("nurturing");
+  // A later page view under B's CRM id counts for A.
+  page_view("merge-b-late", "user-merge-b");
+  EXPECT_TRUE(testing::WaitFor(
+      [&] {
+        for (const auto& e : activities_of(a.lead_id())) {
+          if (e.activity().message_id() == "merge-b-late") {
+            return e.aggregates().by_type().at("page_view").total() == 6;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(60)));
+}
+
 TEST_F(PipelineTest, SigkilledServicesLoseNoLeadAndRouteEachExactlyOnce) {
   constexpr int kMinLeads = 60;
   constexpr int kMaxLeads = 2000;

@@ -3,6 +3,7 @@
 // loop or the gRPC service would publish. Settings: config/capture.yaml.
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -66,6 +67,14 @@ class CaptureHandlerTest : public ::testing::Test {
     LeadCaptured event;
     if (!outcome.outputs.empty()) event.ParseFromString(outcome.outputs[0].value);
     return event;
+  }
+
+  // A won outcome of `lead_id` on leads.outcomes, as routing reports it.
+  kafka::ConsumedMessage Won(const std::string& lead_id, const std::string& event_id) {
+    events::v1::LeadOutcome won;
+    *won.mutable_envelope() = testing::Envelope(lead_id, event_id, kStart + absl::Hours(1));
+    won.set_kind(events::v1::LeadOutcome::KIND_WON);
+    return testing::Consumed(events::Encode(topics_.Name(kafka::kLeadsOutcomes), lead_id, won));
   }
 
   std::vector<std::string> Keys(const std::string& pattern) {
@@ -140,11 +149,7 @@ TEST_F(CaptureHandlerTest, AConvertedLeadComingBackOpensANewEpisodeLinkedToTheCo
   const std::string contact = first->response.lead_id();
 
   // Routing reports the deal won (twice: a redelivery changes nothing).
-  events::v1::LeadOutcome won;
-  *won.mutable_envelope() = testing::Envelope(contact, "won-1", kStart + absl::Hours(1));
-  won.set_kind(events::v1::LeadOutcome::KIND_WON);
-  const kafka::ConsumedMessage won_message =
-      testing::Consumed(events::Encode(topics_.Name(kafka::kLeadsOutcomes), contact, won));
+  const kafka::ConsumedMessage won_message = Won(contact, "won-1");
   ASSERT_TRUE(handler_->HandleOutcome(won_message).ok());
   ASSERT_TRUE(handler_->HandleOutcome(won_message).ok());
   absl::StatusOr<std::optional<events::v1::LeadProfile>> stored = store_->LoadProfile(contact);
@@ -205,28 +210,234 @@ TEST_F(CaptureHandlerTest, TheSamePersonInOtherCasingThroughKafkaMergesIntoOneLe
   EXPECT_EQ((*again)[0].value, (*outputs)[0].value);
 }
 
-TEST_F(CaptureHandlerTest, ASubmissionMatchingTwoLeadsByDifferentKeysMergesIntoTheStrongerMatch) {
+// Max Power as an event app knows him: by phone, with a CRM id and a cookie.
+LeadSubmission MaxByPhone(const std::string& request_id) {
+  LeadSubmission s;
+  s.set_request_id(request_id);
+  s.set_source("event");
+  s.set_phone("+44 20 7946 0958");
+  s.set_first_name("Max");
+  s.set_last_name("Power");
+  s.set_city("Leeds");
+  s.set_external_id("crm-7");
+  s.set_anonymous_id("anon-7");
+  return s;
+}
+
+TEST_F(CaptureHandlerTest, ASubmissionProvingTwoLeadsOnePersonMergesThemIntoTheStrongerMatch) {
   absl::StatusOr<SubmitOutcome> by_email = handler_->Submit(Jane("r-1"), "r-1");
   ASSERT_TRUE(by_email.ok());
-  LeadSubmission other;
-  other.set_request_id("r-2");
-  other.set_source("event");
-  other.set_phone("+44 20 7946 0958");
-  other.set_first_name("Max");
-  other.set_last_name("Power");
-  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(other, "r-2");
+  clock_.Advance(absl::Minutes(1));
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(MaxByPhone("r-2"), "r-2");
   ASSERT_TRUE(by_phone.ok());
-  ASSERT_NE(by_phone->response.lead_id(), by_email->response.lead_id());
+  const std::string a = by_email->response.lead_id();
+  const std::string b = by_phone->response.lead_id();
+  ASSERT_NE(a, b);
 
+  clock_.Advance(absl::Minutes(1));
   LeadSubmission both = Jane("r-3");
   both.set_phone("020 7946 0958");
   absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(both, "r-3");
   ASSERT_TRUE(outcome.ok()) << outcome.status();
-  EXPECT_EQ(outcome->response.lead_id(), by_email->response.lead_id()) << "e-mail beats phone";
+  EXPECT_EQ(outcome->response.lead_id(), a) << "e-mail beats phone: A survives";
+  EXPECT_FALSE(outcome->response.created());
+  EXPECT_THAT(outcome->response.merged_lead_ids(), ::testing::ElementsAre(b));
+  const LeadCaptured event = EventOf(*outcome);
+  EXPECT_EQ(event.change(), LeadCaptured::CHANGE_UPDATED);
+  EXPECT_EQ(event.envelope().lead_id(), a);
+  EXPECT_THAT(event.merged_lead_ids(), ::testing::ElementsAre(b));
+  EXPECT_EQ(event.match().key(), "email");
+  EXPECT_EQ(event.match().matched_lead_id(), a);
+  // Field by field: the submission (newest) keeps Jane's name; B fills what A lacked.
+  EXPECT_EQ(event.lead().first_name(), "Jane");
+  EXPECT_EQ(event.lead().phone(), "+442079460958");
+  EXPECT_EQ(event.lead().city(), "Leeds");
+  EXPECT_THAT(event.lead().external_ids(), ::testing::ElementsAre("crm-7"));
+  EXPECT_THAT(event.lead().anonymous_ids(), ::testing::ElementsAre("anon-7"));
+  EXPECT_THAT(event.lead().sources(), ::testing::ElementsAre("web_form", "event"));
+  EXPECT_EQ(rules::ToTime(event.lead().created_at()), kStart);
+  EXPECT_THAT(event.changed_fields(), ::testing::IsSupersetOf({"phone", "city", "sources",
+                                                               "external_ids", "anonymous_ids"}));
+
+  // B's keys lead to A now; B's record is a stub naming A; B left the fuzzy blocks.
+  for (const std::string& key :
+       {CaptureStore::PhoneIndexKey("+442079460958"), CaptureStore::ExternalIndexKey("crm-7")}) {
+    absl::StatusOr<std::optional<std::string>> owner = store_->LookupIndex(key);
+    ASSERT_TRUE(owner.ok() && owner->has_value()) << key;
+    EXPECT_EQ(**owner, a) << key;
+  }
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
+  ASSERT_TRUE(stub.ok() && stub->has_value());
+  EXPECT_TRUE(IsMergedStub(**stub));
+  EXPECT_EQ((*stub)->merged_into_lead_id(), a);
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> current = store_->LoadCurrent(b);
+  ASSERT_TRUE(current.ok() && current->has_value());
+  EXPECT_EQ((*current)->lead_id(), a);
+  EXPECT_EQ((*current)->phone(), "+442079460958");
+
+  // B's phone alone now finds A, and merges nothing more.
+  clock_.Advance(absl::Minutes(1));
+  absl::StatusOr<SubmitOutcome> later = handler_->Submit(MaxByPhone("r-4"), "r-4");
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(later->response.lead_id(), a);
+  EXPECT_FALSE(later->response.created());
+  EXPECT_TRUE(later->response.merged_lead_ids().empty());
+}
+
+TEST_F(CaptureHandlerTest, AMergeIsIdempotentPerRequestId) {
+  ASSERT_TRUE(handler_->Submit(Jane("r-1"), "r-1").ok());
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(MaxByPhone("r-2"), "r-2");
+  ASSERT_TRUE(by_phone.ok());
+  LeadSubmission both = Jane("r-3");
+  both.set_phone("+44 20 7946 0958");
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->response.merged_lead_ids_size(), 1);
+  const std::vector<std::string> keys_before = Keys("*");
+
+  absl::StatusOr<SubmitOutcome> again = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->response.duplicate_request());
+  ASSERT_EQ(again->outputs.size(), 1u);
+  EXPECT_EQ(again->outputs[0].value, first->outputs[0].value) << "the same event, byte for byte";
+  EXPECT_THAT(Keys("*"), ::testing::UnorderedElementsAreArray(keys_before));
+  // Acknowledged: a duplicate publishes nothing.
+  ASSERT_TRUE(store_->MarkSent({{"r-3", first->response.lead_id()}}, absl::Hours(1)).ok());
+  again = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->outputs.empty());
+}
+
+TEST_F(CaptureHandlerTest, ErasingTheSurvivorErasesTheAbsorbedLeadsTracesToo) {
+  ASSERT_TRUE(handler_->Submit(Jane("r-1"), "r-1").ok());
+  ASSERT_TRUE(handler_->Submit(MaxByPhone("r-2"), "r-2").ok());
+  LeadSubmission both = Jane("r-3");
+  both.set_phone("+44 20 7946 0958");
+  absl::StatusOr<SubmitOutcome> merged = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(merged.ok());
+  const std::string a = merged->response.lead_id();
+  ASSERT_TRUE(store_->Erase(a).ok());
+  for (const std::string& key : Keys("*")) {
+    EXPECT_EQ(key, "capture:{" + a + "}:erased") << "left behind: " << key;
+  }
+}
+
+TEST_F(CaptureHandlerTest, AConvertedLeadMatchedByAnotherKeyIsNeverMerged) {
+  absl::StatusOr<SubmitOutcome> by_email = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(by_email.ok());
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(MaxByPhone("r-2"), "r-2");
+  ASSERT_TRUE(by_phone.ok());
+  const std::string b = by_phone->response.lead_id();
+  ASSERT_TRUE(handler_->HandleOutcome(Won(b, "won-b")).ok());
+
+  LeadSubmission both = Jane("r-3");
+  both.set_phone("+44 20 7946 0958");
+  absl::StatusOr<SubmitOutcome> outcome = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(outcome.ok()) << outcome.status();
+  EXPECT_EQ(outcome->response.lead_id(), by_email->response.lead_id());
+  EXPECT_TRUE(outcome->response.merged_lead_ids().empty()) << "history is never merged";
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stored = store_->LoadProfile(b);
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_FALSE(IsMergedStub(**stored));
+  EXPECT_TRUE(IsConverted(**stored));
   absl::StatusOr<std::optional<std::string>> phone_owner =
       store_->LookupIndex(CaptureStore::PhoneIndexKey("+442079460958"));
   ASSERT_TRUE(phone_owner.ok() && phone_owner->has_value());
-  EXPECT_EQ(**phone_owner, by_phone->response.lead_id()) << "the phone stays with its owner";
+  EXPECT_EQ(**phone_owner, b) << "the phone stays with the converted lead";
+}
+
+TEST_F(CaptureHandlerTest, AWonOutcomeOfAnAbsorbedLeadConvertsTheSurvivor) {
+  ASSERT_TRUE(handler_->Submit(Jane("r-1"), "r-1").ok());
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(MaxByPhone("r-2"), "r-2");
+  ASSERT_TRUE(by_phone.ok());
+  const std::string b = by_phone->response.lead_id();
+  LeadSubmission both = Jane("r-3");
+  both.set_phone("+44 20 7946 0958");
+  absl::StatusOr<SubmitOutcome> merged = handler_->Submit(both, "r-3");
+  ASSERT_TRUE(merged.ok());
+  const std::string a = merged->response.lead_id();
+
+  // A rep who had B's lead wins the deal after the merge.
+  const kafka::ConsumedMessage message = Won(b, "won-b");
+  ASSERT_TRUE(handler_->HandleOutcome(message).ok());
+  ASSERT_TRUE(handler_->HandleOutcome(message).ok());
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> survivor = store_->LoadProfile(a);
+  ASSERT_TRUE(survivor.ok() && survivor->has_value());
+  EXPECT_TRUE(IsConverted(**survivor));
+  EXPECT_EQ((*survivor)->contact_id(), a);
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
+  ASSERT_TRUE(stub.ok() && stub->has_value());
+  EXPECT_TRUE(IsMergedStub(**stub)) << "the stub stays a stub";
+  EXPECT_FALSE(IsConverted(**stub));
+}
+
+TEST_F(CaptureHandlerTest, ConcurrentSubmissionsProvingOnePersonMergeExactlyOnce) {
+  absl::StatusOr<SubmitOutcome> by_email = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(by_email.ok());
+  absl::StatusOr<SubmitOutcome> by_phone = handler_->Submit(MaxByPhone("r-2"), "r-2");
+  ASSERT_TRUE(by_phone.ok());
+  const std::string a = by_email->response.lead_id();
+  const std::string b = by_phone->response.lead_id();
+
+  // Each thread its own connection, store and handler: replicas racing on one Redis.
+  constexpr int kThreads = 6;
+  std::vector<absl::StatusOr<SubmitOutcome>> results(kThreads, absl::UnknownError("not run"));
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+      threads.emplace_back([&, i] {
+        redis::HiredisClient client(*redis::ParseRedisAddress(redis_->address()));
+        CaptureStore store(client);
+        CaptureHandler handler(*normalizer_, store, topics_, clock_);
+        LeadSubmission both = Jane(absl::StrCat("c-", i));
+        both.set_phone("+44 20 7946 0958");
+        both.set_job_title(absl::StrCat("Title ", i));
+        results[i] = handler.Submit(both, absl::StrCat("c-", i));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  int merges = 0;
+  for (const absl::StatusOr<SubmitOutcome>& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->response.lead_id(), a);
+    if (!r->response.merged_lead_ids().empty()) {
+      ++merges;
+      EXPECT_THAT(r->response.merged_lead_ids(), ::testing::ElementsAre(b));
+    }
+  }
+  EXPECT_EQ(merges, 1) << "B is absorbed exactly once";
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
+  ASSERT_TRUE(stub.ok() && stub->has_value());
+  EXPECT_EQ((*stub)->merged_into_lead_id(), a);
+  absl::StatusOr<std::optional<std::string>> phone_owner =
+      store_->LookupIndex(CaptureStore::PhoneIndexKey("+442079460958"));
+  ASSERT_TRUE(phone_owner.ok() && phone_owner->has_value());
+  EXPECT_EQ(**phone_owner, a);
+}
+
+TEST_F(CaptureHandlerTest, TheFuzzyThresholdDecidesWhetherASimilarNameMerges) {
+  LeadSubmission jon = Jane("r-1");
+  jon.set_first_name("Jon");
+  jon.set_email("jon.doe@acme-widgets.com");
+  ASSERT_TRUE(handler_->Submit(jon, "r-1").ok());
+  LeadSubmission john = Jane("r-2");
+  john.set_first_name("John");
+  john.set_email("john.doe@acme-widgets.com");
+
+  CaptureHandler strict(*normalizer_, *store_, topics_, clock_,
+                        CaptureOptions{.fuzzy_threshold = 0.99});
+  absl::StatusOr<SubmitOutcome> apart = strict.Submit(john, "r-2");
+  ASSERT_TRUE(apart.ok());
+  EXPECT_TRUE(apart->response.created()) << "0.99 keeps Jon and John apart";
+
+  // Without the strict handler's lead, the default handler merges John into Jon.
+  ASSERT_TRUE(store_->Erase(apart->response.lead_id()).ok());
+  john.set_request_id("r-3");
+  absl::StatusOr<SubmitOutcome> merged = handler_->Submit(john, "r-3");
+  ASSERT_TRUE(merged.ok());
+  EXPECT_FALSE(merged->response.created()) << "the default 0.92 merges them";
+  EXPECT_EQ(merged->response.match().key(), "fuzzy_name");
 }
 
 TEST_F(CaptureHandlerTest, InvalidInputIsRejectedWithEveryFieldViolation) {

@@ -854,6 +854,57 @@ TEST_F(NurturingTest, ARoutedLeadExitsAndAWonLeadExitsAsConverted) {
                           "enrolled cold-welcome", "exited cold-welcome converted"));
 }
 
+TEST_F(NurturingTest, ALeadMergedIntoAnotherExitsAsMergedAndIsTouchedNoMore) {
+  ScoreCold(EmailLead("L-absorbed"), "scored-1");
+  ScoreCold(EmailLead("L-survivor"), "scored-2");
+  Pass();
+  const size_t sent_before = replica_->producer.all_sent().size();
+
+  // Capture merged L-absorbed into L-survivor (twice: a re-delivery).
+  events::v1::LeadCaptured captured;
+  *captured.mutable_envelope() = events::MakeEnvelope({.event_id = "captured-merge",
+                                                       .lead_id = "L-survivor",
+                                                       .occurred_at = clock_.Now(),
+                                                       .produced_at = clock_.Now(),
+                                                       .producer = "capture"});
+  captured.set_change(events::v1::LeadCaptured::CHANGE_UPDATED);
+  *captured.mutable_lead() = EmailLead("L-survivor");
+  captured.add_merged_lead_ids("L-absorbed");
+  const kafka::ConsumedMessage message =
+      Consumed(events::Encode(std::string(kafka::kLeadsCaptured), "L-survivor", captured));
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> first =
+      replica_->handler.HandleCaptured(message);
+  ASSERT_TRUE(first.ok()) << first.status();
+  Record(*first);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> again =
+      replica_->handler.HandleCaptured(message);
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->size(), first->size());
+  for (size_t i = 0; i < first->size(); ++i) {
+    EXPECT_EQ((*again)[i].value, (*first)[i].value) << "the same exit event again";
+  }
+  EXPECT_EQ(State("L-absorbed").current().exit_reason(), "merged");
+  EXPECT_EQ(ScheduledAt("L-absorbed"), std::nullopt);
+  EXPECT_EQ(State("L-survivor").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+
+  // A capture without merges is not nurturing's business.
+  captured.clear_merged_lead_ids();
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> plain = replica_->handler.HandleCaptured(
+      Consumed(events::Encode(std::string(kafka::kLeadsCaptured), "L-survivor", captured)));
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->empty());
+
+  // A late scored event of the absorbed id enrols nothing; over the next month only the survivor
+  // is touched.
+  ScoreCold(EmailLead("L-absorbed"), "scored-3");
+  RunHourlyUntil(kStart + absl::Hours(24 * 30));
+  for (size_t i = sent_before; i < replica_->producer.all_sent().size(); ++i) {
+    EXPECT_NE(replica_->producer.all_sent()[i].key, "L-absorbed");
+  }
+  EXPECT_THAT(Describe(EnrollmentEvents()),
+              ::testing::IsSupersetOf({"exited cold-welcome merged"}));
+}
+
 TEST_F(NurturingTest, AHardBounceEndsTheTrackAndStopsEmail) {
   ScoreCold(EmailLead("L-bounce"), "scored-1");
   EXPECT_EQ(Pass().sent, 1);

@@ -568,6 +568,40 @@ TEST_F(ScoringHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndLaterEventsAreIgnor
             grpc::StatusCode::NOT_FOUND);
 }
 
+TEST_F(ScoringHandlerTest, AMergeDropsTheAbsorbedLeadAndTheSurvivorScoresTheMergedBehaviour) {
+  for (const std::string& lead : {"lead-a", "lead-b"}) {
+    Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-" + lead));
+  }
+  Handle(&ScoringHandler::HandleActivity,
+         Activity("lead-b", "act-b", "demo_request", {{"demo_request", 1}}));
+  ASSERT_THAT(SegmentMembers("hot"), ElementsAre("lead-b"));
+  const double before = State("lead-a").score().total();
+
+  // Capture merged B into A (twice: a re-delivery) ...
+  LeadCaptured merged;
+  *merged.mutable_envelope() = Envelope("lead-a", "cap-merge", clock_.Now());
+  merged.set_change(LeadCaptured::CHANGE_UPDATED);
+  *merged.mutable_lead() = SeniorAtMidSize("lead-a");
+  merged.add_merged_lead_ids("lead-b");
+  const kafka::ConsumedMessage message =
+      Consumed(events::Encode(topics_.Name(kafka::kLeadsCaptured), "lead-a", merged));
+  Handle(&ScoringHandler::HandleCaptured, message);
+  Handle(&ScoringHandler::HandleCaptured, message);
+  // ... so B's state is gone, and late events of B are ignored.
+  EXPECT_FALSE(State("lead-b").has_profile());
+  EXPECT_THAT(SegmentMembers("hot"), IsEmpty());
+  EXPECT_THAT(Handle(&ScoringHandler::HandleActivity,
+                     Activity("lead-b", "act-b-late", "page_view", {{"page_view", 1}})),
+              IsEmpty());
+  // Tracking's merge event carries B's behaviour in A's aggregates: A scores it.
+  const std::vector<kafka::OutboundMessage> scored =
+      Handle(&ScoringHandler::HandleActivity,
+             Activity("lead-a", "merge:cap-merge", "lead_merged", {{"demo_request", 1}}));
+  ASSERT_THAT(scored, SizeIs(1));
+  EXPECT_GT(DecodeScored(scored[0]).score().total(), before);
+  EXPECT_THAT(SegmentMembers("hot"), ElementsAre("lead-a"));
+}
+
 TEST_F(ScoringHandlerTest, InvalidInputIsRejectedAsInvalidArgument) {
   kafka::ConsumedMessage garbage;
   garbage.topic = "test.leads.activity";

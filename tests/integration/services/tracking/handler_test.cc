@@ -187,6 +187,19 @@ class TrackingHandlerTest : public ::testing::Test {
                     clock_.Now());
   }
 
+  // The survivor's leads.captured after capture merged `absorbed` into it.
+  kafka::ConsumedMessage Merged(const LeadProfile& survivor,
+                                const std::vector<std::string>& absorbed,
+                                const std::string& event_id) {
+    kafka::ConsumedMessage m = Captured(survivor, event_id);
+    LeadCaptured event;
+    EXPECT_TRUE(events::Decode(m, &event).ok());
+    event.set_change(LeadCaptured::CHANGE_UPDATED);
+    for (const std::string& id : absorbed) event.add_merged_lead_ids(id);
+    return Consumed(events::Encode(topics_.Name(kafka::kLeadsCaptured), survivor.lead_id(), event),
+                    clock_.Now());
+  }
+
   kafka::ConsumedMessage Erasure(const std::string& lead_id, const std::string& event_id) {
     events::v1::LeadErasure event;
     *event.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
@@ -832,6 +845,119 @@ TEST_F(TrackingHandlerTest, GetTimelineReturnsNewestFirstAndPagesWithAToken) {
   request.Clear();
   EXPECT_EQ(grpc_->GetTimeline(nullptr, &request, &newest).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(TrackingHandlerTest, MergingTwoLeadsMergesTheirBehaviourIntoTheSurvivor) {
+  const LeadProfile a = Lead("lead-a", "ann@acme.example", {}, {"anon-a"});
+  const LeadProfile b = Lead("lead-b", "ann.b@other.example", {"crm-b"}, {"anon-b"});
+  Handle(&TrackingHandler::HandleCaptured, Captured(a, "cap-a"));
+  Handle(&TrackingHandler::HandleCaptured, Captured(b, "cap-b"));
+  // A: two pricing views three days ago; B: a demo request yesterday, a pricing view today.
+  const absl::Time three_days_ago = kStart - absl::Hours(72);
+  ASSERT_THAT(HandleInbound(
+                  PageView("a-1", Anon("anon-a"), "https://acme.example/pricing", three_days_ago)),
+              SizeIs(1));
+  ASSERT_THAT(HandleInbound(PageView("a-2", User("lead-a"), "https://acme.example/pricing",
+                                     three_days_ago + absl::Minutes(5))),
+              SizeIs(1));
+  ASSERT_THAT(
+      HandleInbound(TrackEvent("b-1", User("crm-b"), "Demo Requested", kStart - absl::Hours(20))),
+      SizeIs(1));
+  ASSERT_THAT(HandleInbound(PageView("b-2", Anon("anon-b"), "https://acme.example/pricing",
+                                     kStart - absl::Hours(1))),
+              SizeIs(1));
+
+  // Capture merged B into A: A's record now carries B's ids too.
+  LeadProfile survivor = a;
+  survivor.add_anonymous_ids("anon-b");
+  survivor.add_external_ids("crm-b");
+  const std::vector<kafka::OutboundMessage> outputs =
+      Handle(&TrackingHandler::HandleCaptured, Merged(survivor, {"lead-b"}, "cap-merge"));
+  ASSERT_THAT(outputs, SizeIs(1)) << "one event for scoring";
+  EXPECT_EQ(outputs[0].topic, "test.leads.activity");
+  EXPECT_EQ(outputs[0].key, "lead-a");
+  const LeadActivity event = DecodeActivity(outputs[0]);
+  EXPECT_EQ(event.envelope().lead_id(), "lead-a");
+  EXPECT_EQ(event.activity().type(), kLeadMergedActivity);
+  EXPECT_THAT(event.merged_lead_ids(), ElementsAre("lead-b"));
+  const LeadAggregates& merged = event.aggregates();
+  EXPECT_EQ(merged.by_type().at("page_view").total(), 3);
+  EXPECT_EQ(merged.by_type().at("page_view").last_1d(), 1);
+  EXPECT_EQ(merged.by_type().at("page_view").last_7d(), 3);
+  EXPECT_EQ(merged.by_type().at("demo_request").total(), 1);
+  EXPECT_EQ(merged.by_page_category().at("pricing").total(), 3);
+  EXPECT_EQ(merged.visits(), 3);
+  EXPECT_EQ(events::FromProto(merged.first_seen_at()), three_days_ago);
+  EXPECT_EQ(events::FromProto(merged.last_seen_at()), kStart - absl::Hours(1));
+  EXPECT_FALSE(merged.by_type().contains(kLeadMergedActivity)) << "the merge counts as nothing";
+
+  // The survivor answers with the merged behaviour; the absorbed id redirects to it.
+  ASSERT_TRUE(Aggregates("lead-a").has_value());
+  EXPECT_TRUE(MessageDifferencer::Equals(*Aggregates("lead-a"), merged));
+  ASSERT_TRUE(Aggregates("lead-b").has_value());
+  EXPECT_TRUE(MessageDifferencer::Equals(*Aggregates("lead-b"), merged));
+  EXPECT_THAT(TimelineIds("lead-a"), ElementsAre("b-2", "b-1", "a-2", "a-1"));
+  EXPECT_THAT(TimelineIds("lead-b"), ElementsAre("b-2", "b-1", "a-2", "a-1"));
+  EXPECT_FALSE(KeyExists(TrackingStore::TimelineKey("lead-b")));
+
+  // A re-delivered merge changes nothing and re-produces the same event.
+  const std::vector<kafka::OutboundMessage> again =
+      Handle(&TrackingHandler::HandleCaptured, Merged(survivor, {"lead-b"}, "cap-merge"));
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].value, outputs[0].value) << "the same event, byte for byte";
+  EXPECT_TRUE(MessageDifferencer::Equals(*Aggregates("lead-a"), merged));
+
+  // Later activity under any of B's names counts for A: its cookie and CRM id (re-linked by the
+  // merge), its lead id and its old e-mail (through the redirect).
+  clock_.Advance(absl::Minutes(1));
+  int n = 0;
+  for (const Who& who :
+       {Anon("anon-b"), User("crm-b"), User("lead-b"), User("ann.b@other.example")}) {
+    const std::vector<kafka::OutboundMessage> later =
+        HandleInbound(TrackEvent(absl::StrCat("later-", ++n), who, "Chat Started", clock_.Now()));
+    ASSERT_THAT(later, SizeIs(1)) << n;
+    EXPECT_EQ(later[0].key, "lead-a") << n;
+    EXPECT_EQ(DecodeActivity(later[0]).aggregates().by_type().at("chat").total(), n);
+  }
+  EXPECT_FALSE(Aggregates("lead-a")->by_type().contains("lead_merged"));
+  EXPECT_EQ(Aggregates("lead-a")->by_type().at("chat").total(), 4);
+}
+
+TEST_F(TrackingHandlerTest, AMergeClaimsWhatTheAbsorbedLeadsCookieDidWhileAnonymous) {
+  const LeadProfile a = Lead("lead-a", "ann@acme.example", {}, {});
+  Handle(&TrackingHandler::HandleCaptured, Captured(a, "cap-a"));
+  // B never had tracking history; a cookie capture learnt from B's form was seen browsing.
+  ASSERT_THAT(HandleInbound(PageView("anon-1", Anon("anon-b"), "https://acme.example/pricing",
+                                     kStart - absl::Hours(2))),
+              IsEmpty());
+  LeadProfile survivor = a;
+  survivor.add_anonymous_ids("anon-b");
+  const std::vector<kafka::OutboundMessage> outputs =
+      Handle(&TrackingHandler::HandleCaptured, Merged(survivor, {"lead-b"}, "cap-merge"));
+  // The parked view, backfilled, then the merge event with the final aggregates.
+  ASSERT_THAT(MessageIds(outputs), ElementsAre("anon-1", "merge:cap-merge"));
+  EXPECT_TRUE(DecodeActivity(outputs[0]).backfilled());
+  EXPECT_EQ(DecodeActivity(outputs[1]).aggregates().by_type().at("page_view").total(), 1);
+  EXPECT_THAT(TimelineIds("lead-a"), ElementsAre("anon-1"));
+}
+
+TEST_F(TrackingHandlerTest, ErasingTheSurvivorErasesEveryTraceOfTheAbsorbedLeadToo) {
+  const LeadProfile a = Lead("lead-a", "ann@acme.example", {}, {"anon-a"});
+  const LeadProfile b = Lead("lead-b", "ann.b@other.example", {"crm-b"}, {"anon-b"});
+  Handle(&TrackingHandler::HandleCaptured, Captured(a, "cap-a"));
+  Handle(&TrackingHandler::HandleCaptured, Captured(b, "cap-b"));
+  HandleInbound(PageView("a-1", Anon("anon-a"), "https://acme.example/pricing", clock_.Now()));
+  InboundActivity identify =
+      Call("identify", "b-1", {.user_id = "crm-b", .anonymous_id = "anon-b2"}, clock_.Now());
+  (*identify.mutable_traits()->mutable_fields())["email"].set_string_value(b.email());
+  HandleInbound(identify);
+  LeadProfile survivor = a;
+  survivor.add_anonymous_ids("anon-b");
+  survivor.add_external_ids("crm-b");
+  Handle(&TrackingHandler::HandleCaptured, Merged(survivor, {"lead-b"}, "cap-merge"));
+
+  Handle(&TrackingHandler::HandleErasure, Erasure("lead-a", "erase-a"));
+  EXPECT_THAT(AllKeys(), ElementsAre(redis::TombstoneKey(kService, "lead-a")));
 }
 
 }  // namespace

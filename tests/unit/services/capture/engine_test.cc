@@ -5,6 +5,7 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
@@ -1029,6 +1030,233 @@ TEST(MergeTest, IsDeterministic) {
   const MergeResult b = Merge(existing, n, kT3);
   EXPECT_TRUE(ProtoEquals(a.lead, b.lead));
   EXPECT_EQ(a.changed_fields, b.changed_fields);
+}
+
+// ---- MergeLeads ---------------------------------------------------------------------------
+
+// A lead `id` created from `s` at `created`.
+LeadProfile LeadFrom(const std::string& id, const LeadSubmission& s, absl::Time created) {
+  return NewLead(SubmittedAt(s, created), id, created);
+}
+
+LeadSubmission ByPhone() {
+  LeadSubmission s;
+  s.set_source("event");
+  s.set_phone("+16502530000");
+  s.set_first_name("jane");
+  s.set_last_name("doe");
+  s.set_city("Boston");
+  return s;
+}
+
+TEST(MergeLeadsTest, TheNewerRecordsValuesWinAndTheOlderOneFillsGaps) {
+  LeadSubmission a = ValidSubmission();
+  a.set_city("Berlin");
+  const LeadProfile survivor = LeadFrom("lead-a", a, kT0);
+  LeadSubmission b = ByPhone();
+  b.set_job_title("CEO");
+  const LeadProfile absorbed = LeadFrom("lead-b", b, kT1);  // newer
+
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_EQ(merged.lead.lead_id(), "lead-a");
+  EXPECT_EQ(merged.lead.email(), "jane.doe@acme.com");  // b has none: kept
+  EXPECT_EQ(merged.lead.phone(), "+16502530000");       // filled
+  EXPECT_EQ(merged.lead.city(), "Boston");              // newer wins
+  EXPECT_EQ(merged.lead.job_title(), "CEO");
+  EXPECT_EQ(merged.lead.seniority(), events::v1::SENIORITY_EXECUTIVE);
+  EXPECT_EQ(merged.lead.company(), "Acme Inc.");
+
+  // The other way round the older record only fills gaps.
+  const MergeResult reverse = MergeLeads(absorbed, survivor, kT3);
+  EXPECT_EQ(reverse.lead.lead_id(), "lead-b");
+  EXPECT_EQ(reverse.lead.city(), "Boston");
+  EXPECT_EQ(reverse.lead.email(), "jane.doe@acme.com");
+}
+
+TEST(MergeLeadsTest, TouchesAndTimesSpanBothRecords) {
+  const LeadProfile survivor = LeadFrom("lead-a", ValidSubmission(), kT1);
+  LeadProfile absorbed = LeadFrom("lead-b", ByPhone(), kT0);  // first seen earlier
+  *absorbed.mutable_last_touch()->mutable_at() = rules::ToTimestamp(kT2);
+  absorbed.mutable_last_touch()->set_utm_campaign("late");
+  *absorbed.mutable_updated_at() = rules::ToTimestamp(kT2);
+
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_EQ(rules::ToTime(merged.lead.first_touch().at()), kT0);
+  EXPECT_EQ(merged.lead.first_touch().source(), "event");
+  EXPECT_EQ(rules::ToTime(merged.lead.last_touch().at()), kT2);
+  EXPECT_EQ(merged.lead.last_touch().utm_campaign(), "late");
+  EXPECT_EQ(rules::ToTime(merged.lead.created_at()), kT0);
+  EXPECT_EQ(rules::ToTime(merged.lead.updated_at()), kT2);
+  EXPECT_THAT(merged.lead.sources(), ElementsAre("web_form", "event"));
+}
+
+TEST(MergeLeadsTest, ListsAccumulateAndDoNotContactIsSticky) {
+  LeadSubmission a = ValidSubmission();
+  a.add_interests("shoes");
+  a.set_anonymous_id("anon-1");
+  a.set_external_id("crm-1");
+  LeadProfile survivor = LeadFrom("lead-a", a, kT0);
+  LeadSubmission b = ByPhone();
+  b.add_interests("bags");
+  b.add_interests("shoes");
+  b.set_anonymous_id("anon-2");
+  b.set_do_not_contact(true);
+  LeadProfile absorbed = LeadFrom("lead-b", b, kT1);
+  absorbed.add_external_ids("crm-2");
+  absorbed.add_external_ids("crm-1");
+
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_THAT(merged.lead.interests(), ElementsAre("shoes", "bags"));
+  EXPECT_THAT(merged.lead.anonymous_ids(), ElementsAre("anon-1", "anon-2"));
+  EXPECT_THAT(merged.lead.external_ids(), ElementsAre("crm-1", "crm-2"));
+  EXPECT_TRUE(merged.lead.do_not_contact());
+  // And sticky the other way: a newer record without it does not clear it.
+  survivor.set_do_not_contact(true);
+  absorbed.set_do_not_contact(false);
+  EXPECT_TRUE(MergeLeads(survivor, absorbed, kT3).lead.do_not_contact());
+}
+
+TEST(MergeLeadsTest, AVerifiedEmailIsNeverReplacedByAnUnverifiedOne) {
+  LeadSubmission a = ValidSubmission();
+  a.set_email_verified(true);
+  const LeadProfile survivor = LeadFrom("lead-a", a, kT0);
+  LeadSubmission b = ByPhone();
+  b.set_email("jane@other.example");  // newer, unverified
+  const LeadProfile absorbed = LeadFrom("lead-b", b, kT1);
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_EQ(merged.lead.email(), "jane.doe@acme.com");
+  EXPECT_TRUE(merged.lead.email_verified());
+}
+
+TEST(MergeLeadsTest, ConsentsKeepTheLatestPerChannelAndCustomMergesKeyByKey) {
+  LeadSubmission a = ValidSubmission();
+  *a.add_consents() = MakeConsent(events::v1::CHANNEL_EMAIL, true, kT0);
+  (*a.mutable_custom())["tier"] = "gold";
+  (*a.mutable_custom())["region"] = "emea";
+  const LeadProfile survivor = LeadFrom("lead-a", a, kT0);
+  LeadSubmission b = ByPhone();
+  *b.add_consents() = MakeConsent(events::v1::CHANNEL_EMAIL, false, kT1);
+  *b.add_consents() = MakeConsent(events::v1::CHANNEL_SMS, true, kT1);
+  (*b.mutable_custom())["tier"] = "silver";
+  (*b.mutable_custom())["owner"] = "max";
+  const LeadProfile absorbed = LeadFrom("lead-b", b, kT1);
+
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  ASSERT_EQ(merged.lead.consents_size(), 2);
+  EXPECT_EQ(merged.lead.consents(0).channel(), events::v1::CHANNEL_EMAIL);
+  EXPECT_FALSE(merged.lead.consents(0).granted()) << "the later withdrawal wins";
+  EXPECT_EQ(merged.lead.consents(1).channel(), events::v1::CHANNEL_SMS);
+  EXPECT_THAT(
+      merged.lead.custom(),
+      UnorderedElementsAre(Pair("tier", "silver"), Pair("region", "emea"), Pair("owner", "max")));
+}
+
+TEST(MergeLeadsTest, ChangedFieldsListWhatDiffersFromTheSurvivor) {
+  const LeadProfile survivor = LeadFrom("lead-a", ValidSubmission(), kT0);
+  LeadSubmission b = ByPhone();
+  b.set_first_name("jane");
+  const LeadProfile absorbed = LeadFrom("lead-b", b, kT1);
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_THAT(merged.changed_fields, ElementsAre("phone", "city", "sources", "last_touch"));
+  EXPECT_EQ(merged.changed_fields, ChangedFields(survivor, merged.lead));
+  // Merging a record into itself (another id, same content) adds nothing.
+  LeadProfile twin = survivor;
+  twin.set_lead_id("lead-twin");
+  EXPECT_THAT(MergeLeads(survivor, twin, kT3).changed_fields, IsEmpty());
+}
+
+TEST(MergeLeadsTest, KeepsTheSurvivorsIdentityAndEpisodeLinks) {
+  LeadProfile survivor = LeadFrom("lead-a", ValidSubmission(), kT1);
+  survivor.set_contact_id("contact-1");
+  survivor.set_episode(2);
+  survivor.set_previous_lead_id("lead-0");
+  const LeadProfile absorbed = LeadFrom("lead-b", ByPhone(), kT2);
+  const MergeResult merged = MergeLeads(survivor, absorbed, kT3);
+  EXPECT_EQ(merged.lead.lead_id(), "lead-a");
+  EXPECT_EQ(merged.lead.contact_id(), "contact-1");
+  EXPECT_EQ(merged.lead.episode(), 2);
+  EXPECT_EQ(merged.lead.previous_lead_id(), "lead-0");
+}
+
+TEST(MergeLeadsTest, IsDeterministic) {
+  LeadSubmission a = ValidSubmission();
+  (*a.mutable_custom())["k1"] = "v1";
+  (*a.mutable_custom())["k2"] = "v2";
+  const LeadProfile survivor = LeadFrom("lead-a", a, kT0);
+  LeadSubmission b = ByPhone();
+  (*b.mutable_custom())["k2"] = "w2";
+  (*b.mutable_custom())["k3"] = "w3";
+  const LeadProfile absorbed = LeadFrom("lead-b", b, kT1);
+  // Equal as messages (protobuf map wire order is unspecified), and equal change lists.
+  const MergeResult first = MergeLeads(survivor, absorbed, kT3);
+  for (int i = 0; i < 10; ++i) {
+    const MergeResult again = MergeLeads(survivor, absorbed, kT3);
+    EXPECT_TRUE(ProtoEquals(again.lead, first.lead));
+    EXPECT_EQ(again.changed_fields, first.changed_fields);
+  }
+}
+
+TEST(MergedStubTest, NamesOnlyTheSurvivor) {
+  const LeadProfile stub = MergedStub("lead-b", "lead-a");
+  EXPECT_TRUE(IsMergedStub(stub));
+  EXPECT_EQ(stub.lead_id(), "lead-b");
+  EXPECT_EQ(stub.merged_into_lead_id(), "lead-a");
+  EXPECT_THAT(ChangedFields(LeadProfile(), stub), ElementsAre("lead_id", "merged_into_lead_id"));
+  EXPECT_FALSE(IsMergedStub(LeadFrom("lead-a", ValidSubmission(), kT0)));
+}
+
+TEST(MatchTest, ReportsLeadsMatchedByOtherExactKeysForMerging) {
+  LeadProfile by_email = Lead("by-email", kT1);
+  by_email.set_email("jane.doe@acme.com");
+  LeadProfile by_phone = Lead("by-phone", kT0);
+  by_phone.set_phone("+16502530000");
+  LeadProfile by_ext = Lead("by-ext", kT0);
+  by_ext.add_external_ids("crm-9");
+  LeadSubmission s = ValidSubmission();
+  s.set_phone("+16502530000");
+  s.set_external_id("crm-9");
+  const MatchDecision decision = Match(Normalized(s), {by_ext, by_phone, by_email});
+  ASSERT_TRUE(decision.match.has_value());
+  EXPECT_EQ(decision.match->matched_lead_id(), "by-email");
+  EXPECT_THAT(decision.also_matched_lead_ids, ElementsAre("by-phone", "by-ext"));
+}
+
+// ---- Configuration ------------------------------------------------------------------------
+
+TEST(FuzzyThresholdTest, DefaultsWhenUnsetAndTakesAValueInRange) {
+  config::v1::CaptureConfig config;
+  EXPECT_EQ(*FuzzyThresholdOf(config), kDefaultFuzzyThreshold);
+  config.set_fuzzy_threshold(0.85);
+  EXPECT_EQ(*FuzzyThresholdOf(config), 0.85);
+  config.set_fuzzy_threshold(1.0);
+  EXPECT_EQ(*FuzzyThresholdOf(config), 1.0);
+}
+
+TEST(FuzzyThresholdTest, RejectsValuesOutsideZeroToOne) {
+  for (double bad : {-0.1, 1.0001, 2.0, std::nan("")}) {
+    config::v1::CaptureConfig config;
+    config.set_fuzzy_threshold(bad);
+    absl::StatusOr<double> t = FuzzyThresholdOf(config);
+    EXPECT_TRUE(absl::IsInvalidArgument(t.status())) << bad;
+    if (!t.ok()) EXPECT_THAT(t.status().message(), HasSubstr("fuzzy_threshold"));
+  }
+}
+
+TEST(FuzzyThresholdTest, AHigherThresholdRejectsAMatchTheDefaultAccepts) {
+  LeadProfile lead = Lead("lead-1", kT0);
+  lead.set_first_name("Jon");
+  lead.set_last_name("Doe");
+  lead.set_company("Acme");
+  LeadSubmission s = ValidSubmission();
+  s.set_email("john.doe@acme-corp.example");
+  s.set_first_name("John");
+  s.set_last_name("Doe");
+  const NormalizedSubmission n = Normalized(s);
+  const double similarity = JaroWinkler(n.name_key, "jon doe");
+  ASSERT_GE(similarity, kDefaultFuzzyThreshold);
+  ASSERT_LT(similarity, 0.99);
+  EXPECT_TRUE(Match(n, {lead}).match.has_value());
+  EXPECT_FALSE(Match(n, {lead}, 0.99).match.has_value());
 }
 
 }  // namespace

@@ -182,6 +182,25 @@ TEST_F(EnrollmentTest, WonAndRoutedLeadsExit) {
   EXPECT_THAT(Score(events::v1::CATEGORY_COLD, events::v1::STAGE_CUSTOMER), IsEmpty());
 }
 
+TEST_F(EnrollmentTest, AMergedLeadExitsAndIsNeverEnrolledAgain) {
+  Score(events::v1::CATEGORY_COLD);
+  EXPECT_THAT(Change([&](NurtureLeadState& s) { ApplyMerged(s, policy_, now_); }),
+              ElementsAre("exited cold merged"));
+  EXPECT_EQ(state_.current().exit_reason(), "merged");
+  // Again (a re-delivery of the merge): nothing changes.
+  EXPECT_THAT(Change([&](NurtureLeadState& s) { EXPECT_FALSE(ApplyMerged(s, policy_, now_)); }),
+              IsEmpty());
+  // A late scored event of the old id, long after any cooldown, enrols nothing.
+  now_ += absl::Hours(24 * 365);
+  EXPECT_THAT(Score(events::v1::CATEGORY_WARM), IsEmpty());
+  EXPECT_FALSE(state_.current().state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  // A lead merged before it was ever enrolled is marked all the same.
+  state_.Clear();
+  EXPECT_THAT(Change([&](NurtureLeadState& s) { EXPECT_TRUE(ApplyMerged(s, policy_, now_)); }),
+              IsEmpty());
+  EXPECT_THAT(Score(events::v1::CATEGORY_COLD), IsEmpty());
+}
+
 TEST_F(EnrollmentTest, ReachingTheGoalHandsTheLeadToTheNextTrackAtOnce) {
   Score(events::v1::CATEGORY_WARM);
   now_ += absl::Hours(1);

@@ -366,5 +366,147 @@ TEST(ApplyActivityTest, AnActivityWithoutTimeCountsAtNow) {
   EXPECT_EQ(rules::ToTime(history.Aggregates(kNow).last_seen_at()), kNow);
 }
 
+// ---- Merging two leads' histories -----------------------------------------------------------
+
+// The history of `activities` applied in order at `now`.
+ActivityHistory HistoryOf(const std::vector<Activity>& activities, absl::Time now = kNow) {
+  ActivityHistory h;
+  for (const Activity& a : activities) h.Apply(a, now);
+  return h;
+}
+
+TEST(MergeHistoryTest, CountsAddInEveryWindowAndLastAtIsTheLater) {
+  ActivityHistory survivor = HistoryOf({MakeActivity("page_view", kNow - absl::Hours(1)),
+                                        MakeActivity("demo_request", kNow - absl::Hours(24 * 20))});
+  const ActivityHistory absorbed =
+      HistoryOf({MakeActivity("page_view", kNow - absl::Hours(24 * 3)),
+                 MakeActivity("page_view", kNow - absl::Hours(24 * 200)),  // totals only
+                 MakeActivity("demo_request", kNow - absl::Hours(2)),
+                 MakeActivity("download", kNow - absl::Hours(24 * 60))});
+  survivor.MergeFrom(absorbed, kNow);
+  const LeadAggregates a = survivor.Aggregates(kNow);
+  ExpectCounts(a.by_type().at("page_view"), {3, 1, 2, 2, 2});
+  ExpectCounts(a.by_type().at("demo_request"), {2, 1, 1, 2, 2});
+  ExpectCounts(a.by_type().at("download"), {1, 0, 0, 0, 1});
+  EXPECT_EQ(rules::ToTime(a.by_type().at("demo_request").last_at()), kNow - absl::Hours(2));
+  EXPECT_EQ(rules::ToTime(a.by_type().at("page_view").last_at()), kNow - absl::Hours(1));
+}
+
+TEST(MergeHistoryTest, MergedAggregatesEqualOneHistoryOfEveryActivityWhenVisitsAreApart) {
+  // Two leads' visits days apart: merging equals having recorded everything under one id.
+  const std::vector<Activity> mine = {
+      MakeActivity("page_view", kNow - absl::Hours(48), "pricing"),
+      MakeActivity("page_view", kNow - absl::Hours(48) + absl::Minutes(10), "blog"),
+      MakeActivity("email_open", kNow - absl::Hours(30))};
+  const std::vector<Activity> theirs = {
+      MakeActivity("page_view", kNow - absl::Hours(5), "pricing"),
+      MakeActivity("form_submit", kNow - absl::Hours(5) + absl::Minutes(4)),
+      MakeActivity("page_view", kNow - absl::Hours(24 * 10), "docs")};
+  ActivityHistory merged = HistoryOf(mine);
+  merged.MergeFrom(HistoryOf(theirs), kNow);
+  std::vector<Activity> all = mine;
+  all.insert(all.end(), theirs.begin(), theirs.end());
+  std::sort(all.begin(), all.end(), [](const Activity& a, const Activity& b) {
+    return rules::ToTime(a.occurred_at()) < rules::ToTime(b.occurred_at());
+  });
+  const LeadAggregates want = HistoryOf(all).Aggregates(kNow);
+  const LeadAggregates got = merged.Aggregates(kNow);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(got, want))
+      << "got " << got.DebugString() << "\nwant " << want.DebugString();
+  EXPECT_EQ(got.visits(), 3);
+  EXPECT_EQ(got.seconds_on_site(), 14 * 60);
+  EXPECT_EQ(rules::ToTime(got.first_seen_at()), kNow - absl::Hours(24 * 10));
+  EXPECT_EQ(rules::ToTime(got.last_seen_at()), kNow - absl::Hours(5) + absl::Minutes(4));
+  ExpectCounts(got.by_page_category().at("pricing"), {2, 1, 2, 2, 2});
+}
+
+TEST(MergeHistoryTest, MergingAnEmptyHistoryChangesNothingAndIntoOneCopiesIt) {
+  const ActivityHistory some = HistoryOf({MakeActivity("page_view", kNow - absl::Hours(3)),
+                                          MakeActivity("chat", kNow - absl::Hours(2))});
+  ActivityHistory a = some;
+  a.MergeFrom(ActivityHistory(), kNow);
+  EXPECT_EQ(a, some);
+  ActivityHistory empty;
+  empty.MergeFrom(some, kNow);
+  EXPECT_EQ(empty.Serialize(), some.Serialize());
+}
+
+TEST(MergeHistoryTest, BucketsOutsideTheWindowAtMergeTimeArePruned) {
+  // The absorbed history was last touched 80 days before the merge: days it saw that the 90-day
+  // window at merge time no longer covers count in the totals only.
+  const absl::Time then = kNow - absl::Hours(24 * 80);
+  const ActivityHistory absorbed =
+      HistoryOf({MakeActivity("page_view", then - absl::Hours(24 * 20))}, then);
+  ActivityHistory survivor;
+  survivor.MergeFrom(absorbed, kNow);
+  EXPECT_EQ(survivor.bucket_count("page_view"), 0u);
+  ExpectCounts(survivor.Aggregates(kNow).by_type().at("page_view"), {1, 0, 0, 0, 0});
+}
+
+TEST(MergeHistoryTest, TheKeyBudgetHoldsAfterAMerge) {
+  std::vector<Activity> mine, theirs;
+  for (int i = 0; i < 40; ++i) {
+    mine.push_back(MakeActivity(absl::StrCat("mine_", i), kNow - absl::Hours(100 - i)));
+    theirs.push_back(MakeActivity(absl::StrCat("theirs_", i), kNow - absl::Hours(50 - i)));
+  }
+  ActivityHistory merged = HistoryOf(mine);
+  merged.MergeFrom(HistoryOf(theirs), kNow);
+  EXPECT_EQ(merged.key_count(), ActivityHistory::kMaxKeys);
+  const LeadAggregates a = merged.Aggregates(kNow);
+  EXPECT_FALSE(a.by_type().contains("mine_0")) << "the stalest keys go";
+  EXPECT_TRUE(a.by_type().contains("theirs_0"));
+  // Still a well-formed history.
+  absl::StatusOr<ActivityHistory> parsed = ActivityHistory::Parse(merged.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, merged);
+}
+
+TEST(MergeHistoryTest, ABucketAheadOfTheMergeClockCountsAsTomorrow) {
+  // Kept by a replica whose clock ran two days ahead.
+  const absl::Time ahead = kNow + absl::Hours(48);
+  const ActivityHistory absorbed = HistoryOf({MakeActivity("chat", ahead)}, ahead);
+  ActivityHistory survivor;
+  survivor.MergeFrom(absorbed, kNow);
+  EXPECT_EQ(survivor.bucket_count("chat"), 1u);
+  absl::StatusOr<ActivityHistory> parsed = ActivityHistory::Parse(survivor.Serialize());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  ExpectCounts(survivor.Aggregates(kNow + absl::Hours(24)).by_type().at("chat"), {1, 1, 1, 1, 1});
+}
+
+// ---- Merging timelines ----------------------------------------------------------------------
+
+std::vector<std::string> Ids(const std::vector<Activity>& timeline) {
+  std::vector<std::string> ids;
+  for (const Activity& a : timeline) ids.push_back(a.message_id());
+  return ids;
+}
+
+Activity Entry(const std::string& id, absl::Time at) {
+  Activity a = MakeActivity("page_view", at);
+  a.set_message_id(id);
+  return a;
+}
+
+TEST(MergeTimelinesTest, InterleavesNewestFirstDropsRepeatsAndCaps) {
+  const std::vector<Activity> mine = {Entry("m3", kNow - absl::Hours(1)),
+                                      Entry("m2", kNow - absl::Hours(3)),
+                                      Entry("m1", kNow - absl::Hours(5))};
+  const std::vector<Activity> theirs = {Entry("t2", kNow - absl::Hours(2)),
+                                        Entry("m2", kNow - absl::Hours(3)),  // seen twice
+                                        Entry("t1", kNow - absl::Hours(4))};
+  EXPECT_THAT(Ids(MergeTimelines({mine, theirs}, 100)),
+              ::testing::ElementsAre("m3", "t2", "m2", "t1", "m1"));
+  EXPECT_THAT(Ids(MergeTimelines({mine, theirs}, 3)), ::testing::ElementsAre("m3", "t2", "m2"));
+  EXPECT_THAT(Ids(MergeTimelines({{}, theirs}, 100)), ::testing::ElementsAre("t2", "m2", "t1"));
+  EXPECT_TRUE(MergeTimelines({}, 100).empty());
+}
+
+TEST(MergeTimelinesTest, TiesKeepTheOrderOfTheListsAndEntriesWithoutIdStay) {
+  const std::vector<Activity> mine = {Entry("", kNow), Entry("a", kNow - absl::Hours(1))};
+  const std::vector<Activity> theirs = {Entry("", kNow), Entry("b", kNow - absl::Hours(1))};
+  const std::vector<Activity> merged = MergeTimelines({mine, theirs}, 10);
+  EXPECT_THAT(Ids(merged), ::testing::ElementsAre("", "", "a", "b"));
+}
+
 }  // namespace
 }  // namespace leadflow::tracking
