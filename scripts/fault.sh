@@ -100,7 +100,7 @@ for i in "${!faults[@]}"; do
   f="${faults[$i]}"
   pid_running "$load_pid" || break
   wait_s=$(awk -v t0="$t0" -v at="${at[$i]}" -v now="$(date +%s.%N)" \
-    'BEGIN { d = t0 + at - now; printf "%.1f", d > 0 ? d : 0 }')
+    'BEGIN { d = t0 + at - now; printf "%.1f", (d > 0 ? d : 0) }')
   sleep "$wait_s" # the fault schedule's pacing, not synchronisation
   kind="${f%%:*}"
   name="${f#*:}"
