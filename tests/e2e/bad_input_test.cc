@@ -73,7 +73,8 @@ BadMessage FromFuzzSeed(const std::string& topic, const std::string& corpus,
   const std::string bytes =
       ReadFile(absl::StrCat(LEADFLOW_SOURCE_DIR, "/tests/fuzz/corpus/", corpus, "/", file));
   const bool json = !bytes.empty() && bytes[0] == 0;
-  return {topic, absl::StrCat("fuzz seed ", corpus, "/", file), bytes.empty() ? "" : bytes.substr(1),
+  return {topic, absl::StrCat("fuzz seed ", corpus, "/", file),
+          bytes.empty() ? "" : bytes.substr(1),
           std::string(json ? kafka::kContentTypeJson : kafka::kContentTypeProtobuf)};
 }
 
@@ -88,15 +89,13 @@ void AddUndecodable(const std::string& topic, std::vector<BadMessage>& out) {
   out.push_back({topic, "empty payload", "", kJson});
   out.push_back({topic, "invalid UTF-8 in JSON", "{\"reason\": \"\xff\xfe\xfd\"}", kJson});
   out.push_back({topic, "unknown field", R"({"noSuchField": 1})", kJson});
-  out.push_back({topic, "protobuf garbage", std::string("\xff\xff\xff\xff\x0f\x01\x02garbage", 15),
-                 kProto});
+  out.push_back(
+      {topic, "protobuf garbage", std::string("\xff\xff\xff\xff\x0f\x01\x02garbage", 15), kProto});
   out.push_back({topic, "truncated protobuf", std::string("\x0a\x40\x0a\x05", 4), kProto});
   out.push_back({topic, "unknown content type", R"({"a": 1})", "text/csv"});
   // Over the 1 MiB decode limit, but compressible so the broker takes it (lz4).
-  out.push_back(
-      {topic, "oversized (1.1 MiB)", absl::StrCat(R"({"reason": ")", std::string(1100000, 'A'),
-                                                  R"("})"),
-       kJson});
+  out.push_back({topic, "oversized (1.1 MiB)",
+                 absl::StrCat(R"({"reason": ")", std::string(1100000, 'A'), R"("})"), kJson});
 }
 
 std::vector<BadMessage> Corpus() {
@@ -151,10 +150,11 @@ class BadInputTest : public ::testing::Test {
     props_ = testing::KafkaProps(env->kafka_bootstrap());
     ASSERT_TRUE(testing::WaitForKafka(props_, absl::Seconds(30)).ok());
     const std::string prefix = testing::TestEnv::UniqueName("bad") + ".";
-    absl::StatusOr<std::unique_ptr<PipelineStack>> stack = PipelineStack::Start(
-        env->kafka_bootstrap(), prefix,
-        {{"scoring.yaml", kScoringRules}, {"routing.yaml", kRoutingRules},
-         {"nurture.yaml", kNurtureTracks}});
+    absl::StatusOr<std::unique_ptr<PipelineStack>> stack =
+        PipelineStack::Start(env->kafka_bootstrap(), prefix,
+                             {{"scoring.yaml", kScoringRules},
+                              {"routing.yaml", kRoutingRules},
+                              {"nurture.yaml", kNurtureTracks}});
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = *std::move(stack);
     // The client would refuse the oversized message before the broker sees it (librdkafka
@@ -172,8 +172,8 @@ class BadInputTest : public ::testing::Test {
 
   void ExpectAllRunning(const std::string& after) {
     for (const std::string& service : ServiceNames()) {
-      EXPECT_TRUE(stack_->Running(service)) << service << " died after " << after << "; see "
-                                            << stack_->LogFile(service);
+      EXPECT_TRUE(stack_->Running(service))
+          << service << " died after " << after << "; see " << stack_->LogFile(service);
     }
   }
 
@@ -374,10 +374,10 @@ TEST_F(BadInputTest, EveryBadGrpcRequestIsInvalidArgumentWithAReasonAndTheServic
     return r;
   };
   routing::v1::OutcomeResponse outcome_response;
-  ExpectRejected(routing->RecordOutcome(Context().get(),
-                                        outcome("", events::v1::LeadOutcome::KIND_WON),
-                                        &outcome_response),
-                 "RecordOutcome without lead id");
+  ExpectRejected(
+      routing->RecordOutcome(Context().get(), outcome("", events::v1::LeadOutcome::KIND_WON),
+                             &outcome_response),
+      "RecordOutcome without lead id");
   ExpectRejected(routing->RecordOutcome(Context().get(),
                                         outcome("l-1", events::v1::LeadOutcome::KIND_UNSPECIFIED),
                                         &outcome_response),
@@ -387,17 +387,18 @@ TEST_F(BadInputTest, EveryBadGrpcRequestIsInvalidArgumentWithAReasonAndTheServic
                              outcome("l-1", static_cast<events::v1::LeadOutcome::Kind>(99)),
                              &outcome_response),
       "RecordOutcome of an unknown kind");
-  ExpectRejected(routing->RecordOutcome(Context().get(),
-                                        outcome("l-1", events::v1::LeadOutcome::KIND_LOST),
-                                        &outcome_response),
-                 "RecordOutcome lost without reason");
-  ExpectRejected(routing->Accept(Context().get(), outcome("", events::v1::LeadOutcome::KIND_ACCEPTED),
-                                 &outcome_response),
-                 "Accept without lead id");
-  ExpectRejected(routing->Reject(Context().get(),
-                                 outcome("l-1", events::v1::LeadOutcome::KIND_REJECTED),
-                                 &outcome_response),
-                 "Reject without reason");
+  ExpectRejected(
+      routing->RecordOutcome(Context().get(), outcome("l-1", events::v1::LeadOutcome::KIND_LOST),
+                             &outcome_response),
+      "RecordOutcome lost without reason");
+  ExpectRejected(
+      routing->Accept(Context().get(), outcome("", events::v1::LeadOutcome::KIND_ACCEPTED),
+                      &outcome_response),
+      "Accept without lead id");
+  ExpectRejected(
+      routing->Reject(Context().get(), outcome("l-1", events::v1::LeadOutcome::KIND_REJECTED),
+                      &outcome_response),
+      "Reject without reason");
   routing::v1::SetAvailabilityRequest availability;
   routing::v1::SetAvailabilityResponse availability_response;
   availability.set_availability(routing::v1::AVAILABILITY_AWAY);

@@ -69,7 +69,8 @@ inline std::string DaytimeZone() {
   return absl::StrCat("Etc/GMT", offset > 0 ? "-" : "+", std::abs(offset));
 }
 
-inline events::v1::LeadSubmission Lead(const std::string& id, const std::string& title, const std::string& country) {
+inline events::v1::LeadSubmission Lead(const std::string& id, const std::string& title,
+                                       const std::string& country) {
   events::v1::LeadSubmission s;
   s.set_request_id(id);
   s.set_source("web_form");
@@ -90,7 +91,7 @@ inline events::v1::LeadSubmission Lead(const std::string& id, const std::string&
 }
 
 inline kafka::OutboundMessage JsonOn(const std::string& topic, const std::string& key,
-                              const std::string& json) {
+                                     const std::string& json) {
   kafka::OutboundMessage m{topic, key, json, {}};
   m.headers.push_back(
       {std::string(kafka::kContentTypeHeader), std::string(kafka::kContentTypeJson)});

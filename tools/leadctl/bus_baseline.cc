@@ -75,11 +75,11 @@ absl::Status StartStage(Stage& stage, const BusBaselineOptions& o, const std::st
                         const std::string& topic) {
   // As ServiceContext builds them: the broker, a client id, a group; everything else the
   // consumer's and producer's defaults.
-  absl::StatusOr<std::unique_ptr<kafka::RdKafkaConsumer>> consumer = kafka::RdKafkaConsumer::Create(
-      {{"bootstrap.servers", o.bootstrap},
-       {"client.id", name},
-       {"group.id", absl::StrCat("leadctl-bus-", o.run, "-", name)}},
-      stage.registry, name);
+  absl::StatusOr<std::unique_ptr<kafka::RdKafkaConsumer>> consumer =
+      kafka::RdKafkaConsumer::Create({{"bootstrap.servers", o.bootstrap},
+                                      {"client.id", name},
+                                      {"group.id", absl::StrCat("leadctl-bus-", o.run, "-", name)}},
+                                     stage.registry, name);
   if (!consumer.ok()) return consumer.status();
   stage.consumer = *std::move(consumer);
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> producer =
@@ -111,8 +111,8 @@ absl::StatusOr<BusBaselineReport> RunBusBaseline(const BusBaselineOptions& o) {
     // An hour is plenty for the run; the topics are left behind, their data is not kept.
     specs.push_back({topics.back(), o.partitions, 1, {{"retention.ms", "3600000"}}});
   }
-  if (absl::Status s = kafka::CreateTopics({{"bootstrap.servers", o.bootstrap}}, specs,
-                                           absl::Seconds(60));
+  if (absl::Status s =
+          kafka::CreateTopics({{"bootstrap.servers", o.bootstrap}}, specs, absl::Seconds(60));
       !s.ok()) {
     return s;
   }

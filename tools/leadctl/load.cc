@@ -103,7 +103,8 @@ class GrpcSender {
       do {
         capture::v1::SubmitLeadResponse response;
         grpc::ClientContext context;
-        context.set_deadline(absl::ToChronoTime(std::min(give_up, absl::Now() + absl::Seconds(30))));
+        context.set_deadline(
+            absl::ToChronoTime(std::min(give_up, absl::Now() + absl::Seconds(30))));
         context.set_wait_for_ready(true);
         status = stub_->SubmitLead(&context, request, &response);
       } while ((status.error_code() == grpc::StatusCode::UNAVAILABLE ||
