@@ -137,11 +137,12 @@ summary=$(jq -c --arg last_fault_end "$last_fault_end" --rawfile faults "$events
                  seconds: ((.[3] | tonumber) - (.[2] | tonumber))}],
      last_fault_end_unix: $lf,
      recovery_after_last_fault_seconds: ([$r.last_accounted_unix - $lf, 0] | max),
+     recovery_seen_after_last_fault_seconds: ([$r.last_accounted_seen_unix - $lf, 0] | max),
      recovery_after_last_submission_seconds: $r.drain_seconds,
      lost: $r.unaccounted, duplicate_effects: $r.duplicate_effects}' "$run_dir/load.json")
 [[ -n "$json" ]] && printf '%s\n' "$summary" >"$json"
 jq -r '"fault run: \(.faults_done) of \(.faults_planned) faults (\(.kills_per_service) SIGKILLs per service, each redis and the broker restarted)",
   "  lost \(.lost), duplicate effects \(.duplicate_effects), wire duplicates \(.load.wire_duplicates)",
-  "  recovery: every accepted lead routed or nurtured \(.recovery_after_last_fault_seconds * 10 | round / 10) s after the last fault ended, \(.recovery_after_last_submission_seconds * 10 | round / 10) s after the last submission"' <<<"$summary"
+  "  recovery: every accepted lead routed or nurtured \(.recovery_after_last_fault_seconds * 10 | round / 10) s after the last fault ended by the events'"'"' produced_at (\(.recovery_after_last_submission_seconds * 10 | round / 10) s after the last submission); read by the verifier \(.recovery_seen_after_last_fault_seconds * 10 | round / 10) s after the last fault ended"' <<<"$summary"
 ((done_faults == ${#faults[@]})) || { warn "fault: the load ended before all faults were done"; rc=1; }
 exit "$rc"

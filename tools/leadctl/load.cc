@@ -264,6 +264,9 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     absl::Time first_route = absl::InfiniteFuture();
     // The first routing decision or touch: when the lead was accounted for.
     absl::Time accounted_at = absl::InfiniteFuture();
+    // When the verifier read that event: later than accounted_at when the event was produced
+    // (its produced_at kept) but reached the topic only later, e.g. re-sent after a crash.
+    absl::Time accounted_seen = absl::InfiniteFuture();
     std::map<std::tuple<std::string, int, int>, std::set<std::string>> touch_ids;
     events::v1::Category category = events::v1::CATEGORY_UNSPECIFIED;
     bool accounted = false;
@@ -280,6 +283,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   auto mark_accounted = [&](LeadState& l) {
     if (l.accounted) return;
     l.accounted = true;
+    l.accounted_seen = absl::Now();
     if (!l.created_ids.empty()) ++run_accounted;
   };
   absl::Time last_message = absl::Now();
@@ -372,6 +376,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   std::vector<double> latencies;
   absl::Time first_submit = absl::InfiniteFuture(), last_capture = absl::InfinitePast();
   absl::Time last_accounted = absl::InfinitePast();
+  absl::Time last_seen = absl::InfinitePast();
   int64_t accounted = 0;
   for (auto it = leads.begin(); it != leads.end();) {
     if (it->second.created_ids.empty()) {
@@ -398,6 +403,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     if (!l.route_ids.empty() || !l.touch_ids.empty()) {
       ++accounted;
       last_accounted = std::max(last_accounted, l.accounted_at);
+      last_seen = std::max(last_seen, l.accounted_seen);
     }
     if (!l.route_ids.empty()) {
       ++report.routed;
@@ -436,6 +442,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     report.end_to_end_per_second = accounted / absl::ToDoubleSeconds(last_accounted - first_submit);
     report.last_accounted_unix = absl::ToDoubleSeconds(last_accounted - absl::UnixEpoch());
     report.drain_seconds = std::max(0.0, absl::ToDoubleSeconds(last_accounted - send_end));
+    report.last_accounted_seen_unix = absl::ToDoubleSeconds(last_seen - absl::UnixEpoch());
   }
   report.elapsed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
 
@@ -540,6 +547,7 @@ std::string LoadReportJson(const LoadOptions& o, const LoadReport& r) {
       {"send_end_unix", r.send_end_unix},
       {"last_accounted_unix", r.last_accounted_unix},
       {"drain_seconds", r.drain_seconds},
+      {"last_accounted_seen_unix", r.last_accounted_seen_unix},
   };
   if (r.has_bus) {
     j["bus"] = {{"hops", r.bus.hops},

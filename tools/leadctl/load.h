@@ -93,6 +93,9 @@ struct LoadReport {
   double send_end_unix = 0;
   double last_accounted_unix = 0;
   double drain_seconds = 0;
+  // When the verifier read the last lead's first routing decision or touch (Unix seconds): the
+  // conservative end of a recovery (includes the verifier's own reading lag).
+  double last_accounted_seen_unix = 0;
   // With options.baseline.
   bool has_bus = false;
   BusBaselineReport bus;
