@@ -125,7 +125,8 @@ if [[ ! -s "$run_dir/load.json" ]]; then
 fi
 
 # Recovery: the last lead accounted for, after the end of the last fault and after the last
-# submission.
+# submission (while leads still stream in after the last fault, the first is mostly the rest of
+# the sending phase: then the worst submission → routed delay and the drain say more).
 last_fault_end=$(awk -F'\t' 'BEGIN { m = 0 } $4 > m { m = $4 } END { printf "%.3f", m }' "$events")
 summary=$(jq -c --arg last_fault_end "$last_fault_end" --rawfile faults "$events" \
   --argjson kills "$kills" --argjson planned "${#faults[@]}" --argjson done "$done_faults" '
@@ -143,6 +144,7 @@ summary=$(jq -c --arg last_fault_end "$last_fault_end" --rawfile faults "$events
 [[ -n "$json" ]] && printf '%s\n' "$summary" >"$json"
 jq -r '"fault run: \(.faults_done) of \(.faults_planned) faults (\(.kills_per_service) SIGKILLs per service, each redis and the broker restarted)",
   "  lost \(.lost), duplicate effects \(.duplicate_effects), wire duplicates \(.load.wire_duplicates)",
+  "  worst delay a routed lead saw: submission → routed max \(.load.latency_ms.max / 100 | round / 10) s (p50 \(.load.latency_ms.p50 | round) ms, p99 \(.load.latency_ms.p99 / 100 | round / 10) s)",
   "  recovery: every accepted lead routed or nurtured \(.recovery_after_last_fault_seconds * 10 | round / 10) s after the last fault ended by the events'"'"' produced_at (\(.recovery_after_last_submission_seconds * 10 | round / 10) s after the last submission); read by the verifier \(.recovery_seen_after_last_fault_seconds * 10 | round / 10) s after the last fault ended"' <<<"$summary"
 ((done_faults == ${#faults[@]})) || { warn "fault: the load ended before all faults were done"; rc=1; }
 exit "$rc"
