@@ -11,8 +11,8 @@
 #
 #   scripts/bench.sh [--scale small|full] [--perf] [--skip-micro] [--skip-stores]
 #
-# --scale full is what docs/BENCHMARKS.md holds (about 20 minutes on 2 vCPUs); small is a quick
-# smoke run of the script itself (about 6 minutes). --perf records `perf record -a -g` for 20 s
+# --scale full is what docs/BENCHMARKS.md holds (about 8 minutes on 2 vCPUs); small is a quick
+# smoke run of the script itself (a few minutes). --perf records `perf record -a -g` for 20 s
 # during the full-speed load and adds `perf report --sort comm` to the results.
 # The stack is its own (LEADFLOW_STACK_DIR=build/bench-stack, ports of LEADFLOW_PORT_OFFSET),
 # purged before and torn down after. Other users of the machine skew the figures: the load
