@@ -162,9 +162,9 @@ step load_max "$LEADCTL" load --env "$env_file" --leads "$max_leads" --rate 0 --
   --settle-seconds 900 --json "$out/load_max.json"
 if [[ -n "$perf_pid" ]]; then
   wait "$perf_pid" || true
-  perf report -i "$out/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+  perf report -i "$out/perf.data" --no-children --sort comm -g none --stdio 2>/dev/null |
     grep -v '^#' | grep -v '^$' | head -n 30 >"$out/perf-comm.txt" || true
-  perf report -i "$out/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null |
+  perf report -i "$out/perf.data" --no-children --sort comm,dso -g none --stdio 2>/dev/null |
     grep -v '^#' | grep -v '^$' | head -n 40 >"$out/perf-comm-dso.txt" || true
   md ""
   md "### perf (20 s of the full-speed run, \`perf record -a -g\`, by command)"
