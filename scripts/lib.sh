@@ -6,7 +6,8 @@
 # directory (CI runs `bash .ci/run` from a fresh clone, developers run them from anywhere).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
 BUILD_DIR="${LEADFLOW_BUILD_DIR:-$ROOT/build}"
-STACK_DIR="$BUILD_DIR/stack"
+# LEADFLOW_STACK_DIR: a second stack (scripts/fault.sh) keeps its pids, data and logs apart.
+STACK_DIR="${LEADFLOW_STACK_DIR:-$BUILD_DIR/stack}"
 CACHE="${LEADFLOW_CACHE:-$HOME/.cache/leadflow}"
 KAFKA_VERSION="${LEADFLOW_KAFKA_VERSION:-3.9.1}"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"

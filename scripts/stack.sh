@@ -7,13 +7,17 @@
 #   stack.sh down [--purge] stop exactly what `up` started (by recorded pid); --purge also
 #                           deletes the Kafka and Redis data
 #   stack.sh status         one line per component: pid, alive/dead, endpoint
+#   stack.sh kill NAME      SIGKILL one component (a service, redis-SERVICE or kafka) and wait
+#                           until it is gone; its pid file stays, so status shows it dead
+#   stack.sh restart NAME   stop NAME (SIGTERM, SIGKILL after 20 s) if it runs, start it again
+#                           and wait until it is ready (for fault runs, scripts/fault.sh)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() {
-  echo "usage: $0 up [--infra] | down [--purge] | status" >&2
+  echo "usage: $0 up [--infra] | down [--purge] | status | kill NAME | restart NAME" >&2
   exit 2
 }
 
@@ -242,7 +246,22 @@ start_service() {
     LEADFLOW_METRICS_ADDR="127.0.0.1:${METRICS_PORT[$svc]}" \
     LEADFLOW_CONFIG_DIR="$ROOT/config" \
     LEADFLOW_LOG_FORMAT=json \
+    LEADFLOW_INSTANCE_ID="$svc-0" \
     "$bin"
+}
+
+wait_service_ready() {
+  local svc="$1"
+  wait_for --pid "$(read_pid "$svc")" --log "$LOG_DIR/$svc.log" "$SERVICE_READY_TIMEOUT" \
+    "$svc gRPC on 127.0.0.1:${GRPC_PORT[$svc]}" port_open "${GRPC_PORT[$svc]}" ||
+    die "$svc did not come up; see $LOG_DIR/$svc.log (scripts/stack.sh down to clean up)"
+  log "$svc: ready on 127.0.0.1:${GRPC_PORT[$svc]}"
+}
+
+wait_redis_ready() {
+  local svc="$1"
+  wait_for --pid "$(read_pid "redis-$svc")" --log "$LOG_DIR/redis-$svc.log" 10 \
+    "redis-$svc on 127.0.0.1:${REDIS_PORT[$svc]}" redis_ready "${REDIS_PORT[$svc]}"
 }
 
 create_topics() {
@@ -284,8 +303,7 @@ cmd_up() {
   done
   start_kafka
   for svc in "${SERVICES[@]}"; do
-    wait_for --pid "$(read_pid "redis-$svc")" --log "$LOG_DIR/redis-$svc.log" 10 \
-      "redis-$svc on 127.0.0.1:${REDIS_PORT[$svc]}" redis_ready "${REDIS_PORT[$svc]}"
+    wait_redis_ready "$svc"
   done
   log "redis: all ${#SERVICES[@]} instances answer PING"
   create_topics
@@ -298,10 +316,7 @@ cmd_up() {
     done
     for svc in "${SERVICES[@]}"; do
       component_alive "$svc" || continue
-      wait_for --pid "$(read_pid "$svc")" --log "$LOG_DIR/$svc.log" "$SERVICE_READY_TIMEOUT" \
-        "$svc gRPC on 127.0.0.1:${GRPC_PORT[$svc]}" port_open "${GRPC_PORT[$svc]}" ||
-        die "$svc did not come up; see $LOG_DIR/$svc.log (scripts/stack.sh down to clean up)"
-      log "$svc: ready on 127.0.0.1:${GRPC_PORT[$svc]}"
+      wait_service_ready "$svc"
     done
   fi
   write_env
@@ -366,6 +381,46 @@ cmd_down() {
   log "stack down"
 }
 
+# kill / restart (fault runs)
+
+valid_component() {
+  local name="$1" svc
+  [[ "$name" == kafka ]] && return 0
+  for svc in "${SERVICES[@]}"; do
+    [[ "$name" == "$svc" || "$name" == "redis-$svc" ]] && return 0
+  done
+  return 1
+}
+
+cmd_kill() {
+  local name="$1" pid
+  valid_component "$name" || die "kill: unknown component '$name'"
+  component_alive "$name" || die "kill: $name is not running"
+  pid="$(read_pid "$name")"
+  log "$name: SIGKILL (pid $pid)"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait_for 10 "$name to die" negate component_alive "$name" || die "kill: $name still alive"
+}
+
+cmd_restart() {
+  local name="$1"
+  valid_component "$name" || die "restart: unknown component '$name'"
+  stop_group "$name"
+  case "$name" in
+    kafka) start_kafka ;;
+    redis-*)
+      start_redis "${name#redis-}"
+      wait_redis_ready "${name#redis-}"
+      log "$name: ready on 127.0.0.1:${REDIS_PORT[${name#redis-}]}"
+      ;;
+    *)
+      start_service "$name"
+      wait_service_ready "$name"
+      ;;
+  esac
+  write_env
+}
+
 cmd_status() {
   local name pid state endpoint svc
   printf '%-16s %-8s %-6s %s\n' COMPONENT PID STATE ENDPOINT
@@ -397,6 +452,12 @@ action="$1"
 shift
 infra=0
 purge=0
+target=""
+if [[ "$action" == kill || "$action" == restart ]]; then
+  (($# == 1)) || usage
+  target="$1"
+  shift
+fi
 for arg in "$@"; do
   case "$arg" in
     --infra) [[ "$action" == up ]] || usage; infra=1 ;;
@@ -413,6 +474,12 @@ case "$action" in
     exec 9>"$STACK_DIR/.lock"
     flock -w 180 9 || die "another stack.sh up/down is still running"
     if [[ "$action" == up ]]; then cmd_up "$infra"; else cmd_down "$purge"; fi
+    ;;
+  kill) cmd_kill "$target" ;;
+  restart)
+    exec 9>"$STACK_DIR/.lock"
+    flock -w 180 9 || die "another stack.sh up/down/restart is still running"
+    cmd_restart "$target"
     ;;
   status) cmd_status ;;
   *) usage ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against a real stack: setup (packages, Kafka jars, build), Kafka +
-# the per-service Redis instances (`stack.sh up --infra`), then ctest. The stack is always torn
-# down again, and the script exits with ctest's status.
+# the per-service Redis instances (`stack.sh up --infra`), then ctest, then (full suite only) a
+# small fault run on a stack of its own (scripts/fault.sh). The stack is always torn down again,
+# and the script exits with ctest's status, or the fault run's.
 #   scripts/test.sh [ctest args...]     e.g. scripts/test.sh -R routing -V
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
@@ -65,4 +66,14 @@ ctest_pid=$!
 rc=0
 wait "$ctest_pid" || rc=$?
 ctest_pid=""
+
+# The fault run at a small scale, on a stack of its own (other ports, other data dir) after
+# ctest, so the shared test broker is never restarted under a test. Only for the full suite
+# (no ctest arguments); LEADFLOW_SKIP_FAULT=1 skips it.
+if ((rc == 0 && $# == 0)) && [[ "${LEADFLOW_SKIP_FAULT:-0}" != 1 ]]; then
+  log "test.sh: fault run (scripts/fault.sh, small scale)"
+  bash "$ROOT/scripts/fault.sh" --leads 1200 --rate 20 --kills 1 --seed 7 --settle 240 \
+    --json "$BUILD_DIR/fault-ci.json" || rc=$?
+  ((rc == 0)) && log "test.sh: fault run passed (0 lost, 0 duplicate effects)"
+fi
 exit "$rc"

@@ -225,8 +225,18 @@ OutboundMessage ConsumerLoop::DlqMessageFor(const ConsumedMessage& message,
   OutboundMessage dlq;
   dlq.topic = message.topic + options_.dlq_suffix;
   dlq.key = message.key;
-  dlq.value = message.value;
+  // An input larger than the producer may send (message.max.bytes, 1 MB by default; the
+  // broker took it compressed) would never be accepted on the DLQ either and stall its
+  // partition: its DLQ copy keeps the first part and says how large the original was.
+  if (message.value.size() > kMaxDlqValueBytes) {
+    dlq.value = message.value.substr(0, kMaxDlqValueBytes);
+  } else {
+    dlq.value = message.value;
+  }
   dlq.headers = message.headers;
+  if (message.value.size() > kMaxDlqValueBytes) {
+    dlq.headers.push_back({kDlqTruncatedHeader, absl::StrCat(message.value.size())});
+  }
   dlq.headers.push_back({kDlqTopicHeader, message.topic});
   dlq.headers.push_back({kDlqPartitionHeader, absl::StrCat(message.partition)});
   dlq.headers.push_back({kDlqOffsetHeader, absl::StrCat(message.offset)});

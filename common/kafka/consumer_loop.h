@@ -50,6 +50,9 @@ inline constexpr char kDlqOffsetHeader[] = "dlq.offset";
 inline constexpr char kDlqErrorClassHeader[] = "dlq.error.class";
 inline constexpr char kDlqErrorMessageHeader[] = "dlq.error.message";
 inline constexpr char kDlqServiceHeader[] = "dlq.service";
+// Set when the DLQ copy holds only the first kMaxDlqValueBytes of the input: its full size.
+inline constexpr char kDlqTruncatedHeader[] = "dlq.truncated";
+inline constexpr size_t kMaxDlqValueBytes = 256 * 1024;
 
 struct ConsumerLoopOptions {
   // Name of the service, for metrics and DLQ headers.

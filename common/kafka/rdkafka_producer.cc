@@ -12,6 +12,8 @@ absl::StatusOr<std::unique_ptr<RdKafkaProducer>> RdKafkaProducer::Create(
   props.try_emplace("acks", "all");
   props.try_emplace("linger.ms", "5");
   props.try_emplace("compression.type", "lz4");
+  // Back on a restarted broker within a second (librdkafka's default backs off up to 10 s).
+  props.try_emplace("reconnect.backoff.max.ms", "1000");
   absl::StatusOr<RdPtr<rd_kafka_conf_t>> conf = MakeConf(props);
   if (!conf.ok()) return conf.status();
   rd_kafka_conf_set_dr_msg_cb(conf->get(), &RdKafkaProducer::OnDelivery);

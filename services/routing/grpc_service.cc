@@ -159,6 +159,10 @@ grpc::Status RoutingGrpcService::SetAvailability(grpc::ServerContext* context,
   if (request->rep_id().empty()) violations.Add("rep_id", "required");
   if (request->availability() == routing::v1::AVAILABILITY_UNSPECIFIED) {
     violations.Add("availability", "required: available, away or out of office");
+  } else if (!routing::v1::Availability_IsValid(request->availability())) {
+    // An open enum takes any number off the wire; an unknown one would be stored as is.
+    violations.Add("availability", absl::StrCat("unknown value ", request->availability(),
+                                                ": available, away or out of office"));
   }
   if (request->has_until()) {
     if (request->availability() == routing::v1::AVAILABILITY_AVAILABLE) {

@@ -1,6 +1,7 @@
-// `leadctl load` at a small scale against the five service binaries (real Kafka, real
-// redis-servers), so the load tool and its verifier cannot rot: every lead sent is captured and
-// then routed or nurtured, and no effect is doubled. Requires LEADFLOW_TEST_ENV.
+// `leadctl load --baseline` at a small scale against the five service binaries (real Kafka,
+// real redis-servers), so the load tool, its verifier and the raw-bus baseline cannot rot: every
+// lead sent is captured and then routed or nurtured, and no effect is doubled. Requires
+// LEADFLOW_TEST_ENV.
 
 #include <filesystem>
 #include <fstream>
@@ -44,7 +45,7 @@ TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
       testing::Subprocess::Start(absl::StrCat(LEADFLOW_BINARY_DIR, "/tools/leadctl/leadctl"),
                                  {"load", "--env", env_file, "--prefix", prefix, "--leads", "150",
                                   "--rate", "50", "--grpc-fraction", "0.2", "--duplicate-fraction",
-                                  "0.1", "--settle-seconds", "240", "--json", json},
+                                  "0.1", "--settle-seconds", "240", "--baseline", "--json", json},
                                  {}, log);
   ASSERT_TRUE(leadctl.ok()) << leadctl.status();
   std::optional<int> code = (*leadctl)->Wait(absl::Minutes(8));
@@ -61,6 +62,12 @@ TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
   EXPECT_EQ(report["activities_tracked"], 450);
   EXPECT_GT(report["routed"].get<int>(), 0);
   EXPECT_GT(report["latency_ms"]["p50"].get<double>(), 0);
+  EXPECT_GT(report["end_to_end_per_second"].get<double>(), 0);
+  // The raw-bus baseline: every message through the 4 pass-through hops.
+  EXPECT_EQ(report["bus"]["hops"], 4);
+  EXPECT_EQ(report["bus"]["delivered"], report["bus"]["messages"]);
+  EXPECT_GT(report["bus"]["messages_per_second"].get<double>(), 0);
+  EXPECT_GT(report["bus_fraction"].get<double>(), 0);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

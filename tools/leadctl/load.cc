@@ -37,6 +37,12 @@ namespace {
 using events::v1::LeadSubmission;
 
 constexpr int kGrpcClients = 4;
+// Message bodies kept per topic for the bus baseline.
+constexpr size_t kSamplesPerTopic = 1000;
+
+void Sample(std::vector<std::string>& samples, const std::string& body) {
+  if (samples.size() < kSamplesPerTopic) samples.push_back(body);
+}
 
 // A POSIX Etc zone where it is around noon now, so quiet hours defer no first touch.
 std::string DaytimeZone() {
@@ -90,11 +96,22 @@ class GrpcSender {
       }
       capture::v1::SubmitLeadRequest request;
       *request.mutable_submission() = std::move(s);
-      capture::v1::SubmitLeadResponse response;
-      grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-      context.set_wait_for_ready(true);
-      if (!stub_->SubmitLead(&context, request, &response).ok()) {
+      // A submission cut off by capture going away (a fault run kills it) is sent again with
+      // the same request id, which capture answers with the same lead: what a real client does.
+      const absl::Time give_up = absl::Now() + absl::Seconds(120);
+      grpc::Status status;
+      do {
+        capture::v1::SubmitLeadResponse response;
+        grpc::ClientContext context;
+        context.set_deadline(
+            absl::ToChronoTime(std::min(give_up, absl::Now() + absl::Seconds(30))));
+        context.set_wait_for_ready(true);
+        status = stub_->SubmitLead(&context, request, &response);
+      } while ((status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
+                status.error_code() == grpc::StatusCode::CANCELLED) &&
+               absl::Now() < give_up);
+      if (!status.ok()) {
         absl::MutexLock lock(&mu_);
         ++failed_;
       }
@@ -165,6 +182,13 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   if (options.grpc_fraction > 0) grpc_sender = std::make_unique<GrpcSender>(capture_addr);
   const std::string inbound = topics.Name(kafka::kLeadsInbound);
   const std::string activities = topics.Name(kafka::kActivitiesInbound);
+  // Bodies for the baseline's topics: what this run sends, then the pipeline's topics in the
+  // order of a lead's path (bus_baseline.h).
+  std::vector<std::vector<std::string>> samples(kPipelineHops + 1);
+  auto send_json = [&](const std::string& topic, const std::string& key, std::string json) {
+    Sample(samples[0], json);
+    (void)(*producer)->Send(JsonMessage(topic, key, std::move(json)), on_delivery);
+  };
   for (int i = 0; i < options.leads; ++i) {
     if (options.rate > 0) {
       const absl::Time due = start + absl::Seconds(i / options.rate);
@@ -192,12 +216,11 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     if (grpc_sender != nullptr && coin(rng) < options.grpc_fraction) {
       grpc_sender->Send(std::move(s));
     } else {
-      (void)(*producer)->Send(JsonMessage(inbound, s.email(), events::ToJson(s)), on_delivery);
+      send_json(inbound, s.email(), events::ToJson(s));
     }
     ++report.leads_sent;
     if (duplicate) {
-      (void)(*producer)->Send(JsonMessage(inbound, copy.email(), events::ToJson(copy)),
-                              on_delivery);
+      send_json(inbound, copy.email(), events::ToJson(copy));
       ++report.duplicates_sent;
     }
     for (int k = 0; k < options.activities_per_lead; ++k) {
@@ -212,14 +235,14 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
         json = SegmentJson("page", id, lead.external_id, "Blog",
                            absl::StrCat("https://www.example.com/blog/post-", k), now);
       }
-      (void)(*producer)->Send(JsonMessage(activities, lead.external_id, std::move(json)),
-                              on_delivery);
+      send_json(activities, lead.external_id, std::move(json));
       ++report.activities_sent;
     }
   }
   const int64_t grpc_failures = grpc_sender != nullptr ? grpc_sender->Close() : 0;
   if (absl::Status s = (*producer)->Flush(absl::Seconds(120)); !s.ok()) return s;
-  report.send_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const absl::Time send_end = absl::Now();
+  report.send_seconds = absl::ToDoubleSeconds(send_end - start);
   if (send_failures > 0 || grpc_failures > 0) {
     return absl::UnavailableError(absl::StrCat(send_failures.load(), " sends to Kafka and ",
                                                grpc_failures, " gRPC submissions failed"));
@@ -239,6 +262,11 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     // one kind would be the same decision taken twice.
     std::map<int, std::set<std::string>> route_ids;
     absl::Time first_route = absl::InfiniteFuture();
+    // The first routing decision or touch: when the lead was accounted for.
+    absl::Time accounted_at = absl::InfiniteFuture();
+    // When the verifier read that event: later than accounted_at when the event was produced
+    // (its produced_at kept) but reached the topic only later, e.g. re-sent after a crash.
+    absl::Time accounted_seen = absl::InfiniteFuture();
     std::map<std::tuple<std::string, int, int>, std::set<std::string>> touch_ids;
     events::v1::Category category = events::v1::CATEGORY_UNSPECIFIED;
     bool accounted = false;
@@ -255,6 +283,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   auto mark_accounted = [&](LeadState& l) {
     if (l.accounted) return;
     l.accounted = true;
+    l.accounted_seen = absl::Now();
     if (!l.created_ids.empty()) ++run_accounted;
   };
   absl::Time last_message = absl::Now();
@@ -262,6 +291,11 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     if (!seen.insert({m.topic, m.partition, m.offset}).second) return;  // the reader's re-read
     last_message = absl::Now();
     ++read_per_topic[m.topic];
+    for (int k = 1; k <= kPipelineHops; ++k) {
+      static constexpr std::string_view kPath[] = {kafka::kLeadsCaptured, kafka::kLeadsActivity,
+                                                   kafka::kLeadsScored, kafka::kLeadsRouted};
+      if (m.topic == topics.Name(kPath[k - 1])) Sample(samples[k], m.value);
+    }
     if (m.topic == topics.Name(kafka::kLeadsCaptured)) {
       events::v1::LeadCaptured e;
       absl::Status dbg = events::Decode(m, &e);
@@ -303,6 +337,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
         l.route_ids[e.kind()].insert(e.envelope().event_id());
         mark_accounted(l);
         l.first_route = std::min(l.first_route, events::FromProto(e.envelope().produced_at()));
+        l.accounted_at = std::min(l.accounted_at, l.first_route);
       }
     } else if (m.topic == topics.Name(kafka::kNurtureTouches)) {
       events::v1::NurtureTouch t;
@@ -310,6 +345,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
       LeadState& l = leads[t.envelope().lead_id()];
       ++event_copies[absl::StrCat(m.topic, t.touch_id())];
       l.touch_ids[{t.track_id(), t.step(), t.attempt()}].insert(t.touch_id());
+      l.accounted_at = std::min(l.accounted_at, events::FromProto(t.envelope().produced_at()));
       mark_accounted(l);
     }
   };
@@ -339,6 +375,9 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   // 3. Report.
   std::vector<double> latencies;
   absl::Time first_submit = absl::InfiniteFuture(), last_capture = absl::InfinitePast();
+  absl::Time last_accounted = absl::InfinitePast();
+  absl::Time last_seen = absl::InfinitePast();
+  int64_t accounted = 0;
   for (auto it = leads.begin(); it != leads.end();) {
     if (it->second.created_ids.empty()) {
       leads.erase(it++);  // another run's lead
@@ -360,6 +399,11 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     }
     for (const auto& [step, ids] : l.touch_ids) {
       if (ids.size() > 1) report.duplicate_effects += ids.size() - 1;
+    }
+    if (!l.route_ids.empty() || !l.touch_ids.empty()) {
+      ++accounted;
+      last_accounted = std::max(last_accounted, l.accounted_at);
+      last_seen = std::max(last_seen, l.accounted_seen);
     }
     if (!l.route_ids.empty()) {
       ++report.routed;
@@ -393,7 +437,43 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   report.p99_ms = Percentile(latencies, 0.99);
   report.p999_ms = Percentile(latencies, 0.999);
   report.max_ms = latencies.empty() ? 0 : latencies.back();
+  report.send_end_unix = absl::ToDoubleSeconds(send_end - absl::UnixEpoch());
+  if (accounted > 0 && last_accounted > first_submit) {
+    report.end_to_end_per_second = accounted / absl::ToDoubleSeconds(last_accounted - first_submit);
+    report.last_accounted_unix = absl::ToDoubleSeconds(last_accounted - absl::UnixEpoch());
+    report.drain_seconds = std::max(0.0, absl::ToDoubleSeconds(last_accounted - send_end));
+    report.last_accounted_seen_unix = absl::ToDoubleSeconds(last_seen - absl::UnixEpoch());
+  }
   report.elapsed_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+
+  // 4. The raw bus, same machine, same run, after the pipeline has drained.
+  if (options.baseline) {
+    BusBaselineOptions bus;
+    bus.bootstrap = bootstrap;
+    bus.topic_prefix = options.topic_prefix;
+    bus.run = run;
+    bus.partitions = options.partitions;
+    bus.messages = options.baseline_messages > 0
+                       ? options.baseline_messages
+                       : report.leads_sent + report.duplicates_sent + report.activities_sent;
+    for (int k = 1; k <= kPipelineHops; ++k) {
+      if (samples[k].empty()) samples[k] = samples[k - 1];  // e.g. nothing routed yet
+    }
+    bus.samples = std::move(samples);
+    std::fprintf(stderr, "baseline: %lld messages through %d hops of the raw bus\n",
+                 static_cast<long long>(bus.messages), bus.hops);
+    absl::StatusOr<BusBaselineReport> b = RunBusBaseline(bus);
+    if (!b.ok()) return b.status();
+    report.has_bus = true;
+    report.bus = *b;
+    if (b->messages_per_second > 0) {
+      // Input messages per lead as sent (lead, its activities, a duplicate now and then).
+      const double per_lead =
+          static_cast<double>(report.leads_sent + report.duplicates_sent + report.activities_sent) /
+          static_cast<double>(std::max<int64_t>(1, report.leads_sent));
+      report.bus_fraction = report.end_to_end_per_second * per_lead / b->messages_per_second;
+    }
+  }
   return report;
 }
 
@@ -421,7 +501,20 @@ std::string FormatLoadReport(const LoadOptions& o, const LoadReport& r) {
   }
   absl::StrAppendFormat(&out, "\n  duplicate effects %d; wire duplicates %d\n", r.duplicate_effects,
                         r.wire_duplicates);
+  absl::StrAppendFormat(&out,
+                        "  end to end  %.0f leads/s routed or nurtured; last one %.1f s after the "
+                        "last submission\n",
+                        r.end_to_end_per_second, r.drain_seconds);
   absl::StrAppendFormat(&out, "  elapsed     %.1f s\n", r.elapsed_seconds);
+  if (r.has_bus) {
+    std::string sizes;
+    for (double b : r.bus.mean_bytes) absl::StrAppendFormat(&sizes, " %.0f", b);
+    absl::StrAppendFormat(&out,
+                          "  raw bus     %.0f messages/s through %d hops (%d of %d messages in "
+                          "%.1f s; bodies%s bytes); pipeline = %.1f %% of the bus\n",
+                          r.bus.messages_per_second, r.bus.hops, r.bus.delivered, r.bus.messages,
+                          r.bus.seconds, sizes, 100 * r.bus_fraction);
+  }
   return out;
 }
 
@@ -450,7 +543,21 @@ std::string LoadReportJson(const LoadOptions& o, const LoadReport& r) {
       {"duplicate_effects", r.duplicate_effects},
       {"wire_duplicates", r.wire_duplicates},
       {"elapsed_seconds", r.elapsed_seconds},
+      {"end_to_end_per_second", r.end_to_end_per_second},
+      {"send_end_unix", r.send_end_unix},
+      {"last_accounted_unix", r.last_accounted_unix},
+      {"drain_seconds", r.drain_seconds},
+      {"last_accounted_seen_unix", r.last_accounted_seen_unix},
   };
+  if (r.has_bus) {
+    j["bus"] = {{"hops", r.bus.hops},
+                {"messages", r.bus.messages},
+                {"delivered", r.bus.delivered},
+                {"seconds", r.bus.seconds},
+                {"messages_per_second", r.bus.messages_per_second},
+                {"mean_bytes", r.bus.mean_bytes}};
+    j["bus_fraction"] = r.bus_fraction;
+  }
   return j.dump();
 }
 

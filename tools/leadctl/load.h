@@ -24,7 +24,16 @@
 //     (BM_CaptureNormalize and BM_CaptureMatchAndMerge measure those);
 //   - duplicate effects (must be 0): a lead created twice, routed more than once, or sent the
 //     same nurture step more than once — different event ids for one effect;
-//   - wire duplicates (reported, harmless): the same event id delivered more than once.
+//   - wire duplicates (reported, harmless): the same event id delivered more than once;
+//   - end to end: leads accounted for (routed or nurtured) per second, from the first
+//     submission to the last lead's first routing decision or touch, and how long after the
+//     last submission that last lead was accounted for (the drain; in a fault run, the time
+//     until every accepted lead is routed or nurtured again);
+//   - with `baseline`, the raw-bus baseline (bus_baseline.h) run right after the verification
+//     with as many messages as this run sent (leads + activities), bodies sampled from this
+//     run's topics, and the pipeline's end-to-end throughput as a fraction of it: pipeline
+//     input messages (leads + activities) per second ÷ bus messages per second through the same
+//     number of hops.
 //
 // Thread safety: RunLoad is a program; call it from one thread.
 
@@ -33,6 +42,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "tools/leadctl/bus_baseline.h"
 
 namespace leadflow::leadctl {
 
@@ -47,6 +57,11 @@ struct LoadOptions {
   std::string topic_prefix;
   // Longest wait for every accepted lead to be accounted for.
   int settle_seconds = 120;
+  // Also run the raw-bus baseline (bus_baseline.h) and report the pipeline as a fraction of it.
+  bool baseline = false;
+  // Messages for the baseline; 0 = as many as the run sent (leads + activities).
+  int64_t baseline_messages = 0;
+  int partitions = 3;
 };
 
 struct LoadReport {
@@ -71,6 +86,21 @@ struct LoadReport {
   int64_t duplicate_effects = 0;
   int64_t wire_duplicates = 0;
   double elapsed_seconds = 0;
+  // Leads routed or nurtured per second, first submission → last lead accounted for.
+  double end_to_end_per_second = 0;
+  // When the last submission was sent and the last lead accounted for (Unix seconds), and the
+  // difference (the drain).
+  double send_end_unix = 0;
+  double last_accounted_unix = 0;
+  double drain_seconds = 0;
+  // When the verifier read the last lead's first routing decision or touch (Unix seconds): the
+  // conservative end of a recovery (includes the verifier's own reading lag).
+  double last_accounted_seen_unix = 0;
+  // With options.baseline.
+  bool has_bus = false;
+  BusBaselineReport bus;
+  // (leads + activities) per second end to end ÷ bus messages per second.
+  double bus_fraction = 0;
 };
 
 // Runs the load against the stack described by `env` (the KEY=VALUE file of scripts/stack.sh:

@@ -159,6 +159,15 @@ int main(int argc, char** argv) {
   load->add_option("--settle-seconds", load_options.settle_seconds,
                    "longest wait for every lead to be accounted for");
   load->add_option("--json", load_json, "also write the report as JSON to this file");
+  load->add_flag("--baseline", load_options.baseline,
+                 "then run the raw-bus baseline: as many messages through as many Kafka hops, "
+                 "pass-through, and report the pipeline as a fraction of it");
+  load->add_option("--baseline-messages", load_options.baseline_messages,
+                   "messages for the baseline (default: as many as the run sent)")
+      ->check(CLI::Range(int64_t{0}, int64_t{100000000}));
+  load->add_option("--partitions", load_options.partitions,
+                   "partitions of the baseline's topics (as the stack's)")
+      ->check(CLI::Range(1, 64));
   auto* model_eval = app.add_subcommand(
       "model-eval",
       "replay a labelled CSV through scoring's conversion model; AUC and log loss on a hold-out");
