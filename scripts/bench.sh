@@ -40,6 +40,7 @@ case "$scale" in
     micro_args=(--benchmark_min_time=1 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true)
     nurture_args=(--leads 100000 --claims-per-pass 3000 --workers 4)
     scoring_args=(--leads 10000 --rounds 10 --workers 2)
+    tracking_args=(--leads 10000 --rounds 20 --workers 1)
     routing_args=(--leads 20000 --teams 4 --reps 8 --workers 2)
     max_leads=20000
     rate1000_leads=20000
@@ -52,6 +53,7 @@ case "$scale" in
     micro_args=(--benchmark_min_time=0.2)
     nurture_args=(--leads 5000 --claims-per-pass 1000 --workers 2)
     scoring_args=(--leads 1000 --rounds 5 --workers 2)
+    tracking_args=(--leads 1000 --rounds 10 --workers 1)
     routing_args=(--leads 2000 --teams 4 --reps 8 --workers 2)
     max_leads=2000
     rate1000_leads=3000
@@ -127,7 +129,7 @@ step() {
 
 log "bench: building the benches, services and leadctl"
 cmake --build "$BUILD_DIR" -j"${LEADFLOW_JOBS:-2}" --target engine_bench nurture_store_bench \
-  scoring_store_bench routing_store_bench leadctl leadflow-capture leadflow-tracking \
+  scoring_store_bench routing_store_bench tracking_store_bench leadctl leadflow-capture leadflow-tracking \
   leadflow-scoring leadflow-routing leadflow-nurturing >"$out/build.txt" 2>&1 ||
   die "bench: build failed; see $out/build.txt"
 
@@ -143,6 +145,7 @@ if ((stores)); then
   step nurture_store_bench "$BUILD_DIR/bench/nurture_store_bench" "${nurture_args[@]}"
   step scoring_store_bench "$BUILD_DIR/bench/scoring_store_bench" "${scoring_args[@]}"
   step routing_store_bench "$BUILD_DIR/bench/routing_store_bench" "${routing_args[@]}"
+  step tracking_store_bench "$BUILD_DIR/bench/tracking_store_bench" "${tracking_args[@]}"
 fi
 
 md ""
