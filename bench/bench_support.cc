@@ -1,5 +1,10 @@
 #include "bench/bench_support.h"
 
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <thread>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -37,6 +42,37 @@ int64_t CommandCalls(redis::RedisClient& client, absl::string_view command) {
     if (absl::SimpleAtoi(line.substr(0, line.find(',')), &calls)) return calls;
   }
   return 0;
+}
+
+PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                              int workers, const InputHandler& handle, kafka::Producer& producer) {
+  std::atomic<int64_t> handled{0}, errors{0}, outputs{0};
+  size_t rounds = 0;
+  for (const auto& lead : inputs) rounds = std::max(rounds, lead.size());
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      for (size_t r = 0; r < rounds; ++r) {
+        for (size_t i = w; i < inputs.size(); i += workers) {
+          if (r >= inputs[i].size()) continue;
+          absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handle(inputs[i][r]);
+          if (!out.ok()) {
+            if (errors.fetch_add(1) == 0) {
+              std::fprintf(stderr, "first error: %s\n", out.status().ToString().c_str());
+            }
+            continue;
+          }
+          for (kafka::OutboundMessage& m : *out) {
+            outputs.fetch_add(1);
+            (void)producer.Send(std::move(m), [](const absl::Status&) {});
+          }
+          handled.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return {.handled = handled.load(), .errors = errors.load(), .outputs = outputs.load()};
 }
 
 }  // namespace leadflow::bench

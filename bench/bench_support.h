@@ -9,9 +9,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/kafka/message.h"
 #include "common/kafka/producer.h"
 #include "common/redis/client.h"
 
@@ -43,5 +46,21 @@ double RedisCpu(redis::RedisClient& client);
 
 // `calls` of one command in INFO commandstats ("cmdstat_evalsha:calls=..."); 0 if never called.
 int64_t CommandCalls(redis::RedisClient& client, absl::string_view command);
+
+// What RunPartitioned did.
+struct PartitionedRun {
+  int64_t handled = 0;  // inputs the handler accepted
+  int64_t errors = 0;   // inputs it failed (the first error is printed to stderr)
+  int64_t outputs = 0;  // messages handed to the producer
+};
+
+// Feeds `inputs[lead][round]` to `handle` on `workers` threads, leads split over them like
+// partitions over consumers, round by round: each lead's inputs stay in order, and consecutive
+// inputs of one thread are of different leads, as in a partition with many leads. Every output
+// goes to `producer`.
+using InputHandler = std::function<absl::StatusOr<std::vector<kafka::OutboundMessage>>(
+    const kafka::ConsumedMessage&)>;
+PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                              int workers, const InputHandler& handle, kafka::Producer& producer);
 
 }  // namespace leadflow::bench

@@ -177,35 +177,14 @@ int Run(int argc, char** argv) {
   clock.Set(start + absl::Minutes(10 * (rounds + 1)));
 
   const int64_t scored_before = producer.sent();
-  std::atomic<int64_t> errors{0};
-  std::atomic<int64_t> handled{0};
   const double cpu_start = RedisCpu(client);
   const absl::Time run_start = absl::Now();
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] {
-      // Round by round over this worker's leads: each lead's events stay in order, and
-      // consecutive events are of different leads, as in a partition with many leads.
-      for (int r = 0; r < rounds; ++r) {
-        for (int i = w; i < leads; i += workers) {
-          absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
-              handler.HandleActivity(events_by_lead[i][r]);
-          if (!out.ok()) {
-            errors.fetch_add(1);
-            continue;
-          }
-          for (kafka::OutboundMessage& m : *out) {
-            (void)producer.Send(std::move(m), [](const absl::Status&) {});
-          }
-          handled.fetch_add(1);
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  const bench::PartitionedRun run = bench::RunPartitioned(
+      events_by_lead, workers,
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); }, producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
-  const int64_t events = handled.load();
+  const int64_t events = run.handled;
   const int64_t scored = producer.sent() - scored_before;
 
   std::printf("leads captured:            %d in %.2f s (%.0f/s, not part of the figure below)\n",
@@ -214,7 +193,7 @@ int Run(int argc, char** argv) {
   std::printf(
       "activity events:           %lld handled, %lld errors, %lld leads.scored emitted "
       "(%.0f B per input event)\n",
-      static_cast<long long>(events), static_cast<long long>(errors.load()),
+      static_cast<long long>(events), static_cast<long long>(run.errors),
       static_cast<long long>(scored), static_cast<double>(bytes) / (leads * rounds));
   std::printf("events per second:         %.0f (%d worker threads, history %d, %.2f s)\n",
               events / absl::ToDoubleSeconds(run_time), workers, options.history_size,
@@ -238,7 +217,7 @@ int Run(int argc, char** argv) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
   }
-  return errors.load() == 0 && events == static_cast<int64_t>(leads) * rounds ? 0 : 2;
+  return run.errors == 0 && events == static_cast<int64_t>(leads) * rounds ? 0 : 2;
 }
 
 }  // namespace

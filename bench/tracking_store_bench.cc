@@ -10,10 +10,8 @@
 // calls are handled in order, as its partition would deliver them. With --workers > 1 the leads
 // are split over threads (and Redis connections), like partitions over consumers.
 #include <algorithm>
-#include <atomic>
 #include <cstdio>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "CLI/CLI.hpp"
@@ -148,37 +146,14 @@ int Run(int argc, char** argv) {
   // Processing time just after every call's time, as for a live stream.
   clock.Set(start + absl::Minutes(rounds + 1));
 
-  std::atomic<int64_t> errors{0};
-  std::atomic<int64_t> handled{0};
   const double cpu_start = RedisCpu(client);
   const absl::Time run_start = absl::Now();
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] {
-      // Round by round over this worker's leads: each lead's calls stay in order, and
-      // consecutive calls are of different leads, as in a partition with many leads.
-      for (int r = 0; r < rounds; ++r) {
-        for (int i = w; i < leads; i += workers) {
-          absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
-              handler.HandleInbound(calls_by_lead[i][r]);
-          if (!out.ok()) {
-            if (errors.fetch_add(1) == 0) {
-              std::fprintf(stderr, "first error: %s\n", out.status().ToString().c_str());
-            }
-            continue;
-          }
-          for (kafka::OutboundMessage& m : *out) {
-            (void)producer.Send(std::move(m), [](const absl::Status&) {});
-          }
-          handled.fetch_add(1);
-        }
-      }
-    });
-  }
-  for (std::thread& t : threads) t.join();
+  const bench::PartitionedRun run = bench::RunPartitioned(
+      calls_by_lead, workers,
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); }, producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
-  const int64_t activities = handled.load();
+  const int64_t activities = run.handled;
   const int64_t memory_tracked = UsedMemory(client);
 
   // What a tracked lead keeps once the de-duplication window has passed: history, timeline,
@@ -198,7 +173,7 @@ int Run(int argc, char** argv) {
   std::printf(
       "Segment calls:             %lld handled, %lld errors, %lld leads.activity emitted "
       "(%.0f B per call on the wire)\n",
-      static_cast<long long>(activities), static_cast<long long>(errors.load()),
+      static_cast<long long>(activities), static_cast<long long>(run.errors),
       static_cast<long long>(producer.sent()),
       static_cast<double>(bytes) / (static_cast<double>(leads) * rounds));
   std::printf("activities per second:     %.0f (%d worker threads, %.2f s)\n",
@@ -219,7 +194,7 @@ int Run(int argc, char** argv) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
   }
-  return errors.load() == 0 && activities == static_cast<int64_t>(leads) * rounds ? 0 : 2;
+  return run.errors == 0 && activities == static_cast<int64_t>(leads) * rounds ? 0 : 2;
 }
 
 }  // namespace
