@@ -29,7 +29,7 @@ TEST(NurturingPolicyTest, TheDefaultTrackFileSetsTheDrainRate) {
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->interval, absl::Milliseconds(150));
   EXPECT_EQ(options->max_claims_per_pass, 3000);  // 20000/s * 0.15 s
-  EXPECT_EQ(options->lease, absl::Seconds(120));
+  EXPECT_EQ(options->lease, absl::Seconds(15));   // a killed scheduler's claims return soon
   EXPECT_EQ(options->workers, 4);
 }
 
