@@ -22,12 +22,14 @@ KAFKA_CONTROLLER_PORT="${LEADFLOW_KAFKA_CONTROLLER_PORT:-$((19093 + PORT_OFFSET)
 KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
 # Fixed, per-service endpoints. Kept away from the defaults (6379, 9092, ...) so a developer's own
-# Redis/Kafka on this machine are never touched or confused with the stack's.
+# Redis/Kafka on this machine are never touched or confused with the stack's, and below Linux's
+# ephemeral range (32768-60999): a listener there can collide with some client's outgoing
+# connection (seen: a gRPC port at 50162 taken when the fault run's stack started after ctest).
 SERVICES=(capture tracking scoring routing nurturing)
 declare -A REDIS_PORT GRPC_PORT METRICS_PORT
 for i in "${!SERVICES[@]}"; do
   REDIS_PORT[${SERVICES[$i]}]=$((16381 + i + PORT_OFFSET))
-  GRPC_PORT[${SERVICES[$i]}]=$((50061 + i + PORT_OFFSET))
+  GRPC_PORT[${SERVICES[$i]}]=$((18061 + i + PORT_OFFSET))
   METRICS_PORT[${SERVICES[$i]}]=$((9461 + i + PORT_OFFSET))
 done
 
