@@ -12,6 +12,16 @@
 
 namespace leadflow::bench {
 
+absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size) {
+  absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
+  if (!server.ok()) return server.status();
+  PrivateRedis redis;
+  redis.server = *std::move(server);
+  redis.client = std::make_unique<redis::HiredisClient>(
+      redis::HiredisOptions{.port = redis.server->port(), .pool_size = std::max(1, pool_size)});
+  return redis;
+}
+
 double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name) {
   absl::StatusOr<redis::Reply> info = client.Command({"INFO", section});
   if (!info.ok()) return -1;

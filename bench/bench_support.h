@@ -10,13 +10,17 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/kafka/message.h"
 #include "common/kafka/producer.h"
 #include "common/redis/client.h"
+#include "common/redis/hiredis_client.h"
+#include "common/testing/redis_server.h"
 
 namespace leadflow::bench {
 
@@ -34,6 +38,14 @@ class CountingProducer final : public kafka::Producer {
  private:
   std::atomic<int64_t> sent_{0};
 };
+
+// The benchmark's own redis-server (a free port, AOF on as in the stack; never the stack's) and a
+// client with `pool_size` connections to it. Members are destroyed client first.
+struct PrivateRedis {
+  std::unique_ptr<testing::RedisServer> server;
+  std::unique_ptr<redis::HiredisClient> client;
+};
+absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size);
 
 // A numeric field of INFO <section>, or -1 when it cannot be read.
 double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name);

@@ -125,13 +125,12 @@ int Run(int argc, char** argv) {
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-  if (!server.ok()) {
-    std::fprintf(stderr, "redis-server: %s\n", server.status().ToString().c_str());
+  absl::StatusOr<bench::PrivateRedis> private_redis = bench::StartPrivateRedis(workers + 1);
+  if (!private_redis.ok()) {
+    std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
   }
-  redis::HiredisClient client(
-      redis::HiredisOptions{.port = (*server)->port(), .pool_size = workers + 1});
+  redis::RedisClient& client = *private_redis->client;
 
   // The Reloadable needs a file; the bench's own rules replace the default ones at once.
   absl::StatusOr<std::unique_ptr<RoutingRulesSource>> yaml = RoutingRulesSource::Create(

@@ -99,13 +99,13 @@ int Run(int argc, char** argv) {
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-  if (!server.ok()) {
-    std::fprintf(stderr, "redis-server: %s\n", server.status().ToString().c_str());
+  absl::StatusOr<bench::PrivateRedis> private_redis =
+      bench::StartPrivateRedis(std::max(1, workers));
+  if (!private_redis.ok()) {
+    std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
   }
-  redis::HiredisClient client(
-      redis::HiredisOptions{.port = (*server)->port(), .pool_size = std::max(1, workers)});
+  redis::RedisClient& client = *private_redis->client;
   absl::StatusOr<std::unique_ptr<ScoringRulesSource>> rules = ScoringRulesSource::Create(
       std::string(LEADFLOW_SOURCE_DIR) + "/config/scoring.yaml", LoadScoringRules);
   if (!rules.ok()) {

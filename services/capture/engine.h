@@ -245,12 +245,12 @@ MergeResult NewEpisode(const events::v1::LeadProfile& converted,
 // True when `lead` converted to a contact: a submission matching it opens a new episode.
 inline bool IsConverted(const events::v1::LeadProfile& lead) { return lead.has_converted_at(); }
 
-// The stub capture keeps in place of a lead merged into `survivor_id`: only lead_id and
+// The redirect capture keeps in place of a lead merged into `survivor_id`: only lead_id and
 // merged_into_lead_id are set.
-events::v1::LeadProfile MergedStub(const std::string& lead_id, const std::string& survivor_id);
+events::v1::LeadProfile MergeRedirect(const std::string& lead_id, const std::string& survivor_id);
 
-// True for such a stub: the lead no longer exists on its own.
-inline bool IsMergedStub(const events::v1::LeadProfile& lead) {
+// True for such a redirect: the lead no longer exists on its own.
+inline bool IsMergeRedirect(const events::v1::LeadProfile& lead) {
   return !lead.merged_into_lead_id().empty();
 }
 

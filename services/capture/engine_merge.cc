@@ -304,11 +304,11 @@ MergeResult MergeLeads(const LeadProfile& survivor, const LeadProfile& absorbed,
   return result;
 }
 
-LeadProfile MergedStub(const std::string& lead_id, const std::string& survivor_id) {
-  LeadProfile stub;
-  stub.set_lead_id(lead_id);
-  stub.set_merged_into_lead_id(survivor_id);
-  return stub;
+LeadProfile MergeRedirect(const std::string& lead_id, const std::string& survivor_id) {
+  LeadProfile redirect;
+  redirect.set_lead_id(lead_id);
+  redirect.set_merged_into_lead_id(survivor_id);
+  return redirect;
 }
 
 LeadProfile NewLead(const NormalizedSubmission& submission, std::string lead_id, absl::Time now) {

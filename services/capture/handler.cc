@@ -45,14 +45,14 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
     absl::StatusOr<std::vector<LeadProfile>> candidates = store_.LoadProfiles(*ids);
     if (!candidates.ok()) return candidates.status();
     // A converted lead whose next episode is also a candidate is history: only the open
-    // episode may match. The stub of a lead merged away is no candidate at all.
+    // episode may match. The redirect of a lead merged away is no candidate at all.
     absl::flat_hash_set<std::string> superseded;
     for (const LeadProfile& c : *candidates) {
       if (!c.previous_lead_id().empty()) superseded.insert(c.previous_lead_id());
     }
     candidates->erase(std::remove_if(candidates->begin(), candidates->end(),
                                      [&](const LeadProfile& c) {
-                                       return IsMergedStub(c) ||
+                                       return IsMergeRedirect(c) ||
                                               (IsConverted(c) && superseded.contains(c.lead_id()));
                                      }),
                       candidates->end());
@@ -129,7 +129,7 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       for (size_t i = absorbed_at; i < absorbed_index_at; ++i) {
         LeadProfile& p = absorbed_profiles.emplace_back();
         if (!state[i].data.has_value() || !p.ParseFromString(*state[i].data) || IsConverted(p) ||
-            IsMergedStub(p)) {
+            IsMergeRedirect(p)) {
           retry_match = true;
           return absl::AbortedError("a lead to merge changed meanwhile");
         }
@@ -151,7 +151,7 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
         if (!existing.ParseFromString(*state[0].data)) {
           return absl::DataLossError("corrupt profile of " + target);
         }
-        if ((IsConverted(existing) && converted == nullptr) || IsMergedStub(existing)) {
+        if ((IsConverted(existing) && converted == nullptr) || IsMergeRedirect(existing)) {
           retry_match = true;  // converted or merged away since the look-up: match again
           return absl::AbortedError("matched lead converted or merged meanwhile");
         }
@@ -228,10 +228,10 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
       }
       for (size_t j = 0; j < absorbed.size(); ++j) {
         const std::string& id = absorbed[j];
-        // A stub stays where the absorbed record was, so its id still answers (GetLead); being
+        // A redirect stays where the absorbed record was, so its id still answers (GetLead); being
         // written here, it joins the survivor's registry and goes when the survivor is erased.
         plan.writes.push_back(
-            {CaptureStore::ProfileKey(id), MergedStub(id, target).SerializeAsString()});
+            {CaptureStore::ProfileKey(id), MergeRedirect(id, target).SerializeAsString()});
         for (const std::string& k : CaptureStore::BlockKeysOf(absorbed_profiles[j])) {
           plan.extra_commands.push_back({"SREM", k, id});
         }
@@ -295,7 +295,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleOutcom
     return std::vector<kafka::OutboundMessage>{};  // only a conversion changes capture's record
   }
   // A won lead that was merged into another: the person converted, so the lead it is now part
-  // of is marked (following the merge stubs).
+  // of is marked (following the merge redirects).
   std::string lead_id = input->lead_id;
   for (int hop = 0; hop <= CaptureStore::kMaxMergeHops; ++hop) {
     redis::ApplyOnceRequest request;
@@ -314,7 +314,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleOutcom
       if (!lead.ParseFromString(*state[0].data)) {
         return absl::DataLossError("corrupt profile of " + lead_id);
       }
-      if (IsMergedStub(lead)) {
+      if (IsMergeRedirect(lead)) {
         merged_into = lead.merged_into_lead_id();
         return absl::AbortedError("merged");  // not applied: the survivor is marked instead
       }

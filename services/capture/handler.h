@@ -14,8 +14,8 @@
 // person. In the same atomic apply the chosen lead absorbs them (MergeLeads, then the
 // submission), their exact-key index records move to it, they leave the fuzzy blocking sets,
 // their registries join its registry (erasing the survivor erases them), and each absorbed
-// profile is replaced by a stub naming the survivor (CaptureStore::LoadCurrent follows it; a won
-// outcome for an absorbed id marks the survivor). The LeadCaptured event (CHANGE_UPDATED)
+// profile is replaced by a redirect naming the survivor (CaptureStore::LoadCurrent follows it; a
+// won outcome for an absorbed id marks the survivor). The LeadCaptured event (CHANGE_UPDATED)
 // carries merged_lead_ids. The absorbed profiles and index records are version-checked state of
 // the apply, so a concurrent change to any of them re-plans or matches again.
 //

@@ -99,7 +99,7 @@ absl::StatusOr<std::optional<events::v1::LeadProfile>> CaptureStore::LoadCurrent
   std::string id = lead_id;
   for (int hop = 0; hop <= kMaxMergeHops; ++hop) {
     absl::StatusOr<std::optional<events::v1::LeadProfile>> p = LoadProfile(id);
-    if (!p.ok() || !p->has_value() || !IsMergedStub(**p)) return p;
+    if (!p.ok() || !p->has_value() || !IsMergeRedirect(**p)) return p;
     id = (*p)->merged_into_lead_id();
   }
   return absl::DataLossError(absl::StrCat("lead ", lead_id, ": merge chain too long or cyclic"));

@@ -3,8 +3,8 @@
 // CaptureStore: capture's Redis key schema, in one place (ARCHITECTURE.md §5).
 //
 //   capture:{<lead_id>}:profile        versioned record: the LeadProfile (protobuf); for a lead
-//                                      merged into another, a stub naming it (merged_into_lead_id),
-//                                      registered with the survivor
+//                                      merged into another, a redirect naming it
+//                                      (merged_into_lead_id), registered with the survivor
 //   capture:{<lead_id>}:keys           the lead's key registry (erasure deletes every member)
 //   capture:{<lead_id>}:erased         erasure tombstone (30 days)
 //   capture:idx:email:{<email key>}    versioned record: id of the lead owning the e-mail match key
@@ -71,7 +71,7 @@ class CaptureStore {
   absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadProfile(const std::string& lead_id);
   // The lead `lead_id` is now: its profile, or — when it was merged into another lead — that
   // lead's (following up to kMaxMergeHops merges). nullopt when there is none (never captured,
-  // erased). The stored record itself, stub or not, is LoadProfile's.
+  // erased). The stored record itself, redirect or not, is LoadProfile's.
   static constexpr int kMaxMergeHops = 8;
   absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadCurrent(const std::string& lead_id);
   // The lead owning an exact index key, if any.

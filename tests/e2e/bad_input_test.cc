@@ -145,18 +145,13 @@ class BadInputTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
-    absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
-    ASSERT_TRUE(env.ok()) << env.status();
-    props_ = testing::KafkaProps(env->kafka_bootstrap());
-    ASSERT_TRUE(testing::WaitForKafka(props_, absl::Seconds(30)).ok());
-    const std::string prefix = testing::TestEnv::UniqueName("bad") + ".";
     absl::StatusOr<std::unique_ptr<PipelineStack>> stack =
-        PipelineStack::Start(env->kafka_bootstrap(), prefix,
-                             {{"scoring.yaml", kScoringRules},
-                              {"routing.yaml", kRoutingRules},
-                              {"nurture.yaml", kNurtureTracks}});
+        PipelineStack::StartInTestEnv("bad", {{"scoring.yaml", kScoringRules},
+                                              {"routing.yaml", kRoutingRules},
+                                              {"nurture.yaml", kNurtureTracks}});
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = *std::move(stack);
+    props_ = testing::KafkaProps(stack_->bootstrap());
     // The client would refuse the oversized message before the broker sees it (librdkafka
     // checks the uncompressed size); compressed, the broker takes it.
     testing::KafkaProperties props = props_;

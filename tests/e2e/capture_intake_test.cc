@@ -35,16 +35,12 @@ class CaptureIntakeTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
-    absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
-    ASSERT_TRUE(env.ok()) << env.status();
-    props_ = testing::KafkaProps(env->kafka_bootstrap());
-    ASSERT_TRUE(testing::WaitForKafka(props_, absl::Seconds(30)).ok());
-    const std::string prefix = testing::TestEnv::UniqueName("intake") + ".";
     absl::StatusOr<std::unique_ptr<PipelineStack>> stack =
-        PipelineStack::Start(env->kafka_bootstrap(), prefix, {}, {"capture"});
+        PipelineStack::StartInTestEnv("intake", {}, {"capture"});
     ASSERT_TRUE(stack.ok()) << stack.status();
     stack_ = *std::move(stack);
-    dir_ = std::filesystem::temp_directory_path() / ("leadflow-" + prefix + "import");
+    props_ = testing::KafkaProps(stack_->bootstrap());
+    dir_ = std::filesystem::temp_directory_path() / ("leadflow-" + stack_->prefix() + "import");
     std::filesystem::create_directories(dir_);
   }
 
@@ -112,7 +108,7 @@ TEST_F(CaptureIntakeTest, SamePersonThroughGrpcKafkaAndCsvIsOneLead) {
   ASSERT_TRUE(captured.ok()) << captured.status();
 
   // 1. gRPC, as a web form would send it.
-  auto stub = capture::v1::Capture::NewStub(
+  auto redirect = capture::v1::Capture::NewStub(
       grpc::CreateChannel(stack_->GrpcAddress("capture"), grpc::InsecureChannelCredentials()));
   capture::v1::SubmitLeadRequest request;
   events::v1::LeadSubmission* s = request.mutable_submission();
@@ -125,7 +121,7 @@ TEST_F(CaptureIntakeTest, SamePersonThroughGrpcKafkaAndCsvIsOneLead) {
   s->set_country("United Kingdom");
   capture::v1::SubmitLeadResponse response;
   grpc::ClientContext context;
-  ASSERT_TRUE(stub->SubmitLead(&context, request, &response).ok());
+  ASSERT_TRUE(redirect->SubmitLead(&context, request, &response).ok());
   ASSERT_TRUE(response.created());
   const std::string lead_id = response.lead_id();
 
@@ -173,7 +169,7 @@ TEST_F(CaptureIntakeTest, SamePersonThroughGrpcKafkaAndCsvIsOneLead) {
   find.set_phone("+44 20 7946 0958");
   capture::v1::GetLeadResponse found;
   grpc::ClientContext find_context;
-  ASSERT_TRUE(stub->FindLead(&find_context, find, &found).ok());
+  ASSERT_TRUE(redirect->FindLead(&find_context, find, &found).ok());
   EXPECT_EQ(found.lead().lead_id(), lead_id);
 }
 

@@ -11,6 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/admin.h"
+#include "common/testing/kafka_test_client.h"
+#include "common/testing/test_env.h"
 #include "common/testing/wait.h"
 
 #ifndef LEADFLOW_SOURCE_DIR
@@ -139,6 +141,20 @@ absl::Status PipelineStack::Restart(const std::string& service) { return Launch(
 
 bool PipelineStack::Running(const std::string& service) {
   return services_.at(service).process->Running();
+}
+
+absl::StatusOr<std::unique_ptr<PipelineStack>> PipelineStack::StartInTestEnv(
+    const std::string& name, const std::map<std::string, std::string>& config_files,
+    const std::vector<std::string>& services) {
+  absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
+  if (!env.ok()) return env.status();
+  if (absl::Status s =
+          testing::WaitForKafka(testing::KafkaProps(env->kafka_bootstrap()), absl::Seconds(30));
+      !s.ok()) {
+    return s;
+  }
+  return Start(env->kafka_bootstrap(), testing::TestEnv::UniqueName(name) + ".", config_files,
+               services);
 }
 
 }  // namespace leadflow::e2e

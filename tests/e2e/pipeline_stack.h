@@ -33,6 +33,11 @@ class PipelineStack {
       const std::string& bootstrap, const std::string& prefix,
       const std::map<std::string, std::string>& config_files = {},
       const std::vector<std::string>& services = ServiceNames());
+  // Start() on the broker of the test run (LEADFLOW_TEST_ENV, which must be available), once the
+  // broker answers, with a topic prefix unique to this test made from `name`.
+  static absl::StatusOr<std::unique_ptr<PipelineStack>> StartInTestEnv(
+      const std::string& name, const std::map<std::string, std::string>& config_files = {},
+      const std::vector<std::string>& services = ServiceNames());
   ~PipelineStack();
 
   const std::string& prefix() const { return prefix_; }

@@ -259,17 +259,17 @@ TEST_F(CaptureHandlerTest, ASubmissionProvingTwoLeadsOnePersonMergesThemIntoTheS
   EXPECT_THAT(event.changed_fields(), ::testing::IsSupersetOf({"phone", "city", "sources",
                                                                "external_ids", "anonymous_ids"}));
 
-  // B's keys lead to A now; B's record is a stub naming A; B left the fuzzy blocks.
+  // B's keys lead to A now; B's record is a redirect naming A; B left the fuzzy blocks.
   for (const std::string& key :
        {CaptureStore::PhoneIndexKey("+442079460958"), CaptureStore::ExternalIndexKey("crm-7")}) {
     absl::StatusOr<std::optional<std::string>> owner = store_->LookupIndex(key);
     ASSERT_TRUE(owner.ok() && owner->has_value()) << key;
     EXPECT_EQ(**owner, a) << key;
   }
-  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
-  ASSERT_TRUE(stub.ok() && stub->has_value());
-  EXPECT_TRUE(IsMergedStub(**stub));
-  EXPECT_EQ((*stub)->merged_into_lead_id(), a);
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> redirect = store_->LoadProfile(b);
+  ASSERT_TRUE(redirect.ok() && redirect->has_value());
+  EXPECT_TRUE(IsMergeRedirect(**redirect));
+  EXPECT_EQ((*redirect)->merged_into_lead_id(), a);
   absl::StatusOr<std::optional<events::v1::LeadProfile>> current = store_->LoadCurrent(b);
   ASSERT_TRUE(current.ok() && current->has_value());
   EXPECT_EQ((*current)->lead_id(), a);
@@ -338,7 +338,7 @@ TEST_F(CaptureHandlerTest, AConvertedLeadMatchedByAnotherKeyIsNeverMerged) {
   EXPECT_TRUE(outcome->response.merged_lead_ids().empty()) << "history is never merged";
   absl::StatusOr<std::optional<events::v1::LeadProfile>> stored = store_->LoadProfile(b);
   ASSERT_TRUE(stored.ok() && stored->has_value());
-  EXPECT_FALSE(IsMergedStub(**stored));
+  EXPECT_FALSE(IsMergeRedirect(**stored));
   EXPECT_TRUE(IsConverted(**stored));
   absl::StatusOr<std::optional<std::string>> phone_owner =
       store_->LookupIndex(CaptureStore::PhoneIndexKey("+442079460958"));
@@ -365,10 +365,10 @@ TEST_F(CaptureHandlerTest, AWonOutcomeOfAnAbsorbedLeadConvertsTheSurvivor) {
   ASSERT_TRUE(survivor.ok() && survivor->has_value());
   EXPECT_TRUE(IsConverted(**survivor));
   EXPECT_EQ((*survivor)->contact_id(), a);
-  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
-  ASSERT_TRUE(stub.ok() && stub->has_value());
-  EXPECT_TRUE(IsMergedStub(**stub)) << "the stub stays a stub";
-  EXPECT_FALSE(IsConverted(**stub));
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> redirect = store_->LoadProfile(b);
+  ASSERT_TRUE(redirect.ok() && redirect->has_value());
+  EXPECT_TRUE(IsMergeRedirect(**redirect)) << "the redirect stays a redirect";
+  EXPECT_FALSE(IsConverted(**redirect));
 }
 
 TEST_F(CaptureHandlerTest, ConcurrentSubmissionsProvingOnePersonMergeExactlyOnce) {
@@ -407,9 +407,9 @@ TEST_F(CaptureHandlerTest, ConcurrentSubmissionsProvingOnePersonMergeExactlyOnce
     }
   }
   EXPECT_EQ(merges, 1) << "B is absorbed exactly once";
-  absl::StatusOr<std::optional<events::v1::LeadProfile>> stub = store_->LoadProfile(b);
-  ASSERT_TRUE(stub.ok() && stub->has_value());
-  EXPECT_EQ((*stub)->merged_into_lead_id(), a);
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> redirect = store_->LoadProfile(b);
+  ASSERT_TRUE(redirect.ok() && redirect->has_value());
+  EXPECT_EQ((*redirect)->merged_into_lead_id(), a);
   absl::StatusOr<std::optional<std::string>> phone_owner =
       store_->LookupIndex(CaptureStore::PhoneIndexKey("+442079460958"));
   ASSERT_TRUE(phone_owner.ok() && phone_owner->has_value());

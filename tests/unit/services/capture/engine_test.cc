@@ -1196,13 +1196,14 @@ TEST(MergeLeadsTest, IsDeterministic) {
   }
 }
 
-TEST(MergedStubTest, NamesOnlyTheSurvivor) {
-  const LeadProfile stub = MergedStub("lead-b", "lead-a");
-  EXPECT_TRUE(IsMergedStub(stub));
-  EXPECT_EQ(stub.lead_id(), "lead-b");
-  EXPECT_EQ(stub.merged_into_lead_id(), "lead-a");
-  EXPECT_THAT(ChangedFields(LeadProfile(), stub), ElementsAre("lead_id", "merged_into_lead_id"));
-  EXPECT_FALSE(IsMergedStub(LeadFrom("lead-a", ValidSubmission(), kT0)));
+TEST(MergeRedirectTest, NamesOnlyTheSurvivor) {
+  const LeadProfile redirect = MergeRedirect("lead-b", "lead-a");
+  EXPECT_TRUE(IsMergeRedirect(redirect));
+  EXPECT_EQ(redirect.lead_id(), "lead-b");
+  EXPECT_EQ(redirect.merged_into_lead_id(), "lead-a");
+  EXPECT_THAT(ChangedFields(LeadProfile(), redirect),
+              ElementsAre("lead_id", "merged_into_lead_id"));
+  EXPECT_FALSE(IsMergeRedirect(LeadFrom("lead-a", ValidSubmission(), kT0)));
 }
 
 TEST(MatchTest, ReportsLeadsMatchedByOtherExactKeysForMerging) {
