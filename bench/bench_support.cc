@@ -56,29 +56,52 @@ int64_t CommandCalls(redis::RedisClient& client, absl::string_view command) {
 
 PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
                               int workers, const InputHandler& handle, kafka::Producer& producer) {
+  return RunPartitionedBatches(
+      inputs, workers, 1,
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return std::vector<kafka::HandleResult>{handle(*batch.front())};
+      },
+      producer);
+}
+
+PartitionedRun RunPartitionedBatches(
+    const std::vector<std::vector<kafka::ConsumedMessage>>& inputs, int workers, size_t batch_size,
+    const BatchInputHandler& handle_batch, kafka::Producer& producer) {
   std::atomic<int64_t> handled{0}, errors{0}, outputs{0};
   size_t rounds = 0;
   for (const auto& lead : inputs) rounds = std::max(rounds, lead.size());
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
     threads.emplace_back([&, w] {
-      for (size_t r = 0; r < rounds; ++r) {
-        for (size_t i = w; i < inputs.size(); i += workers) {
-          if (r >= inputs[i].size()) continue;
-          absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handle(inputs[i][r]);
-          if (!out.ok()) {
+      std::vector<const kafka::ConsumedMessage*> batch;
+      auto flush = [&] {
+        if (batch.empty()) return;
+        std::vector<kafka::HandleResult> results = handle_batch(batch);
+        for (size_t k = 0; k < batch.size(); ++k) {
+          const absl::Status status = k < results.size() ? results[k].status()
+                                                         : absl::AbortedError("not handled");
+          if (!status.ok()) {
             if (errors.fetch_add(1) == 0) {
-              std::fprintf(stderr, "first error: %s\n", out.status().ToString().c_str());
+              std::fprintf(stderr, "first error: %s\n", status.ToString().c_str());
             }
             continue;
           }
-          for (kafka::OutboundMessage& m : *out) {
+          for (kafka::OutboundMessage& m : *results[k]) {
             outputs.fetch_add(1);
             (void)producer.Send(std::move(m), [](const absl::Status&) {});
           }
           handled.fetch_add(1);
         }
+        batch.clear();
+      };
+      for (size_t r = 0; r < rounds; ++r) {
+        for (size_t i = w; i < inputs.size(); i += workers) {
+          if (r >= inputs[i].size()) continue;
+          batch.push_back(&inputs[i][r]);
+          if (batch.size() >= batch_size) flush();
+        }
       }
+      flush();
     });
   }
   for (std::thread& t : threads) t.join();

@@ -16,6 +16,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/message.h"
 #include "common/kafka/producer.h"
 #include "common/redis/client.h"
@@ -74,5 +75,13 @@ using InputHandler = std::function<absl::StatusOr<std::vector<kafka::OutboundMes
     const kafka::ConsumedMessage&)>;
 PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
                               int workers, const InputHandler& handle, kafka::Producer& producer);
+
+// RunPartitioned() handing each thread's inputs over `batch_size` at a time, in the same order,
+// as the consumer loop hands over a poll's messages (MessageHandler::HandleBatch).
+using BatchInputHandler = std::function<std::vector<kafka::HandleResult>(
+    const std::vector<const kafka::ConsumedMessage*>&)>;
+PartitionedRun RunPartitionedBatches(
+    const std::vector<std::vector<kafka::ConsumedMessage>>& inputs, int workers, size_t batch_size,
+    const BatchInputHandler& handle_batch, kafka::Producer& producer);
 
 }  // namespace leadflow::bench

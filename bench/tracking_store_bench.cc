@@ -5,7 +5,7 @@
 // the timeline, apply-once per messageId, every `leads.activity` handed to a producer that
 // acknowledges at once — **without Kafka**, and reports activities per second end to end, Redis
 // CPU per activity and Redis memory per tracked lead.
-//   build/bench/tracking_store_bench --leads 10000 --rounds 20 --workers 2
+//   build/bench/tracking_store_bench --leads 10000 --rounds 20 --workers 2 [--batch 256]
 // The calls are encoded before the clock starts (encoding is the upstream's work); each lead's
 // calls are handled in order, as its partition would deliver them. With --workers > 1 the leads
 // are split over threads (and Redis connections), like partitions over consumers.
@@ -67,12 +67,16 @@ int Run(int argc, char** argv) {
   int leads = 10000;
   int rounds = 20;
   int workers = 1;
+  int batch = 1;
   bool commandstats = false;
   CLI::App app{"tracking_store_bench — tracking's activities.inbound path against a private redis"};
   app.add_option("--leads", leads, "leads")->check(CLI::Range(1, 10000000));
   app.add_option("--rounds", rounds, "Segment calls per lead")->check(CLI::Range(1, 10000));
   app.add_option("--workers", workers, "handler threads (and Redis connections)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--batch", batch,
+                 "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
+      ->check(CLI::Range(1, 10000));
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
   CLI11_PARSE(app, argc, argv);
 
@@ -148,9 +152,20 @@ int Run(int argc, char** argv) {
 
   const double cpu_start = RedisCpu(client);
   const absl::Time run_start = absl::Now();
-  const bench::PartitionedRun run = bench::RunPartitioned(
-      calls_by_lead, workers,
-      [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); }, producer);
+  const bench::PartitionedRun run =
+      batch == 1 ? bench::RunPartitioned(
+                       calls_by_lead, workers,
+                       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
+                       producer)
+                 : bench::RunPartitionedBatches(
+                       calls_by_lead, workers, static_cast<size_t>(batch),
+                       [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                         // As the service routes activities.inbound (services/tracking/app.cc).
+                         return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
+                           return handler.HandleInboundBatch(wave);
+                         });
+                       },
+                       producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const int64_t activities = run.handled;
@@ -176,8 +191,8 @@ int Run(int argc, char** argv) {
       static_cast<long long>(activities), static_cast<long long>(run.errors),
       static_cast<long long>(producer.sent()),
       static_cast<double>(bytes) / (static_cast<double>(leads) * rounds));
-  std::printf("activities per second:     %.0f (%d worker threads, %.2f s)\n",
-              activities / absl::ToDoubleSeconds(run_time), workers,
+  std::printf("activities per second:     %.0f (%d worker threads, batches of %d, %.2f s)\n",
+              activities / absl::ToDoubleSeconds(run_time), workers, batch,
               absl::ToDoubleSeconds(run_time));
   std::printf("latency per activity:      %.1f us wall per thread\n",
               1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, activities));

@@ -43,6 +43,13 @@ struct ConsumerLoop::Metrics {
                       .Help("Inputs whose outputs await broker acknowledgement")
                       .Register(registry)
                       .Add({{"service", service}})),
+        batch_size(prometheus::BuildHistogram()
+                       .Name("leadflow_consumer_batch_size")
+                       .Help("Inputs handed to the handler at once")
+                       .Register(registry)
+                       .Add({{"service", service}},
+                            prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128,
+                                                                    256, 512})),
         handle_seconds(prometheus::BuildHistogram()
                            .Name("leadflow_handle_seconds")
                            .Help("Time spent in the handler per input, including retries")
@@ -56,6 +63,7 @@ struct ConsumerLoop::Metrics {
   prometheus::Counter& retries;
   prometheus::Counter& rewinds;
   prometheus::Gauge& in_flight;
+  prometheus::Histogram& batch_size;
   prometheus::Histogram& handle_seconds;
   std::string service;
 };
@@ -100,7 +108,12 @@ absl::Status ConsumerLoop::Run() {
       spdlog::error("fatal consumer error: {}", result.ToString());
       break;
     }
-    if (polled->has_value()) Process(**polled);
+    if (!polled->has_value()) continue;
+    ProcessBatch(CollectBatch(**std::move(polled), &result));
+    if (!result.ok()) {
+      spdlog::error("fatal consumer error: {}", result.ToString());
+      break;
+    }
   }
   FlushAndDrain();
   consumer_.Close();
@@ -108,12 +121,86 @@ absl::Status ConsumerLoop::Run() {
   return result;
 }
 
-void ConsumerLoop::Process(const ConsumedMessage& message) {
-  metrics_->consumed.Add({{"service", options_.service}, {"topic", message.topic}}).Increment();
-  const uint64_t generation = tracker_.Begin(message.tp(), message.offset);
+std::vector<ConsumedMessage> ConsumerLoop::CollectBatch(ConsumedMessage first,
+                                                        absl::Status* fatal) {
+  std::vector<ConsumedMessage> batch;
+  batch.push_back(std::move(first));
+  collected_ = batch.size();
+  collecting_ = true;
+  revoked_while_collecting_.clear();
+  while (batch.size() < options_.max_batch &&
+         tracker_.InFlight() + batch.size() < options_.max_in_flight) {
+    absl::StatusOr<std::optional<ConsumedMessage>> polled = consumer_.Poll(absl::ZeroDuration());
+    if (!polled.ok()) {
+      *fatal = polled.status();
+      break;
+    }
+    if (!polled->has_value()) break;
+    batch.push_back(**std::move(polled));
+    collected_ = batch.size();
+  }
+  collecting_ = false;
+  if (revoked_while_collecting_.empty()) return batch;
+  // An input polled before its partition was revoked belongs to the next owner now; one polled
+  // after it (the partition came back) is kept.
+  std::vector<ConsumedMessage> kept;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const bool revoked = std::any_of(
+        revoked_while_collecting_.begin(), revoked_while_collecting_.end(),
+        [&](const auto& revocation) {
+          return revocation.first > i && revocation.second == batch[i].tp();
+        });
+    if (!revoked) kept.push_back(std::move(batch[i]));
+  }
+  return kept;
+}
+
+void ConsumerLoop::ProcessBatch(const std::vector<ConsumedMessage>& batch) {
+  if (batch.empty()) return;
+  std::vector<uint64_t> generations;
+  std::vector<const ConsumedMessage*> inputs;
+  generations.reserve(batch.size());
+  inputs.reserve(batch.size());
+  for (const ConsumedMessage& message : batch) {
+    metrics_->consumed.Add({{"service", options_.service}, {"topic", message.topic}}).Increment();
+    generations.push_back(tracker_.Begin(message.tp(), message.offset));
+    inputs.push_back(&message);
+  }
+  metrics_->batch_size.Observe(static_cast<double>(batch.size()));
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::vector<OutboundMessage>> outputs = HandleWithRetry(message, generation);
-  metrics_->handle_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - start));
+  std::vector<HandleResult> results = handler_.HandleBatch(inputs);
+  const double per_input =
+      absl::ToDoubleSeconds(absl::Now() - start) / static_cast<double>(batch.size());
+  size_t i = 0;
+  for (; i < results.size() && i < batch.size(); ++i) {
+    if (IsTransient(results[i].status())) break;
+    metrics_->handle_seconds.Observe(per_input);
+    Finish(batch[i], generations[i], std::move(results[i]));
+  }
+  if (i > 0) {
+    consecutive_failures_ = 0;
+    SetServing(true);
+  }
+  // From the first transient result on: one by one, with retries.
+  for (; i < batch.size(); ++i) {
+    // A rewind or revocation while handling earlier inputs: this one will come again.
+    if (!tracker_.IsCurrent(batch[i].tp(), generations[i])) continue;
+    unsent_ = batch.size() - i;
+    const absl::Time one = absl::Now();
+    const absl::Status failed_in_batch =
+        i < results.size() ? results[i].status() : absl::OkStatus();
+    absl::StatusOr<std::vector<OutboundMessage>> outputs =
+        HandleWithRetry(batch[i], generations[i], failed_in_batch);
+    metrics_->handle_seconds.Observe(absl::ToDoubleSeconds(absl::Now() - one));
+    unsent_ = 0;
+    Finish(batch[i], generations[i], std::move(outputs));
+  }
+}
+
+void ConsumerLoop::Finish(const ConsumedMessage& message, uint64_t generation,
+                          absl::StatusOr<std::vector<OutboundMessage>> outputs) {
+  // Rewound or revoked since it began: the input is redone, and its outputs would be dropped.
+  if (!tracker_.IsCurrent(message.tp(), generation)) return;
   if (outputs.ok()) {
     SendAll(message, generation, *std::move(outputs));
   } else if (IsPoison(outputs.status())) {
@@ -132,11 +219,13 @@ void ConsumerLoop::Process(const ConsumedMessage& message) {
 }
 
 absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
-    const ConsumedMessage& message, uint64_t generation) {
+    const ConsumedMessage& message, uint64_t generation, absl::Status failed_in_batch) {
   absl::Duration backoff = options_.initial_backoff;
   bool paused = false;
+  // A transient failure in the batch counts as the first attempt: back off before the next.
+  absl::StatusOr<std::vector<OutboundMessage>> result =
+      failed_in_batch.ok() ? handler_.Handle(message) : failed_in_batch;
   for (;;) {
-    absl::StatusOr<std::vector<OutboundMessage>> result = handler_.Handle(message);
     if (result.ok() || IsPoison(result.status())) {
       if (paused) (void)consumer_.ResumeAll();
       consecutive_failures_ = 0;
@@ -171,6 +260,7 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
       return absl::CancelledError("stopping or partition revoked");
     }
     backoff = std::min(backoff * 2, options_.max_backoff);
+    result = handler_.Handle(message);
   }
 }
 
@@ -306,8 +396,9 @@ void ConsumerLoop::WaitForCompletions(absl::Duration timeout) {
 }
 
 void ConsumerLoop::FlushAndDrain() {
-  // The input being retried (if any) has no outputs in flight: there is nothing to wait for.
-  const size_t keep = retrying_ ? 1 : 0;
+  // The inputs of the batch in hand not sent yet (the one being retried and those after it) have
+  // no outputs in flight: there is nothing to wait for.
+  const size_t keep = retrying_ ? unsent_ : 0;
   const absl::Time deadline = absl::Now() + options_.flush_timeout;
   while (tracker_.InFlight() > keep && absl::Now() < deadline) {
     DrainCompletions();
@@ -327,6 +418,12 @@ void ConsumerLoop::OnAssigned(const std::vector<TopicPartition>& partitions) {
 
 void ConsumerLoop::OnRevoked(const std::vector<TopicPartition>& partitions) {
   spdlog::info("revoking {} partition(s): finishing in-flight work", partitions.size());
+  if (collecting_) {
+    // The batch being collected has begun nothing yet; CollectBatch drops these inputs.
+    for (const TopicPartition& tp : partitions) {
+      revoked_while_collecting_.push_back({collected_, tp});
+    }
+  }
   FlushAndDrain();
   if (absl::Status s = consumer_.Commit(); !s.ok()) {
     spdlog::warn("commit on revoke failed: {}", s.ToString());

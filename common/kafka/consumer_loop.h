@@ -7,6 +7,10 @@
 //                 │ poison                                 ▲
 //                 └──────────► <topic>.dlq with reason ────┘
 //
+// - Batches: after the first message of a poll, the loop takes whatever else librdkafka already
+//   holds (up to max_batch, without waiting) and gives it to MessageHandler::HandleBatch(), so a
+//   handler can share its Redis round trips between inputs. Results are sent in input order;
+//   from the first transient result on, inputs are handled one by one with retries (handler.h).
 // - At-least-once: an input's offset is stored (and later committed) only after the handler's
 //   effects are done and every output, or its DLQ copy, is acknowledged by the broker. Outputs
 //   of many inputs are in flight at once; OffsetTracker keeps commits contiguous.
@@ -63,6 +67,8 @@ struct ConsumerLoopOptions {
   std::string dlq_suffix = ".dlq";
   // Inputs whose outputs are not yet acknowledged; above this the loop waits (backpressure).
   size_t max_in_flight = 20000;
+  // Most inputs handed to the handler at once; 1 handles every input alone.
+  size_t max_batch = 256;
   absl::Duration poll_timeout = absl::Milliseconds(100);
   absl::Duration initial_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(5);
@@ -102,12 +108,21 @@ class ConsumerLoop final : public RebalanceListener {
   };
   struct Metrics;
 
-  // Handles one message end to end; false if the loop must stop.
-  void Process(const ConsumedMessage& message);
+  // Takes what librdkafka already holds after `first`, without waiting, up to max_batch; inputs
+  // of partitions revoked meanwhile are left out (the next owner has them). A fatal consumer
+  // error ends the batch and is stored in `*fatal`.
+  std::vector<ConsumedMessage> CollectBatch(ConsumedMessage first, absl::Status* fatal);
+  // Handles a batch end to end (see the header comment).
+  void ProcessBatch(const std::vector<ConsumedMessage>& batch);
+  // Sends the outputs of a handled input, or its DLQ copy when poison.
+  void Finish(const ConsumedMessage& message, uint64_t generation,
+              absl::StatusOr<std::vector<OutboundMessage>> outputs);
   // Runs the handler, retrying transient failures. Returns the final status; CANCELLED if the
-  // loop is stopping or the partition was revoked meanwhile.
+  // loop is stopping or the partition was revoked meanwhile. `failed_in_batch`, when not OK, is
+  // the transient failure HandleBatch() gave this input: the first retry waits a backoff.
   absl::StatusOr<std::vector<OutboundMessage>> HandleWithRetry(const ConsumedMessage& message,
-                                                               uint64_t generation);
+                                                               uint64_t generation,
+                                                               absl::Status failed_in_batch);
   // Sends `outputs` as the effects of (tp, offset); completion arrives through the queue.
   void SendAll(const ConsumedMessage& message, uint64_t generation,
                std::vector<OutboundMessage> outputs, bool is_dlq = false);
@@ -130,6 +145,13 @@ class ConsumerLoop final : public RebalanceListener {
   std::atomic<bool> serving_{true};
   int consecutive_failures_ = 0;  // loop thread only
   bool retrying_ = false;         // loop thread only: in HandleWithRetry's backoff polls
+  // Loop thread only: inputs of the batch in hand that are begun but not yet sent (the one being
+  // retried and those after it); a revocation during the retry polls must not wait for them.
+  size_t unsent_ = 0;
+  // Loop thread only: while collecting a batch, the partitions revoked, with the batch size then.
+  bool collecting_ = false;
+  size_t collected_ = 0;
+  std::vector<std::pair<size_t, TopicPartition>> revoked_while_collecting_;
 
   absl::Mutex mu_;
   std::vector<Completion> completions_ ABSL_GUARDED_BY(mu_);

@@ -15,8 +15,20 @@
 // - Anything else (UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, RESOURCE_EXHAUSTED, INTERNAL...):
 //   transient. The same message is retried with backoff and never skipped.
 //
+// Batches: the loop hands over every message one poll returned (up to a bound) at once, through
+// HandleBatch(), so that a handler can share Redis round trips between them (one pipelined read,
+// one pipeline of apply-once scripts, see redis::ApplyOnce::RunBatch). Result i belongs to input
+// i, and each must be what Handle() would have returned for it. The loop takes the results in
+// order up to the first transient one; that input and every input after it are then handled
+// one by one with Handle() and its retries. Inputs of the batch that were already applied return
+// their memoised outputs then, so nothing is applied twice, but a transient failure of one input
+// does not hold back the effects of later ones in the same batch. A handler may return fewer
+// results than inputs: the rest are handled one by one the same way.
+//
 // Thread safety: called from the consumer loop thread only.
 
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -25,10 +37,14 @@
 
 namespace leadflow::kafka {
 
+using HandleResult = absl::StatusOr<std::vector<OutboundMessage>>;
+
 class MessageHandler {
  public:
   virtual ~MessageHandler() = default;
-  virtual absl::StatusOr<std::vector<OutboundMessage>> Handle(const ConsumedMessage& message) = 0;
+  virtual HandleResult Handle(const ConsumedMessage& message) = 0;
+  // The default handles each input with Handle() and stops after the first transient failure.
+  virtual std::vector<HandleResult> HandleBatch(const std::vector<const ConsumedMessage*>& batch);
 };
 
 // True when a handler status means "this input can never be processed".
@@ -46,5 +62,22 @@ inline bool IsPoison(const absl::Status& status) {
       return false;
   }
 }
+
+// True when a handler status means "try again later" (see the contract above).
+inline bool IsTransient(const absl::Status& status) { return !status.ok() && !IsPoison(status); }
+
+// The results of a batch handled out of order (by topic, by wave), put back in the batch's order
+// for HandleBatch(): those before the first missing or transient one.
+std::vector<HandleResult> ResultsInBatchOrder(std::vector<std::optional<HandleResult>> by_input);
+
+// HandleBatch() for handlers whose effects on one key (a lead) must follow each other: splits
+// `batch` into waves whose inputs have distinct Kafka keys, the k-th input of every key in
+// wave k, and calls `handle_wave` on each wave in turn (so the inputs of a wave can share round
+// trips). Returns the results in the batch's order; stops after a wave with a transient failure,
+// returning the results before the first one in batch order (the rest are left to the loop).
+std::vector<HandleResult> HandleInKeyWaves(
+    const std::vector<const ConsumedMessage*>& batch,
+    const std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>&
+        handle_wave);
 
 }  // namespace leadflow::kafka

@@ -15,6 +15,7 @@
 // Thread safety: all methods may be called from any thread.
 
 #include <functional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -39,6 +40,9 @@ class Producer {
   // Sends and waits for the delivery report. For request/response paths (gRPC commands) that
   // must not answer before their event is durable.
   absl::Status SendAndWait(OutboundMessage message, absl::Duration timeout);
+  // SendAndWait() for several messages, all in flight at once: OK when every one is
+  // acknowledged, else the first error (DEADLINE_EXCEEDED when some are still unacknowledged).
+  absl::Status SendAllAndWait(std::vector<OutboundMessage> messages, absl::Duration timeout);
 };
 
 }  // namespace leadflow::kafka

@@ -1,7 +1,9 @@
 #pragma once
 
 // TopicRouter: one MessageHandler for a consumer subscribed to several topics, dispatching each
-// message to the function registered for its topic.
+// message to the function registered for its topic. A topic may also have a batch route: the
+// messages of a poll batch on that topic go to it together (MessageHandler::HandleBatch), in
+// their order; other topics' messages are handled one by one.
 
 #include <functional>
 #include <string>
@@ -14,9 +16,16 @@ namespace leadflow::kafka {
 
 class TopicRouter final : public MessageHandler {
  public:
-  using Route = std::function<absl::StatusOr<std::vector<OutboundMessage>>(const ConsumedMessage&)>;
+  using Route = std::function<HandleResult(const ConsumedMessage&)>;
+  using BatchRoute =
+      std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>;
 
   void Add(std::string topic, Route route) { routes_[std::move(topic)] = std::move(route); }
+  // `route` handles one message; `batch_route` several, with HandleBatch()'s contract.
+  void Add(std::string topic, Route route, BatchRoute batch_route) {
+    batch_routes_[topic] = std::move(batch_route);
+    routes_[std::move(topic)] = std::move(route);
+  }
   std::vector<std::string> Topics() const {
     std::vector<std::string> out;
     for (const auto& [topic, route] : routes_) out.push_back(topic);
@@ -27,9 +36,11 @@ class TopicRouter final : public MessageHandler {
     if (it == routes_.end()) return absl::UnimplementedError("no route for topic " + message.topic);
     return it->second(message);
   }
+  std::vector<HandleResult> HandleBatch(const std::vector<const ConsumedMessage*>& batch) override;
 
  private:
   absl::flat_hash_map<std::string, Route> routes_;
+  absl::flat_hash_map<std::string, BatchRoute> batch_routes_;
 };
 
 }  // namespace leadflow::kafka

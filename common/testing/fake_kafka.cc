@@ -38,6 +38,16 @@ void FakeConsumer::ScheduleRevoke(std::vector<kafka::TopicPartition> partitions)
   rebalances_.push_back({false, std::move(partitions)});
 }
 
+void FakeConsumer::ScheduleRevokeAfter(size_t messages_polled,
+                                       std::vector<kafka::TopicPartition> partitions) {
+  absl::MutexLock lock(&mu_);
+  rebalances_.push_back({false, std::move(partitions), messages_polled});
+}
+
+bool FakeConsumer::RebalanceDue() const {
+  return !rebalances_.empty() && rebalances_.front().after_polled <= polled_.size();
+}
+
 void FakeConsumer::ScheduleAssign(std::vector<kafka::TopicPartition> partitions) {
   absl::MutexLock lock(&mu_);
   rebalances_.push_back({true, std::move(partitions)});
@@ -136,7 +146,7 @@ absl::Status FakeConsumer::Subscribe(const std::vector<std::string>& topics,
 }
 
 bool FakeConsumer::HasWork() const {
-  if (poll_error_.has_value() || !rebalances_.empty()) return true;
+  if (poll_error_.has_value() || RebalanceDue()) return true;
   if (!first_poll_done_ && listener_ != nullptr) return true;
   if (paused_) return false;
   for (const auto& [key, p] : partitions_) {
@@ -154,7 +164,7 @@ std::deque<FakeConsumer::Rebalance> FakeConsumer::TakeRebalances() {
     for (const auto& [key, p] : partitions_) initial.partitions.push_back({key.first, key.second});
     events.push_back(std::move(initial));
   }
-  while (!rebalances_.empty()) {
+  while (RebalanceDue()) {
     events.push_back(std::move(rebalances_.front()));
     rebalances_.pop_front();
   }

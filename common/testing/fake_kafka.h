@@ -67,6 +67,9 @@ class FakeConsumer final : public kafka::Consumer {
   // Queues a rebalance event, delivered by the next Poll().
   void ScheduleRevoke(std::vector<kafka::TopicPartition> partitions);
   void ScheduleAssign(std::vector<kafka::TopicPartition> partitions);
+  // A revocation delivered by the first Poll() after `messages_polled` messages in all were
+  // returned (to revoke in the middle of the polls that fill one batch).
+  void ScheduleRevokeAfter(size_t messages_polled, std::vector<kafka::TopicPartition> partitions);
   // The next Poll() returns this error (a fatal consumer error).
   void FailNextPoll(absl::Status status);
 
@@ -111,7 +114,10 @@ class FakeConsumer final : public kafka::Consumer {
   struct Rebalance {
     bool assign;
     std::vector<kafka::TopicPartition> partitions;
+    // Delivered by the first Poll() after this many messages were returned in all.
+    size_t after_polled = 0;
   };
+  bool RebalanceDue() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Takes the rebalance events to deliver now (the first-poll assignment included).
   std::deque<Rebalance> TakeRebalances() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -26,8 +26,14 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
   TrackingGrpcService grpc_service(handler, store, context.producer(), context.clock());
 
   kafka::TopicRouter router;
-  router.Add(context.topics().Name(kafka::kActivitiesInbound),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); });
+  router.Add(
+      context.topics().Name(kafka::kActivitiesInbound),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(batch, [&](const auto& wave) {
+          return handler.HandleInboundBatch(wave);
+        });
+      });
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

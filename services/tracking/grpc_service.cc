@@ -20,10 +20,19 @@ grpc::Status TrackingGrpcService::Track(grpc::ServerContext*,
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         absl::StrCat("at most ", kMaxBatch, " activities per call"));
   }
-  for (const events::v1::InboundActivity& inbound : request->activities()) {
+  std::vector<const events::v1::InboundActivity*> inbound;
+  std::vector<absl::Time> received_at;
+  for (const events::v1::InboundActivity& activity : request->activities()) {
+    inbound.push_back(&activity);
+    received_at.push_back(clock_.Now());
+  }
+  // One call's activities share their round trips; their events are acknowledged together.
+  std::vector<absl::StatusOr<TrackOutcome>> outcomes = handler_.TrackBatch(inbound, received_at);
+  std::vector<kafka::OutboundMessage> events;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
     tracking::v1::TrackResult* result = response->add_results();
-    result->set_message_id(inbound.message_id());
-    absl::StatusOr<TrackOutcome> outcome = handler_.Track(inbound, clock_.Now());
+    result->set_message_id(inbound[i]->message_id());
+    absl::StatusOr<TrackOutcome>& outcome = outcomes[i];
     if (!outcome.ok()) {
       if (!absl::IsInvalidArgument(outcome.status())) {
         return grpc_util::ToGrpcStatus(outcome.status());  // transient: the caller retries all
@@ -32,13 +41,12 @@ grpc::Status TrackingGrpcService::Track(grpc::ServerContext*,
       result->set_error(std::string(outcome.status().message()));
       continue;
     }
-    for (kafka::OutboundMessage& m : outcome->outputs) {
-      if (absl::Status s = producer_.SendAndWait(std::move(m), kAckTimeout); !s.ok()) {
-        return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
-            "activity recorded but its event is not yet acknowledged: ", s.message())));
-      }
-    }
+    for (kafka::OutboundMessage& m : outcome->outputs) events.push_back(std::move(m));
     *result = std::move(outcome->result);
+  }
+  if (absl::Status s = producer_.SendAllAndWait(std::move(events), kAckTimeout); !s.ok()) {
+    return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
+        "activities recorded but their events are not yet acknowledged: ", s.message())));
   }
   return grpc::Status::OK;
 }

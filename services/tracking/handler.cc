@@ -98,104 +98,92 @@ kafka::OutboundMessage TrackingHandler::ActivityEvent(
   return events::Encode(topics_.Name(kafka::kLeadsActivity), lead_id, event);
 }
 
-absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundActivity& inbound,
-                                                    absl::Time received_at) {
-  absl::StatusOr<Activity> normalized = normalizer_.Normalize(inbound, received_at);
-  if (!normalized.ok()) return normalized.status();
-  const Activity& activity = *normalized;
-  const std::vector<std::string> identities = IdentitiesOf(inbound);
-  const absl::Time now = clock_.Now();
-
-  TrackOutcome outcome;
-  outcome.result.set_message_id(activity.message_id());
-  absl::StatusOr<std::optional<std::string>> lead = store_.Resolve(identities);
-  if (!lead.ok()) return lead.status();
-
+redis::ApplyOnceRequest TrackingHandler::RequestFor(const std::optional<std::string>& lead_id,
+                                                    const Activity& activity,
+                                                    const events::v1::InboundActivity& inbound,
+                                                    const std::vector<std::string>& identities,
+                                                    std::string* parked_under) const {
   redis::ApplyOnceRequest request;
   request.dedup_key = TrackingStore::MessageKey(activity.message_id());
   request.dedup_ttl = options_.dedup_window;
-  absl::StatusOr<redis::ApplyResult> applied;
-  if (lead->has_value()) {
-    // A lead merged into another keeps a redirect where its history was: follow it (an identity
-    // that still names the old id, an activity resolved just before the merge).
-    std::string lead_id = **lead;
-    for (int hop = 0;; ++hop) {
-      request.state_keys = {TrackingStore::HistoryKey(lead_id)};
-      // An identify (or a known user seen with a new anonymous id) also claims whatever was
-      // parked under this call's other identities.
-      for (const std::string& id : identities) {
-        request.state_keys.push_back(TrackingStore::PendingKey(id));
-      }
-      request.registry_key = redis::RegistryKey(kService, lead_id);
-      request.tombstone_key = redis::TombstoneKey(kService, lead_id);
-      std::optional<std::string> merged_into;
-      applied = store_.apply().Run(
-          request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
-            merged_into = TrackingStore::MergedInto(state[0]);
-            if (merged_into.has_value()) return absl::AbortedError("lead merged");
-            absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
-            if (!history.ok()) return history.status();
-            redis::Plan plan;
-            absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
-                Backfill(lead_id, {state.begin() + 1, state.end()}, inbound.message_id(), now,
-                         &*history, &plan);
-            if (!outputs.ok()) return outputs.status();
-            LeadAggregates aggregates;
-            ApplyActivity(activity, now, &*history, &aggregates);
-            plan.writes.push_back({state[0].key, history->Serialize()});
-            const std::string timeline = TrackingStore::TimelineKey(lead_id);
-            plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
-            plan.extra_commands.push_back(
-                {"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
-            plan.register_keys.push_back(timeline);
-            // An identify (or a known user with a new anonymous id) links the other identities
-            // too.
-            for (const std::string& id : identities) {
-              plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
-              plan.register_keys.push_back(TrackingStore::IdentityKey(id));
-            }
-            outputs->push_back(ActivityEvent(lead_id, activity, aggregates, false, "", now));
-            plan.memo = kafka::EncodeMemo(*outputs);
-            return plan;
-          });
-      if (applied.ok() || !merged_into.has_value()) break;
-      if (hop >= TrackingStore::kMaxMergeHops) {
-        return absl::DataLossError(absl::StrCat("lead ", **lead, ": merge chain too long"));
-      }
-      lead_id = *merged_into;
+  if (lead_id.has_value()) {
+    request.state_keys = {TrackingStore::HistoryKey(*lead_id)};
+    // An identify (or a known user seen with a new anonymous id) also claims whatever was
+    // parked under this call's other identities.
+    for (const std::string& id : identities) {
+      request.state_keys.push_back(TrackingStore::PendingKey(id));
     }
-    outcome.result.set_lead_id(lead_id);
-  } else {
-    // Unknown: park under the most specific identity until a lead claims it.
-    const std::string identity =
-        !inbound.anonymous_id().empty() ? "anon:" + inbound.anonymous_id() : identities.front();
-    request.state_keys = {TrackingStore::PendingKey(identity)};
-    // A userId may be a lead id ("user:<lead_id>" is one of a lead's identities). Erasure deleted
-    // that link, so an erased lead's late activities (opens of mails already sent) end up here:
-    // its tombstone must stop them being parked again under its id.
-    if (!inbound.user_id().empty()) {
-      request.tombstone_key = redis::TombstoneKey(kService, inbound.user_id());
-    }
-    applied = store_.apply().Run(
-        request, [&](const std::vector<redis::Versioned>& state) -> absl::StatusOr<redis::Plan> {
-          PendingActivities pending;
-          if (state[0].data.has_value() && !pending.ParseFromString(*state[0].data)) {
-            return absl::DataLossError("corrupt pending activities " + state[0].key);
-          }
-          *pending.add_activities() = activity;
-          const int excess = pending.activities_size() - options_.anonymous_cap;
-          if (excess > 0) {
-            pending.mutable_activities()->DeleteSubrange(0, excess);
-            pending.set_dropped(pending.dropped() + excess);
-          }
-          redis::Plan plan;
-          plan.writes.push_back(
-              {state[0].key, pending.SerializeAsString(), options_.anonymous_ttl});
-          plan.memo = kafka::EncodeMemo({});
-          return plan;
-        });
+    request.registry_key = redis::RegistryKey(kService, *lead_id);
+    request.tombstone_key = redis::TombstoneKey(kService, *lead_id);
+    return request;
   }
+  // Unknown: park under the most specific identity until a lead claims it.
+  *parked_under =
+      !inbound.anonymous_id().empty() ? "anon:" + inbound.anonymous_id() : identities.front();
+  request.state_keys = {TrackingStore::PendingKey(*parked_under)};
+  // A userId may be a lead id ("user:<lead_id>" is one of a lead's identities). Erasure deleted
+  // that link, so an erased lead's late activities (opens of mails already sent) end up here:
+  // its tombstone must stop them being parked again under its id.
+  if (!inbound.user_id().empty()) {
+    request.tombstone_key = redis::TombstoneKey(kService, inbound.user_id());
+  }
+  return request;
+}
+
+absl::StatusOr<redis::Plan> TrackingHandler::PlanKnown(
+    const std::string& lead_id, const Activity& activity, const std::vector<std::string>& identities,
+    const std::string& message_id, absl::Time now, const std::vector<redis::Versioned>& state,
+    std::optional<std::string>* merged_into) const {
+  *merged_into = TrackingStore::MergedInto(state[0]);
+  if (merged_into->has_value()) return absl::AbortedError("lead merged");
+  absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
+  if (!history.ok()) return history.status();
+  redis::Plan plan;
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
+      Backfill(lead_id, {state.begin() + 1, state.end()}, message_id, now, &*history, &plan);
+  if (!outputs.ok()) return outputs.status();
+  LeadAggregates aggregates;
+  ApplyActivity(activity, now, &*history, &aggregates);
+  plan.writes.push_back({state[0].key, history->Serialize()});
+  const std::string timeline = TrackingStore::TimelineKey(lead_id);
+  plan.extra_commands.push_back({"LPUSH", timeline, activity.SerializeAsString()});
+  plan.extra_commands.push_back({"LTRIM", timeline, "0", absl::StrCat(kTimelineLength - 1)});
+  plan.register_keys.push_back(timeline);
+  // An identify (or a known user with a new anonymous id) links the other identities too.
+  for (const std::string& id : identities) {
+    plan.extra_commands.push_back({"SET", TrackingStore::IdentityKey(id), lead_id});
+    plan.register_keys.push_back(TrackingStore::IdentityKey(id));
+  }
+  outputs->push_back(ActivityEvent(lead_id, activity, aggregates, false, "", now));
+  plan.memo = kafka::EncodeMemo(*outputs);
+  return plan;
+}
+
+absl::StatusOr<redis::Plan> TrackingHandler::PlanParked(
+    const Activity& activity, const std::vector<redis::Versioned>& state) const {
+  PendingActivities pending;
+  if (state[0].data.has_value() && !pending.ParseFromString(*state[0].data)) {
+    return absl::DataLossError("corrupt pending activities " + state[0].key);
+  }
+  *pending.add_activities() = activity;
+  const int excess = pending.activities_size() - options_.anonymous_cap;
+  if (excess > 0) {
+    pending.mutable_activities()->DeleteSubrange(0, excess);
+    pending.set_dropped(pending.dropped() + excess);
+  }
+  redis::Plan plan;
+  plan.writes.push_back({state[0].key, pending.SerializeAsString(), options_.anonymous_ttl});
+  plan.memo = kafka::EncodeMemo({});
+  return plan;
+}
+
+absl::StatusOr<TrackOutcome> TrackingHandler::OutcomeOf(
+    const absl::StatusOr<redis::ApplyResult>& applied, const std::string& message_id,
+    const std::optional<std::string>& lead_id) const {
   if (!applied.ok()) return applied.status();
+  TrackOutcome outcome;
+  outcome.result.set_message_id(message_id);
+  if (lead_id.has_value()) outcome.result.set_lead_id(*lead_id);
   switch (applied->outcome) {
     case redis::ApplyOutcome::kDuplicate:
       outcome.result.set_status("duplicate");
@@ -204,11 +192,105 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundAct
       outcome.result.set_status("erased");
       return outcome;
     case redis::ApplyOutcome::kApplied:
-      outcome.result.set_status(lead->has_value() ? "recorded" : "anonymous");
+      outcome.result.set_status(lead_id.has_value() ? "recorded" : "anonymous");
       break;
   }
   if (absl::Status s = kafka::DecodeMemo(applied->memo, &outcome.outputs); !s.ok()) return s;
   return outcome;
+}
+
+absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundActivity& inbound,
+                                                    absl::Time received_at) {
+  absl::StatusOr<Activity> normalized = normalizer_.Normalize(inbound, received_at);
+  if (!normalized.ok()) return normalized.status();
+  const Activity& activity = *normalized;
+  const std::vector<std::string> identities = IdentitiesOf(inbound);
+  const absl::Time now = clock_.Now();
+
+  absl::StatusOr<std::optional<std::string>> lead = store_.Resolve(identities);
+  if (!lead.ok()) return lead.status();
+  if (!lead->has_value()) {
+    std::string parked_under;
+    const redis::ApplyOnceRequest request =
+        RequestFor(std::nullopt, activity, inbound, identities, &parked_under);
+    return OutcomeOf(store_.apply().Run(request,
+                                        [&](const std::vector<redis::Versioned>& state) {
+                                          return PlanParked(activity, state);
+                                        }),
+                     activity.message_id(), std::nullopt);
+  }
+  // A lead merged into another keeps a redirect where its history was: follow it (an identity
+  // that still names the old id, an activity resolved just before the merge).
+  std::string lead_id = **lead;
+  for (int hop = 0;; ++hop) {
+    const redis::ApplyOnceRequest request =
+        RequestFor(lead_id, activity, inbound, identities, nullptr);
+    std::optional<std::string> merged_into;
+    absl::StatusOr<redis::ApplyResult> applied =
+        store_.apply().Run(request, [&](const std::vector<redis::Versioned>& state) {
+          return PlanKnown(lead_id, activity, identities, inbound.message_id(), now, state,
+                           &merged_into);
+        });
+    if (applied.ok() || !merged_into.has_value()) {
+      return OutcomeOf(applied, activity.message_id(), lead_id);
+    }
+    if (hop >= TrackingStore::kMaxMergeHops) {
+      return absl::DataLossError(absl::StrCat("lead ", **lead, ": merge chain too long"));
+    }
+    lead_id = *merged_into;
+  }
+}
+
+std::vector<absl::StatusOr<TrackOutcome>> TrackingHandler::TrackBatch(
+    const std::vector<const events::v1::InboundActivity*>& inbound,
+    const std::vector<absl::Time>& received_at) {
+  const size_t n = inbound.size();
+  const absl::Time now = clock_.Now();
+  std::vector<absl::StatusOr<TrackOutcome>> results(n, absl::UnknownError("not run"));
+  std::vector<std::optional<Activity>> activities(n);
+  std::vector<std::vector<std::string>> identities(n);
+  std::vector<size_t> valid;
+  for (size_t i = 0; i < n; ++i) {
+    absl::StatusOr<Activity> normalized = normalizer_.Normalize(*inbound[i], received_at[i]);
+    if (!normalized.ok()) {
+      results[i] = normalized.status();
+      continue;
+    }
+    activities[i] = *std::move(normalized);
+    identities[i] = IdentitiesOf(*inbound[i]);
+    valid.push_back(i);
+  }
+  std::vector<std::vector<std::string>> to_resolve;
+  for (size_t i : valid) to_resolve.push_back(identities[i]);
+  absl::StatusOr<std::vector<std::optional<std::string>>> leads = store_.ResolveMany(to_resolve);
+  if (!leads.ok()) {
+    for (size_t i : valid) results[i] = leads.status();
+    return results;
+  }
+  std::vector<redis::ApplyOnceRequest> requests;
+  requests.reserve(valid.size());
+  for (size_t k = 0; k < valid.size(); ++k) {
+    std::string parked_under;
+    const size_t i = valid[k];
+    requests.push_back(
+        RequestFor((*leads)[k], *activities[i], *inbound[i], identities[i], &parked_under));
+  }
+  std::vector<std::optional<std::string>> merged_into(valid.size());
+  std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatch(
+      requests, [&](size_t k, const std::vector<redis::Versioned>& state) {
+        const size_t i = valid[k];
+        if (!(*leads)[k].has_value()) return PlanParked(*activities[i], state);
+        return PlanKnown(*(*leads)[k], *activities[i], identities[i], inbound[i]->message_id(),
+                         now, state, &merged_into[k]);
+      });
+  for (size_t k = 0; k < valid.size(); ++k) {
+    const size_t i = valid[k];
+    // A lead merged meanwhile: follow the redirect alone, as Track() does.
+    results[i] = !applied[k].ok() && merged_into[k].has_value()
+                     ? Track(*inbound[i], received_at[i])
+                     : OutcomeOf(applied[k], activities[i]->message_id(), (*leads)[k]);
+  }
+  return results;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::Backfill(
@@ -242,6 +324,36 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleInbou
   absl::StatusOr<TrackOutcome> outcome = Track(inbound, received);
   if (!outcome.ok()) return outcome.status();
   return std::move(outcome->outputs);
+}
+
+std::vector<kafka::HandleResult> TrackingHandler::HandleInboundBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  std::vector<events::v1::InboundActivity> decoded(messages.size());
+  std::vector<const events::v1::InboundActivity*> inbound;
+  std::vector<absl::Time> received;
+  std::vector<size_t> index;
+  events::DecodeOptions options;
+  options.ignore_unknown_json_fields = true;  // the rest of a Segment payload
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (absl::Status s = events::Decode(*messages[i], &decoded[i], options); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    inbound.push_back(&decoded[i]);
+    received.push_back(messages[i]->timestamp == absl::InfinitePast() ? clock_.Now()
+                                                                      : messages[i]->timestamp);
+    index.push_back(i);
+  }
+  std::vector<absl::StatusOr<TrackOutcome>> outcomes = TrackBatch(inbound, received);
+  for (size_t k = 0; k < index.size(); ++k) {
+    if (!outcomes[k].ok()) {
+      results[index[k]] = outcomes[k].status();
+    } else {
+      results[index[k]] = std::move(outcomes[k]->outputs);
+    }
+  }
+  return results;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptured(

@@ -17,10 +17,12 @@
 //
 // Thread safety: Track() and the routes may run concurrently (gRPC threads, consumer loop).
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/message.h"
 #include "common/kafka/topics.h"
 #include "common/runtime/clock.h"
@@ -56,8 +58,19 @@ class TrackingHandler {
   absl::StatusOr<TrackOutcome> Track(const events::v1::InboundActivity& inbound,
                                      absl::Time received_at);
 
+  // Track() for many activities at once, sharing round trips: one pipelined identity look-up
+  // for all of them, then ApplyOnce::RunBatch. Result i is what Track(*inbound[i],
+  // received_at[i]) gives. Activities of one lead should be in different calls (in order):
+  // within a call, the later one is re-planned alone after the earlier one applied.
+  std::vector<absl::StatusOr<TrackOutcome>> TrackBatch(
+      const std::vector<const events::v1::InboundActivity*>& inbound,
+      const std::vector<absl::Time>& received_at);
+
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
       const kafka::ConsumedMessage& message);
+  // HandleInbound() for the inputs of one wave (kafka::HandleInKeyWaves), through TrackBatch().
+  std::vector<kafka::HandleResult> HandleInboundBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleCaptured(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
@@ -66,6 +79,29 @@ class TrackingHandler {
   const TrackingOptions& options() const { return options_; }
 
  private:
+  // The apply-once request of an activity of `lead_id`, or, with no lead, of parking it under
+  // its most specific identity (returned in `*parked_under`).
+  redis::ApplyOnceRequest RequestFor(const std::optional<std::string>& lead_id,
+                                     const events::v1::Activity& activity,
+                                     const events::v1::InboundActivity& inbound,
+                                     const std::vector<std::string>& identities,
+                                     std::string* parked_under) const;
+  // The plan recording `activity` for `lead_id` over the request's records `state` (history,
+  // then the pending records of `identities`). ABORTED with `*merged_into` set when the lead's
+  // history is a merge redirect.
+  absl::StatusOr<redis::Plan> PlanKnown(const std::string& lead_id,
+                                        const events::v1::Activity& activity,
+                                        const std::vector<std::string>& identities,
+                                        const std::string& message_id, absl::Time now,
+                                        const std::vector<redis::Versioned>& state,
+                                        std::optional<std::string>* merged_into) const;
+  // The plan parking `activity` in the pending record `state[0]` (bounded by anonymous_cap).
+  absl::StatusOr<redis::Plan> PlanParked(const events::v1::Activity& activity,
+                                         const std::vector<redis::Versioned>& state) const;
+  // Track()'s result for an apply's outcome.
+  absl::StatusOr<TrackOutcome> OutcomeOf(const absl::StatusOr<redis::ApplyResult>& applied,
+                                         const std::string& message_id,
+                                         const std::optional<std::string>& lead_id) const;
   // Attributes the activities parked in the pending records `pending` to `lead_id`, oldest
   // first: applies them to `history`, deletes the records and adds them to the timeline through
   // `plan`, and returns their (backfilled) leads.activity events.

@@ -51,16 +51,35 @@ absl::StatusOr<redis::Versioned> TrackingStore::CurrentHistory(const std::string
 
 absl::StatusOr<std::optional<std::string>> TrackingStore::Resolve(
     const std::vector<std::string>& identities) {
-  if (identities.empty()) return std::nullopt;
+  absl::StatusOr<std::vector<std::optional<std::string>>> leads = ResolveMany({identities});
+  if (!leads.ok()) return leads.status();
+  return leads->front();
+}
+
+absl::StatusOr<std::vector<std::optional<std::string>>> TrackingStore::ResolveMany(
+    const std::vector<std::vector<std::string>>& identities) {
+  std::vector<std::optional<std::string>> leads(identities.size());
   std::vector<redis::Args> commands;
-  for (const std::string& id : identities) commands.push_back({"GET", IdentityKey(id)});
+  for (const std::vector<std::string>& ids : identities) {
+    for (const std::string& id : ids) commands.push_back({"GET", IdentityKey(id)});
+  }
+  if (commands.empty()) return leads;
   absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  for (const redis::Reply& r : *replies) {
-    if (r.is_error()) return redis::ErrorReplyToStatus(r);
-    if (r.type == redis::Reply::Type::kString) return r.str;
+  size_t next = 0;
+  for (size_t i = 0; i < identities.size(); ++i) {
+    // The most specific identity that names a lead wins.
+    for (size_t k = 0; k < identities[i].size(); ++k) {
+      const redis::Reply& r = (*replies)[next + k];
+      if (r.is_error()) return redis::ErrorReplyToStatus(r);
+      if (r.type == redis::Reply::Type::kString) {
+        leads[i] = r.str;
+        break;
+      }
+    }
+    next += identities[i].size();
   }
-  return std::nullopt;
+  return leads;
 }
 
 absl::StatusOr<std::vector<events::v1::Activity>> TrackingStore::Timeline(

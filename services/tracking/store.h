@@ -56,6 +56,9 @@ class TrackingStore {
 
   // The lead of the first identity that has one.
   absl::StatusOr<std::optional<std::string>> Resolve(const std::vector<std::string>& identities);
+  // Resolve() for many activities' identities in one pipelined round trip.
+  absl::StatusOr<std::vector<std::optional<std::string>>> ResolveMany(
+      const std::vector<std::vector<std::string>>& identities);
   // Newest first; `start` and `count` page through the capped timeline.
   absl::StatusOr<std::vector<events::v1::Activity>> Timeline(const std::string& lead_id, int start,
                                                              int count);

@@ -1,5 +1,7 @@
 #include "common/kafka/consumer_loop.h"
 
+#include "common/kafka/topic_router.h"
+
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -44,7 +46,26 @@ class ScriptedHandler final : public MessageHandler {
   // `attempt` counts calls for the same (partition, offset), from 1.
   using Script =
       std::function<absl::StatusOr<std::vector<OutboundMessage>>(const ConsumedMessage&, int)>;
-  explicit ScriptedHandler(Script script) : script_(std::move(script)) {}
+  // Scripts HandleBatch(); when unset, the default one (Handle() each) runs.
+  using BatchScript =
+      std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>;
+  explicit ScriptedHandler(Script script, BatchScript batch_script = nullptr)
+      : script_(std::move(script)), batch_script_(std::move(batch_script)) {}
+
+  std::vector<HandleResult> HandleBatch(const std::vector<const ConsumedMessage*>& batch) override {
+    {
+      absl::MutexLock lock(&mu_);
+      std::vector<std::string> values;
+      for (const ConsumedMessage* m : batch) values.push_back(m->value);
+      batches_.push_back(std::move(values));
+    }
+    return batch_script_ ? batch_script_(batch) : MessageHandler::HandleBatch(batch);
+  }
+  // The values of each batch handed over, in order.
+  std::vector<std::vector<std::string>> batches() const {
+    absl::MutexLock lock(&mu_);
+    return batches_;
+  }
 
   absl::StatusOr<std::vector<OutboundMessage>> Handle(const ConsumedMessage& message) override {
     int attempt;
@@ -74,7 +95,9 @@ class ScriptedHandler final : public MessageHandler {
 
  private:
   const Script script_;
+  const BatchScript batch_script_;
   mutable absl::Mutex mu_;
+  std::vector<std::vector<std::string>> batches_ ABSL_GUARDED_BY(mu_);
   std::vector<ConsumedMessage> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<int32_t, int64_t>, int> attempts_ ABSL_GUARDED_BY(mu_);
 };
@@ -123,8 +146,9 @@ class ConsumerLoopTest : public ::testing::Test {
     return o;
   }
 
-  void StartLoop(ScriptedHandler::Script script, ConsumerLoopOptions options = FastOptions()) {
-    handler_ = std::make_unique<ScriptedHandler>(std::move(script));
+  void StartLoop(ScriptedHandler::Script script, ConsumerLoopOptions options = FastOptions(),
+                 ScriptedHandler::BatchScript batch_script = nullptr) {
+    handler_ = std::make_unique<ScriptedHandler>(std::move(script), std::move(batch_script));
     loop_ = std::make_unique<ConsumerLoop>(consumer_, producer_, *handler_, std::move(options),
                                            registry_);
     thread_ = std::thread([this] { run_status_ = loop_->Run(); });
@@ -595,6 +619,192 @@ TEST_F(ConsumerLoopTest, PartitionsProgressIndependently) {
   const TopicPartition tp1{kTopic, 1};
   ASSERT_TRUE(WaitForStored(1, tp1));
   EXPECT_EQ(consumer_.stored_offset(kTp), std::nullopt);
+}
+
+}  // namespace
+}  // namespace leadflow::kafka
+
+namespace leadflow::kafka {
+namespace {
+
+std::vector<std::string> SentValues(const FakeProducer& producer) {
+  std::vector<std::string> values;
+  for (const FakeProducer::Sent& s : producer.sent()) values.push_back(s.message.value);
+  return values;
+}
+
+TEST_F(ConsumerLoopTest, InputsPolledTogetherReachTheHandlerAsOneBatchAndAreSentInOrder) {
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitForStored(3));
+  EXPECT_THAT(handler_->batches(), ElementsAre(ElementsAre("a", "b", "c")));
+  EXPECT_THAT(SentValues(producer_), ElementsAre("out:a", "out:b", "out:c"));
+}
+
+TEST_F(ConsumerLoopTest, MaxBatchBoundsTheInputsHandedOverAtOnce) {
+  ConsumerLoopOptions options = FastOptions();
+  options.max_batch = 2;
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput, options);
+  ASSERT_TRUE(WaitForStored(3));
+  EXPECT_THAT(handler_->batches(), ElementsAre(ElementsAre("a", "b"), ElementsAre("c")));
+}
+
+TEST_F(ConsumerLoopTest, ATransientResultInABatchIsRetriedAloneWithTheInputsAfterIt) {
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput, FastOptions(), [](const std::vector<const ConsumedMessage*>& batch) {
+    std::vector<HandleResult> results;
+    for (const ConsumedMessage* m : batch) {
+      if (m->value == "b") {
+        results.push_back(absl::UnavailableError("redis down"));
+      } else {
+        results.push_back(std::vector<OutboundMessage>{OutputFor(*m, "@batch")});
+      }
+    }
+    return results;
+  });
+  ASSERT_TRUE(WaitForStored(3));
+  // a's batch result stands; b is retried alone (after a backoff), and c, whose batch result
+  // came after b's failure, is handled again alone so the outputs keep input order.
+  EXPECT_THAT(SentValues(producer_), ElementsAre("out:a@batch", "out:b", "out:c"));
+  EXPECT_EQ(handler_->CallsFor(0), 0);
+  EXPECT_EQ(handler_->CallsFor(1), 1);
+  EXPECT_EQ(handler_->CallsFor(2), 1);
+  EXPECT_EQ(MetricValue(registry_, "leadflow_handler_retries_total", {}), 1);
+}
+
+TEST_F(ConsumerLoopTest, InputsABatchHandlerLeftOutAreHandledOneByOne) {
+  for (const char* v : {"a", "b", "c"}) Add(v);
+  StartLoop(OneOutput, FastOptions(), [](const std::vector<const ConsumedMessage*>& batch) {
+    return std::vector<HandleResult>{std::vector<OutboundMessage>{OutputFor(*batch[0], "@batch")}};
+  });
+  ASSERT_TRUE(WaitForStored(3));
+  EXPECT_THAT(SentValues(producer_), ElementsAre("out:a@batch", "out:b", "out:c"));
+  EXPECT_EQ(MetricValue(registry_, "leadflow_handler_retries_total", {}), 0)
+      << "left out is not a failure";
+}
+
+TEST_F(ConsumerLoopTest, PoisonInABatchGoesToTheDlqAndTheRestOfTheBatchIsSent) {
+  for (const char* v : {"a", "bad", "c"}) Add(v);
+  StartLoop([](const ConsumedMessage& m, int) -> HandleResult {
+    if (m.value == "bad") return absl::InvalidArgumentError("not a lead");
+    return std::vector<OutboundMessage>{OutputFor(m)};
+  });
+  ASSERT_TRUE(WaitForStored(3));
+  EXPECT_THAT(SentValues(producer_), ElementsAre("out:a", "bad", "out:c"));
+  EXPECT_EQ(producer_.sent()[1].message.topic, absl::StrCat(kTopic, ".dlq"));
+}
+
+TEST_F(ConsumerLoopTest, RevocationWhileCollectingABatchLeavesThatPartitionsInputsToTheNextOwner) {
+  const TopicPartition p1{kTopic, 1};
+  Add("a", 0);
+  Add("x", 1);
+  // Delivered by the poll right after "a" was returned: while the batch is being collected.
+  consumer_.ScheduleRevokeAfter(1, {kTp});
+  StartLoop(OneOutput);
+  ASSERT_TRUE(WaitForStored(1, p1));
+  EXPECT_THAT(handler_->batches(), ElementsAre(ElementsAre("x")))
+      << "an input of the revoked partition was handled";
+  EXPECT_EQ(handler_->CallsFor(0, 0), 0);
+
+  // The partition comes back: "a" is redelivered from the committed offset and handled once.
+  consumer_.ScheduleAssign({kTp});
+  ASSERT_TRUE(WaitForStored(1));
+  EXPECT_EQ(handler_->CallsFor(0, 0), 1);
+}
+
+// HandleInKeyWaves and TopicRouter's batches: pure functions over messages.
+ConsumedMessage Message(const std::string& topic, const std::string& key, const std::string& value,
+                        int64_t offset) {
+  ConsumedMessage m;
+  m.topic = topic;
+  m.key = key;
+  m.value = value;
+  m.offset = offset;
+  return m;
+}
+
+std::vector<const ConsumedMessage*> Pointers(const std::vector<ConsumedMessage>& messages) {
+  std::vector<const ConsumedMessage*> out;
+  for (const ConsumedMessage& m : messages) out.push_back(&m);
+  return out;
+}
+
+std::vector<std::string> Values(const std::vector<HandleResult>& results) {
+  std::vector<std::string> out;
+  for (const HandleResult& r : results) {
+    out.push_back(r.ok() ? (r->empty() ? "" : r->front().value) : r.status().ToString());
+  }
+  return out;
+}
+
+TEST(HandleInKeyWavesTest, EachWaveHoldsOneInputPerKeyInOrderAndResultsComeBackInBatchOrder) {
+  const std::vector<ConsumedMessage> batch = {
+      Message(kTopic, "k1", "a1", 0), Message(kTopic, "k1", "a2", 1),
+      Message(kTopic, "k2", "b1", 2), Message(kTopic, "k1", "a3", 3)};
+  std::vector<std::vector<std::string>> waves;
+  const std::vector<HandleResult> results =
+      HandleInKeyWaves(Pointers(batch), [&](const std::vector<const ConsumedMessage*>& wave) {
+        std::vector<std::string> values;
+        std::vector<HandleResult> out;
+        for (const ConsumedMessage* m : wave) {
+          values.push_back(m->value);
+          out.push_back(std::vector<OutboundMessage>{OutputFor(*m)});
+        }
+        waves.push_back(values);
+        return out;
+      });
+  EXPECT_THAT(waves, ElementsAre(ElementsAre("a1", "b1"), ElementsAre("a2"), ElementsAre("a3")));
+  EXPECT_THAT(Values(results), ElementsAre("out:a1", "out:a2", "out:b1", "out:a3"));
+}
+
+TEST(HandleInKeyWavesTest, ATransientFailureStopsLaterWavesAndTheResultsEndBeforeIt) {
+  const std::vector<ConsumedMessage> batch = {
+      Message(kTopic, "k1", "a1", 0), Message(kTopic, "k2", "b1", 1),
+      Message(kTopic, "k1", "a2", 2), Message(kTopic, "k3", "c1", 3)};
+  int waves = 0;
+  const std::vector<HandleResult> results =
+      HandleInKeyWaves(Pointers(batch), [&](const std::vector<const ConsumedMessage*>& wave) {
+        ++waves;
+        std::vector<HandleResult> out;
+        for (const ConsumedMessage* m : wave) {
+          if (m->value == "b1") {
+            out.push_back(absl::UnavailableError("down"));
+          } else {
+            out.push_back(std::vector<OutboundMessage>{OutputFor(*m)});
+          }
+        }
+        return out;
+      });
+  EXPECT_EQ(waves, 1) << "a wave after a transient failure ran";
+  EXPECT_THAT(Values(results), ElementsAre("out:a1"));
+}
+
+TEST(TopicRouterTest, BatchRoutesGetTheirTopicsInputsTogetherAndOtherTopicsGoOneByOne) {
+  TopicRouter router;
+  std::vector<size_t> batch_sizes;
+  router.Add(
+      "activities", [](const ConsumedMessage& m) -> HandleResult { return absl::InternalError(""); },
+      [&](const std::vector<const ConsumedMessage*>& batch) {
+        batch_sizes.push_back(batch.size());
+        std::vector<HandleResult> out;
+        for (const ConsumedMessage* m : batch) {
+          out.push_back(std::vector<OutboundMessage>{OutputFor(*m, "@batch")});
+        }
+        return out;
+      });
+  router.Add("captured", [](const ConsumedMessage& m) -> HandleResult {
+    return std::vector<OutboundMessage>{OutputFor(m)};
+  });
+  const std::vector<ConsumedMessage> batch = {
+      Message("activities", "k1", "a", 0), Message("captured", "k1", "c", 0),
+      Message("activities", "k2", "b", 1), Message("other", "k3", "o", 0)};
+  const std::vector<HandleResult> results = router.HandleBatch(Pointers(batch));
+  EXPECT_THAT(batch_sizes, ElementsAre(2));
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_THAT(Values(results), ElementsAre("out:a@batch", "out:c", "out:b@batch",
+                                           results[3].status().ToString()));
+  EXPECT_TRUE(absl::IsUnimplemented(results[3].status())) << "no route: poison";
 }
 
 }  // namespace
