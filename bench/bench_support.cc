@@ -64,9 +64,10 @@ PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessa
       producer);
 }
 
-PartitionedRun RunPartitionedBatches(
-    const std::vector<std::vector<kafka::ConsumedMessage>>& inputs, int workers, size_t batch_size,
-    const BatchInputHandler& handle_batch, kafka::Producer& producer) {
+PartitionedRun RunPartitionedBatches(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                                     int workers, size_t batch_size,
+                                     const BatchInputHandler& handle_batch,
+                                     kafka::Producer& producer) {
   std::atomic<int64_t> handled{0}, errors{0}, outputs{0};
   size_t rounds = 0;
   for (const auto& lead : inputs) rounds = std::max(rounds, lead.size());
@@ -78,8 +79,8 @@ PartitionedRun RunPartitionedBatches(
         if (batch.empty()) return;
         std::vector<kafka::HandleResult> results = handle_batch(batch);
         for (size_t k = 0; k < batch.size(); ++k) {
-          const absl::Status status = k < results.size() ? results[k].status()
-                                                         : absl::AbortedError("not handled");
+          const absl::Status status =
+              k < results.size() ? results[k].status() : absl::AbortedError("not handled");
           if (!status.ok()) {
             if (errors.fetch_add(1) == 0) {
               std::fprintf(stderr, "first error: %s\n", status.ToString().c_str());

@@ -80,8 +80,9 @@ PartitionedRun RunPartitioned(const std::vector<std::vector<kafka::ConsumedMessa
 // as the consumer loop hands over a poll's messages (MessageHandler::HandleBatch).
 using BatchInputHandler = std::function<std::vector<kafka::HandleResult>(
     const std::vector<const kafka::ConsumedMessage*>&)>;
-PartitionedRun RunPartitionedBatches(
-    const std::vector<std::vector<kafka::ConsumedMessage>>& inputs, int workers, size_t batch_size,
-    const BatchInputHandler& handle_batch, kafka::Producer& producer);
+PartitionedRun RunPartitionedBatches(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                                     int workers, size_t batch_size,
+                                     const BatchInputHandler& handle_batch,
+                                     kafka::Producer& producer);
 
 }  // namespace leadflow::bench

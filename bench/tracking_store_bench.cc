@@ -153,19 +153,18 @@ int Run(int argc, char** argv) {
   const double cpu_start = RedisCpu(client);
   const absl::Time run_start = absl::Now();
   const bench::PartitionedRun run =
-      batch == 1 ? bench::RunPartitioned(
-                       calls_by_lead, workers,
-                       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
-                       producer)
-                 : bench::RunPartitionedBatches(
-                       calls_by_lead, workers, static_cast<size_t>(batch),
-                       [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                         // As the service routes activities.inbound (services/tracking/app.cc).
-                         return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
-                           return handler.HandleInboundBatch(wave);
-                         });
-                       },
-                       producer);
+      batch == 1
+          ? bench::RunPartitioned(
+                calls_by_lead, workers,
+                [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); }, producer)
+          : bench::RunPartitionedBatches(
+                calls_by_lead, workers, static_cast<size_t>(batch),
+                [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                  // As the service routes activities.inbound (services/tracking/app.cc).
+                  return kafka::HandleInKeyWaves(
+                      inputs, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+                },
+                producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const int64_t activities = run.handled;

@@ -145,11 +145,11 @@ std::vector<ConsumedMessage> ConsumerLoop::CollectBatch(ConsumedMessage first,
   // after it (the partition came back) is kept.
   std::vector<ConsumedMessage> kept;
   for (size_t i = 0; i < batch.size(); ++i) {
-    const bool revoked = std::any_of(
-        revoked_while_collecting_.begin(), revoked_while_collecting_.end(),
-        [&](const auto& revocation) {
-          return revocation.first > i && revocation.second == batch[i].tp();
-        });
+    const bool revoked =
+        std::any_of(revoked_while_collecting_.begin(), revoked_while_collecting_.end(),
+                    [&](const auto& revocation) {
+                      return revocation.first > i && revocation.second == batch[i].tp();
+                    });
     if (!revoked) kept.push_back(std::move(batch[i]));
   }
   return kept;

@@ -30,9 +30,8 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
       context.topics().Name(kafka::kActivitiesInbound),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
       [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(batch, [&](const auto& wave) {
-          return handler.HandleInboundBatch(wave);
-        });
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
       });
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });

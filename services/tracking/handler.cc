@@ -131,9 +131,9 @@ redis::ApplyOnceRequest TrackingHandler::RequestFor(const std::optional<std::str
 }
 
 absl::StatusOr<redis::Plan> TrackingHandler::PlanKnown(
-    const std::string& lead_id, const Activity& activity, const std::vector<std::string>& identities,
-    const std::string& message_id, absl::Time now, const std::vector<redis::Versioned>& state,
-    std::optional<std::string>* merged_into) const {
+    const std::string& lead_id, const Activity& activity,
+    const std::vector<std::string>& identities, const std::string& message_id, absl::Time now,
+    const std::vector<redis::Versioned>& state, std::optional<std::string>* merged_into) const {
   *merged_into = TrackingStore::MergedInto(state[0]);
   if (merged_into->has_value()) return absl::AbortedError("lead merged");
   absl::StatusOr<ActivityHistory> history = ParseHistory(state[0]);
@@ -276,12 +276,12 @@ std::vector<absl::StatusOr<TrackOutcome>> TrackingHandler::TrackBatch(
         RequestFor((*leads)[k], *activities[i], *inbound[i], identities[i], &parked_under));
   }
   std::vector<std::optional<std::string>> merged_into(valid.size());
-  std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatch(
-      requests, [&](size_t k, const std::vector<redis::Versioned>& state) {
+  std::vector<absl::StatusOr<redis::ApplyResult>> applied =
+      store_.apply().RunBatch(requests, [&](size_t k, const std::vector<redis::Versioned>& state) {
         const size_t i = valid[k];
         if (!(*leads)[k].has_value()) return PlanParked(*activities[i], state);
-        return PlanKnown(*(*leads)[k], *activities[i], identities[i], inbound[i]->message_id(),
-                         now, state, &merged_into[k]);
+        return PlanKnown(*(*leads)[k], *activities[i], identities[i], inbound[i]->message_id(), now,
+                         state, &merged_into[k]);
       });
   for (size_t k = 0; k < valid.size(); ++k) {
     const size_t i = valid[k];

@@ -962,3 +962,110 @@ TEST_F(TrackingHandlerTest, ErasingTheSurvivorErasesEveryTraceOfTheAbsorbedLeadT
 
 }  // namespace
 }  // namespace leadflow::tracking
+
+namespace leadflow::tracking {
+namespace {
+
+// The service's route for a poll's activities (services/tracking/app.cc).
+std::vector<kafka::HandleResult> HandleAsTheServiceDoes(
+    TrackingHandler& handler, const std::vector<kafka::ConsumedMessage>& messages) {
+  std::vector<const kafka::ConsumedMessage*> batch;
+  for (const kafka::ConsumedMessage& m : messages) batch.push_back(&m);
+  return kafka::HandleInKeyWaves(
+      batch, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+}
+
+TEST_F(TrackingHandlerTest, ABatchGivesEveryActivityTheResultItWouldGetAloneAndAppliesEachOnce) {
+  Handle(&TrackingHandler::HandleCaptured,
+         Captured(Lead("lead-1", "ana@acme.example", {"crm-1"}, {}), "cap-1"));
+  Handle(&TrackingHandler::HandleCaptured,
+         Captured(Lead("lead-2", "bo@beta.example", {"crm-2"}, {}), "cap-2"));
+  const std::vector<kafka::ConsumedMessage> batch = {
+      Inbound(TrackEvent("m-1", User("crm-1"), "Demo Requested", kStart - absl::Minutes(3))),
+      Inbound(PageView("m-2", User("crm-2"), "https://acme.example/pricing", kStart)),
+      Inbound(PageView("m-3", Anon("anon-x"), "https://acme.example/blog/a", kStart)),
+      Inbound(TrackEvent("m-4", User("crm-1"), "Chat Started", kStart - absl::Minutes(2))),
+      InboundJson(R"({"type": "track", "messageId": "m-5", "userId": )"),
+      // The same message again in the same poll (an upstream retry).
+      Inbound(TrackEvent("m-1", User("crm-1"), "Demo Requested", kStart - absl::Minutes(3))),
+  };
+  const std::vector<kafka::HandleResult> results = HandleAsTheServiceDoes(*handler_, batch);
+  ASSERT_THAT(results, SizeIs(batch.size()));
+  for (size_t i : {0, 1, 2, 3, 5}) ASSERT_TRUE(results[i].ok()) << i << results[i].status();
+  EXPECT_EQ(results[4].status().code(), absl::StatusCode::kInvalidArgument);
+
+  ASSERT_THAT(*results[0], SizeIs(1));
+  EXPECT_EQ((*results[0])[0].key, "lead-1");
+  EXPECT_EQ(DecodeActivity((*results[0])[0]).aggregates().by_type().at("demo_request").total(), 1);
+  ASSERT_THAT(*results[1], SizeIs(1));
+  EXPECT_EQ((*results[1])[0].key, "lead-2");
+  EXPECT_THAT(*results[2], IsEmpty()) << "an unknown visitor's activity is parked";
+  // m-4 came after m-1 for the same lead: it sees m-1 in its aggregates.
+  ASSERT_THAT(*results[3], SizeIs(1));
+  const LeadAggregates after_chat = DecodeActivity((*results[3])[0]).aggregates();
+  EXPECT_EQ(after_chat.by_type().at("demo_request").total(), 1);
+  EXPECT_EQ(after_chat.by_type().at("chat").total(), 1);
+  ASSERT_THAT(*results[5], SizeIs(1));
+  EXPECT_EQ((*results[5])[0].value, (*results[0])[0].value) << "the duplicate re-emits m-1's event";
+
+  EXPECT_THAT(TimelineIds("lead-1"), ElementsAre("m-4", "m-1"));
+  EXPECT_EQ(Aggregates("lead-1")->by_type().at("demo_request").total(), 1);
+  EXPECT_TRUE(MessageDifferencer::Equals(*Aggregates("lead-1"), after_chat));
+
+  // Re-delivered one by one (a restart before the commit): the same events, nothing applied again.
+  clock_.Advance(absl::Minutes(1));
+  for (size_t i : {0, 1, 2, 3}) {
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> alone = handler_->HandleInbound(batch[i]);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    ASSERT_EQ(alone->size(), results[i]->size()) << i;
+    for (size_t k = 0; k < alone->size(); ++k) EXPECT_EQ((*alone)[k].value, (*results[i])[k].value);
+  }
+  EXPECT_THAT(TimelineIds("lead-1"), ElementsAre("m-4", "m-1"));
+
+  // The parked visitor's activity is claimed when it becomes a lead.
+  const std::vector<kafka::OutboundMessage> claimed =
+      Handle(&TrackingHandler::HandleCaptured,
+             Captured(Lead("lead-3", "cy@gamma.example", {}, {"anon-x"}), "cap-3"));
+  EXPECT_THAT(MessageIds(claimed), ElementsAre("m-3"));
+}
+
+TEST_F(TrackingHandlerTest, TrackBatchAppliesTwoActivitiesOfOneLeadInOneCallInOrder) {
+  Handle(&TrackingHandler::HandleCaptured,
+         Captured(Lead("lead-1", "ana@acme.example", {"crm-1"}, {}), "cap-1"));
+  const InboundActivity first =
+      PageView("m-1", User("crm-1"), "https://acme.example/pricing", kStart);
+  const InboundActivity second =
+      PageView("m-2", User("lead-1"), "https://acme.example/pricing", kStart);
+  const std::vector<absl::StatusOr<TrackOutcome>> outcomes =
+      handler_->TrackBatch({&first, &second}, {kStart, kStart});
+  ASSERT_THAT(outcomes, SizeIs(2));
+  ASSERT_TRUE(outcomes[0].ok() && outcomes[1].ok());
+  EXPECT_EQ(outcomes[0]->result.status(), "recorded");
+  EXPECT_EQ(outcomes[1]->result.status(), "recorded");
+  ASSERT_THAT(outcomes[1]->outputs, SizeIs(1));
+  EXPECT_EQ(
+      DecodeActivity(outcomes[1]->outputs[0]).aggregates().by_page_category().at("pricing").total(),
+      2);
+  EXPECT_THAT(TimelineIds("lead-1"), ElementsAre("m-2", "m-1"));
+}
+
+TEST_F(TrackingHandlerTest, ABatchFollowsTheRedirectOfALeadMergedIntoAnother) {
+  const LeadProfile a = Lead("lead-a", "ann@acme.example", {}, {});
+  const LeadProfile b = Lead("lead-b", "bea@other.example", {"crm-b"}, {});
+  Handle(&TrackingHandler::HandleCaptured, Captured(a, "cap-a"));
+  Handle(&TrackingHandler::HandleCaptured, Captured(b, "cap-b"));
+  Handle(&TrackingHandler::HandleCaptured, Merged(a, {"lead-b"}, "cap-merge"));
+  const std::vector<kafka::HandleResult> results = HandleAsTheServiceDoes(
+      *handler_, {Inbound(TrackEvent("m-1", User("lead-b"), "Chat Started", kStart)),
+                  Inbound(TrackEvent("m-2", User("lead-a"), "Chat Started", kStart))});
+  ASSERT_THAT(results, SizeIs(2));
+  for (const kafka::HandleResult& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    ASSERT_THAT(*r, SizeIs(1));
+    EXPECT_EQ((*r)[0].key, "lead-a");
+  }
+  EXPECT_EQ(Aggregates("lead-a")->by_type().at("chat").total(), 2);
+}
+
+}  // namespace
+}  // namespace leadflow::tracking

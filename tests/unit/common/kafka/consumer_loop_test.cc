@@ -784,7 +784,8 @@ TEST(TopicRouterTest, BatchRoutesGetTheirTopicsInputsTogetherAndOtherTopicsGoOne
   TopicRouter router;
   std::vector<size_t> batch_sizes;
   router.Add(
-      "activities", [](const ConsumedMessage& m) -> HandleResult { return absl::InternalError(""); },
+      "activities",
+      [](const ConsumedMessage& m) -> HandleResult { return absl::InternalError(""); },
       [&](const std::vector<const ConsumedMessage*>& batch) {
         batch_sizes.push_back(batch.size());
         std::vector<HandleResult> out;
@@ -802,8 +803,8 @@ TEST(TopicRouterTest, BatchRoutesGetTheirTopicsInputsTogetherAndOtherTopicsGoOne
   const std::vector<HandleResult> results = router.HandleBatch(Pointers(batch));
   EXPECT_THAT(batch_sizes, ElementsAre(2));
   ASSERT_EQ(results.size(), 4u);
-  EXPECT_THAT(Values(results), ElementsAre("out:a@batch", "out:c", "out:b@batch",
-                                           results[3].status().ToString()));
+  EXPECT_THAT(Values(results),
+              ElementsAre("out:a@batch", "out:c", "out:b@batch", results[3].status().ToString()));
   EXPECT_TRUE(absl::IsUnimplemented(results[3].status())) << "no route: poison";
 }
 
