@@ -27,8 +27,13 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   CaptureGrpcService grpc_service(handler, store, normalizer, context.producer());
 
   kafka::TopicRouter router;
-  router.Add(context.topics().Name(kafka::kLeadsInbound),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); });
+  router.Add(
+      context.topics().Name(kafka::kLeadsInbound),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+      });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

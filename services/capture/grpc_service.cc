@@ -11,6 +11,8 @@
 namespace leadflow::capture {
 namespace {
 
+// SubmitLeads items captured together (see SubmitLeads).
+constexpr size_t kItemsPerBatch = 256;
 constexpr absl::Duration kAckTimeout = absl::Seconds(30);
 
 // A request id for calls without one: unique, so such calls are simply not idempotent.
@@ -103,23 +105,42 @@ grpc::Status CaptureGrpcService::SubmitLeads(
   capture::v1::SubmitLeadRequest request;
   // Items whose events were sent: (index, request id) for MarkSent once they are acknowledged.
   std::vector<std::pair<size_t, std::string>> sent;
-  int64_t index = 0;
-  for (; reader->Read(&request); ++index) {
-    capture::v1::ItemResult* item = response->add_results();
-    item->set_index(index);
-    std::string request_id = RequestIdFor(request.submission(), context);
-    absl::StatusOr<SubmitOutcome> outcome = handler_.Submit(request.submission(), request_id);
-    if (!outcome.ok()) {
-      SetItemError(outcome.status(), item);
-      continue;
+  // Items are captured kItemsPerBatch at a time (CaptureHandler::SubmitBatch): they share their
+  // Redis round trips.
+  std::vector<capture::v1::SubmitLeadRequest> chunk;
+  std::vector<std::string> chunk_request_ids;
+  int64_t chunk_start = 0;
+  auto capture_chunk = [&] {
+    std::vector<const events::v1::LeadSubmission*> submissions;
+    for (const capture::v1::SubmitLeadRequest& r : chunk) submissions.push_back(&r.submission());
+    std::vector<absl::StatusOr<SubmitOutcome>> outcomes =
+        handler_.SubmitBatch(submissions, chunk_request_ids);
+    for (size_t k = 0; k < outcomes.size(); ++k) {
+      const int64_t index = chunk_start + static_cast<int64_t>(k);
+      capture::v1::ItemResult* item = response->mutable_results(static_cast<int>(index));
+      absl::StatusOr<SubmitOutcome>& outcome = outcomes[k];
+      if (!outcome.ok()) {
+        SetItemError(outcome.status(), item);
+        continue;
+      }
+      if (!outcome->outputs.empty()) sent.emplace_back(index, std::move(chunk_request_ids[k]));
+      for (kafka::OutboundMessage& m : outcome->outputs) {
+        kafka::Producer::DeliveryCallback cb = acks->Callback(static_cast<size_t>(index));
+        if (absl::Status s = producer_.Send(std::move(m), cb); !s.ok()) cb(s);
+      }
+      *item->mutable_ok() = std::move(outcome->response);
     }
-    if (!outcome->outputs.empty()) sent.emplace_back(index, std::move(request_id));
-    for (kafka::OutboundMessage& m : outcome->outputs) {
-      kafka::Producer::DeliveryCallback cb = acks->Callback(static_cast<size_t>(index));
-      if (absl::Status s = producer_.Send(std::move(m), cb); !s.ok()) cb(s);
-    }
-    *item->mutable_ok() = std::move(outcome->response);
+    chunk_start += static_cast<int64_t>(chunk.size());
+    chunk.clear();
+    chunk_request_ids.clear();
+  };
+  for (int64_t index = 0; reader->Read(&request); ++index) {
+    response->add_results()->set_index(index);
+    chunk_request_ids.push_back(RequestIdFor(request.submission(), context));
+    chunk.push_back(std::move(request));
+    if (chunk.size() >= kItemsPerBatch) capture_chunk();
   }
+  if (!chunk.empty()) capture_chunk();
   if (!acks->Wait(kAckTimeout)) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "events not acknowledged in time; resubmit with the same request ids");

@@ -22,9 +22,11 @@
 // Thread safety: Submit() may be called concurrently (gRPC threads and the consumer loop);
 // races on one person resolve through the store's versioned index records.
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "common/kafka/handler.h"
 #include "common/kafka/topics.h"
@@ -60,12 +62,25 @@ class CaptureHandler {
   absl::StatusOr<SubmitOutcome> Submit(const events::v1::LeadSubmission& submission,
                                        const std::string& request_id);
 
+  // Submit() for many submissions at once (a poll's leads.inbound messages, a SubmitLeads
+  // stream's items): the first matching round of all of them shares its round trips — one
+  // candidate look-up, one profile read, one pipeline of apply-once scripts
+  // (ApplyOnce::RunBatch). A submission whose look-up went stale meanwhile (another one of the
+  // batch claimed its key: the same person twice) matches again alone. Result i is what
+  // Submit(*submissions[i], request_ids[i]) gives.
+  std::vector<absl::StatusOr<SubmitOutcome>> SubmitBatch(
+      const std::vector<const events::v1::LeadSubmission*>& submissions,
+      const std::vector<std::string>& request_ids);
+
   // How long request ids are remembered.
   absl::Duration request_retention() const { return options_.request_retention; }
 
   // Consumer-loop routes.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(
       const kafka::ConsumedMessage& message);
+  // HandleInbound() for a wave of messages (kafka::HandleInKeyWaves), through SubmitBatch().
+  std::vector<kafka::HandleResult> HandleInboundBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   // `leads.outcomes`: a won outcome marks the lead converted (converted_at, contact_id), so the
   // person's next submission opens a new lead episode; for a lead merged away, the lead it was
   // merged into. Other outcomes change nothing here.
@@ -75,6 +90,40 @@ class CaptureHandler {
       const kafka::ConsumedMessage& message);
 
  private:
+  // One matching round of a submission: what the look-up found, the decision, and the apply-once
+  // request whose records the plan re-checks.
+  struct MatchAttempt {
+    const NormalizedSubmission* norm = nullptr;
+    std::string request_id;
+    absl::Time now;
+    std::vector<std::string> candidate_ids;  // as looked up (a key claimed by another: stale)
+    MatchDecision decision;
+    std::optional<events::v1::LeadProfile> converted;  // the matched lead, when converted
+    std::string target;                                // the lead the submission goes to
+    std::vector<std::string> absorbed;                 // leads merged into target
+    absl::flat_hash_set<std::string> absorbed_set;
+    std::vector<std::string> block_keys;
+    // state_keys: [0] target's profile, [1, absorbed_at) the submission's index records,
+    // [absorbed_at, absorbed_index_at) the absorbed profiles, then their own index records.
+    redis::ApplyOnceRequest request;
+    size_t absorbed_at = 0;
+    size_t absorbed_index_at = 0;
+    // Set by PlanAttempt when the look-up went stale: look up and match again.
+    bool retry_match = false;
+  };
+  MatchAttempt PrepareAttempt(const NormalizedSubmission& norm, const std::string& request_id,
+                              absl::Time now, std::vector<std::string> candidate_ids,
+                              std::vector<events::v1::LeadProfile> candidates) const;
+  // The plan of an attempt over its records as read now (may run more than once).
+  absl::StatusOr<redis::Plan> PlanAttempt(MatchAttempt& attempt,
+                                          const std::vector<redis::Versioned>& state) const;
+  // Submit()'s answer for an apply's result (a duplicate request: the original one).
+  absl::StatusOr<SubmitOutcome> OutcomeOf(const absl::StatusOr<redis::ApplyResult>& applied,
+                                          const std::string& request_id);
+  // Submit() after normalisation: matching rounds until one applies.
+  absl::StatusOr<SubmitOutcome> SubmitNormalized(const NormalizedSubmission& norm,
+                                                 const std::string& request_id, absl::Time now);
+
   const Normalizer& normalizer_;
   CaptureStore& store_;
   const kafka::Topics& topics_;

@@ -107,43 +107,73 @@ absl::StatusOr<std::optional<events::v1::LeadProfile>> CaptureStore::LoadCurrent
 
 absl::StatusOr<std::vector<std::string>> CaptureStore::CandidateIds(
     const NormalizedSubmission& submission, size_t max_fuzzy) {
-  std::vector<std::string> index_keys = IndexKeysFor(submission);
-  std::vector<std::string> block_keys = BlockKeysFor(submission);
+  absl::StatusOr<std::vector<std::vector<std::string>>> ids =
+      CandidateIdsMany({&submission}, max_fuzzy);
+  if (!ids.ok()) return ids.status();
+  return std::move(ids->front());
+}
+
+absl::StatusOr<std::vector<std::vector<std::string>>> CaptureStore::CandidateIdsMany(
+    const std::vector<const NormalizedSubmission*>& submissions, size_t max_fuzzy) {
   std::vector<redis::Args> commands;
-  for (const std::string& k : index_keys) commands.push_back({"HGET", k, "d"});
-  for (const std::string& k : block_keys) {
-    commands.push_back({"SRANDMEMBER", k, absl::StrCat(max_fuzzy)});
+  std::vector<size_t> command_count;
+  for (const NormalizedSubmission* submission : submissions) {
+    const size_t before = commands.size();
+    for (const std::string& k : IndexKeysFor(*submission)) commands.push_back({"HGET", k, "d"});
+    for (const std::string& k : BlockKeysFor(*submission)) {
+      commands.push_back({"SRANDMEMBER", k, absl::StrCat(max_fuzzy)});
+    }
+    command_count.push_back(commands.size() - before);
   }
-  if (commands.empty()) return std::vector<std::string>{};
+  std::vector<std::vector<std::string>> ids(submissions.size());
+  if (commands.empty()) return ids;
   absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  std::vector<std::string> ids;
-  auto add = [&ids](const std::string& id) {
-    for (const std::string& existing : ids) {
-      if (existing == id) return;
+  size_t next = 0;
+  for (size_t i = 0; i < submissions.size(); ++i) {
+    std::vector<std::string>& out = ids[i];
+    auto add = [&out](const std::string& id) {
+      if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
+    };
+    for (size_t k = 0; k < command_count[i]; ++k) {
+      const redis::Reply& r = (*replies)[next + k];
+      if (r.is_error()) return redis::ErrorReplyToStatus(r);
+      if (r.type == redis::Reply::Type::kString) add(r.str);
+      for (const redis::Reply& e : r.elements) add(e.str);
     }
-    ids.push_back(id);
-  };
-  for (const redis::Reply& r : *replies) {
-    if (r.is_error()) return redis::ErrorReplyToStatus(r);
-    if (r.type == redis::Reply::Type::kString) add(r.str);
-    for (const redis::Reply& e : r.elements) add(e.str);
+    next += command_count[i];
   }
   return ids;
 }
 
 absl::StatusOr<std::vector<events::v1::LeadProfile>> CaptureStore::LoadProfiles(
     const std::vector<std::string>& lead_ids) {
+  absl::StatusOr<std::vector<std::vector<events::v1::LeadProfile>>> profiles =
+      LoadProfilesMany({lead_ids});
+  if (!profiles.ok()) return profiles.status();
+  return std::move(profiles->front());
+}
+
+absl::StatusOr<std::vector<std::vector<events::v1::LeadProfile>>> CaptureStore::LoadProfilesMany(
+    const std::vector<std::vector<std::string>>& lead_ids) {
   std::vector<std::string> keys;
-  for (const std::string& id : lead_ids) keys.push_back(ProfileKey(id));
+  for (const std::vector<std::string>& ids : lead_ids) {
+    for (const std::string& id : ids) keys.push_back(ProfileKey(id));
+  }
+  std::vector<std::vector<events::v1::LeadProfile>> profiles(lead_ids.size());
+  if (keys.empty()) return profiles;
   absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read(keys);
   if (!records.ok()) return records.status();
-  std::vector<events::v1::LeadProfile> profiles;
-  for (const redis::Versioned& r : *records) {
-    if (!r.data.has_value()) continue;
-    events::v1::LeadProfile p;
-    if (!p.ParseFromString(*r.data)) return absl::DataLossError("corrupt profile " + r.key);
-    profiles.push_back(std::move(p));
+  size_t next = 0;
+  for (size_t i = 0; i < lead_ids.size(); ++i) {
+    for (size_t k = 0; k < lead_ids[i].size(); ++k) {
+      const redis::Versioned& r = (*records)[next + k];
+      if (!r.data.has_value()) continue;
+      events::v1::LeadProfile p;
+      if (!p.ParseFromString(*r.data)) return absl::DataLossError("corrupt profile " + r.key);
+      profiles[i].push_back(std::move(p));
+    }
+    next += lead_ids[i].size();
   }
   return profiles;
 }

@@ -69,6 +69,11 @@ class CaptureStore {
   absl::StatusOr<std::vector<events::v1::LeadProfile>> LoadProfiles(
       const std::vector<std::string>& lead_ids);
   absl::StatusOr<std::optional<events::v1::LeadProfile>> LoadProfile(const std::string& lead_id);
+  // CandidateIds() and LoadProfiles() for many submissions, one pipelined round trip each.
+  absl::StatusOr<std::vector<std::vector<std::string>>> CandidateIdsMany(
+      const std::vector<const NormalizedSubmission*>& submissions, size_t max_fuzzy = 50);
+  absl::StatusOr<std::vector<std::vector<events::v1::LeadProfile>>> LoadProfilesMany(
+      const std::vector<std::vector<std::string>>& lead_ids);
   // The lead `lead_id` is now: its profile, or — when it was merged into another lead — that
   // lead's (following up to kMaxMergeHops merges). nullopt when there is none (never captured,
   // erased). The stored record itself, redirect or not, is LoadProfile's.

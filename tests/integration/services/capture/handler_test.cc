@@ -478,3 +478,87 @@ TEST_F(CaptureHandlerTest, ErasureDeletesEveryKeyOfTheLead) {
 
 }  // namespace
 }  // namespace leadflow::capture
+
+namespace leadflow::capture {
+namespace {
+
+LeadSubmission Person(const std::string& request_id, const std::string& email,
+                      const std::string& first_name) {
+  LeadSubmission s = Jane(request_id);
+  s.set_email(email);
+  s.set_first_name(first_name);
+  s.set_company(first_name + " Industries");
+  return s;
+}
+
+TEST_F(CaptureHandlerTest, ABatchCapturesEverySubmissionOnceAndTheSamePersonTwiceAsOneLead) {
+  const LeadSubmission ann = Person("r-ann", "ann@alpha.example", "Ann");
+  const LeadSubmission bob = Person("r-bob", "bob@beta.example", "Bob");
+  LeadSubmission ann_again = Person("r-ann-2", "ANN@alpha.example", "Ann");
+  ann_again.set_phone("+44 20 7946 0958");
+  LeadSubmission bad;
+  bad.set_source("carrier_pigeon");
+  const std::vector<const LeadSubmission*> batch = {&ann, &bob, &ann_again, &bad, &ann};
+  const std::vector<std::string> request_ids = {"r-ann", "r-bob", "r-ann-2", "r-bad", "r-ann"};
+  const std::vector<absl::StatusOr<SubmitOutcome>> results =
+      handler_->SubmitBatch(batch, request_ids);
+  ASSERT_EQ(results.size(), batch.size());
+  for (size_t i : {0, 1, 2, 4}) ASSERT_TRUE(results[i].ok()) << i << results[i].status();
+  EXPECT_TRUE(absl::IsInvalidArgument(results[3].status()));
+
+  EXPECT_TRUE(results[0]->response.created());
+  EXPECT_TRUE(results[1]->response.created());
+  EXPECT_NE(results[0]->response.lead_id(), results[1]->response.lead_id());
+  // Ann's second submission, in the same batch, found the lead her first one created.
+  EXPECT_FALSE(results[2]->response.created());
+  EXPECT_EQ(results[2]->response.lead_id(), results[0]->response.lead_id());
+  EXPECT_EQ(EventOf(*results[2]).change(), LeadCaptured::CHANGE_UPDATED);
+  EXPECT_EQ(EventOf(*results[2]).match().key(), "email");
+  // The repeated request id answers with the original result.
+  EXPECT_TRUE(results[4]->response.duplicate_request());
+  EXPECT_EQ(results[4]->response.lead_id(), results[0]->response.lead_id());
+  EXPECT_EQ(Keys("capture:{*}:profile").size(), 2u) << "two people, two leads";
+
+  // The same submissions one by one afterwards: each the original result, nothing new.
+  for (size_t i : {0, 1, 2}) {
+    absl::StatusOr<SubmitOutcome> alone = handler_->Submit(*batch[i], request_ids[i]);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    EXPECT_TRUE(alone->response.duplicate_request());
+    EXPECT_EQ(alone->response.lead_id(), results[i]->response.lead_id());
+    ASSERT_EQ(alone->outputs.size(), results[i]->outputs.size());
+    EXPECT_EQ(alone->outputs[0].value, results[i]->outputs[0].value);
+  }
+  absl::StatusOr<std::optional<events::v1::LeadProfile>> stored =
+      store_->LoadProfile(results[0]->response.lead_id());
+  ASSERT_TRUE(stored.ok() && stored->has_value());
+  EXPECT_EQ((*stored)->phone(), "+442079460958");
+}
+
+TEST_F(CaptureHandlerTest, TheKafkaBatchRouteGivesEachMessageItsOneByOneResult) {
+  std::vector<kafka::ConsumedMessage> messages;
+  int64_t offset = 0;
+  for (const LeadSubmission& s :
+       {Person("", "cy@gamma.example", "Cy"), Person("", "di@delta.example", "Di")}) {
+    kafka::OutboundMessage m = events::Encode("test.leads.inbound", s.email(), s);
+    messages.push_back({"test.leads.inbound", 0, offset++, m.key, m.value, m.headers});
+  }
+  messages.push_back({"test.leads.inbound", 0, offset++, "k", "{not json", {}});
+  std::vector<const kafka::ConsumedMessage*> batch;
+  for (const kafka::ConsumedMessage& m : messages) batch.push_back(&m);
+  const std::vector<kafka::HandleResult> results = handler_->HandleInboundBatch(batch);
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  EXPECT_TRUE(kafka::IsPoison(results[2].status())) << results[2].status();
+  for (size_t i : {0, 1}) {
+    // Redelivered alone: the position is the request id, so the same event again.
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> alone =
+        handler_->HandleInbound(messages[i]);
+    ASSERT_TRUE(alone.ok()) << alone.status();
+    ASSERT_EQ(alone->size(), 1u);
+    ASSERT_EQ(results[i]->size(), 1u);
+    EXPECT_EQ((*alone)[0].value, (*results[i])[0].value);
+  }
+}
+
+}  // namespace
+}  // namespace leadflow::capture
