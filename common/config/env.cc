@@ -31,6 +31,7 @@ const char* const kKnown[] = {
     "LEADFLOW_TEST_ENV",
     // routing: how often the SLA / queue-drain pass runs.
     "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
+    "LEADFLOW_CONSUMER_MAX_BATCH",
 };
 
 }  // namespace
@@ -88,22 +89,26 @@ absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, cons
     return absl::InvalidArgumentError(
         absl::StrCat("LEADFLOW_LOG_FORMAT must be json or text, not '", c.log_format, "'"));
   }
-  int64_t ttl_hours = 168;
-  if (std::optional<std::string> v = lookup("LEADFLOW_DEDUP_TTL_HOURS")) {
-    if (!absl::SimpleAtoi(*v, &ttl_hours) || ttl_hours <= 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("LEADFLOW_DEDUP_TTL_HOURS must be a positive integer, not '", *v, "'"));
+  // A positive integer variable, or its default.
+  auto positive = [&](const char* name, int64_t fallback) -> absl::StatusOr<int64_t> {
+    int64_t value = fallback;
+    if (std::optional<std::string> v = lookup(name)) {
+      if (!absl::SimpleAtoi(*v, &value) || value <= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, " must be a positive integer, not '", *v, "'"));
+      }
     }
-  }
-  c.dedup_ttl = absl::Hours(ttl_hours);
-  int64_t pass_ms = 1000;
-  if (std::optional<std::string> v = lookup("LEADFLOW_ROUTING_PASS_INTERVAL_MS")) {
-    if (!absl::SimpleAtoi(*v, &pass_ms) || pass_ms <= 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "LEADFLOW_ROUTING_PASS_INTERVAL_MS must be a positive integer, not '", *v, "'"));
-    }
-  }
-  c.routing_pass_interval = absl::Milliseconds(pass_ms);
+    return value;
+  };
+  absl::StatusOr<int64_t> ttl_hours = positive("LEADFLOW_DEDUP_TTL_HOURS", 168);
+  if (!ttl_hours.ok()) return ttl_hours.status();
+  c.dedup_ttl = absl::Hours(*ttl_hours);
+  absl::StatusOr<int64_t> pass_ms = positive("LEADFLOW_ROUTING_PASS_INTERVAL_MS", 1000);
+  if (!pass_ms.ok()) return pass_ms.status();
+  absl::StatusOr<int64_t> max_batch = positive("LEADFLOW_CONSUMER_MAX_BATCH", 256);
+  if (!max_batch.ok()) return max_batch.status();
+  c.consumer_max_batch = static_cast<size_t>(*max_batch);
+  c.routing_pass_interval = absl::Milliseconds(*pass_ms);
 
   c.kafka["client.id"] = absl::StrCat("leadflow-", service);
   if (std::optional<std::string> instance = lookup("LEADFLOW_INSTANCE_ID")) {

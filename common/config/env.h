@@ -16,6 +16,7 @@
 //   LEADFLOW_LOG_FORMAT         json | text                         (text)
 //   LEADFLOW_LOG_LEVEL          trace | debug | info | warn | error (info)
 //   LEADFLOW_DEDUP_TTL_HOURS    how long an applied input is remembered (168)
+//   LEADFLOW_CONSUMER_MAX_BATCH most inputs handed to the handler at once (256; 1: one by one)
 //   LEADFLOW_OUTPUT_ENCODING_<TOPIC>  protobuf | json for a public output topic, e.g.
 //                               LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED=json
 //
@@ -52,6 +53,8 @@ struct RuntimeConfig {
   absl::Duration dedup_ttl;
   // Routing's SLA / queue-drain pass interval (LEADFLOW_ROUTING_PASS_INTERVAL_MS, default 1 s).
   absl::Duration routing_pass_interval = absl::Seconds(1);
+  // Most inputs the consumer loop hands the handler at once (LEADFLOW_CONSUMER_MAX_BATCH).
+  size_t consumer_max_batch = 256;
   std::map<std::string, std::string> output_encodings;  // topic base name → "json"/"protobuf"
 };
 

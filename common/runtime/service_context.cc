@@ -70,6 +70,7 @@ absl::Status ServiceContext::Run(RunOptions options) {
     kafka::ConsumerLoopOptions loop_options;
     loop_options.service = config_.service;
     loop_options.topics = std::move(options.topics);
+    loop_options.max_batch = config_.consumer_max_batch;
     loop_ = std::make_unique<kafka::ConsumerLoop>(*consumer_, *producer_, *options.handler,
                                                   loop_options, *registry_);
     parts.loop = loop_.get();

@@ -71,6 +71,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   env.vars["LEADFLOW_LOG_LEVEL"] = "Debug";
   env.vars["LEADFLOW_DEDUP_TTL_HOURS"] = "2";
   env.vars["LEADFLOW_ROUTING_PASS_INTERVAL_MS"] = "250";
+  env.vars["LEADFLOW_CONSUMER_MAX_BATCH"] = "32";
   absl::StatusOr<RuntimeConfig> c = env.Load();
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->redis_addr, "redis://:pw@r:6380/2");
@@ -83,6 +84,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   EXPECT_EQ(c->log_level, "debug");
   EXPECT_EQ(c->dedup_ttl, absl::Hours(2));
   EXPECT_EQ(c->routing_pass_interval, absl::Milliseconds(250));
+  EXPECT_EQ(c->consumer_max_batch, 32u);
 }
 
 TEST(EnvTest, KafkaVariablesPassThroughAsLibrdkafkaProperties) {
@@ -153,6 +155,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValueCase{"LEADFLOW_DEDUP_TTL_HOURS", "1.5"},
                       BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "0"},
                       BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "fast"},
+                      BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "0"},
+                      BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "all"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", "avro"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", ""}),
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
@@ -174,6 +178,7 @@ TEST(EnvTest, UnknownVariablesFlagsTyposButNotKnownOrPassThroughNames) {
       "LEADFLOW_INSTANCE_ID",
       "LEADFLOW_DEDUP_TTL_HOURS",
       "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
+      "LEADFLOW_CONSUMER_MAX_BATCH",
   };
   EXPECT_THAT(UnknownVariables(names),
               UnorderedElementsAre("LEADFLOW_REDIS_ADRR", "LEADFLOW_LOGLEVEL"));
