@@ -6,6 +6,12 @@
 //   build/bench/nurture_store_bench --leads 100000 --claims-per-pass 2000
 // Enrolment writes the records the handler would write (ApplyScored), pipelined in batches, so
 // a million leads load in seconds; the drain is the production scheduler code path.
+// With --scored, enrolment instead goes through the `leads.scored` route
+// (NurturingHandler::HandleScored: apply-once per event, schedule entry, enrolment event) for
+// --rounds events per lead, each lead's in order, over --workers threads, handed over --batch at
+// a time as a poll's batch (kafka::HandleInKeyWaves + HandleScoredBatch, as services/nurturing/
+// app.cc routes them), and reports scored events per second and Redis CPU per event:
+//   build/bench/nurture_store_bench --leads 20000 --scored --rounds 5 --workers 2 --batch 256
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -18,14 +24,18 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
+#include "common/events/codec.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/producer.h"
 #include "common/kafka/topics.h"
 #include "common/redis/hiredis_client.h"
+#include "common/testing/events.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "prometheus/registry.h"
 #include "services/nurturing/app.h"
 #include "services/nurturing/enrollment.h"
+#include "services/nurturing/handler.h"
 #include "services/nurturing/scheduler.h"
 #include "services/nurturing/store.h"
 
@@ -39,13 +49,23 @@ using bench::UsedMemory;
 int Run(int argc, char** argv) {
   int leads = 100000;
   int claims_per_pass = 2000;
-  int batch = 1000;
+  int load_pipeline = 1000;
   int workers = 4;
+  bool scored = false;
+  int rounds = 1;
+  int batch = 1;
   bool commandstats = false;
   CLI::App app{"nurture_store_bench — nurturing scheduler against a private redis-server"};
   app.add_option("--leads", leads, "leads to enrol")->check(CLI::Range(1, 10000000));
   app.add_option("--claims-per-pass", claims_per_pass, "scheduler claims per pass");
-  app.add_option("--batch", batch, "enrolment pipeline batch");
+  app.add_option("--load-pipeline", load_pipeline, "enrolment pipeline batch (without --scored)")
+      ->check(CLI::Range(1, 1000000));
+  app.add_flag("--scored", scored, "enrol through the leads.scored route (HandleScored)");
+  app.add_option("--rounds", rounds, "scored events per lead (with --scored)")
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--batch", batch,
+                 "scored events handed over at once, as a poll's batch (1: one by one, Handle())")
+      ->check(CLI::Range(1, 10000));
   app.add_option("--workers", workers, "scheduler worker threads (and Redis connections)");
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats after the drain");
   CLI11_PARSE(app, argc, argv);
@@ -67,7 +87,9 @@ int Run(int argc, char** argv) {
   clock.Set(now);
 
   const int64_t empty_memory = UsedMemory(client);
-  const absl::Time load_start = absl::Now();
+  absl::Time load_start = absl::Now();
+  // Every lead's scored events (with --scored; encoded before the clock starts).
+  std::vector<std::vector<kafka::ConsumedMessage>> scored_by_lead(scored ? leads : 0);
   std::vector<redis::Args> commands;
   for (int i = 0; i < leads; ++i) {
     const std::string lead_id = absl::StrCat("L-", i);
@@ -85,13 +107,23 @@ int Run(int argc, char** argv) {
     consent->mutable_at()->set_seconds(absl::ToUnixSeconds(now) - 86400);
     scored.mutable_score()->set_category(events::v1::CATEGORY_COLD);
     scored.mutable_score()->set_total(5);
+    if (!scored_by_lead.empty()) {
+      scored.mutable_envelope()->set_lead_id(lead_id);
+      for (int r = 0; r < rounds; ++r) {
+        scored.mutable_envelope()->set_event_id(absl::StrCat("scored-", i, "-", r));
+        scored.mutable_score()->set_total(5 + r);
+        scored_by_lead[i].push_back(testing::Consumed(
+            events::Encode(std::string(kafka::kLeadsScored), lead_id, scored), r));
+      }
+      continue;
+    }
     internal::v1::NurtureLeadState state;
     ApplyScored(state, lead_id, scored, **tracks, options.policy, now);
     // The record layout of common/redis/apply_once.h: a hash {v: version, d: data}.
     commands.push_back(
         {"HSET", NurturingStore::EnrollmentKey(lead_id), "v", "1", "d", state.SerializeAsString()});
     commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
-    if (static_cast<int>(commands.size()) >= 2 * batch || i + 1 == leads) {
+    if (static_cast<int>(commands.size()) >= 2 * load_pipeline || i + 1 == leads) {
       absl::StatusOr<std::vector<redis::Reply>> replies = client.Pipeline(commands);
       if (!replies.ok()) {
         std::fprintf(stderr, "enrol: %s\n", replies.status().ToString().c_str());
@@ -100,7 +132,36 @@ int Run(int argc, char** argv) {
       commands.clear();
     }
   }
+  double load_cpu_start = RedisCpu(client);
+  bench::PartitionedRun scored_run;
+  if (scored) {
+    load_start = absl::Now();
+    load_cpu_start = RedisCpu(client);
+    NurturingStore scored_store(client);
+    NurturingHandler handler(
+        scored_store, [&] { return *tracks; }, clock, options);
+    CountingProducer enrollments;
+    scored_run = batch == 1
+                     ? bench::RunPartitioned(
+                           scored_by_lead, workers,
+                           [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
+                           enrollments)
+                     : bench::RunPartitionedBatches(
+                           scored_by_lead, workers, static_cast<size_t>(batch),
+                           [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                             // As the service routes leads.scored (services/nurturing/app.cc).
+                             return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
+                               return handler.HandleScoredBatch(wave);
+                             });
+                           },
+                           enrollments);
+    if (scored_run.errors != 0) {
+      std::fprintf(stderr, "scored: %lld errors\n", static_cast<long long>(scored_run.errors));
+      return 1;
+    }
+  }
   const absl::Duration load_time = absl::Now() - load_start;
+  const double load_cpu = RedisCpu(client) - load_cpu_start;
   const int64_t enrolled_memory = UsedMemory(client);
 
   CountingProducer producer;
@@ -131,8 +192,22 @@ int Run(int argc, char** argv) {
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const int64_t after_memory = UsedMemory(client);
 
-  std::printf("leads enrolled:            %d in %.2f s (%.0f/s, pipelined batches of %d)\n", leads,
-              absl::ToDoubleSeconds(load_time), leads / absl::ToDoubleSeconds(load_time), batch);
+  if (scored) {
+    const int64_t events = scored_run.handled;
+    std::printf(
+        "leads enrolled:            %d through HandleScored, %lld scored events (%d per "
+        "lead), %lld enrolment events\n",
+        leads, static_cast<long long>(events), rounds, static_cast<long long>(scored_run.outputs));
+    std::printf("scored events per second:  %.0f (%d worker threads, batches of %d, %.2f s)\n",
+                events / absl::ToDoubleSeconds(load_time), workers, batch,
+                absl::ToDoubleSeconds(load_time));
+    std::printf("redis-server CPU (scored): %.2f s (%.1f us per scored event)\n", load_cpu,
+                1e6 * load_cpu / std::max<int64_t>(1, events));
+  } else {
+    std::printf("leads enrolled:            %d in %.2f s (%.0f/s, pipelined batches of %d)\n",
+                leads, absl::ToDoubleSeconds(load_time), leads / absl::ToDoubleSeconds(load_time),
+                load_pipeline);
+  }
   std::printf("redis used_memory:         empty %lld B, enrolled %lld B, after touches %lld B\n",
               static_cast<long long>(empty_memory), static_cast<long long>(enrolled_memory),
               static_cast<long long>(after_memory));

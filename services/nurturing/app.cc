@@ -52,14 +52,26 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   NurturingGrpcService grpc_service(handler, tracks, context.producer());
 
   kafka::TopicRouter router;
-  router.Add(context.topics().Name(kafka::kLeadsScored),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); });
+  // A poll's batch goes in waves of distinct leads (one lead's events stay in order), each wave
+  // one pipelined apply-once round (ApplyOnce::RunBatch).
+  router.Add(
+      context.topics().Name(kafka::kLeadsScored),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleScoredBatch(wave); });
+      });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsRouted),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleRouted(m); });
-  router.Add(context.topics().Name(kafka::kLeadsActivity),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); });
+  router.Add(
+      context.topics().Name(kafka::kLeadsActivity),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleActivityBatch(wave); });
+      });
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

@@ -47,24 +47,85 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleScor
     const kafka::ConsumedMessage& message) {
   events::v1::LeadScored event;
   if (absl::Status s = events::Decode(message, &event); !s.ok()) return s;
-  // Without an event id, the message's position identifies it: a re-delivery is a duplicate.
-  const std::string event_id = !event.envelope().event_id().empty() ? event.envelope().event_id()
-                                                                    : events::PositionId(message);
-  return ApplyScoredEvent(event, event_id);
+  return ApplyScoredEvent(event, ScoredEventId(message, event));
 }
 
-absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyScoredEvent(
+std::vector<kafka::HandleResult> NurturingHandler::HandleScoredBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  std::vector<events::v1::LeadScored> decoded(messages.size());
+  std::vector<const events::v1::LeadScored*> events;
+  std::vector<std::string> event_ids;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    events.push_back(&decoded[i]);
+    event_ids.push_back(ScoredEventId(*messages[i], decoded[i]));
+    index.push_back(i);
+  }
+  std::vector<kafka::HandleResult> applied = ApplyScoredEvents(events, event_ids);
+  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
+  return results;
+}
+
+std::string NurturingHandler::ScoredEventId(const kafka::ConsumedMessage& message,
+                                            const events::v1::LeadScored& event) {
+  // Without an event id, the message's position identifies it: a re-delivery is a duplicate.
+  return !event.envelope().event_id().empty() ? event.envelope().event_id()
+                                              : events::PositionId(message);
+}
+
+absl::StatusOr<NurturingHandler::EventInput> NurturingHandler::ScoredInput(
     const events::v1::LeadScored& event, const std::string& event_id) {
   const std::string lead_id =
       !event.envelope().lead_id().empty() ? event.envelope().lead_id() : event.lead().lead_id();
   if (lead_id.empty()) return absl::InvalidArgumentError("scored event without a lead id");
+  return EventInput{lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+                    /*create_if_missing=*/true};
+}
+
+bool NurturingHandler::ChangeScored(const events::v1::LeadScored& event, const std::string& lead_id,
+                                    NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                                    absl::Time now) const {
+  ApplyScored(state, lead_id, event, tracks, options_.policy, now);
+  return true;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyScoredEvent(
+    const events::v1::LeadScored& event, const std::string& event_id) {
+  absl::StatusOr<EventInput> input = ScoredInput(event, event_id);
+  if (!input.ok()) return input.status();
   return ApplyEvent(
-      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
-      /*create_if_missing=*/true,
-      [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
-        ApplyScored(state, lead_id, event, tracks, options_.policy, now);
-        return true;
+      *input, [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ChangeScored(event, input->lead_id, state, tracks, now);
       });
+}
+
+std::vector<kafka::HandleResult> NurturingHandler::ApplyScoredEvents(
+    const std::vector<const events::v1::LeadScored*>& events,
+    const std::vector<std::string>& event_ids) {
+  std::vector<kafka::HandleResult> results(events.size(), absl::UnknownError("not run"));
+  std::vector<EventInput> inputs;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < events.size(); ++i) {
+    absl::StatusOr<EventInput> input = ScoredInput(*events[i], event_ids[i]);
+    if (!input.ok()) {
+      results[i] = input.status();
+      continue;
+    }
+    inputs.push_back(*std::move(input));
+    index.push_back(i);
+  }
+  std::vector<kafka::HandleResult> applied = ApplyEvents(
+      inputs,
+      [&](size_t k, NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ChangeScored(*events[index[k]], inputs[k].lead_id, state, tracks, now);
+      });
+  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
+  return results;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleOutcome(
@@ -87,8 +148,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyOutco
   }
   // A lost lead nurturing never saw is still recycled: its profile follows with the next score.
   return ApplyEvent(
-      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
-      /*create_if_missing=*/true,
+      {lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+       /*create_if_missing=*/true},
       [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
         return ApplyOutcome(state, lead_id, outcome, tracks, options_.policy, now);
       });
@@ -107,8 +168,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleRout
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyRoutedEvent(
     const std::string& lead_id, const std::string& event_id) {
   if (lead_id.empty()) return absl::InvalidArgumentError("routed event without a lead id");
-  return ApplyEvent(lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
-                    /*create_if_missing=*/false,
+  return ApplyEvent({lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+                     /*create_if_missing=*/false},
                     [&](NurtureLeadState& state, const CompiledNurtureTracks&, absl::Time now) {
                       return ApplyRouted(state, options_.policy, now);
                     });
@@ -116,54 +177,133 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyRoute
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleActivity(
     const kafka::ConsumedMessage& message) {
-  events::v1::LeadActivity activity;
-  if (absl::Status s = events::Decode(message, &activity); !s.ok()) return s;
-  // Most activity is page views and the like: skipped before any Redis call.
-  if (!IsNurtureActivity(activity.activity())) return std::vector<kafka::OutboundMessage>{};
-  absl::StatusOr<events::InputIdentity> input =
-      events::IdentifyInput(message, activity.envelope(), "", clock_.Now());
-  if (!input.ok()) return input.status();
-  return ApplyActivityEvent(input->lead_id, activity.activity(), input->event_id);
+  std::vector<kafka::HandleResult> results = HandleActivityBatch({&message});
+  return std::move(results.front());
+}
+
+std::vector<kafka::HandleResult> NurturingHandler::HandleActivityBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  std::vector<events::v1::LeadActivity> decoded(messages.size());
+  std::vector<EventInput> inputs;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    // Most activity is page views and the like: skipped before any Redis call.
+    if (!IsNurtureActivity(decoded[i].activity())) {
+      results[i] = std::vector<kafka::OutboundMessage>{};
+      continue;
+    }
+    absl::StatusOr<events::InputIdentity> identity =
+        events::IdentifyInput(*messages[i], decoded[i].envelope(), "", clock_.Now());
+    if (!identity.ok()) {
+      results[i] = identity.status();
+      continue;
+    }
+    absl::StatusOr<EventInput> input = ActivityInput(identity->lead_id, identity->event_id);
+    if (!input.ok()) {
+      results[i] = input.status();
+      continue;
+    }
+    inputs.push_back(*std::move(input));
+    index.push_back(i);
+  }
+  std::vector<kafka::HandleResult> applied = ApplyEvents(
+      inputs,
+      [&](size_t k, NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ChangeActivity(decoded[index[k]].activity(), state, tracks, now);
+      });
+  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
+  return results;
+}
+
+absl::StatusOr<NurturingHandler::EventInput> NurturingHandler::ActivityInput(
+    const std::string& lead_id, const std::string& event_id) {
+  if (lead_id.empty()) return absl::InvalidArgumentError("activity without a lead id");
+  return EventInput{lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
+                    /*create_if_missing=*/false};
+}
+
+bool NurturingHandler::ChangeActivity(const events::v1::Activity& activity, NurtureLeadState& state,
+                                      const CompiledNurtureTracks& tracks, absl::Time now) const {
+  return ApplyActivity(state, activity, tracks, options_.policy, now);
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyActivityEvent(
     const std::string& lead_id, const events::v1::Activity& activity, const std::string& event_id) {
-  if (lead_id.empty()) return absl::InvalidArgumentError("activity without a lead id");
+  absl::StatusOr<EventInput> input = ActivityInput(lead_id, event_id);
+  if (!input.ok()) return input.status();
   if (!IsNurtureActivity(activity)) return std::vector<kafka::OutboundMessage>{};
   return ApplyEvent(
-      lead_id, NurturingStore::ScoredKey(lead_id, event_id), event_id,
-      /*create_if_missing=*/false,
-      [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
-        return ApplyActivity(state, activity, tracks, options_.policy, now);
+      *input, [&](NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
+        return ChangeActivity(activity, state, tracks, now);
       });
 }
 
-absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyEvent(
-    const std::string& lead_id, const std::string& dedup_key, const std::string& cause_id,
-    bool create_if_missing, EventChange change) {
-  const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
-  const absl::Time now = clock_.Now();
-  const redis::ApplyOnceRequest request = RequestFor(lead_id, dedup_key, options_.dedup_ttl);
-  auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-    absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
-    if (!stored.ok()) return stored.status();
-    redis::Plan plan;
-    if (stored->version == 0 && !create_if_missing) return plan;
-    const NurtureLeadState before = stored->state;
-    NurtureLeadState& state = stored->state;
-    if (!change(state, *tracks, now)) return plan;
-    plan.writes.push_back({records[0].key, state.SerializeAsString()});
-    plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
-    plan.memo = kafka::EncodeMemo(
-        EncodeEnrollmentChanges(EnrollmentChanges(before, state, cause_id, now), options_));
-    return plan;
-  };
-  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+absl::StatusOr<redis::Plan> NurturingHandler::PlanEvent(
+    const EventInput& input, const CompiledNurtureTracks& tracks, absl::Time now,
+    const std::vector<redis::Versioned>& records, EventChange change) const {
+  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
+  if (!stored.ok()) return stored.status();
+  redis::Plan plan;
+  if (stored->version == 0 && !input.create_if_missing) return plan;
+  const NurtureLeadState before = stored->state;
+  NurtureLeadState& state = stored->state;
+  if (!change(state, tracks, now)) return plan;
+  plan.writes.push_back({records[0].key, state.SerializeAsString()});
+  plan.extra_commands.push_back(NurturingStore::ScheduleCommand(input.lead_id, WakeUpAt(state)));
+  plan.memo = kafka::EncodeMemo(
+      EncodeEnrollmentChanges(EnrollmentChanges(before, state, input.cause_id, now), options_));
+  return plan;
+}
+
+kafka::HandleResult NurturingHandler::OutcomeOf(const absl::StatusOr<redis::ApplyResult>& applied) {
   if (!applied.ok()) return applied.status();
   std::vector<kafka::OutboundMessage> outputs;
   if (applied->memo.empty()) return outputs;
   if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
   return outputs;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyEvent(
+    const EventInput& input, EventChange change) {
+  const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
+  const absl::Time now = clock_.Now();
+  return OutcomeOf(
+      store_.apply().Run(RequestFor(input.lead_id, input.dedup_key, options_.dedup_ttl),
+                         [&](const std::vector<redis::Versioned>& records) {
+                           return PlanEvent(input, *tracks, now, records, change);
+                         }));
+}
+
+std::vector<kafka::HandleResult> NurturingHandler::ApplyEvents(
+    const std::vector<EventInput>& inputs, IndexedEventChange change) {
+  if (inputs.empty()) return {};
+  if (inputs.size() == 1) {
+    // A wave of one (Handle(), a lone lead): Run(), without RunBatch's extra probe round trip.
+    return {ApplyEvent(inputs[0], [&](NurtureLeadState& state, const CompiledNurtureTracks& t,
+                                      absl::Time at) { return change(0, state, t, at); })};
+  }
+  const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
+  const absl::Time now = clock_.Now();
+  std::vector<redis::ApplyOnceRequest> requests;
+  requests.reserve(inputs.size());
+  for (const EventInput& input : inputs) {
+    requests.push_back(RequestFor(input.lead_id, input.dedup_key, options_.dedup_ttl));
+  }
+  std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatch(
+      requests, [&](size_t k, const std::vector<redis::Versioned>& records) {
+        return PlanEvent(inputs[k], *tracks, now, records,
+                         [&](NurtureLeadState& state, const CompiledNurtureTracks& t,
+                             absl::Time at) { return change(k, state, t, at); });
+      });
+  std::vector<kafka::HandleResult> results;
+  results.reserve(applied.size());
+  for (const absl::StatusOr<redis::ApplyResult>& a : applied) results.push_back(OutcomeOf(a));
+  return results;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleCaptured(
@@ -190,8 +330,8 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyMerge
     return std::vector<kafka::OutboundMessage>{};
   }
   // Per absorbed lead, its own record and dedup key: a re-delivery re-produces the same exit.
-  return ApplyEvent(absorbed_id, NurturingStore::ScoredKey(absorbed_id, event_id), event_id,
-                    /*create_if_missing=*/false,
+  return ApplyEvent({absorbed_id, NurturingStore::ScoredKey(absorbed_id, event_id), event_id,
+                     /*create_if_missing=*/false},
                     [&](NurtureLeadState& state, const CompiledNurtureTracks&, absl::Time now) {
                       return ApplyMerged(state, options_.policy, now);
                     });

@@ -23,6 +23,13 @@
 // Each apply also puts the lead where its new state says in `nurturing:schedule`, in the same
 // atomic step; the scheduler (scheduler.h) does the rest.
 //
+// `leads.scored` and `leads.activity` also have batch routes (HandleScoredBatch,
+// HandleActivityBatch) for one wave of a poll's batch (kafka::HandleInKeyWaves: distinct leads):
+// the wave's applies share round trips (ApplyOnce::RunBatch), each still its own atomic,
+// version-checked apply over the lead's one record, and each result is what the single route
+// gives (same events, same ids, the memo on a re-delivery). Both paths share the request, the
+// plan and the outcome code (EventInput, PlanEvent, OutcomeOf).
+//
 // Thread safety: all methods may be called concurrently (consumer loop and gRPC threads);
 // concurrent changes of one lead resolve through the record's version check.
 
@@ -34,6 +41,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "common/events/codec.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/message.h"
 #include "common/runtime/clock.h"
 #include "leadflow/nurturing/v1/nurturing.pb.h"
@@ -83,12 +91,20 @@ class NurturingHandler {
   // Consumer-loop routes. Poison input (undecodable, no lead id) is INVALID_ARGUMENT.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleScored(
       const kafka::ConsumedMessage& message);
+  // HandleScored() for the inputs of one wave (kafka::HandleInKeyWaves), through
+  // ApplyScoredEvents(): result i is what HandleScored(*messages[i]) gives.
+  std::vector<kafka::HandleResult> HandleScoredBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleRouted(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleActivity(
       const kafka::ConsumedMessage& message);
+  // HandleActivity() for the inputs of one wave (kafka::HandleInKeyWaves): the activities that
+  // matter to nurturing share one ApplyOnce::RunBatch. Result i is HandleActivity(*messages[i]).
+  std::vector<kafka::HandleResult> HandleActivityBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
       const kafka::ConsumedMessage& message);
   // `leads.captured`: only events with merged_lead_ids matter (others return at once, without
@@ -99,6 +115,13 @@ class NurturingHandler {
   // Applies one scored event (`event_id` is its idempotency key); returns the enrolment events.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyScoredEvent(
       const events::v1::LeadScored& event, const std::string& event_id);
+  // ApplyScoredEvent() for many events at once, sharing round trips (ApplyOnce::RunBatch):
+  // result i is what ApplyScoredEvent(*events[i], event_ids[i]) gives. Events of one lead
+  // should be in different calls (in order): within a call, the later one is re-planned alone
+  // after the earlier one applied.
+  std::vector<kafka::HandleResult> ApplyScoredEvents(
+      const std::vector<const events::v1::LeadScored*>& events,
+      const std::vector<std::string>& event_ids);
   // Applies one outcome / routed / activity event of `lead_id` (`event_id`: idempotency key).
   absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyOutcomeEvent(
       const std::string& lead_id, const events::v1::LeadOutcome& outcome,
@@ -134,14 +157,47 @@ class NurturingHandler {
                                          bool create_if_missing, Change change);
   // One input event's change of a lead's record; `change` returns whether it changed anything
   // (nothing is written otherwise). A lead without a record is only created when
-  // `create_if_missing`. Returns the enrolment events (from the memo on a duplicate).
+  // `create_if_missing`. The single path (ApplyEvent, Run) and the batch path (ApplyEvents,
+  // RunBatch) share the request, the plan (PlanEvent) and the outcome (OutcomeOf).
+  struct EventInput {
+    std::string lead_id;
+    std::string dedup_key;  // the event's apply-once record
+    std::string cause_id;   // the cause of the enrolment events
+    bool create_if_missing = false;
+  };
   using EventChange = absl::FunctionRef<bool(internal::v1::NurtureLeadState& state,
                                              const CompiledNurtureTracks& tracks, absl::Time now)>;
-  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyEvent(const std::string& lead_id,
-                                                                 const std::string& dedup_key,
-                                                                 const std::string& cause_id,
-                                                                 bool create_if_missing,
+  // Returns the enrolment events (from the memo on a duplicate).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyEvent(const EventInput& input,
                                                                  EventChange change);
+  // ApplyEvent() for many inputs (different leads) over one RunBatch; `change(i, ...)` is input
+  // i's change. Result i is what ApplyEvent(inputs[i], change i) gives.
+  using IndexedEventChange =
+      absl::FunctionRef<bool(size_t i, internal::v1::NurtureLeadState& state,
+                             const CompiledNurtureTracks& tracks, absl::Time now)>;
+  std::vector<kafka::HandleResult> ApplyEvents(const std::vector<EventInput>& inputs,
+                                               IndexedEventChange change);
+  // The plan of `input`'s change over its record `records[0]`: the record, its place in the
+  // schedule, and the enrolment events as memo. An empty plan when nothing changes.
+  absl::StatusOr<redis::Plan> PlanEvent(const EventInput& input,
+                                        const CompiledNurtureTracks& tracks, absl::Time now,
+                                        const std::vector<redis::Versioned>& records,
+                                        EventChange change) const;
+  // The enrolment events of an apply's outcome.
+  static kafka::HandleResult OutcomeOf(const absl::StatusOr<redis::ApplyResult>& applied);
+
+  // The pieces of the scored and activity routes shared by their single and batch paths.
+  static std::string ScoredEventId(const kafka::ConsumedMessage& message,
+                                   const events::v1::LeadScored& event);
+  static absl::StatusOr<EventInput> ScoredInput(const events::v1::LeadScored& event,
+                                                const std::string& event_id);
+  bool ChangeScored(const events::v1::LeadScored& event, const std::string& lead_id,
+                    internal::v1::NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+                    absl::Time now) const;
+  static absl::StatusOr<EventInput> ActivityInput(const std::string& lead_id,
+                                                  const std::string& event_id);
+  bool ChangeActivity(const events::v1::Activity& activity, internal::v1::NurtureLeadState& state,
+                      const CompiledNurtureTracks& tracks, absl::Time now) const;
 
   NurturingStore& store_;
   const TracksSource tracks_;

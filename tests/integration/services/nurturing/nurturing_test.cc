@@ -224,6 +224,15 @@ class NurturingTest : public ::testing::Test {
   // Feeds a leads.scored event through the consumer route.
   void Score(const LeadProfile& lead, events::v1::Category category,
              events::v1::LifecycleStage stage, const std::string& event_id) {
+    const auto outputs =
+        replica_->handler.HandleScored(ScoredMessage(lead, category, stage, event_id));
+    ASSERT_TRUE(outputs.ok()) << outputs.status();
+    Record(*outputs);
+  }
+  // The leads.scored message scoring would publish.
+  kafka::ConsumedMessage ScoredMessage(const LeadProfile& lead, events::v1::Category category,
+                                       events::v1::LifecycleStage stage,
+                                       const std::string& event_id) {
     LeadScored event;
     *event.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
                                                       .lead_id = lead.lead_id(),
@@ -235,10 +244,7 @@ class NurturingTest : public ::testing::Test {
     *event.mutable_lead() = lead;
     event.mutable_score()->set_category(category);
     event.mutable_score()->set_stage(stage);
-    const auto outputs = replica_->handler.HandleScored(
-        Consumed(events::Encode(std::string(kafka::kLeadsScored), lead.lead_id(), event)));
-    ASSERT_TRUE(outputs.ok()) << outputs.status();
-    Record(*outputs);
+    return Consumed(events::Encode(std::string(kafka::kLeadsScored), lead.lead_id(), event));
   }
   // Feeds a leads.outcomes event through the consumer route.
   void Outcome(const std::string& lead_id, events::v1::LeadOutcome::Kind kind,
@@ -275,6 +281,16 @@ class NurturingTest : public ::testing::Test {
   std::vector<kafka::OutboundMessage> Activity(const std::string& lead_id, const std::string& type,
                                                const std::string& touch_id,
                                                const std::string& event_id) {
+    const auto outputs =
+        replica_->handler.HandleActivity(ActivityMessage(lead_id, type, touch_id, event_id));
+    EXPECT_TRUE(outputs.ok()) << outputs.status();
+    if (!outputs.ok()) return {};
+    Record(*outputs);
+    return *outputs;
+  }
+  // The leads.activity message tracking would publish.
+  kafka::ConsumedMessage ActivityMessage(const std::string& lead_id, const std::string& type,
+                                         const std::string& touch_id, const std::string& event_id) {
     events::v1::LeadActivity activity;
     *activity.mutable_envelope() = events::MakeEnvelope({.event_id = event_id,
                                                          .lead_id = lead_id,
@@ -284,12 +300,7 @@ class NurturingTest : public ::testing::Test {
     activity.mutable_activity()->set_type(type);
     activity.mutable_activity()->set_touch_id(touch_id);
     *activity.mutable_activity()->mutable_occurred_at() = rules::ToTimestamp(clock_.Now());
-    const auto outputs = replica_->handler.HandleActivity(
-        Consumed(events::Encode(std::string(kafka::kLeadsActivity), lead_id, activity)));
-    EXPECT_TRUE(outputs.ok()) << outputs.status();
-    if (!outputs.ok()) return {};
-    Record(*outputs);
-    return *outputs;
+    return Consumed(events::Encode(std::string(kafka::kLeadsActivity), lead_id, activity));
   }
   void Record(const std::vector<kafka::OutboundMessage>& outputs) {
     for (const kafka::OutboundMessage& m : outputs) {
@@ -722,6 +733,102 @@ TEST_F(NurturingTest, ARedeliveredScoredEventIsAppliedOnlyOnce) {
   ScoreCold(lead, "scored-3");
   EXPECT_EQ(State("L-dup").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
   EXPECT_EQ(State("L-dup").current().attempt(), 2);
+}
+
+// Pointers to `messages`, as the consumer loop hands a poll's batch over.
+std::vector<const kafka::ConsumedMessage*> Pointers(const std::vector<kafka::ConsumedMessage>& m) {
+  std::vector<const kafka::ConsumedMessage*> out;
+  for (const kafka::ConsumedMessage& message : m) out.push_back(&message);
+  return out;
+}
+
+TEST_F(NurturingTest, ABatchOfScoredEventsAppliesEachOnceInOrderAsOneByOneWould) {
+  // Five leads, a re-delivered event, and two events of one lead (cold, then sales-ready).
+  std::vector<kafka::ConsumedMessage> batch;
+  for (int i = 0; i < 5; ++i) {
+    batch.push_back(ScoredMessage(EmailLead(absl::StrCat("L-b", i)), events::v1::CATEGORY_COLD,
+                                  events::v1::STAGE_NEW, absl::StrCat("scored-b", i)));
+  }
+  batch.push_back(batch[1]);
+  batch.push_back(ScoredMessage(EmailLead("L-b3"), events::v1::CATEGORY_SALES_READY,
+                                events::v1::STAGE_QUALIFIED, "scored-b3-2"));
+
+  // The same inputs one by one, against a Redis of their own.
+  absl::StatusOr<std::unique_ptr<testing::RedisServer>> other = testing::RedisServer::Start();
+  ASSERT_TRUE(other.ok()) << other.status();
+  Replica one_by_one((*other)->port(), tracks_, clock_, options_, scheduler_options_);
+  std::vector<kafka::HandleResult> expected;
+  for (const kafka::ConsumedMessage& m : batch)
+    expected.push_back(one_by_one.handler.HandleScored(m));
+
+  const std::vector<kafka::HandleResult> results = kafka::HandleInKeyWaves(
+      Pointers(batch), [&](const auto& wave) { return replica_->handler.HandleScoredBatch(wave); });
+  ASSERT_THAT(results, SizeIs(batch.size()));
+  for (size_t i = 0; i < batch.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << ": " << results[i].status();
+    ASSERT_TRUE(expected[i].ok()) << i << ": " << expected[i].status();
+    ASSERT_THAT(*results[i], SizeIs(expected[i]->size())) << i;
+    for (size_t k = 0; k < results[i]->size(); ++k) {
+      EXPECT_EQ((*results[i])[k].key, (*expected[i])[k].key);
+      EXPECT_EQ((*results[i])[k].value, (*expected[i])[k].value) << i;  // same events, same ids
+    }
+    Record(*results[i]);
+  }
+  // The duplicate re-produced the first enrolment; the lead's second event made it exit.
+  EXPECT_EQ((*results[5])[0].value, (*results[1])[0].value);
+  EXPECT_EQ(State("L-b1").current().attempt(), 1);
+  EXPECT_EQ(State("L-b3").current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
+  for (int i : {0, 1, 2, 4}) {
+    EXPECT_EQ(State(absl::StrCat("L-b", i)).current().state(),
+              internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+  }
+}
+
+TEST_F(NurturingTest, OneLeadsEventsInOneWaveStillApplyOnceAndInOrder) {
+  // Called directly, without waves: the re-delivery and the lead's later event are in the same
+  // RunBatch as the first; each is re-planned after the one before it applied.
+  const std::vector<kafka::ConsumedMessage> batch = {
+      ScoredMessage(EmailLead("L-w"), events::v1::CATEGORY_COLD, events::v1::STAGE_NEW, "s-1"),
+      ScoredMessage(EmailLead("L-w"), events::v1::CATEGORY_COLD, events::v1::STAGE_NEW, "s-1"),
+      ScoredMessage(EmailLead("L-w"), events::v1::CATEGORY_SALES_READY, events::v1::STAGE_QUALIFIED,
+                    "s-2"),
+      ScoredMessage(EmailLead("L-v"), events::v1::CATEGORY_COLD, events::v1::STAGE_NEW, "s-3")};
+  const std::vector<kafka::HandleResult> results =
+      replica_->handler.HandleScoredBatch(Pointers(batch));
+  ASSERT_THAT(results, SizeIs(4));
+  for (const kafka::HandleResult& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_THAT(*results[0], SizeIs(1));
+  ASSERT_THAT(*results[1], SizeIs(1));
+  EXPECT_EQ((*results[1])[0].value, (*results[0])[0].value);
+  const internal::v1::NurtureLeadState state = State("L-w");
+  EXPECT_EQ(state.current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
+  EXPECT_EQ(state.current().attempt(), 1);
+  EXPECT_EQ(State("L-v").current().state(), internal::v1::NURTURE_ENROLLMENT_ACTIVE);
+}
+
+TEST_F(NurturingTest, ABatchOfActivitiesAppliesTheOnesThatMatterAndSkipsTheRest) {
+  ScoreCold(EmailLead("L-a1"), "scored-1");
+  ScoreCold(EmailLead("L-a2"), "scored-2");
+  std::vector<kafka::ConsumedMessage> batch = {
+      ActivityMessage("L-a1", "email_unsubscribe", "", "act-1"),
+      ActivityMessage("L-a2", "page_view", "", "act-2"),  // not nurturing's: no Redis call
+      ActivityMessage("L-a2", "email_unsubscribe", "", "act-3"),
+      ActivityMessage("L-unknown", "email_unsubscribe", "", "act-4"),  // no record: nothing
+  };
+  batch.push_back(batch[0]);  // re-delivered
+  const std::vector<kafka::HandleResult> results = kafka::HandleInKeyWaves(
+      Pointers(batch),
+      [&](const auto& wave) { return replica_->handler.HandleActivityBatch(wave); });
+  ASSERT_THAT(results, SizeIs(batch.size()));
+  for (const kafka::HandleResult& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*results[1], IsEmpty());
+  EXPECT_THAT(*results[3], IsEmpty());
+  ASSERT_THAT(*results[0], SizeIs(1));
+  ASSERT_THAT(*results[4], SizeIs(1));
+  EXPECT_EQ((*results[4])[0].value, (*results[0])[0].value);
+  EXPECT_EQ(State("L-a1").current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
+  EXPECT_EQ(State("L-a2").current().state(), internal::v1::NURTURE_ENROLLMENT_EXITED);
+  EXPECT_EQ(replica_->store.Load("L-unknown")->version, 0);
 }
 
 TEST_F(NurturingTest, ListTracksReturnsTheRunningTracksByPriority) {
