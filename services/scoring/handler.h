@@ -17,6 +17,11 @@
 // also deletes the absorbed leads' scoring state, as an erasure does: the person is scored as
 // the survivor, whose aggregates tracking re-sends with the absorbed behaviour folded in.
 //
+// Batch path (HandleCapturedBatch / HandleActivityBatch, the consumer loop's batch routes of the
+// two high-volume topics): the same Prepare / PlanFor / OutcomeOf pieces as the single path,
+// over ApplyOnce::RunBatch, so a wave of N leads costs three pipelined round trips instead of 2N.
+// Outcomes (which train the shared model) and erasures stay one by one.
+//
 // Scores are computed at the event time of the cause, never earlier than the lead's previous
 // score: a late event must not move windows and decay back in time.
 //
