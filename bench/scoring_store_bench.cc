@@ -4,7 +4,7 @@
 // lead's state, score with the default rules (config/scoring.yaml), apply-once in Redis (state,
 // segment sets, decay schedule, memo), every `leads.scored` handed to a producer that
 // acknowledges at once — **without Kafka**, and reports events per second end to end.
-//   build/bench/scoring_store_bench --leads 10000 --rounds 10 --workers 1
+//   build/bench/scoring_store_bench --leads 10000 --rounds 10 --workers 1 [--batch 256]
 // The events are encoded before the clock starts (encoding is tracking's work); each lead's
 // events are handled in order, as its partition would deliver them. With --workers > 1 the
 // leads are split over threads (and Redis connections), like partitions over consumers.
@@ -86,6 +86,7 @@ int Run(int argc, char** argv) {
   int leads = 10000;
   int rounds = 10;
   int workers = 1;
+  int batch = 1;
   bool commandstats = false;
   ScoringOptions options;
   CLI::App app{"scoring_store_bench — scoring's leads.activity path against a private redis"};
@@ -93,6 +94,9 @@ int Run(int argc, char** argv) {
   app.add_option("--rounds", rounds, "activity events per lead")->check(CLI::Range(1, 1000));
   app.add_option("--workers", workers, "handler threads (and Redis connections)")
       ->check(CLI::Range(1, 64));
+  app.add_option("--batch", batch,
+                 "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
+      ->check(CLI::Range(1, 10000));
   app.add_option("--history-size", options.history_size,
                  "emitted snapshots kept per lead (production: 20)")
       ->check(CLI::Range(0, 1000));
@@ -179,9 +183,20 @@ int Run(int argc, char** argv) {
   const int64_t scored_before = producer.sent();
   const double cpu_start = RedisCpu(client);
   const absl::Time run_start = absl::Now();
-  const bench::PartitionedRun run = bench::RunPartitioned(
-      events_by_lead, workers,
-      [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); }, producer);
+  const bench::PartitionedRun run =
+      batch == 1 ? bench::RunPartitioned(
+                       events_by_lead, workers,
+                       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
+                       producer)
+                 : bench::RunPartitionedBatches(
+                       events_by_lead, workers, static_cast<size_t>(batch),
+                       [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                         // As the service routes leads.activity (services/scoring/app.cc).
+                         return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
+                           return handler.HandleActivityBatch(wave);
+                         });
+                       },
+                       producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const int64_t events = run.handled;
@@ -195,9 +210,10 @@ int Run(int argc, char** argv) {
       "(%.0f B per input event)\n",
       static_cast<long long>(events), static_cast<long long>(run.errors),
       static_cast<long long>(scored), static_cast<double>(bytes) / (leads * rounds));
-  std::printf("events per second:         %.0f (%d worker threads, history %d, %.2f s)\n",
-              events / absl::ToDoubleSeconds(run_time), workers, options.history_size,
-              absl::ToDoubleSeconds(run_time));
+  std::printf(
+      "events per second:         %.0f (%d worker threads, batches of %d, history %d, %.2f s)\n",
+      events / absl::ToDoubleSeconds(run_time), workers, batch, options.history_size,
+      absl::ToDoubleSeconds(run_time));
   std::printf("latency per event:         %.1f us wall per thread\n",
               1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, events));
   std::printf("redis-server CPU:          %.2f s (%.1f us per event)\n", redis_cpu,

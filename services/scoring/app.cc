@@ -38,10 +38,21 @@ absl::Status RunScoring(runtime::ServiceContext& context) {
                     context.registry(), rescore_options);
 
   kafka::TopicRouter router;
-  router.Add(context.topics().Name(kafka::kLeadsCaptured),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
-  router.Add(context.topics().Name(kafka::kLeadsActivity),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); });
+  // The two high-volume topics also take a poll's messages at once, in waves of distinct leads.
+  router.Add(
+      context.topics().Name(kafka::kLeadsCaptured),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleCapturedBatch(wave); });
+      });
+  router.Add(
+      context.topics().Name(kafka::kLeadsActivity),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
+        return kafka::HandleInKeyWaves(
+            batch, [&](const auto& wave) { return handler.HandleActivityBatch(wave); });
+      });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

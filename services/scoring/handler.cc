@@ -130,50 +130,154 @@ ScoringHandler::ScoringHandler(const ScoringRulesSource& rules, ScoringStore& st
       clock_(clock),
       options_(options) {}
 
-absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptured(
-    const kafka::ConsumedMessage& message) {
-  events::v1::LeadCaptured captured;
-  if (absl::Status s = events::Decode(message, &captured); !s.ok()) return s;
+// One input's apply, shared by the single path (Run) and the batch path (RunBatch): what Prepare
+// fixes once (rule set, model, processing time, request), and what the planner leaves for the
+// outcome (the model it trained).
+struct ScoringHandler::Pending {
+  Input input;
+  Update update;
+  std::optional<bool> label;
+  bool existing_only = false;
+  std::shared_ptr<const CompiledScoringRules> rules;
+  std::shared_ptr<const ConversionModel> cached;
+  absl::Time processed_at;
+  redis::ApplyOnceRequest request;
+  std::shared_ptr<const ConversionModel> trained;
+};
+
+absl::StatusOr<ScoringHandler::Pending> ScoringHandler::CapturedPending(
+    const kafka::ConsumedMessage& message, const events::v1::LeadCaptured& captured) {
   absl::StatusOr<Input> input =
       InputOf(message, captured.envelope(), captured.lead().lead_id(), clock_.Now());
   if (!input.ok()) return input.status();
-  absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs =
-      Apply(*input, [&](const CompiledScoringRules&, ScoringLeadState& state) {
-        *state.mutable_profile() = captured.lead();
-        state.mutable_profile()->set_lead_id(input->lead_id);
-      });
-  if (!outputs.ok()) return outputs;
+  const std::string lead_id = input->lead_id;
+  return Prepare(*input,
+                 [&captured, lead_id](const CompiledScoringRules&, ScoringLeadState& state) {
+                   *state.mutable_profile() = captured.lead();
+                   state.mutable_profile()->set_lead_id(lead_id);
+                 });
+}
+
+absl::Status ScoringHandler::EraseAbsorbed(const events::v1::LeadCaptured& captured,
+                                           const std::string& survivor) {
   // Leads capture merged into this one are dropped: their behaviour reaches this lead through
   // tracking (a leads.activity with the merged aggregates), and their own score must not route
   // or nurture the person a second time. Erasure is idempotent, so a re-delivery repeats it
   // harmlessly; the tombstone makes late events of the absorbed id no-ops.
   for (const std::string& absorbed : captured.merged_lead_ids()) {
-    if (absorbed.empty() || absorbed == input->lead_id) continue;
+    if (absorbed.empty() || absorbed == survivor) continue;
     if (absl::Status s =
             store_.Erase(absorbed, rules_.Current()->segment_ids(), options_.tombstone_ttl);
         !s.ok()) {
       return s;
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleCaptured(
+    const kafka::ConsumedMessage& message) {
+  events::v1::LeadCaptured captured;
+  if (absl::Status s = events::Decode(message, &captured); !s.ok()) return s;
+  absl::StatusOr<Pending> pending = CapturedPending(message, captured);
+  if (!pending.ok()) return pending.status();
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> outputs = ApplyOne(*pending);
+  if (!outputs.ok()) return outputs;
+  if (absl::Status s = EraseAbsorbed(captured, pending->input.lead_id); !s.ok()) return s;
   return outputs;
+}
+
+std::vector<kafka::HandleResult> ScoringHandler::HandleCapturedBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  std::vector<events::v1::LeadCaptured> decoded(messages.size());
+  // A merge erases the absorbed leads after its apply, as HandleCaptured does; the batch is cut
+  // after each merging input so that an absorbed lead's own input before it in the wave is
+  // applied (and erased) first, and one after it applied after the erasure: the order of Handle().
+  std::vector<Pending> pending;
+  std::vector<size_t> index;
+  auto flush = [&] {
+    std::vector<kafka::HandleResult> applied = ApplyBatch(pending);
+    for (size_t k = 0; k < index.size(); ++k) {
+      const size_t i = index[k];
+      results[i] = std::move(applied[k]);
+      if (!results[i].ok()) continue;
+      if (absl::Status s = EraseAbsorbed(decoded[i], pending[k].input.lead_id); !s.ok()) {
+        results[i] = s;
+      }
+    }
+    pending.clear();
+    index.clear();
+  };
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    absl::StatusOr<Pending> prepared = CapturedPending(*messages[i], decoded[i]);
+    if (!prepared.ok()) {
+      results[i] = prepared.status();
+      continue;
+    }
+    pending.push_back(*std::move(prepared));
+    index.push_back(i);
+    if (!decoded[i].merged_lead_ids().empty()) flush();
+  }
+  flush();
+  return results;
+}
+
+absl::StatusOr<ScoringHandler::Pending> ScoringHandler::ActivityPending(
+    const kafka::ConsumedMessage& message, const events::v1::LeadActivity& activity) {
+  absl::StatusOr<Input> input = InputOf(message, activity.envelope(), "", clock_.Now());
+  if (!input.ok()) return input.status();
+  const absl::Time at = input->event_time;
+  return Prepare(*input,
+                 [&activity, at](const CompiledScoringRules& rules, ScoringLeadState& state) {
+                   // Tracking sends the lead's whole aggregates after each activity.
+                   if (activity.has_aggregates())
+                     *state.mutable_aggregates() = activity.aggregates();
+                   if (activity.activity().type() == kUnsubscribeActivity)
+                     state.set_unsubscribed(true);
+                   if (activity.activity().type() == kBounceActivity) state.set_bounced(true);
+                   if (std::optional<ExplicitInterest> interest =
+                           rules.InterestFromActivity(activity.activity(), at)) {
+                     RecordExplicitInterest(*interest, at, state);
+                   }
+                 });
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleActivity(
     const kafka::ConsumedMessage& message) {
   events::v1::LeadActivity activity;
   if (absl::Status s = events::Decode(message, &activity); !s.ok()) return s;
-  absl::StatusOr<Input> input = InputOf(message, activity.envelope(), "", clock_.Now());
-  if (!input.ok()) return input.status();
-  return Apply(*input, [&](const CompiledScoringRules& rules, ScoringLeadState& state) {
-    // Tracking sends the lead's whole aggregates after each activity.
-    if (activity.has_aggregates()) *state.mutable_aggregates() = activity.aggregates();
-    if (activity.activity().type() == kUnsubscribeActivity) state.set_unsubscribed(true);
-    if (activity.activity().type() == kBounceActivity) state.set_bounced(true);
-    if (std::optional<ExplicitInterest> interest =
-            rules.InterestFromActivity(activity.activity(), input->event_time)) {
-      RecordExplicitInterest(*interest, input->event_time, state);
+  absl::StatusOr<Pending> pending = ActivityPending(message, activity);
+  if (!pending.ok()) return pending.status();
+  return ApplyOne(*pending);
+}
+
+std::vector<kafka::HandleResult> ScoringHandler::HandleActivityBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  std::vector<events::v1::LeadActivity> decoded(messages.size());
+  std::vector<Pending> pending;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
+      results[i] = s;
+      continue;
     }
-  });
+    absl::StatusOr<Pending> prepared = ActivityPending(*messages[i], decoded[i]);
+    if (!prepared.ok()) {
+      results[i] = prepared.status();
+      continue;
+    }
+    pending.push_back(*std::move(prepared));
+    index.push_back(i);
+  }
+  std::vector<kafka::HandleResult> applied = ApplyBatch(pending);
+  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
+  return results;
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleOutcome(
@@ -232,127 +336,172 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::HandleErasur
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::Apply(const Input& input,
-                                                                          const Update& update,
+                                                                          Update update,
                                                                           std::optional<bool> label,
                                                                           bool existing_only) {
+  absl::StatusOr<Pending> pending = Prepare(input, std::move(update), label, existing_only);
+  if (!pending.ok()) return pending.status();
+  return ApplyOne(*pending);
+}
+
+absl::StatusOr<ScoringHandler::Pending> ScoringHandler::Prepare(const Input& input, Update update,
+                                                                std::optional<bool> label,
+                                                                bool existing_only) {
   // One rule set, one model and one processing time per input: the planner may run more than
   // once and must give the same plan for the same state.
-  const std::shared_ptr<const CompiledScoringRules> rules = rules_.Current();
-  const ModelSettings& settings = rules->model_settings();
-  absl::StatusOr<std::shared_ptr<const ConversionModel>> cached = model_.Get(settings.hash_bits);
+  Pending pending;
+  pending.input = input;
+  pending.update = std::move(update);
+  pending.label = label;
+  pending.existing_only = existing_only;
+  pending.rules = rules_.Current();
+  absl::StatusOr<std::shared_ptr<const ConversionModel>> cached =
+      model_.Get(pending.rules->model_settings().hash_bits);
   if (!cached.ok()) return cached.status();
-  const absl::Time processed_at = clock_.Now();
-  const std::string state_key = ScoringStore::StateKey(input.lead_id);
-  std::shared_ptr<const ConversionModel> trained;
+  pending.cached = *std::move(cached);
+  pending.processed_at = clock_.Now();
 
-  redis::ApplyOnceRequest request;
+  redis::ApplyOnceRequest& request = pending.request;
   request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
   request.dedup_ttl = options_.dedup_ttl;
-  request.state_keys = {state_key};
+  request.state_keys = {ScoringStore::StateKey(input.lead_id)};
   // Training reads and writes the model with the lead, atomically.
   if (label.has_value()) request.state_keys.push_back(ScoringStore::ModelKey());
   request.registry_key = redis::RegistryKey(kService, input.lead_id);
   request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
+  return pending;
+}
 
-  auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-    ScoringLeadState state;
-    redis::Plan plan;
-    if (existing_only && !records[0].data.has_value()) return plan;
-    if (records[0].data.has_value() && !state.ParseFromString(*records[0].data)) {
-      return absl::DataLossError("corrupt state " + state_key);
+absl::StatusOr<redis::Plan> ScoringHandler::PlanFor(Pending& pending,
+                                                    const std::vector<redis::Versioned>& records) {
+  const Input& input = pending.input;
+  const CompiledScoringRules& rules = *pending.rules;
+  const ModelSettings& settings = rules.model_settings();
+  const std::string& state_key = pending.request.state_keys[0];
+  const std::optional<bool>& label = pending.label;
+  ScoringLeadState state;
+  redis::Plan plan;
+  if (pending.existing_only && !records[0].data.has_value()) return plan;
+  if (records[0].data.has_value() && !state.ParseFromString(*records[0].data)) {
+    return absl::DataLossError("corrupt state " + state_key);
+  }
+
+  const ConversionModel* model = pending.cached.get();
+  pending.trained.reset();
+  if (label.has_value() && state.has_profile()) {
+    // Train on the lead as it was when the outcome came, before the outcome changes it.
+    std::optional<ConversionModel> current;
+    if (records[1].data.has_value()) {
+      internal::v1::ConversionModelState stored;
+      if (!stored.ParseFromString(*records[1].data)) {
+        return absl::DataLossError("corrupt " + ScoringStore::ModelKey());
+      }
+      absl::StatusOr<ConversionModel> parsed = ConversionModel::FromState(stored);
+      if (!parsed.ok()) return parsed.status();
+      current = *std::move(parsed);
+    } else {
+      current.emplace(settings.hash_bits);
     }
+    current->Update(LeadFeatures(state.profile(), state.aggregates(), state.score().category()),
+                    *label, settings);
+    // Written by an extra command, not a plan write: apply-once registers written records in
+    // the lead's key registry, and erasing this lead must not delete the shared model. The
+    // script still checks the model's version (it is a state key), so the write is atomic
+    // with that check and with this outcome's dedup record.
+    plan.extra_commands.push_back({"HSET", ScoringStore::ModelKey(), "v",
+                                   absl::StrCat(records[1].version + 1), "d",
+                                   current->ToState().SerializeAsString()});
+    pending.trained = std::make_shared<const ConversionModel>(*std::move(current));
+    model = pending.trained.get();
+  }
+  pending.update(rules, state);
 
-    const ConversionModel* model = cached->get();
-    trained.reset();
-    if (label.has_value() && state.has_profile()) {
-      // Train on the lead as it was when the outcome came, before the outcome changes it.
-      std::optional<ConversionModel> current;
-      if (records[1].data.has_value()) {
-        internal::v1::ConversionModelState stored;
-        if (!stored.ParseFromString(*records[1].data)) {
-          return absl::DataLossError("corrupt " + ScoringStore::ModelKey());
-        }
-        absl::StatusOr<ConversionModel> parsed = ConversionModel::FromState(stored);
-        if (!parsed.ok()) return parsed.status();
-        current = *std::move(parsed);
-      } else {
-        current.emplace(settings.hash_bits);
-      }
-      current->Update(LeadFeatures(state.profile(), state.aggregates(), state.score().category()),
-                      *label, settings);
-      // Written by an extra command, not a plan write: apply-once registers written records in
-      // the lead's key registry, and erasing this lead must not delete the shared model. The
-      // script still checks the model's version (it is a state key), so the write is atomic
-      // with that check and with this outcome's dedup record.
-      plan.extra_commands.push_back({"HSET", ScoringStore::ModelKey(), "v",
-                                     absl::StrCat(records[1].version + 1), "d",
-                                     current->ToState().SerializeAsString()});
-      trained = std::make_shared<const ConversionModel>(*std::move(current));
-      model = trained.get();
+  std::vector<kafka::OutboundMessage> outputs;
+  plan.extra_commands.push_back(ScoringStore::IndexCommand(input.lead_id));
+  if (state.has_profile()) {
+    const bool first = !state.has_score();
+    const ScoreSnapshot previous = state.score();
+    const absl::Time scored_at =
+        first ? input.event_time
+              : std::max(input.event_time, events::FromProto(previous.scored_at()));
+    ScoreSnapshot current =
+        Score(rules, state.profile(), state.aggregates(), ContextOf(state, model), scored_at);
+    // Time alone may change the score later (decay, windows): the decay scheduler looks then.
+    plan.extra_commands.push_back(ScoringStore::ScheduleCommand(
+        input.lead_id,
+        NextChangeAt(rules, state.aggregates(), current, options_.score_bucket, scored_at,
+                     state.has_explicit_interest_until()
+                         ? events::FromProto(state.explicit_interest_until())
+                         : absl::InfiniteFuture())));
+    const ScoreChange change = Diff(previous, current, options_.score_bucket);
+    for (const std::string& segment : change.segments_entered) {
+      plan.extra_commands.push_back({"SADD", ScoringStore::SegmentKey(segment), input.lead_id});
     }
-    update(*rules, state);
-
-    std::vector<kafka::OutboundMessage> outputs;
-    plan.extra_commands.push_back(ScoringStore::IndexCommand(input.lead_id));
-    if (state.has_profile()) {
-      const bool first = !state.has_score();
-      const ScoreSnapshot previous = state.score();
-      const absl::Time scored_at =
-          first ? input.event_time
-                : std::max(input.event_time, events::FromProto(previous.scored_at()));
-      ScoreSnapshot current =
-          Score(*rules, state.profile(), state.aggregates(), ContextOf(state, model), scored_at);
-      // Time alone may change the score later (decay, windows): the decay scheduler looks then.
-      plan.extra_commands.push_back(ScoringStore::ScheduleCommand(
-          input.lead_id,
-          NextChangeAt(*rules, state.aggregates(), current, options_.score_bucket, scored_at,
-                       state.has_explicit_interest_until()
-                           ? events::FromProto(state.explicit_interest_until())
-                           : absl::InfiniteFuture())));
-      const ScoreChange change = Diff(previous, current, options_.score_bucket);
-      for (const std::string& segment : change.segments_entered) {
-        plan.extra_commands.push_back({"SADD", ScoringStore::SegmentKey(segment), input.lead_id});
-      }
-      for (const std::string& segment : change.segments_exited) {
-        plan.extra_commands.push_back({"SREM", ScoringStore::SegmentKey(segment), input.lead_id});
-      }
-      if (first || !change.empty()) {
-        events::v1::LeadScored event;
-        *event.mutable_envelope() = events::MakeEnvelope({
-            .event_id = events::DeriveEventId("scored", input.event_id),
-            .lead_id = input.lead_id,
-            .occurred_at = scored_at,
-            .produced_at = processed_at,
-            .causation_id = input.event_id,
-            .trace_id = input.trace_id,
-            .producer = kService,
-        });
-        *event.mutable_lead() = state.profile();
-        *event.mutable_score() = current;
-        if (!first) *event.mutable_previous() = previous;
-        for (const std::string& c : change.changed) event.add_changed(c);
-        for (const std::string& s : change.segments_entered) event.add_segments_entered(s);
-        for (const std::string& s : change.segments_exited) event.add_segments_exited(s);
-        outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsScored), input.lead_id, event));
-        PushHistory(current, options_.history_size, state);
-      }
-      state.set_conversion_probability(current.conversion_probability());
-      *state.mutable_score() = std::move(current);
+    for (const std::string& segment : change.segments_exited) {
+      plan.extra_commands.push_back({"SREM", ScoringStore::SegmentKey(segment), input.lead_id});
     }
-    plan.writes.push_back({state_key, state.SerializeAsString()});
-    plan.memo = kafka::EncodeMemo(outputs);
-    return plan;
-  };
+    if (first || !change.empty()) {
+      events::v1::LeadScored event;
+      *event.mutable_envelope() = events::MakeEnvelope({
+          .event_id = events::DeriveEventId("scored", input.event_id),
+          .lead_id = input.lead_id,
+          .occurred_at = scored_at,
+          .produced_at = pending.processed_at,
+          .causation_id = input.event_id,
+          .trace_id = input.trace_id,
+          .producer = kService,
+      });
+      *event.mutable_lead() = state.profile();
+      *event.mutable_score() = current;
+      if (!first) *event.mutable_previous() = previous;
+      for (const std::string& c : change.changed) event.add_changed(c);
+      for (const std::string& s : change.segments_entered) event.add_segments_entered(s);
+      for (const std::string& s : change.segments_exited) event.add_segments_exited(s);
+      outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsScored), input.lead_id, event));
+      PushHistory(current, options_.history_size, state);
+    }
+    state.set_conversion_probability(current.conversion_probability());
+    *state.mutable_score() = std::move(current);
+  }
+  plan.writes.push_back({state_key, state.SerializeAsString()});
+  plan.memo = kafka::EncodeMemo(outputs);
+  return plan;
+}
 
-  absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::OutcomeOf(
+    Pending& pending, absl::StatusOr<redis::ApplyResult> applied) {
   if (!applied.ok()) return applied.status();
-  if (applied->outcome == redis::ApplyOutcome::kApplied && trained != nullptr) {
-    model_.Put(std::move(trained));
+  if (applied->outcome == redis::ApplyOutcome::kApplied && pending.trained != nullptr) {
+    model_.Put(std::move(pending.trained));
   }
   std::vector<kafka::OutboundMessage> outputs;
   if (applied->outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
   if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
   return outputs;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> ScoringHandler::ApplyOne(Pending& pending) {
+  return OutcomeOf(pending, store_.apply().Run(pending.request,
+                                               [&](const std::vector<redis::Versioned>& records) {
+                                                 return PlanFor(pending, records);
+                                               }));
+}
+
+std::vector<kafka::HandleResult> ScoringHandler::ApplyBatch(std::vector<Pending>& pending) {
+  std::vector<kafka::HandleResult> results;
+  if (pending.empty()) return results;
+  std::vector<redis::ApplyOnceRequest> requests;
+  requests.reserve(pending.size());
+  for (const Pending& p : pending) requests.push_back(p.request);
+  std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatch(
+      requests, [&](size_t i, const std::vector<redis::Versioned>& records) {
+        return PlanFor(pending[i], records);
+      });
+  results.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    results.push_back(OutcomeOf(pending[i], std::move(applied[i])));
+  }
+  return results;
 }
 
 }  // namespace leadflow::scoring

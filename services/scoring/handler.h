@@ -17,6 +17,11 @@
 // also deletes the absorbed leads' scoring state, as an erasure does: the person is scored as
 // the survivor, whose aggregates tracking re-sends with the absorbed behaviour folded in.
 //
+// Batch path (HandleCapturedBatch / HandleActivityBatch, the consumer loop's batch routes of the
+// two high-volume topics): the same Prepare / PlanFor / OutcomeOf pieces as the single path,
+// over ApplyOnce::RunBatch, so a wave of N leads costs three pipelined round trips instead of 2N.
+// Outcomes (which train the shared model) and erasures stay one by one.
+//
 // Scores are computed at the event time of the cause, never earlier than the lead's previous
 // score: a late event must not move windows and decay back in time.
 //
@@ -47,6 +52,8 @@
 #include "common/kafka/handler.h"
 #include "common/kafka/topics.h"
 #include "common/runtime/clock.h"
+#include "leadflow/events/v1/activity.pb.h"
+#include "leadflow/events/v1/lead.pb.h"
 #include "services/scoring/engine.h"
 #include "services/scoring/store.h"
 
@@ -108,6 +115,17 @@ class ScoringHandler {
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleActivity(
       const kafka::ConsumedMessage& message);
+  // HandleCaptured() / HandleActivity() for the inputs of one wave (kafka::HandleInKeyWaves:
+  // distinct leads), sharing round trips through ApplyOnce::RunBatch: one pipelined probe of every
+  // dedup key and tombstone, one read of every state, one pipeline of apply-once scripts. Result i
+  // is what the single handler gives for messages[i] (same outputs, event ids and memo). Two
+  // inputs of one lead in a call stay correct (the later is re-planned alone), but belong in
+  // successive waves. A captured merge erases its absorbed leads after its own apply and before
+  // any later input of the call is applied, as one-by-one handling would.
+  std::vector<kafka::HandleResult> HandleCapturedBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
+  std::vector<kafka::HandleResult> HandleActivityBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
@@ -129,12 +147,40 @@ class ScoringHandler {
   // Changes the lead's state for one input, under the rule set the whole apply uses.
   using Update = std::function<void(const CompiledScoringRules&, internal::v1::ScoringLeadState&)>;
 
+  // One input's apply as the single and batch paths share it (defined in handler.cc).
+  struct Pending;
+
   // The shared path: apply `update` to the lead's state, rescore, emit on change. With a label
   // (won = true, lost = false) the model is trained on the lead first. `existing_only`: change
-  // nothing for a lead without a record (re-scores).
+  // nothing for a lead without a record (re-scores). Prepare + ApplyOne.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> Apply(
-      const Input& input, const Update& update, std::optional<bool> label = std::nullopt,
+      const Input& input, Update update, std::optional<bool> label = std::nullopt,
       bool existing_only = false);
+
+  // The pieces of Apply, shared with the batch path:
+  //   Prepare: fixes the rule set, model and processing time of the input, and its apply-once
+  //     request (the lead's state; the model too when training);
+  //   PlanFor: the planner (pure in the records; may run more than once);
+  //   OutcomeOf: the outputs of an apply result (the memo; none for an erased lead), installing
+  //     the model the plan trained once it is applied.
+  absl::StatusOr<Pending> Prepare(const Input& input, Update update,
+                                  std::optional<bool> label = std::nullopt,
+                                  bool existing_only = false);
+  absl::StatusOr<redis::Plan> PlanFor(Pending& pending,
+                                      const std::vector<redis::Versioned>& records);
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> OutcomeOf(
+      Pending& pending, absl::StatusOr<redis::ApplyResult> applied);
+  // ApplyOnce::Run / RunBatch over prepared inputs (result i for pending[i]).
+  absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyOne(Pending& pending);
+  std::vector<kafka::HandleResult> ApplyBatch(std::vector<Pending>& pending);
+
+  // The prepared apply of a decoded input; the update borrows the event (it must outlive it).
+  absl::StatusOr<Pending> CapturedPending(const kafka::ConsumedMessage& message,
+                                          const events::v1::LeadCaptured& captured);
+  absl::StatusOr<Pending> ActivityPending(const kafka::ConsumedMessage& message,
+                                          const events::v1::LeadActivity& activity);
+  // Deletes the scoring state of the leads a capture merged into `survivor`.
+  absl::Status EraseAbsorbed(const events::v1::LeadCaptured& captured, const std::string& survivor);
 
   const ScoringRulesSource& rules_;
   ScoringStore& store_;

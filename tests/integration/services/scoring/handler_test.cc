@@ -12,6 +12,7 @@
 #include "absl/time/civil_time.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
+#include "common/kafka/handler.h"
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/events.h"
@@ -600,6 +601,110 @@ TEST_F(ScoringHandlerTest, AMergeDropsTheAbsorbedLeadAndTheSurvivorScoresTheMerg
   ASSERT_THAT(scored, SizeIs(1));
   EXPECT_GT(DecodeScored(scored[0]).score().total(), before);
   EXPECT_THAT(SegmentMembers("hot"), ElementsAre("lead-a"));
+}
+
+// The batch routes (app.cc wraps them in kafka::HandleInKeyWaves) give what one-by-one handling
+// gives: the same outputs byte for byte, each input applied once, a lead's inputs in order, a
+// duplicate returning the memo, an erased lead ignored.
+TEST_F(ScoringHandlerTest, BatchesGiveWhatOneByOneHandlingGives) {
+  const std::vector<kafka::ConsumedMessage> captured = {
+      Captured(SeniorAtMidSize("lead-x"), "cap-x"), Captured(SeniorAtMidSize("lead-y"), "cap-y"),
+      Captured(SeniorAtMidSize("lead-z"), "cap-z"), Captured(SeniorAtMidSize("lead-e"), "cap-e")};
+  const kafka::ConsumedMessage erasure = Erasure("lead-e", "erase-e");
+  const std::vector<kafka::ConsumedMessage> activities = {
+      Activity("lead-x", "act-x1", "page_view", {{"page_view", 1}}),
+      Activity("lead-y", "act-y1", "demo_request", {{"demo_request", 1}}),
+      Activity("lead-x", "act-x2", "demo_request", {{"page_view", 1}, {"demo_request", 1}}),
+      Activity("lead-y", "act-y1", "demo_request", {{"demo_request", 1}}),  // a duplicate
+      Activity("lead-z", "act-z1", "page_view", {{"page_view", 1}}),
+      Activity("lead-e", "act-e1", "page_view", {{"page_view", 1}}),  // erased: ignored
+      Activity("lead-x", "act-x3", "page_view", {{"page_view", 2}, {"demo_request", 1}})};
+  auto pointers = [](const std::vector<kafka::ConsumedMessage>& messages) {
+    std::vector<const kafka::ConsumedMessage*> out;
+    for (const kafka::ConsumedMessage& m : messages) out.push_back(&m);
+    return out;
+  };
+
+  std::vector<std::vector<kafka::OutboundMessage>> one_by_one;
+  for (const kafka::ConsumedMessage& m : captured) {
+    one_by_one.push_back(Handle(&ScoringHandler::HandleCaptured, m));
+  }
+  Handle(&ScoringHandler::HandleErasure, erasure);
+  for (const kafka::ConsumedMessage& m : activities) {
+    one_by_one.push_back(Handle(&ScoringHandler::HandleActivity, m));
+  }
+  const std::string x_version = StateVersion("lead-x");
+  const std::string y_version = StateVersion("lead-y");
+  const internal::v1::ScoringLeadState x_state = State("lead-x");
+  ASSERT_EQ(x_version, "4");  // captured + three activities
+  ASSERT_EQ(y_version, "2");  // captured + one activity, the duplicate applied once
+
+  ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+  std::vector<kafka::HandleResult> batched = kafka::HandleInKeyWaves(
+      pointers(captured), [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler_->HandleCapturedBatch(wave);
+      });
+  Handle(&ScoringHandler::HandleErasure, erasure);
+  for (kafka::HandleResult& r : kafka::HandleInKeyWaves(
+           pointers(activities), [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+             return handler_->HandleActivityBatch(wave);
+           })) {
+    batched.push_back(std::move(r));
+  }
+
+  ASSERT_THAT(batched, SizeIs(one_by_one.size()));
+  for (size_t i = 0; i < batched.size(); ++i) {
+    ASSERT_TRUE(batched[i].ok()) << i << ": " << batched[i].status();
+    ASSERT_THAT(*batched[i], SizeIs(one_by_one[i].size())) << i;
+    for (size_t j = 0; j < one_by_one[i].size(); ++j) {
+      EXPECT_EQ((*batched[i])[j].topic, one_by_one[i][j].topic) << i;
+      EXPECT_EQ((*batched[i])[j].key, one_by_one[i][j].key) << i;
+      EXPECT_EQ((*batched[i])[j].value, one_by_one[i][j].value) << i;
+    }
+  }
+  EXPECT_THAT(*batched[5], SizeIs(1));                        // act-y1 scored once ...
+  EXPECT_EQ((*batched[7])[0].value, (*batched[5])[0].value);  // ... and its duplicate: the memo
+  EXPECT_THAT(*batched[9], IsEmpty());                        // the erased lead
+  EXPECT_EQ(StateVersion("lead-x"), x_version);
+  EXPECT_EQ(StateVersion("lead-y"), y_version);
+  EXPECT_EQ(State("lead-x").SerializeAsString(), x_state.SerializeAsString());
+  EXPECT_FALSE(State("lead-e").has_profile());
+  EXPECT_THAT(SegmentMembers("hot"), ElementsAre("lead-x", "lead-y"));
+}
+
+TEST_F(ScoringHandlerTest, TwoInputsOfOneLeadInOneBatchCallAreAppliedInOrder) {
+  const kafka::ConsumedMessage captured = Captured(SeniorAtMidSize("lead-o"), "cap-o");
+  const kafka::ConsumedMessage view = Activity("lead-o", "act-o1", "page_view", {{"page_view", 1}});
+  const kafka::ConsumedMessage demo =
+      Activity("lead-o", "act-o2", "demo_request", {{"page_view", 1}, {"demo_request", 1}});
+  ASSERT_THAT(handler_->HandleCapturedBatch({&captured}), ElementsAre(IsOk()));
+  // Called directly, without waves: the second is re-planned alone after the first applied.
+  const std::vector<kafka::HandleResult> out = handler_->HandleActivityBatch({&view, &demo});
+  ASSERT_THAT(out, ElementsAre(IsOk(), IsOk()));
+  ASSERT_THAT(*out[0], SizeIs(1));
+  ASSERT_THAT(*out[1], SizeIs(1));
+  const LeadScored scored = DecodeScored((*out[1])[0]);
+  EXPECT_EQ(scored.previous().total(), DecodeScored((*out[0])[0]).score().total());
+  EXPECT_EQ(scored.score().category(), events::v1::CATEGORY_SALES_READY);
+  EXPECT_EQ(StateVersion("lead-o"), "3");
+}
+
+TEST_F(ScoringHandlerTest, AMergeInACapturedBatchDropsTheAbsorbedLeadInStreamOrder) {
+  LeadCaptured merged;
+  *merged.mutable_envelope() = Envelope("lead-a", "cap-merge", clock_.Now());
+  merged.set_change(LeadCaptured::CHANGE_UPDATED);
+  *merged.mutable_lead() = SeniorAtMidSize("lead-a");
+  merged.add_merged_lead_ids("lead-b");
+  const kafka::ConsumedMessage b = Captured(SeniorAtMidSize("lead-b"), "cap-lead-b");
+  const kafka::ConsumedMessage merge =
+      Consumed(events::Encode(topics_.Name(kafka::kLeadsCaptured), "lead-a", merged));
+  const kafka::ConsumedMessage c = Captured(SeniorAtMidSize("lead-c"), "cap-lead-c");
+  // B captured, then merged into A, in one wave: B's state is gone afterwards, C scored.
+  EXPECT_THAT(handler_->HandleCapturedBatch({&b, &merge, &c}), ElementsAre(IsOk(), IsOk(), IsOk()));
+  EXPECT_FALSE(State("lead-b").has_profile());
+  EXPECT_TRUE(State("lead-a").has_profile());
+  EXPECT_TRUE(State("lead-c").has_profile());
+  EXPECT_THAT(SegmentMembers("mid-market"), ElementsAre("lead-a", "lead-c"));
 }
 
 TEST_F(ScoringHandlerTest, InvalidInputIsRejectedAsInvalidArgument) {
