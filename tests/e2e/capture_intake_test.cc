@@ -310,10 +310,11 @@ TEST_F(CaptureIntakeTest, OnePercentGarbageInAHundredThousandEndsInTheDlqAndEver
       << "capture did not consume leads.inbound to the end; see " << stack_->LogFile("capture");
   // The figure docs/BENCHMARKS.md quotes (not asserted: a test is no benchmark).
   const absl::Duration consumed_in = absl::Now() - start;
-  std::printf("leads.inbound: %d messages produced in %.1f s, consumed and committed %.1f s after "
-              "the first was sent: %.0f messages/s\n",
-              kMessages, absl::ToDoubleSeconds(produced_in), absl::ToDoubleSeconds(consumed_in),
-              kMessages / absl::ToDoubleSeconds(consumed_in));
+  std::printf(
+      "leads.inbound: %d messages produced in %.1f s, consumed and committed %.1f s after "
+      "the first was sent: %.0f messages/s\n",
+      kMessages, absl::ToDoubleSeconds(produced_in), absl::ToDoubleSeconds(consumed_in),
+      kMessages / absl::ToDoubleSeconds(consumed_in));
 
   // Every valid lead exactly once; every bad message in the DLQ.
   absl::StatusOr<std::map<int32_t, int64_t>> captured =
