@@ -1,9 +1,11 @@
 #pragma once
 
 // TopicRouter: one MessageHandler for a consumer subscribed to several topics, dispatching each
-// message to the function registered for its topic. A topic may also have a batch route: the
-// messages of a poll batch on that topic go to it together (MessageHandler::HandleBatch), in
-// their order; other topics' messages are handled one by one.
+// message to the function registered for its topic. A topic may also have a wave route: the
+// messages of a poll batch on that topic are split into waves of distinct keys
+// (HandleInKeyWaves: a key's messages keep their order, one per wave) and each wave goes to it
+// together (MessageHandler::HandleBatch's contract); other topics' messages are handled one by
+// one.
 
 #include <functional>
 #include <string>
@@ -21,9 +23,12 @@ class TopicRouter final : public MessageHandler {
       std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>;
 
   void Add(std::string topic, Route route) { routes_[std::move(topic)] = std::move(route); }
-  // `route` handles one message; `batch_route` several, with HandleBatch()'s contract.
-  void Add(std::string topic, Route route, BatchRoute batch_route) {
-    batch_routes_[topic] = std::move(batch_route);
+  // `route` handles one message; `wave_route` one wave of a batch, with HandleBatch()'s contract.
+  void Add(std::string topic, Route route, BatchRoute wave_route) {
+    batch_routes_[topic] =
+        [wave_route = std::move(wave_route)](const std::vector<const ConsumedMessage*>& batch) {
+          return HandleInKeyWaves(batch, wave_route);
+        };
     routes_[std::move(topic)] = std::move(route);
   }
   std::vector<std::string> Topics() const {

@@ -30,9 +30,8 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsInbound),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleInboundBatch(wave);
       });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });

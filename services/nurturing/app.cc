@@ -57,9 +57,8 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsScored),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleScoredBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleScoredBatch(wave);
       });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
@@ -68,9 +67,8 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsActivity),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleActivityBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleActivityBatch(wave);
       });
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });

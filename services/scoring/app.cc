@@ -42,16 +42,14 @@ absl::Status RunScoring(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsCaptured),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleCapturedBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleCapturedBatch(wave);
       });
   router.Add(
       context.topics().Name(kafka::kLeadsActivity),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleActivityBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleActivityBatch(wave);
       });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });

@@ -29,9 +29,8 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kActivitiesInbound),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& batch) {
-        return kafka::HandleInKeyWaves(
-            batch, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleInboundBatch(wave);
       });
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });

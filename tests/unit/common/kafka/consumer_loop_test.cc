@@ -780,7 +780,7 @@ TEST(HandleInKeyWavesTest, ATransientFailureStopsLaterWavesAndTheResultsEndBefor
   EXPECT_THAT(Values(results), ElementsAre("out:a1"));
 }
 
-TEST(TopicRouterTest, BatchRoutesGetTheirTopicsInputsTogetherAndOtherTopicsGoOneByOne) {
+TEST(TopicRouterTest, WaveRoutesGetTheirTopicsInputsInWavesOfDistinctKeysOthersGoOneByOne) {
   TopicRouter router;
   std::vector<size_t> batch_sizes;
   router.Add(
@@ -799,12 +799,13 @@ TEST(TopicRouterTest, BatchRoutesGetTheirTopicsInputsTogetherAndOtherTopicsGoOne
   });
   const std::vector<ConsumedMessage> batch = {
       Message("activities", "k1", "a", 0), Message("captured", "k1", "c", 0),
-      Message("activities", "k2", "b", 1), Message("other", "k3", "o", 0)};
+      Message("activities", "k2", "b", 1), Message("other", "k3", "o", 0),
+      Message("activities", "k1", "a2", 2)};
   const std::vector<HandleResult> results = router.HandleBatch(Pointers(batch));
-  EXPECT_THAT(batch_sizes, ElementsAre(2));
-  ASSERT_EQ(results.size(), 4u);
-  EXPECT_THAT(Values(results),
-              ElementsAre("out:a@batch", "out:c", "out:b@batch", results[3].status().ToString()));
+  EXPECT_THAT(batch_sizes, ElementsAre(2, 1)) << "k1's second input waits for the next wave";
+  ASSERT_EQ(results.size(), 5u);
+  EXPECT_THAT(Values(results), ElementsAre("out:a@batch", "out:c", "out:b@batch",
+                                           results[3].status().ToString(), "out:a2@batch"));
   EXPECT_TRUE(absl::IsUnimplemented(results[3].status())) << "no route: poison";
 }
 
