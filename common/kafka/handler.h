@@ -66,6 +66,36 @@ inline bool IsPoison(const absl::Status& status) {
 // True when a handler status means "try again later" (see the contract above).
 inline bool IsTransient(const absl::Status& status) { return !status.ok() && !IsPoison(status); }
 
+// The inputs of a batch that go on to a shared step (those that decoded and validated), so that
+// each result goes back to its input's place: input i's result is the one given to Settle() when
+// it was settled early (an error, or nothing to do), otherwise the shared step's result for it.
+template <typename Result>
+class BatchSubset {
+ public:
+  explicit BatchSubset(size_t size) : results_(size, absl::UnknownError("not handled")) {}
+
+  void Settle(size_t i, Result result) { results_[i] = std::move(result); }
+  void Keep(size_t i) { kept_.push_back(i); }
+  // The batch indices of the kept inputs, in batch order.
+  const std::vector<size_t>& kept() const { return kept_; }
+
+  // `kept_results[k]` is the result of kept()[k], turned into a Result by `convert`.
+  template <typename KeptResult, typename Convert>
+  std::vector<Result> Merge(std::vector<KeptResult> kept_results, Convert convert) && {
+    for (size_t k = 0; k < kept_.size() && k < kept_results.size(); ++k) {
+      results_[kept_[k]] = convert(std::move(kept_results[k]));
+    }
+    return std::move(results_);
+  }
+  std::vector<Result> Merge(std::vector<Result> kept_results) && {
+    return std::move(*this).Merge(std::move(kept_results), [](Result r) { return r; });
+  }
+
+ private:
+  std::vector<Result> results_;
+  std::vector<size_t> kept_;
+};
+
 // The results of a batch handled out of order (by topic, by wave), put back in the batch's order
 // for HandleBatch(): those before the first missing or transient one.
 std::vector<HandleResult> ResultsInBatchOrder(std::vector<std::optional<HandleResult>> by_input);

@@ -370,29 +370,24 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleInboun
 
 std::vector<kafka::HandleResult> CaptureHandler::HandleInboundBatch(
     const std::vector<const kafka::ConsumedMessage*>& messages) {
-  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  kafka::BatchSubset<kafka::HandleResult> subset(messages.size());
   std::vector<events::v1::LeadSubmission> decoded(messages.size());
   std::vector<const events::v1::LeadSubmission*> submissions;
   std::vector<std::string> request_ids;
-  std::vector<size_t> index;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
-      results[i] = s;
+      subset.Settle(i, s);
       continue;
     }
     submissions.push_back(&decoded[i]);
     request_ids.push_back(RequestIdOf(decoded[i], *messages[i]));
-    index.push_back(i);
+    subset.Keep(i);
   }
-  std::vector<absl::StatusOr<SubmitOutcome>> outcomes = SubmitBatch(submissions, request_ids);
-  for (size_t k = 0; k < index.size(); ++k) {
-    if (!outcomes[k].ok()) {
-      results[index[k]] = outcomes[k].status();
-    } else {
-      results[index[k]] = std::move(outcomes[k]->outputs);
-    }
-  }
-  return results;
+  return std::move(subset).Merge(SubmitBatch(submissions, request_ids),
+                                 [](absl::StatusOr<SubmitOutcome> outcome) -> kafka::HandleResult {
+                                   if (!outcome.ok()) return outcome.status();
+                                   return std::move(outcome->outputs);
+                                 });
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> CaptureHandler::HandleOutcome(

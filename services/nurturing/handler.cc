@@ -107,25 +107,24 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyScore
 std::vector<kafka::HandleResult> NurturingHandler::ApplyScoredEvents(
     const std::vector<const events::v1::LeadScored*>& events,
     const std::vector<std::string>& event_ids) {
-  std::vector<kafka::HandleResult> results(events.size(), absl::UnknownError("not run"));
+  kafka::BatchSubset<kafka::HandleResult> subset(events.size());
   std::vector<EventInput> inputs;
-  std::vector<size_t> index;
   for (size_t i = 0; i < events.size(); ++i) {
     absl::StatusOr<EventInput> input = ScoredInput(*events[i], event_ids[i]);
     if (!input.ok()) {
-      results[i] = input.status();
+      subset.Settle(i, input.status());
       continue;
     }
     inputs.push_back(*std::move(input));
-    index.push_back(i);
+    subset.Keep(i);
   }
+  const std::vector<size_t>& index = subset.kept();
   std::vector<kafka::HandleResult> applied = ApplyEvents(
       inputs,
       [&](size_t k, NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
         return ChangeScored(*events[index[k]], inputs[k].lead_id, state, tracks, now);
       });
-  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
-  return results;
+  return std::move(subset).Merge(std::move(applied));
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleOutcome(
@@ -183,41 +182,40 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::HandleActi
 
 std::vector<kafka::HandleResult> NurturingHandler::HandleActivityBatch(
     const std::vector<const kafka::ConsumedMessage*>& messages) {
-  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  kafka::BatchSubset<kafka::HandleResult> subset(messages.size());
   std::vector<events::v1::LeadActivity> decoded(messages.size());
   std::vector<EventInput> inputs;
-  std::vector<size_t> index;
   for (size_t i = 0; i < messages.size(); ++i) {
     if (absl::Status s = events::Decode(*messages[i], &decoded[i]); !s.ok()) {
-      results[i] = s;
+      subset.Settle(i, s);
       continue;
     }
     // Most activity is page views and the like: skipped before any Redis call.
     if (!IsNurtureActivity(decoded[i].activity())) {
-      results[i] = std::vector<kafka::OutboundMessage>{};
+      subset.Settle(i, std::vector<kafka::OutboundMessage>{});
       continue;
     }
     absl::StatusOr<events::InputIdentity> identity =
         events::IdentifyInput(*messages[i], decoded[i].envelope(), "", clock_.Now());
     if (!identity.ok()) {
-      results[i] = identity.status();
+      subset.Settle(i, identity.status());
       continue;
     }
     absl::StatusOr<EventInput> input = ActivityInput(identity->lead_id, identity->event_id);
     if (!input.ok()) {
-      results[i] = input.status();
+      subset.Settle(i, input.status());
       continue;
     }
     inputs.push_back(*std::move(input));
-    index.push_back(i);
+    subset.Keep(i);
   }
+  const std::vector<size_t>& index = subset.kept();
   std::vector<kafka::HandleResult> applied = ApplyEvents(
       inputs,
       [&](size_t k, NurtureLeadState& state, const CompiledNurtureTracks& tracks, absl::Time now) {
         return ChangeActivity(decoded[index[k]].activity(), state, tracks, now);
       });
-  for (size_t k = 0; k < index.size(); ++k) results[index[k]] = std::move(applied[k]);
-  return results;
+  return std::move(subset).Merge(std::move(applied));
 }
 
 absl::StatusOr<NurturingHandler::EventInput> NurturingHandler::ActivityInput(

@@ -328,32 +328,27 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleInbou
 
 std::vector<kafka::HandleResult> TrackingHandler::HandleInboundBatch(
     const std::vector<const kafka::ConsumedMessage*>& messages) {
-  std::vector<kafka::HandleResult> results(messages.size(), absl::UnknownError("not run"));
+  kafka::BatchSubset<kafka::HandleResult> subset(messages.size());
   std::vector<events::v1::InboundActivity> decoded(messages.size());
   std::vector<const events::v1::InboundActivity*> inbound;
   std::vector<absl::Time> received;
-  std::vector<size_t> index;
   events::DecodeOptions options;
   options.ignore_unknown_json_fields = true;  // the rest of a Segment payload
   for (size_t i = 0; i < messages.size(); ++i) {
     if (absl::Status s = events::Decode(*messages[i], &decoded[i], options); !s.ok()) {
-      results[i] = s;
+      subset.Settle(i, s);
       continue;
     }
     inbound.push_back(&decoded[i]);
     received.push_back(messages[i]->timestamp == absl::InfinitePast() ? clock_.Now()
                                                                       : messages[i]->timestamp);
-    index.push_back(i);
+    subset.Keep(i);
   }
-  std::vector<absl::StatusOr<TrackOutcome>> outcomes = TrackBatch(inbound, received);
-  for (size_t k = 0; k < index.size(); ++k) {
-    if (!outcomes[k].ok()) {
-      results[index[k]] = outcomes[k].status();
-    } else {
-      results[index[k]] = std::move(outcomes[k]->outputs);
-    }
-  }
-  return results;
+  return std::move(subset).Merge(TrackBatch(inbound, received),
+                                 [](absl::StatusOr<TrackOutcome> outcome) -> kafka::HandleResult {
+                                   if (!outcome.ok()) return outcome.status();
+                                   return std::move(outcome->outputs);
+                                 });
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> TrackingHandler::HandleCaptured(

@@ -811,3 +811,28 @@ TEST(TopicRouterTest, WaveRoutesGetTheirTopicsInputsInWavesOfDistinctKeysOthersG
 
 }  // namespace
 }  // namespace leadflow::kafka
+
+namespace leadflow::kafka {
+namespace {
+
+TEST(BatchSubsetTest, SettledAndKeptResultsGoBackToTheirInputsPlaces) {
+  BatchSubset<absl::StatusOr<int>> subset(4);
+  subset.Settle(1, absl::InvalidArgumentError("bad"));
+  subset.Keep(0);
+  subset.Keep(2);
+  subset.Settle(3, 0);
+  EXPECT_THAT(subset.kept(), ElementsAre(0, 2));
+  const std::vector<absl::StatusOr<int>> results = std::move(subset).Merge(
+      std::vector<std::string>{"7", "x"}, [](const std::string& s) -> absl::StatusOr<int> {
+        if (s == "x") return absl::UnavailableError("down");
+        return std::stoi(s);
+      });
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(*results[0], 7);
+  EXPECT_TRUE(absl::IsInvalidArgument(results[1].status()));
+  EXPECT_TRUE(absl::IsUnavailable(results[2].status()));
+  EXPECT_EQ(*results[3], 0);
+}
+
+}  // namespace
+}  // namespace leadflow::kafka
