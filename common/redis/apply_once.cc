@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include "absl/random/random.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -13,10 +14,18 @@ namespace {
 // KEYS: [dedup, tombstone|"", registry|"", state_1 .. state_n]
 // ARGV: [dedup_ttl_ms, memo, n,
 //        per state key: expected_version, op ("keep"|"set"|"del"), data, ttl_ms,
-//                       sha1 of the data read ("" if absent),
+//                       check: "" if absent when read, the record's incarnation (16 hex
+//                       digits) if it has one, else the sha1 of its data (40 hex digits: a
+//                       record written before incarnations existed),
+//                       new incarnation: for a record this plan creates (or gives one), else "",
 //        n_register, register keys...,
 //        n_extra, per extra command: argc, args...]
 // Returns {0} applied, {1, memo} duplicate, {2, key} version conflict, {3} erased.
+//
+// Why an incarnation: a version alone restarts after a delete, so a record deleted and
+// recreated between our read and our apply would pass the version check. Each record created
+// here gets a random incarnation `i` that its updates keep; comparing it costs one small field,
+// where comparing the data read (as before) copied and hashed the whole record inside Redis.
 constexpr char kApplyScript[] = R"lua(
 local memo = redis.call('GET', KEYS[1])
 if memo then return {1, memo} end
@@ -28,15 +37,20 @@ local a = 4
 local absent = {}
 for i = 1, n do
   local key = KEYS[3 + i]
-  if tonumber(ARGV[a]) == 0 and ARGV[a + 4] == '' then
+  local check = ARGV[a + 4]
+  if check == '' then
     absent[#absent + 1] = key
+  elseif #check == 16 then
+    local rec = redis.call('HMGET', key, 'v', 'i')
+    if tonumber(rec[1] or '0') ~= tonumber(ARGV[a]) or rec[2] ~= check then return {2, key} end
   else
-    local rec = redis.call('HMGET', key, 'v', 'd')
-    local v = tonumber(rec[1] or '0')
-    local dsha = rec[2] and redis.sha1hex(rec[2]) or ''
-    if v ~= tonumber(ARGV[a]) or dsha ~= ARGV[a + 4] then return {2, key} end
+    local rec = redis.call('HMGET', key, 'v', 'd', 'i')
+    if rec[3] or tonumber(rec[1] or '0') ~= tonumber(ARGV[a]) or
+        redis.sha1hex(rec[2] or '') ~= check then
+      return {2, key}
+    end
   end
-  a = a + 5
+  a = a + 6
 end
 if #absent > 0 and redis.call('EXISTS', unpack(absent)) ~= 0 then return {2, absent[1]} end
 a = 4
@@ -45,14 +59,19 @@ for i = 1, n do
   local key = KEYS[3 + i]
   local op = ARGV[a + 1]
   if op == 'set' then
-    redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2])
+    if ARGV[a + 5] == '' then
+      redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2])
+    else
+      -- Created now (or written before incarnations existed): a new incarnation.
+      redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2], 'i', ARGV[a + 5])
+    end
+    if registry ~= '' then redis.call('SADD', registry, key) end
     local ttl = tonumber(ARGV[a + 3])
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
-    if registry ~= '' then redis.call('SADD', registry, key) end
   elseif op == 'del' then
     redis.call('DEL', key)
   end
-  a = a + 5
+  a = a + 6
 end
 local nreg = tonumber(ARGV[a]); a = a + 1
 for i = 1, nreg do
@@ -89,6 +108,13 @@ for i = 3, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #members
 )lua";
+
+// 64 random bits in hex: two incarnations of one key never meet.
+constexpr size_t kIncarnationDigits = 16;
+std::string NewIncarnation() {
+  thread_local absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
@@ -128,12 +154,13 @@ absl::StatusOr<std::vector<Versioned>> ParseRecords(const std::vector<std::strin
   for (size_t i = 0; i < keys.size(); ++i) {
     const Reply& r = replies[first + i];
     if (r.is_error()) return ErrorReplyToStatus(r);
-    Versioned v{keys[i], 0, std::nullopt};
-    if (r.elements.size() == 2 && !r.elements[0].is_nil()) {
+    Versioned v{keys[i], 0, std::nullopt, ""};
+    if (r.elements.size() == 3 && !r.elements[0].is_nil()) {
       if (!absl::SimpleAtoi(r.elements[0].str, &v.version)) {
         return absl::DataLossError(absl::StrCat("corrupt version in ", keys[i]));
       }
       if (!r.elements[1].is_nil()) v.data = r.elements[1].str;
+      if (!r.elements[2].is_nil()) v.incarnation = r.elements[2].str;
     }
     out.push_back(std::move(v));
   }
@@ -145,7 +172,7 @@ absl::StatusOr<std::vector<Versioned>> ParseRecords(const std::vector<std::strin
 absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
   std::vector<Args> commands;
   commands.reserve(keys.size());
-  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d"});
+  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d", "i"});
   absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   return ParseRecords(keys, *replies, 0);
@@ -163,7 +190,7 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
     std::vector<Args> commands = {{"GET", request.dedup_key}};
     if (!request.tombstone_key.empty()) commands.push_back({"EXISTS", request.tombstone_key});
     const size_t records_at = commands.size();
-    for (const std::string& k : request.state_keys) commands.push_back({"HMGET", k, "v", "d"});
+    for (const std::string& k : request.state_keys) commands.push_back({"HMGET", k, "v", "d", "i"});
     absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
     if (!replies.ok()) return replies.status();
     if ((*replies)[0].is_error()) return ErrorReplyToStatus((*replies)[0]);
@@ -221,9 +248,19 @@ absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
     } else {
       args.insert(args.end(), {"del", "", "0"});
     }
-    // A version alone restarts at 0 after a delete, so the data read is checked too: a record
-    // deleted and recreated between our read and our apply is a conflict.
-    args.push_back(v.data.has_value() ? Sha1Hex(*v.data) : "");
+    // A version alone restarts after a delete, so the record's incarnation is checked too (see
+    // kApplyScript): a record deleted and recreated between our read and our apply conflicts.
+    const bool writes = write != nullptr && write->data.has_value();
+    if (v.version == 0 && !v.data.has_value()) {
+      args.push_back("");
+      args.push_back(writes ? NewIncarnation() : "");
+    } else if (v.incarnation.size() == kIncarnationDigits) {
+      args.push_back(v.incarnation);
+      args.push_back("");
+    } else {
+      args.push_back(Sha1Hex(v.data.value_or("")));
+      args.push_back(writes ? NewIncarnation() : "");
+    }
   }
   for (const Write& w : plan.writes) {
     bool known = false;

@@ -18,8 +18,8 @@
 //      concurrent writer: another replica, a gRPC command), it changes nothing and Run() re-reads
 //      and re-plans, up to a bound (then ABORTED, which consumers treat as transient).
 //
-// State records are hashes {v: version, d: data}; version 0 means "absent". The planner must be a
-// pure function of the state it is given: it may run more than once.
+// State records are hashes {v: version, d: data, i: incarnation}; version 0 means "absent". The
+// planner must be a pure function of the state it is given: it may run more than once.
 //
 // Keys should share the lead's hash tag (see keys.h). Extra commands may name other keys (e.g. a
 // global index); that is fine on one Redis and is the documented limit for Redis Cluster.
@@ -43,6 +43,10 @@ struct Versioned {
   std::string key;
   int64_t version = 0;              // 0: absent
   std::optional<std::string> data;  // nullopt when absent
+  // Random id given when the record was created and kept by its updates, so a record deleted
+  // and recreated never passes for the one that was read. Empty for records written before
+  // incarnations existed (their data is compared instead). Maintained by ApplyOnce alone.
+  std::string incarnation;
 };
 
 struct Write {

@@ -306,6 +306,41 @@ TEST_F(ApplyOnceTest, DeleteAndRecreateBetweenReadAndApplyIsAConflict) {
   EXPECT_EQ(Counter(), 101) << "the recreated record's value was overwritten";
 }
 
+TEST_F(ApplyOnceTest, ARecordKeepsItsIncarnationAcrossUpdatesAndARecreatedOneGetsANewOne) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(Apply(apply, "e1").ok());
+  const std::string first = Cmd({"HGET", CounterKey(), "i"}).str;
+  EXPECT_EQ(first.size(), 16u) << "64 random bits in hex";
+  ASSERT_TRUE(Apply(apply, "e2").ok());
+  EXPECT_EQ(Cmd({"HGET", CounterKey(), "i"}).str, first) << "an update keeps the incarnation";
+  Cmd({"DEL", CounterKey()});
+  ASSERT_TRUE(Apply(apply, "e3").ok());
+  EXPECT_NE(Cmd({"HGET", CounterKey(), "i"}).str, first);
+  EXPECT_EQ(Counter(), 1);
+}
+
+TEST_F(ApplyOnceTest, ARecordWrittenBeforeIncarnationsIsCheckedByItsData) {
+  // A record as the previous release wrote it: {v, d} and no incarnation.
+  Cmd({"HSET", CounterKey(), "v", "1", "d", "10"});
+  ApplyOnce apply(*client_);
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(Request("add"), [&](const std::vector<Versioned>& s) {
+    EXPECT_TRUE(s[0].incarnation.empty());
+    if (++plans == 1) {
+      // Deleted and recreated at the same version, the old way, with other data.
+      Cmd({"DEL", CounterKey()});
+      Cmd({"HSET", CounterKey(), "v", "1", "d", "100"});
+    }
+    return Increment("add", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 2) << "the plan made from the replaced record was applied";
+  EXPECT_EQ(Counter(), 101);
+  EXPECT_FALSE(Cmd({"HGET", CounterKey(), "i"}).is_nil()) << "its first update gives it one";
+  ASSERT_TRUE(Apply(apply, "add-2").ok());
+  EXPECT_EQ(Counter(), 102);
+}
+
 // Counts the calls (each one round trip) made through it.
 class CountingClient final : public RedisClient {
  public:
