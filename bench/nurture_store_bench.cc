@@ -122,7 +122,7 @@ int Run(int argc, char** argv) {
     // The record layout of common/redis/apply_once.h: a hash {v: version, d: data,
     // i: incarnation}.
     commands.push_back({"HSET", NurturingStore::EnrollmentKey(lead_id), "v", "1", "d",
-                        state.SerializeAsString(), "i", absl::StrCat("bench-", i)});
+                        state.SerializeAsString(), "i", redis::NewIncarnation()});
     commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
     if (static_cast<int>(commands.size()) >= 2 * load_pipeline || i + 1 == leads) {
       absl::StatusOr<std::vector<redis::Reply>> replies = client.Pipeline(commands);

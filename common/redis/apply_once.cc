@@ -3,7 +3,6 @@
 #include <openssl/sha.h>
 
 #include "absl/random/random.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -109,12 +108,7 @@ redis.call('SET', KEYS[2], '1', 'PX', ARGV[1])
 return #members
 )lua";
 
-// 64 random bits in hex: two incarnations of one key never meet.
 constexpr size_t kIncarnationDigits = 16;
-std::string NewIncarnation() {
-  thread_local absl::BitGen gen;
-  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
-}
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
@@ -127,6 +121,11 @@ std::string Sha1Hex(const std::string& data) {
 }
 
 }  // namespace
+
+std::string NewIncarnation() {
+  thread_local absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
 
 std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string& from) {
   // The expiring records keep the later expiry of the two (equal unless both hold one key).
@@ -281,6 +280,22 @@ absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
     const std::vector<ApplyOnceRequest>& requests, BatchPlanner planner) {
+  return RunBatchImpl(requests, nullptr, planner);
+}
+
+std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchOnRead(
+    const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
+    BatchPlanner planner) {
+  if (read.size() != requests.size()) {
+    return std::vector<absl::StatusOr<ApplyResult>>(
+        requests.size(), absl::InternalError("RunBatchOnRead: one record set per request"));
+  }
+  return RunBatchImpl(requests, &read, planner);
+}
+
+std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
+    const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* given,
+    BatchPlanner planner) {
   const size_t n = requests.size();
   std::vector<absl::StatusOr<ApplyResult>> results(n, absl::UnknownError("not run"));
   auto fail_all = [&](const absl::Status& status) {
@@ -313,13 +328,17 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
     }
   }
   if (pending.empty()) return results;
-  // 2. Read every pending request's records in one round trip.
-  std::vector<std::string> all_keys;
-  for (size_t i : pending) {
-    all_keys.insert(all_keys.end(), requests[i].state_keys.begin(), requests[i].state_keys.end());
+  // 2. Read every pending request's records in one round trip (unless the caller just did).
+  std::vector<Versioned> read;
+  if (given == nullptr) {
+    std::vector<std::string> all_keys;
+    for (size_t i : pending) {
+      all_keys.insert(all_keys.end(), requests[i].state_keys.begin(), requests[i].state_keys.end());
+    }
+    absl::StatusOr<std::vector<Versioned>> fresh = Read(all_keys);
+    if (!fresh.ok()) return fail_all(fresh.status());
+    read = *std::move(fresh);
   }
-  absl::StatusOr<std::vector<Versioned>> read = Read(all_keys);
-  if (!read.ok()) return fail_all(read.status());
   // 3. Plan each and apply all plans in one round trip.
   std::vector<Args> scripts;
   std::vector<size_t> scripted;
@@ -327,8 +346,18 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
   size_t offset = 0;
   for (size_t i : pending) {
     const size_t count = requests[i].state_keys.size();
-    const std::vector<Versioned> state(read->begin() + offset, read->begin() + offset + count);
-    offset += count;
+    std::vector<Versioned> state;
+    if (given != nullptr) {
+      state = std::move((*given)[i]);
+    } else {
+      state.assign(std::make_move_iterator(read.begin() + offset),
+                   std::make_move_iterator(read.begin() + offset + count));
+      offset += count;
+    }
+    if (state.size() != count) {
+      results[i] = absl::InternalError("apply-once: records do not match the request's keys");
+      continue;
+    }
     absl::StatusOr<Plan> plan = planner(i, state);
     if (!plan.ok()) {
       results[i] = plan.status();
@@ -340,15 +369,13 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
       results[i] = s;
       continue;
     }
-    Args command = {"EVALSHA", apply_script_.sha1(), absl::StrCat(keys.size())};
-    command.insert(command.end(), keys.begin(), keys.end());
-    command.insert(command.end(), args.begin(), args.end());
-    scripts.push_back(std::move(command));
+    scripts.push_back(apply_script_.Command(keys, args));
     scripted.push_back(i);
     memos.push_back(std::move(plan->memo));
   }
   if (scripts.empty()) return results;
-  absl::StatusOr<std::vector<Reply>> applied = client_.Pipeline(scripts);
+  // A Redis that lost its scripts (a restart) loads them once for the whole batch.
+  absl::StatusOr<std::vector<Reply>> applied = apply_script_.RunPipelined(client_, scripts);
   if (!applied.ok()) return fail_all(applied.status());
   for (size_t k = 0; k < scripted.size(); ++k) {
     const size_t i = scripted[k];
@@ -361,10 +388,10 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
       results[i] = ApplyResult{ApplyOutcome::kDuplicate, reply.elements[1].str};
     } else if (code == 3) {
       results[i] = ApplyResult{ApplyOutcome::kErased, ""};
-    } else if (reply.is_error() && !absl::StartsWith(reply.str, "NOSCRIPT")) {
+    } else if (reply.is_error()) {
       results[i] = ErrorReplyToStatus(reply);
     } else {
-      // A version conflict, or the script not loaded yet: finish this one alone.
+      // A version conflict: finish this one alone.
       results[i] =
           Run(requests[i], [&](const std::vector<Versioned>& state) { return planner(i, state); });
     }

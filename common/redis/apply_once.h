@@ -89,6 +89,10 @@ struct ApplyResult {
   std::string memo;
 };
 
+// A new record's incarnation: 64 random bits as 16 hex digits. For the rare script outside
+// ApplyOnce that creates a versioned record itself (it must write `i` with this).
+std::string NewIncarnation();
+
 // Commands, for a Plan's extra_commands, that move every key registered in `from_registry` —
 // lasting members and expiring apply-once records — into `to_registry` and delete
 // `from_registry`: what merging one lead into another does with the absorbed lead's keys, so
@@ -116,8 +120,15 @@ class ApplyOnce {
       absl::FunctionRef<absl::StatusOr<Plan>(size_t i, const std::vector<Versioned>& state)>;
   std::vector<absl::StatusOr<ApplyResult>> RunBatch(const std::vector<ApplyOnceRequest>& requests,
                                                     BatchPlanner planner);
+  // RunBatch() for a caller that has just read every request's records itself (it needed them
+  // to know the dedup keys): `read[i]` holds request i's state_keys records, as Read() gave
+  // them, and they are planned on without a second read. The scripts check them as usual; a
+  // request whose records moved meanwhile is finished alone with Run(), which reads afresh.
+  std::vector<absl::StatusOr<ApplyResult>> RunBatchOnRead(
+      const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
+      BatchPlanner planner);
 
-  // Reads versioned records (for queries; no dedup involved).
+  // Reads versioned records (for queries, or for RunBatchOnRead; no dedup involved).
   absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);
 
   // Deletes every key in the lead's registry plus `extra_keys`, and leaves a tombstone for
@@ -126,6 +137,11 @@ class ApplyOnce {
                      absl::Duration tombstone_ttl, const std::vector<std::string>& extra_keys);
 
  private:
+  // RunBatch and RunBatchOnRead: `read` null reads the records after the probe.
+  std::vector<absl::StatusOr<ApplyResult>> RunBatchImpl(
+      const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* read,
+      BatchPlanner planner);
+
   // The EVALSHA arguments of `plan` over the records read; INTERNAL for a plan that writes a
   // key it did not read.
   absl::Status ScriptArgs(const ApplyOnceRequest& request, const std::vector<Versioned>& state,

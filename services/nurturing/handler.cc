@@ -19,7 +19,7 @@ redis::ApplyOnceRequest RequestFor(const std::string& lead_id, std::string dedup
   redis::ApplyOnceRequest request;
   request.dedup_key = std::move(dedup_key);
   request.dedup_ttl = dedup_ttl;
-  request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
+  request.state_keys = NurturingStore::StateKeys(lead_id);
   request.registry_key = NurturingStore::RegistryKey(lead_id);
   request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
   return request;
@@ -244,7 +244,7 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> NurturingHandler::ApplyActiv
 absl::StatusOr<redis::Plan> NurturingHandler::PlanEvent(
     const EventInput& input, const CompiledNurtureTracks& tracks, absl::Time now,
     const std::vector<redis::Versioned>& records, EventChange change) const {
-  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
+  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records);
   if (!stored.ok()) return stored.status();
   redis::Plan plan;
   if (stored->version == 0 && !input.create_if_missing) return plan;
@@ -394,7 +394,7 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
   const redis::ApplyOnceRequest request =
       RequestFor(lead_id, NurturingStore::RequestKey(lead_id, request_id), options_.dedup_ttl);
   auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-    absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
+    absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records);
     if (!stored.ok()) return stored.status();
     NurtureLeadState& state = stored->state;
     if (stored->version == 0 && !create_if_missing) {

@@ -178,11 +178,13 @@ NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
   Prepared p;
   p.lead_id = lead_id;
   p.read_version = stored.version;
+  p.read_delivery_version = stored.delivery_version;
+  p.read_incarnation = stored.incarnation;
   p.decision = DecideDue(stored.state, tracks, options_.policy, now);
   const std::string cause = p.decision.state.current().cause_event_id();
   p.changes = EncodeEnrollmentChanges(EnrollmentChanges(stored.state, p.decision.state, cause, now),
                                       options_);
-  p.request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
+  p.request.state_keys = NurturingStore::StateKeys(lead_id);
   p.request.registry_key = NurturingStore::RegistryKey(lead_id);
   p.request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
   p.request.dedup_ttl = options_.dedup_ttl;
@@ -202,8 +204,10 @@ NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
 
 absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
     const Prepared& p, const std::vector<redis::Versioned>& records) const {
-  // The decision was made from `read_version`; on any other version, decide again.
-  if (records[0].version != p.read_version) return StaleDecision();
+  // The decision was made from these versions; on any other, decide again.
+  if (records[0].version != p.read_version || records[1].version != p.read_delivery_version) {
+    return StaleDecision();
+  }
   const std::string& lead_id = p.lead_id;
   const DueDecision& decision = p.decision;
   redis::Plan plan;
@@ -215,6 +219,8 @@ absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
       // with a touch in flight it belongs in the in-flight set only (WakeUpAt is nullopt).
       plan.extra_commands.push_back(
           NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
+      // Erasure must find the delivery record ConfirmDelivered will write.
+      plan.register_keys.push_back(NurturingStore::DeliveryKey(lead_id));
       std::vector<kafka::OutboundMessage> outputs = {
           EncodeTouch(topic_, decision.touch, scheduler_options_.encoding)};
       outputs.insert(outputs.end(), p.changes.begin(), p.changes.end());
@@ -257,7 +263,18 @@ absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResul
       SendEvent(std::move(message));
       continue;
     }
-    Send(p.lead_id, p.decision.touch_id, std::move(message));
+    // What the fast confirmation checks: the record as this decision left it.
+    DeliveredTouch touch;
+    touch.lead_id = p.lead_id;
+    touch.touch_id = p.decision.touch_id;
+    const bool wrote = applied.outcome == redis::ApplyOutcome::kApplied &&
+                       p.decision.kind == DueDecision::Kind::kSend;
+    touch.version = wrote ? p.read_version + 1 : p.read_version;
+    touch.incarnation = p.read_incarnation;
+    NurtureLeadState delivered = p.decision.state;
+    ApplyDelivered(delivered, touch.touch_id);
+    touch.due_after = WakeUpAt(delivered);
+    Send(std::move(touch), std::move(message));
     ++stats.sent;
     if (applied.outcome == redis::ApplyOutcome::kDuplicate) {
       touches_resent_.Increment();
@@ -300,20 +317,28 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
     LogError(absl::StrCat("lead ", lead_id), s);
   };
   const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
-  // One round trip reads every record; one probes, one reads again and one applies every
-  // decision (ApplyOnce::RunBatch), however many leads the batch holds.
+  // One round trip reads every record; one probes and one applies every decision
+  // (ApplyOnce::RunBatchOnRead), however many leads the batch holds.
   std::vector<std::string> keys;
-  keys.reserve(lead_ids.size());
-  for (const std::string& id : lead_ids) keys.push_back(NurturingStore::EnrollmentKey(id));
+  keys.reserve(2 * lead_ids.size());
+  for (const std::string& id : lead_ids) {
+    for (std::string& key : NurturingStore::StateKeys(id)) keys.push_back(std::move(key));
+  }
   absl::StatusOr<std::vector<redis::Versioned>> records = store_.apply().Read(keys);
   if (!records.ok()) {
     for (const std::string& id : lead_ids) failed(id, records.status());
     return;
   }
   std::vector<Prepared> prepared;
+  std::vector<std::vector<redis::Versioned>> read;
   prepared.reserve(lead_ids.size());
+  read.reserve(lead_ids.size());
   for (size_t i = 0; i < lead_ids.size(); ++i) {
-    absl::StatusOr<StoredState> stored = NurturingStore::ParseState((*records)[i]);
+    std::vector<redis::Versioned> lead_records;
+    lead_records.reserve(2);
+    lead_records.push_back(std::move((*records)[2 * i]));
+    lead_records.push_back(std::move((*records)[2 * i + 1]));
+    absl::StatusOr<StoredState> stored = NurturingStore::ParseState(lead_records);
     if (!stored.ok()) {
       failed(lead_ids[i], stored.status());
       continue;
@@ -324,12 +349,14 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
       continue;
     }
     prepared.push_back(Prepare(lead_ids[i], *stored, *tracks, now));
+    read.push_back(std::move(lead_records));
   }
   std::vector<redis::ApplyOnceRequest> requests;
   requests.reserve(prepared.size());
   for (const Prepared& p : prepared) requests.push_back(p.request);
-  std::vector<absl::StatusOr<redis::ApplyResult>> results =
-      store_.apply().RunBatch(requests, [&](size_t i, const std::vector<redis::Versioned>& state) {
+  // The records just read are planned on as they are (the scripts check them).
+  std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatchOnRead(
+      requests, std::move(read), [&](size_t i, const std::vector<redis::Versioned>& state) {
         return PlanFor(prepared[i], state);
       });
   for (size_t i = 0; i < prepared.size(); ++i) {
@@ -346,16 +373,15 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
   }
 }
 
-void NurtureScheduler::Send(const std::string& lead_id, const std::string& touch_id,
-                            kafka::OutboundMessage message) {
+void NurtureScheduler::Send(DeliveredTouch touch, kafka::OutboundMessage message) {
   // The callback may run after this scheduler is gone (the producer flushes on destruction):
   // it holds the queue, not the scheduler.
   std::shared_ptr<DeliveryQueue> queue = deliveries_;
-  kafka::Producer::DeliveryCallback on_delivery = [queue, lead_id,
-                                                   touch_id](const absl::Status& status) {
-    absl::MutexLock lock(&queue->mu);
-    queue->reports.push_back({lead_id, touch_id, status});
-  };
+  kafka::Producer::DeliveryCallback on_delivery =
+      [queue, touch = std::move(touch)](const absl::Status& status) {
+        absl::MutexLock lock(&queue->mu);
+        queue->reports.push_back({touch, status});
+      };
   if (absl::Status s = producer_.Send(std::move(message), on_delivery); !s.ok()) {
     // Not even enqueued: the same as a failed delivery, the lease brings the touch back.
     on_delivery(s);
@@ -369,7 +395,7 @@ void NurtureScheduler::SendEvent(kafka::OutboundMessage message) {
   kafka::Producer::DeliveryCallback on_delivery = [queue](const absl::Status& status) {
     if (status.ok()) return;
     absl::MutexLock lock(&queue->mu);
-    queue->reports.push_back({"", "", status});
+    queue->reports.push_back({DeliveredTouch{}, status});
   };
   if (absl::Status s = producer_.Send(std::move(message), on_delivery); !s.ok()) on_delivery(s);
 }
@@ -380,40 +406,56 @@ int NurtureScheduler::ConfirmDeliveries() {
     absl::MutexLock lock(&deliveries_->mu);
     reports.swap(deliveries_->reports);
   }
-  std::vector<Delivery> delivered;
+  std::vector<DeliveredTouch> delivered;
   for (Delivery& d : reports) {
-    if (d.touch_id.empty()) {
+    if (d.touch.touch_id.empty()) {
       // A failed enrolment event (SendEvent).
       event_failures_.Increment();
       LogError("delivery of an enrolment event", d.status);
     } else if (!d.status.ok()) {
       // Left claimed: when the lease expires the same touch is sent again.
       delivery_failures_.Increment();
-      LogError(absl::StrCat("delivery of touch ", d.touch_id), d.status);
+      LogError(absl::StrCat("delivery of touch ", d.touch.touch_id), d.status);
     } else {
-      delivered.push_back(std::move(d));
+      delivered.push_back(std::move(d.touch));
     }
   }
-  const PassStats done = InParallel(delivered.size(), [&](size_t begin, size_t end,
-                                                          PassStats& stats) {
-    std::vector<redis::ApplyOnceRequest> requests;
-    for (size_t i = begin; i < end; ++i) {
-      requests.push_back(ConfirmRequest(delivered[i].lead_id, delivered[i].touch_id));
-    }
-    std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatch(
-        requests, [&](size_t i, const std::vector<redis::Versioned>& records) {
-          return PlanConfirm(delivered[begin + i].lead_id, delivered[begin + i].touch_id, records);
-        });
-    for (size_t i = 0; i < results.size(); ++i) {
-      if (!results[i].ok()) {
-        errors_.Increment();
-        LogError(absl::StrCat("confirming touch ", delivered[begin + i].touch_id),
-                 results[i].status());
-        continue;
-      }
-      ++stats.confirmed;
-    }
-  });
+  const PassStats done =
+      InParallel(delivered.size(), [&](size_t begin, size_t end, PassStats& stats) {
+        const std::vector<DeliveredTouch> slice(delivered.begin() + begin, delivered.begin() + end);
+        absl::StatusOr<std::vector<DeliveryRecorded>> recorded = store_.ConfirmDelivered(slice);
+        if (!recorded.ok()) {
+          // Left claimed: the lease brings the leads back and their touches are sent again.
+          errors_.Increment(static_cast<double>(slice.size()));
+          LogError(absl::StrCat("confirming ", slice.size(), " touches"), recorded.status());
+          return;
+        }
+        // Records that moved since the send (an event, a command, an erasure) are confirmed by an
+        // apply-once over the record as it is now.
+        std::vector<const DeliveredTouch*> moved;
+        std::vector<redis::ApplyOnceRequest> requests;
+        for (size_t i = 0; i < slice.size(); ++i) {
+          if ((*recorded)[i] != DeliveryRecorded::kRecordMoved) {
+            ++stats.confirmed;
+            continue;
+          }
+          moved.push_back(&slice[i]);
+          requests.push_back(ConfirmRequest(slice[i].lead_id, slice[i].touch_id));
+        }
+        if (requests.empty()) return;
+        std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatch(
+            requests, [&](size_t i, const std::vector<redis::Versioned>& records) {
+              return PlanConfirm(moved[i]->lead_id, moved[i]->touch_id, records);
+            });
+        for (size_t i = 0; i < results.size(); ++i) {
+          if (!results[i].ok()) {
+            errors_.Increment();
+            LogError(absl::StrCat("confirming touch ", moved[i]->touch_id), results[i].status());
+            continue;
+          }
+          ++stats.confirmed;
+        }
+      });
   return done.confirmed;
 }
 
@@ -422,7 +464,7 @@ redis::ApplyOnceRequest NurtureScheduler::ConfirmRequest(const std::string& lead
   redis::ApplyOnceRequest request;
   request.dedup_key = NurturingStore::DeliveredKey(lead_id, touch_id);
   request.dedup_ttl = options_.dedup_ttl;
-  request.state_keys = {NurturingStore::EnrollmentKey(lead_id)};
+  request.state_keys = NurturingStore::StateKeys(lead_id);
   request.registry_key = NurturingStore::RegistryKey(lead_id);
   request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
   return request;
@@ -431,7 +473,7 @@ redis::ApplyOnceRequest NurtureScheduler::ConfirmRequest(const std::string& lead
 absl::StatusOr<redis::Plan> NurtureScheduler::PlanConfirm(
     const std::string& lead_id, const std::string& touch_id,
     const std::vector<redis::Versioned>& records) {
-  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records[0]);
+  absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records);
   if (!stored.ok()) return stored.status();
   redis::Plan plan;
   // A report for a touch that is no longer the one in flight changes nothing: the lead's claim

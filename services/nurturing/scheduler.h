@@ -5,6 +5,9 @@
 // One pass (RunOnce), every `interval` while the service runs:
 //   1. Confirm the deliveries the broker acknowledged since the last pass: clear the lead's
 //      in-flight mark, put it back in the schedule at its next due time, release its claim.
+//      When the lead's record is still as the send left it (the common case), one small script
+//      per touch records the delivery in the lead's delivery record (store.h ConfirmDelivered)
+//      and the next decision folds it in; otherwise an apply-once over the record does it.
 //   2. Reclaim expired leases: leads claimed by a scheduler that never finished with them (a
 //      crash, a lost delivery report) go back to the schedule, due now.
 //   3. Claim up to `max_claims_per_pass` due leads, atomically (two replicas never claim the
@@ -109,8 +112,7 @@ class NurtureScheduler {
 
  private:
   struct Delivery {
-    std::string lead_id;
-    std::string touch_id;
+    DeliveredTouch touch;  // lead_id and touch_id empty for an enrolment event
     absl::Status status;
   };
   // Delivery reports, shared with the producer's callbacks, which may outlive the scheduler.
@@ -123,6 +125,8 @@ class NurtureScheduler {
   struct Prepared {
     std::string lead_id;
     int64_t read_version = 0;
+    int64_t read_delivery_version = 0;
+    std::string read_incarnation;
     DueDecision decision;
     // Its enrolment events (nurture.enrollments messages).
     std::vector<kafka::OutboundMessage> changes;
@@ -150,8 +154,7 @@ class NurtureScheduler {
   static absl::StatusOr<redis::Plan> PlanConfirm(const std::string& lead_id,
                                                  const std::string& touch_id,
                                                  const std::vector<redis::Versioned>& records);
-  void Send(const std::string& lead_id, const std::string& touch_id,
-            kafka::OutboundMessage message);
+  void Send(DeliveredTouch touch, kafka::OutboundMessage message);
   // An enrolment event: delivery failures are counted, not retried.
   void SendEvent(kafka::OutboundMessage message);
   void LogError(const std::string& what, const absl::Status& status);

@@ -30,6 +30,29 @@ end
 return expired
 )lua";
 
+// KEYS: [enrollment, delivery, schedule, inflight, registry]
+// ARGV: [version, incarnation, touch_id, lead_id, due_ms | "", new incarnation]
+// Returns 1 recorded, 2 recorded before, 0 the enrollment moved. The delivery record follows
+// the versioned-record layout of common/redis/apply_once.h ({v, d, i}), so applies over the lead
+// version-check it like any other record.
+constexpr char kDeliveredScript[] = R"lua(
+local rec = redis.call('HMGET', KEYS[1], 'v', 'i')
+if ARGV[2] == '' or tonumber(rec[1] or '0') ~= tonumber(ARGV[1]) or rec[2] ~= ARGV[2] then
+  return 0
+end
+local mark = redis.call('HMGET', KEYS[2], 'v', 'd')
+if mark[2] == ARGV[3] then return 2 end
+if mark[1] then
+  redis.call('HSET', KEYS[2], 'v', tonumber(mark[1]) + 1, 'd', ARGV[3])
+else
+  redis.call('HSET', KEYS[2], 'v', 1, 'd', ARGV[3], 'i', ARGV[6])
+  redis.call('SADD', KEYS[5], KEYS[2])
+end
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
+redis.call('ZREM', KEYS[4], ARGV[4])
+return 1
+)lua";
+
 std::string Millis(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
 
 absl::StatusOr<std::vector<std::string>> Members(const absl::StatusOr<redis::Reply>& reply) {
@@ -46,7 +69,8 @@ NurturingStore::NurturingStore(redis::RedisClient& client)
     : client_(client),
       apply_(client),
       claim_script_(kClaimScript),
-      reclaim_script_(kReclaimScript) {}
+      reclaim_script_(kReclaimScript),
+      delivered_script_(kDeliveredScript) {}
 
 std::string NurturingStore::EnrollmentKey(const std::string& lead_id) {
   return redis::LeadKey(kService, lead_id, "enrollment");
@@ -65,6 +89,12 @@ std::string NurturingStore::TouchKey(const std::string& lead_id, const std::stri
 }
 std::string NurturingStore::DeliveredKey(const std::string& lead_id, const std::string& touch_id) {
   return redis::LeadKey(kService, lead_id, absl::StrCat("delivered:", touch_id));
+}
+std::string NurturingStore::DeliveryKey(const std::string& lead_id) {
+  return redis::LeadKey(kService, lead_id, "delivery");
+}
+std::vector<std::string> NurturingStore::StateKeys(const std::string& lead_id) {
+  return {EnrollmentKey(lead_id), DeliveryKey(lead_id)};
 }
 std::string NurturingStore::RegistryKey(const std::string& lead_id) {
   return redis::RegistryKey(kService, lead_id);
@@ -91,19 +121,50 @@ redis::Args NurturingStore::ReleaseCommand(const std::string& lead_id) {
   return {"ZREM", InflightKey(), lead_id};
 }
 
-absl::StatusOr<StoredState> NurturingStore::ParseState(const redis::Versioned& record) {
+absl::StatusOr<StoredState> NurturingStore::ParseState(
+    const std::vector<redis::Versioned>& records) {
+  if (records.size() != 2) return absl::InternalError("nurturing state: expected two records");
+  const redis::Versioned& record = records[0];
   StoredState out;
   out.version = record.version;
+  out.incarnation = record.incarnation;
+  out.delivery_version = records[1].version;
   if (record.data.has_value() && !out.state.ParseFromString(*record.data)) {
     return absl::DataLossError(absl::StrCat("corrupt nurturing state ", record.key));
   }
+  if (records[1].data.has_value()) ApplyDelivered(out.state, *records[1].data);
   return out;
 }
 
 absl::StatusOr<StoredState> NurturingStore::Load(const std::string& lead_id) {
-  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read({EnrollmentKey(lead_id)});
+  absl::StatusOr<std::vector<redis::Versioned>> records = apply_.Read(StateKeys(lead_id));
   if (!records.ok()) return records.status();
-  return ParseState((*records)[0]);
+  return ParseState(*records);
+}
+
+absl::StatusOr<std::vector<DeliveryRecorded>> NurturingStore::ConfirmDelivered(
+    const std::vector<DeliveredTouch>& touches) {
+  std::vector<redis::Args> scripts;
+  scripts.reserve(touches.size());
+  for (const DeliveredTouch& t : touches) {
+    scripts.push_back(delivered_script_.Command(
+        {EnrollmentKey(t.lead_id), DeliveryKey(t.lead_id), ScheduleKey(), InflightKey(),
+         RegistryKey(t.lead_id)},
+        {absl::StrCat(t.version), t.incarnation, t.touch_id, t.lead_id,
+         t.due_after.has_value() ? Millis(*t.due_after) : "", redis::NewIncarnation()}));
+  }
+  absl::StatusOr<std::vector<redis::Reply>> replies =
+      delivered_script_.RunPipelined(client_, scripts);
+  if (!replies.ok()) return replies.status();
+  std::vector<DeliveryRecorded> out;
+  out.reserve(touches.size());
+  for (const redis::Reply& r : *replies) {
+    if (r.is_error()) return redis::ErrorReplyToStatus(r);
+    out.push_back(r.integer == 1   ? DeliveryRecorded::kRecorded
+                  : r.integer == 2 ? DeliveryRecorded::kAlreadyRecorded
+                                   : DeliveryRecorded::kRecordMoved);
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<std::string>> NurturingStore::Claim(absl::Time now, absl::Duration lease,
@@ -154,7 +215,7 @@ absl::Status NurturingStore::Erase(const std::string& lead_id, absl::Duration to
   // The tombstone first: a scheduler or consumer racing with us then finds the lead erased
   // and writes nothing; the schedule entries go after it, so none is re-added behind us.
   if (absl::Status s = apply_.Erase(RegistryKey(lead_id), TombstoneKey(lead_id), tombstone_ttl,
-                                    {EnrollmentKey(lead_id)});
+                                    {EnrollmentKey(lead_id), DeliveryKey(lead_id)});
       !s.ok()) {
     return s;
   }

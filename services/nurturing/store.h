@@ -15,6 +15,9 @@
 //                                                 the encoded touch (and enrolment events of the
 //                                                 same decision), re-sent verbatim
 //   nurturing:{<lead_id>}:delivered:<touch_id>    apply-once record of a touch's delivery report
+//                                                 (the slow path of ConfirmDelivered, below)
+//   nurturing:{<lead_id>}:delivery                versioned record: the id of the last touch
+//                                                 whose delivery ConfirmDelivered recorded
 //   nurturing:{<lead_id>}:keys                    the lead's key registry (erasure deletes all)
 //   nurturing:{<lead_id>}:erased                  erasure tombstone (30 days)
 //   nurturing:schedule                            sorted set of lead ids, score = when the
@@ -30,6 +33,11 @@
 // between the sets on their own, atomically. The two sets are global (no hash tag): on Redis
 // Cluster they would live in one slot, and the apply scripts would span slots (documented limit,
 // as for capture's indexes).
+//
+// A lead's state is its enrollment record read together with its delivery record: when the
+// latter names the touch the former still has in flight, that touch was delivered (ParseState
+// clears it). Every apply over the lead reads and version-checks both (StateKeys), so a
+// delivery recorded between a read and an apply is a conflict, never a lost wake-up.
 //
 // Thread safety: all methods may be called concurrently, from any number of replicas.
 
@@ -49,7 +57,27 @@ namespace leadflow::nurturing {
 // A lead's record as read: version 0 means there is none (the state is then empty).
 struct StoredState {
   int64_t version = 0;
+  std::string incarnation;       // of the enrollment record (apply_once.h)
+  int64_t delivery_version = 0;  // of the delivery record
   internal::v1::NurtureLeadState state;
+};
+
+// A touch the broker acknowledged, as ConfirmDelivered records it.
+struct DeliveredTouch {
+  std::string lead_id;
+  std::string touch_id;
+  // The enrollment record as the decision that sent the touch left it (version, incarnation),
+  // and when the lead is due once the touch is delivered (WakeUpAt of that state).
+  int64_t version = 0;
+  std::string incarnation;
+  std::optional<absl::Time> due_after;
+};
+
+// What ConfirmDelivered did with one touch.
+enum class DeliveryRecorded {
+  kRecorded,         // delivery recorded, lead rescheduled and released
+  kAlreadyRecorded,  // a report of the same touch did it before (a re-sent touch)
+  kRecordMoved,      // the enrollment changed since the send: confirm through apply-once
 };
 
 class NurturingStore {
@@ -62,6 +90,9 @@ class NurturingStore {
   static std::string DecisionKey(const std::string& lead_id, int64_t version);
   static std::string TouchKey(const std::string& lead_id, const std::string& touch_id);
   static std::string DeliveredKey(const std::string& lead_id, const std::string& touch_id);
+  static std::string DeliveryKey(const std::string& lead_id);
+  // The records every apply over the lead reads: {EnrollmentKey, DeliveryKey}.
+  static std::vector<std::string> StateKeys(const std::string& lead_id);
   static std::string RegistryKey(const std::string& lead_id);
   static std::string TombstoneKey(const std::string& lead_id);
   static const std::string& ScheduleKey();
@@ -74,8 +105,9 @@ class NurturingStore {
   // ZREM from the in-flight set, for Plan::extra_commands.
   static redis::Args ReleaseCommand(const std::string& lead_id);
 
-  // Parses a record read through apply(); an absent record gives an empty state.
-  static absl::StatusOr<StoredState> ParseState(const redis::Versioned& record);
+  // Parses the StateKeys records read through apply(); an absent enrollment gives an empty
+  // state. A touch in flight that the delivery record names is cleared (delivered).
+  static absl::StatusOr<StoredState> ParseState(const std::vector<redis::Versioned>& records);
   absl::StatusOr<StoredState> Load(const std::string& lead_id);
 
   // Atomically moves up to `limit` leads due at `now` (score <= now, earliest first) from the
@@ -85,6 +117,13 @@ class NurturingStore {
   // Atomically moves up to `limit` leads whose lease expired at `now` back to the schedule, due
   // now (an earlier due time already there is kept). Returns them.
   absl::StatusOr<std::vector<std::string>> Reclaim(absl::Time now, int limit);
+  // For each touch, in one round trip: if the enrollment record is still as the send left it,
+  // records the delivery in the lead's delivery record, puts the lead back in the schedule at
+  // `due_after` and releases its claim — atomically, one small script per touch instead of an
+  // apply-once rewrite of the enrollment. Results in input order.
+  absl::StatusOr<std::vector<DeliveryRecorded>> ConfirmDelivered(
+      const std::vector<DeliveredTouch>& touches);
+
   // Takes the lead out of both sets (after an erasure).
   absl::Status Forget(const std::string& lead_id);
 
@@ -106,6 +145,7 @@ class NurturingStore {
   redis::ApplyOnce apply_;
   const redis::LuaScript claim_script_;
   const redis::LuaScript reclaim_script_;
+  const redis::LuaScript delivered_script_;
 };
 
 }  // namespace leadflow::nurturing

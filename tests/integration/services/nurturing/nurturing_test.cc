@@ -618,6 +618,101 @@ TEST_F(NurturingTest, AnUnacknowledgedTouchIsResentWithTheSameIdAfterItsLease) {
   EXPECT_EQ(survivor->producer.Touches()[1].touch_id(), "L-lost:cold-welcome:1:1");
 }
 
+TEST_F(NurturingTest, ADeliveryIsRecordedBesideTheRecordAndTheNextDecisionFoldsItIn) {
+  ScoreCold(EmailLead("L-fast"), "scored-1");
+  const redis::Reply before =
+      replica_->client.Command({"HMGET", NurturingStore::EnrollmentKey("L-fast"), "v", "i"})
+          .value();
+  EXPECT_EQ(Pass().sent, 1);  // sent and acknowledged at once, confirmed in the same pass
+
+  // The decision rewrote the enrollment (one version up); the confirmation did not: it wrote
+  // the delivery record, which every read folds in.
+  const redis::Reply after =
+      replica_->client.Command({"HMGET", NurturingStore::EnrollmentKey("L-fast"), "v", "d", "i"})
+          .value();
+  ASSERT_THAT(after.elements, SizeIs(3));
+  EXPECT_EQ(after.elements[0].str, absl::StrCat(std::stoi(before.elements[0].str) + 1));
+  internal::v1::NurtureLeadState raw;
+  ASSERT_TRUE(raw.ParseFromString(after.elements[1].str));
+  EXPECT_EQ(raw.in_flight_touch_id(), "L-fast:cold-welcome:0:1");
+  EXPECT_EQ(replica_->client.Command({"HGET", NurturingStore::DeliveryKey("L-fast"), "d"})->str,
+            "L-fast:cold-welcome:0:1");
+  EXPECT_EQ(State("L-fast").in_flight_touch_id(), "");
+  EXPECT_THAT(KeysMentioning("L-fast}:delivered:"), IsEmpty()) << "no apply-once confirmation";
+  EXPECT_EQ(ScheduledAt("L-fast"), kStart + absl::Hours(72));
+  EXPECT_EQ(LeaseExpiry("L-fast"), std::nullopt);
+
+  // A second report of the same touch (a re-send's) changes nothing.
+  DeliveredTouch again{.lead_id = "L-fast",
+                       .touch_id = "L-fast:cold-welcome:0:1",
+                       .version = std::stoi(after.elements[0].str),
+                       .incarnation = after.elements[2].str,
+                       .due_after = kStart + absl::Hours(1)};
+  absl::StatusOr<std::vector<DeliveryRecorded>> recorded =
+      replica_->store.ConfirmDelivered({again});
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  EXPECT_THAT(*recorded, ElementsAre(DeliveryRecorded::kAlreadyRecorded));
+  EXPECT_EQ(ScheduledAt("L-fast"), kStart + absl::Hours(72));
+
+  clock_.Set(kStart + absl::Hours(72));
+  EXPECT_EQ(Pass().sent, 1);
+  EXPECT_EQ(replica_->producer.Touches()[1].touch_id(), "L-fast:cold-welcome:1:1");
+  EXPECT_EQ(replica_->client.Command({"HGET", NurturingStore::DeliveryKey("L-fast"), "d"})->str,
+            "L-fast:cold-welcome:1:1");
+  EXPECT_EQ(State("L-fast").current().touches_sent(), 2);
+}
+
+TEST_F(NurturingTest, ADeliveryReportAfterAnEventChangedTheRecordIsConfirmedThroughApplyOnce) {
+  replica_->producer.Hold(true);
+  ScoreCold(EmailLead("L-moved"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  // While the touch is in flight, an event rewrites the record.
+  ScoreCold(EmailLead("L-moved"), "scored-2");
+  EXPECT_EQ(State("L-moved").in_flight_touch_id(), "L-moved:cold-welcome:0:1");
+  EXPECT_EQ(ScheduledAt("L-moved"), std::nullopt) << "in flight: waits for the report";
+
+  replica_->producer.AckAll();
+  EXPECT_EQ(Pass().confirmed, 1);
+  EXPECT_THAT(KeysMentioning("L-moved}:delivered:"), SizeIs(1)) << "the apply-once path";
+  EXPECT_EQ(State("L-moved").in_flight_touch_id(), "");
+  EXPECT_EQ(ScheduledAt("L-moved"), kStart + absl::Hours(72));
+  EXPECT_EQ(LeaseExpiry("L-moved"), std::nullopt);
+}
+
+TEST_F(NurturingTest, AnEventRacingADeliveryReportSeesItAndReschedulesTheLead) {
+  replica_->producer.Hold(true);
+  ScoreCold(EmailLead("L-race"), "scored-1");
+  EXPECT_EQ(Pass().sent, 1);
+  // The event reads the lead while its touch is in flight; the report lands before it writes.
+  std::unique_ptr<Replica> other = NewReplica();
+  int plans = 0;
+  redis::ApplyOnceRequest request;
+  request.dedup_key = NurturingStore::ScoredKey("L-race", "race-1");
+  request.state_keys = NurturingStore::StateKeys("L-race");
+  request.registry_key = NurturingStore::RegistryKey("L-race");
+  absl::StatusOr<redis::ApplyResult> applied = other->store.apply().Run(
+      request, [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
+        absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records);
+        if (!stored.ok()) return stored.status();
+        if (++plans == 1) {
+          EXPECT_EQ(stored->state.in_flight_touch_id(), "L-race:cold-welcome:0:1");
+          replica_->producer.AckAll();
+          EXPECT_EQ(Pass().confirmed, 1);
+        } else {
+          EXPECT_EQ(stored->state.in_flight_touch_id(), "");
+        }
+        redis::Plan plan;
+        plan.writes.push_back({records[0].key, stored->state.SerializeAsString()});
+        plan.extra_commands.push_back(
+            NurturingStore::ScheduleCommand("L-race", WakeUpAt(stored->state)));
+        return plan;
+      });
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(plans, 2) << "the plan made before the delivery was recorded was applied";
+  EXPECT_EQ(ScheduledAt("L-race"), kStart + absl::Hours(72)) << "never a lost wake-up";
+  EXPECT_EQ(LeaseExpiry("L-race"), std::nullopt);
+}
+
 TEST_F(NurturingTest, ErasureRemovesEveryKeyOfTheLead) {
   ScoreCold(EmailLead("L-erase"), "scored-1");
   ScoreCold(EmailLead("L-keep"), "scored-2");
