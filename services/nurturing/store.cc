@@ -10,22 +10,35 @@ namespace {
 
 // KEYS: [schedule, inflight]  ARGV: [now_ms, limit, lease_expiry_ms]
 // One script, so a lead is removed from the schedule by exactly one claimer.
+// Leads move in chunks of 500 (two commands per chunk, not two per lead; unpack's stack bound).
 constexpr char kClaimScript[] = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, lead in ipairs(due) do
-  redis.call('ZREM', KEYS[1], lead)
-  redis.call('ZADD', KEYS[2], ARGV[3], lead)
+for first = 1, #due, 500 do
+  local last = math.min(first + 499, #due)
+  local leased = {}
+  for i = first, last do
+    leased[#leased + 1] = ARGV[3]
+    leased[#leased + 1] = due[i]
+  end
+  redis.call('ZREM', KEYS[1], unpack(due, first, last))
+  redis.call('ZADD', KEYS[2], unpack(leased))
 end
 return due
 )lua";
 
 // KEYS: [inflight, schedule]  ARGV: [now_ms, limit]
-// ZADD LT: a lead already due earlier in the schedule keeps its time.
+// ZADD LT: a lead already due earlier in the schedule keeps its time. Chunks as in Claim.
 constexpr char kReclaimScript[] = R"lua(
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for _, lead in ipairs(expired) do
-  redis.call('ZREM', KEYS[1], lead)
-  redis.call('ZADD', KEYS[2], 'LT', ARGV[1], lead)
+for first = 1, #expired, 500 do
+  local last = math.min(first + 499, #expired)
+  local due = {}
+  for i = first, last do
+    due[#due + 1] = ARGV[1]
+    due[#due + 1] = expired[i]
+  end
+  redis.call('ZREM', KEYS[1], unpack(expired, first, last))
+  redis.call('ZADD', KEYS[2], 'LT', unpack(due))
 end
 return expired
 )lua";

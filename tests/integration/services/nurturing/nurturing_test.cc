@@ -713,6 +713,31 @@ TEST_F(NurturingTest, AnEventRacingADeliveryReportSeesItAndReschedulesTheLead) {
   EXPECT_EQ(LeaseExpiry("L-race"), std::nullopt);
 }
 
+TEST_F(NurturingTest, AClaimOfMoreLeadsThanOneChunkMovesEachExactlyOnce) {
+  // 1,201 due leads (the claim script moves them 500 at a time), earliest first; 5 not due.
+  std::vector<redis::Args> schedule;
+  for (int i = 0; i < 1206; ++i) {
+    schedule.push_back(NurturingStore::ScheduleCommand(
+        absl::StrCat("L-", i), kStart + (i < 1201 ? -absl::Seconds(1206 - i) : absl::Hours(1))));
+  }
+  ASSERT_TRUE(replica_->client.Pipeline(schedule).ok());
+  absl::StatusOr<std::vector<std::string>> claimed =
+      replica_->store.Claim(kStart, absl::Minutes(2), 5000);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  ASSERT_THAT(*claimed, SizeIs(1201));
+  EXPECT_EQ(claimed->front(), "L-0");
+  EXPECT_EQ(claimed->back(), "L-1200");
+  EXPECT_EQ(std::set<std::string>(claimed->begin(), claimed->end()).size(), 1201u);
+  EXPECT_EQ(LeaseExpiry("L-700"), kStart + absl::Minutes(2));
+  EXPECT_EQ(ScheduledAt("L-700"), std::nullopt);
+  EXPECT_EQ(ScheduledAt("L-1201"), kStart + absl::Hours(1));
+  EXPECT_EQ(replica_->client.Command({"ZCARD", NurturingStore::InflightKey()})->integer, 1201);
+  EXPECT_EQ(replica_->client.Command({"ZCARD", NurturingStore::ScheduleKey()})->integer, 5);
+  claimed = replica_->store.Claim(kStart, absl::Minutes(2), 5000);
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_THAT(*claimed, IsEmpty()) << "claimed leads are never claimed twice";
+}
+
 TEST_F(NurturingTest, ErasureRemovesEveryKeyOfTheLead) {
   ScoreCold(EmailLead("L-erase"), "scored-1");
   ScoreCold(EmailLead("L-keep"), "scored-2");
