@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <ctime>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -36,6 +37,12 @@ double InfoField(redis::RedisClient& client, const std::string& section, absl::s
 
 int64_t UsedMemory(redis::RedisClient& client) {
   return static_cast<int64_t>(InfoField(client, "memory", "used_memory"));
+}
+
+double ProcessCpu() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
 double RedisCpu(redis::RedisClient& client) {

@@ -56,6 +56,8 @@ int64_t UsedMemory(redis::RedisClient& client);
 
 // CPU seconds the redis-server used so far (user + system).
 double RedisCpu(redis::RedisClient& client);
+// CPU seconds (user + system, all threads) this process has used so far.
+double ProcessCpu();
 
 // `calls` of one command in INFO commandstats ("cmdstat_evalsha:calls=..."); 0 if never called.
 int64_t CommandCalls(redis::RedisClient& client, absl::string_view command);

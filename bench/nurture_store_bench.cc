@@ -176,6 +176,7 @@ int Run(int argc, char** argv) {
       store, [&] { return *tracks; }, producer, topics, clock, registry, options,
       scheduler_options);
   const double cpu_start = RedisCpu(client);
+  const double process_cpu_start = bench::ProcessCpu();
   const absl::Time drain_start = absl::Now();
   int64_t claimed = 0;
   int64_t errors = 0;
@@ -191,6 +192,7 @@ int Run(int argc, char** argv) {
   }
   const absl::Duration drain_time = absl::Now() - drain_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
+  const double process_cpu = bench::ProcessCpu() - process_cpu_start;
   const int64_t after_memory = UsedMemory(client);
 
   if (scored) {
@@ -223,6 +225,8 @@ int Run(int argc, char** argv) {
               producer.sent() / absl::ToDoubleSeconds(drain_time), claims_per_pass, workers);
   std::printf("redis-server CPU:          %.2f s (%.1f us per touch)\n", redis_cpu,
               1e6 * redis_cpu / std::max<int64_t>(1, producer.sent()));
+  std::printf("scheduler (this process):  %.2f s CPU (%.1f us per touch)\n", process_cpu,
+              1e6 * process_cpu / std::max<int64_t>(1, producer.sent()));
   if (commandstats) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
