@@ -59,8 +59,13 @@ grpc::Status ScoringGrpcService::ExplainScore(grpc::ServerContext*,
   internal::v1::ScoringLeadState state;
   if (grpc::Status s = LoadScored(request->lead_id(), &state); !s.ok()) return s;
   if (grpc::Status s = Predict(state); !s.ok()) return s;
+  absl::StatusOr<std::vector<events::v1::ScoreSnapshot>> history =
+      store_.LoadHistory(request->lead_id(), state);
+  if (!history.ok()) return grpc_util::ToGrpcStatus(history.status());
   *response->mutable_score() = std::move(*state.mutable_score());
-  *response->mutable_history() = std::move(*state.mutable_history());
+  for (events::v1::ScoreSnapshot& snapshot : *history) {
+    *response->add_history() = std::move(snapshot);
+  }
   return grpc::Status::OK;
 }
 

@@ -73,14 +73,6 @@ void RecordExplicitInterest(const ExplicitInterest& interest, absl::Time at,
   state.set_explicit_interest_signal(interest.signal_id);
 }
 
-// Puts `snapshot` first in the history and drops the oldest beyond `size`.
-void PushHistory(const ScoreSnapshot& snapshot, int size, ScoringLeadState& state) {
-  auto& history = *state.mutable_history();
-  *history.Add() = snapshot;
-  for (int i = history.size() - 1; i > 0; --i) history.SwapElements(i, i - 1);
-  if (history.size() > size) history.DeleteSubrange(size, history.size() - size);
-}
-
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const CompiledScoringRules>> LoadScoringRules(
@@ -385,6 +377,15 @@ absl::StatusOr<redis::Plan> ScoringHandler::PlanFor(Pending& pending,
   if (records[0].data.has_value() && !state.ParseFromString(*records[0].data)) {
     return absl::DataLossError("corrupt state " + state_key);
   }
+  if (state.history_size() > 0) {
+    // Written before the history list existed: the history moves into it now.
+    for (redis::Args& command :
+         ScoringStore::ReplaceHistoryCommands(input.lead_id, state.history())) {
+      plan.extra_commands.push_back(std::move(command));
+    }
+    state.clear_history();
+    plan.register_keys.push_back(ScoringStore::HistoryKey(input.lead_id));
+  }
 
   const ConversionModel* model = pending.cached.get();
   pending.trained.reset();
@@ -458,7 +459,11 @@ absl::StatusOr<redis::Plan> ScoringHandler::PlanFor(Pending& pending,
       for (const std::string& s : change.segments_entered) event.add_segments_entered(s);
       for (const std::string& s : change.segments_exited) event.add_segments_exited(s);
       outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsScored), input.lead_id, event));
-      PushHistory(current, options_.history_size, state);
+      for (redis::Args& command :
+           ScoringStore::PushHistoryCommands(input.lead_id, current, options_.history_size)) {
+        plan.extra_commands.push_back(std::move(command));
+      }
+      plan.register_keys.push_back(ScoringStore::HistoryKey(input.lead_id));
     }
     state.set_conversion_probability(current.conversion_probability());
     *state.mutable_score() = std::move(current);

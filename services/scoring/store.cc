@@ -226,6 +226,51 @@ std::string ScoringStore::StateKey(const std::string& lead_id) {
   return redis::LeadKey(kService, lead_id, "state");
 }
 
+std::string ScoringStore::HistoryKey(const std::string& lead_id) {
+  return redis::LeadKey(kService, lead_id, "history");
+}
+
+std::vector<redis::Args> ScoringStore::PushHistoryCommands(
+    const std::string& lead_id, const events::v1::ScoreSnapshot& snapshot, int size) {
+  if (size <= 0) return {};
+  const std::string key = HistoryKey(lead_id);
+  return {{"LPUSH", key, snapshot.SerializeAsString()},
+          {"LTRIM", key, "0", absl::StrCat(size - 1)}};
+}
+
+std::vector<redis::Args> ScoringStore::ReplaceHistoryCommands(
+    const std::string& lead_id,
+    const google::protobuf::RepeatedPtrField<events::v1::ScoreSnapshot>& history) {
+  const std::string key = HistoryKey(lead_id);
+  std::vector<redis::Args> commands = {{"DEL", key}};
+  if (history.empty()) return commands;
+  redis::Args push = {"RPUSH", key};
+  for (const events::v1::ScoreSnapshot& snapshot : history) {
+    push.push_back(snapshot.SerializeAsString());
+  }
+  commands.push_back(std::move(push));
+  return commands;
+}
+
+absl::StatusOr<std::vector<events::v1::ScoreSnapshot>> ScoringStore::LoadHistory(
+    const std::string& lead_id, const internal::v1::ScoringLeadState& state) {
+  absl::StatusOr<redis::Reply> reply = client_.Command({"LRANGE", HistoryKey(lead_id), "0", "-1"});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
+  std::vector<events::v1::ScoreSnapshot> history;
+  if (reply->elements.empty()) {
+    history.assign(state.history().begin(), state.history().end());
+    return history;
+  }
+  history.resize(reply->elements.size());
+  for (size_t i = 0; i < history.size(); ++i) {
+    if (!history[i].ParseFromString(reply->elements[i].str)) {
+      return absl::DataLossError(absl::StrCat("corrupt snapshot in ", HistoryKey(lead_id)));
+    }
+  }
+  return history;
+}
+
 std::string ScoringStore::SegmentKey(const std::string& segment_id) {
   return absl::StrCat("scoring:segment:", segment_id);
 }
@@ -295,9 +340,9 @@ absl::Status ScoringStore::Erase(const std::string& lead_id,
   if (state->has_value()) {
     for (const std::string& s : (*state)->score().segments()) segments.insert(s);
   }
-  if (absl::Status s =
-          apply_.Erase(redis::RegistryKey(kService, lead_id),
-                       redis::TombstoneKey(kService, lead_id), tombstone_ttl, {StateKey(lead_id)});
+  if (absl::Status s = apply_.Erase(redis::RegistryKey(kService, lead_id),
+                                    redis::TombstoneKey(kService, lead_id), tombstone_ttl,
+                                    {StateKey(lead_id), HistoryKey(lead_id)});
       !s.ok()) {
     return s;
   }

@@ -3,6 +3,13 @@
 // ScoringStore: scoring's Redis key schema, in one place (ARCHITECTURE.md §5).
 //
 //   scoring:{<lead_id>}:state               versioned record: the ScoringLeadState (protobuf)
+//   scoring:{<lead_id>}:history             list of the ScoreSnapshots emitted on leads.scored,
+//                                           newest first, capped (ExplainScore's history); pushed
+//                                           by the same atomic apply that emits the snapshot, so
+//                                           the state record is not rewritten with ~7 kB of
+//                                           history on every input. (Records written before
+//                                           this list existed keep theirs in the state's
+//                                           `history` field until their next apply moves it.)
 //   scoring:{<lead_id>}:applied:<event_id>  apply-once record of an input, memo = its outputs
 //   scoring:{<lead_id>}:keys                the lead's key registry (erasure deletes every member)
 //   scoring:{<lead_id>}:erased              erasure tombstone (30 days)
@@ -54,6 +61,16 @@ class ScoringStore {
   explicit ScoringStore(redis::RedisClient& client);
 
   static std::string StateKey(const std::string& lead_id);
+  static std::string HistoryKey(const std::string& lead_id);
+  // For Plan::extra_commands: `snapshot` first in the lead's history, keeping `size` at most.
+  static std::vector<redis::Args> PushHistoryCommands(const std::string& lead_id,
+                                                      const events::v1::ScoreSnapshot& snapshot,
+                                                      int size);
+  // For Plan::extra_commands: the history as `history` (newest first), replacing the list;
+  // moves a history kept in the state record (the earlier layout) into the list.
+  static std::vector<redis::Args> ReplaceHistoryCommands(
+      const std::string& lead_id,
+      const google::protobuf::RepeatedPtrField<events::v1::ScoreSnapshot>& history);
   static std::string SegmentKey(const std::string& segment_id);
   static const std::string& ModelKey();
   static const std::string& LeadsKey();
@@ -107,6 +124,11 @@ class ScoringStore {
   absl::StatusOr<bool> LockRescore(const std::string& owner, absl::Duration lease);
 
   // The lead's state, or nullopt if scoring never heard of it (or it was erased).
+  // The lead's emitted snapshots, newest first: the history list, or for a record not applied
+  // since the list existed, the history its state holds.
+  absl::StatusOr<std::vector<events::v1::ScoreSnapshot>> LoadHistory(
+      const std::string& lead_id, const internal::v1::ScoringLeadState& state);
+
   absl::StatusOr<std::optional<internal::v1::ScoringLeadState>> LoadState(
       const std::string& lead_id);
 

@@ -525,6 +525,49 @@ TEST_F(ScoringHandlerTest, TheScoreHistoryIsBoundedNewestFirst) {
   EXPECT_EQ(explained.history(0).total(), 35 + 20 + 30 + 8);
 }
 
+TEST_F(ScoringHandlerTest, TheHistoryLivesBesideTheStateAndAnOldRecordsHistoryMovesThere) {
+  const std::string lead = "lead-layout";
+  Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-l"));
+  // The state record carries no history: each apply pushes one snapshot to the list.
+  absl::StatusOr<std::optional<internal::v1::ScoringLeadState>> state = store_->LoadState(lead);
+  ASSERT_TRUE(state.ok() && state->has_value());
+  EXPECT_EQ((*state)->history_size(), 0);
+  EXPECT_EQ(client_->Command({"LLEN", ScoringStore::HistoryKey(lead)})->integer, 1);
+
+  // Rewrite the record the way the previous release did: the history inside, no list.
+  internal::v1::ScoringLeadState old = **state;
+  events::v1::ScoreSnapshot older;
+  older.set_total(7);
+  *old.add_history() = (*state)->score();
+  *old.add_history() = older;
+  ASSERT_TRUE(client_->Command({"DEL", ScoringStore::HistoryKey(lead)}).ok());
+  ASSERT_TRUE(
+      client_
+          ->Command({"HSET", ScoringStore::StateKey(lead), "v", "7", "d", old.SerializeAsString()})
+          .ok());
+  scoring::v1::GetScoreRequest request;
+  request.set_lead_id(lead);
+  scoring::v1::ExplainScoreResponse explained;
+  ASSERT_TRUE(grpc_->ExplainScore(nullptr, &request, &explained).ok());
+  ASSERT_THAT(explained.history(), SizeIs(2)) << "read from the record until it is applied";
+  EXPECT_EQ(explained.history(1).total(), 7);
+
+  // The next change moves it into the list, newest first, and empties the record's copy.
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_THAT(Handle(&ScoringHandler::HandleActivity,
+                     Activity(lead, "act-l", "demo_request", {{"demo_request", 1}})),
+              SizeIs(1));
+  state = store_->LoadState(lead);
+  ASSERT_TRUE(state.ok() && state->has_value());
+  EXPECT_EQ((*state)->history_size(), 0);
+  explained.Clear();
+  ASSERT_TRUE(grpc_->ExplainScore(nullptr, &request, &explained).ok());
+  ASSERT_THAT(explained.history(), SizeIs(3));
+  EXPECT_EQ(explained.history(0).total(), explained.score().total());
+  EXPECT_EQ(explained.history(1).total(), old.history(0).total());
+  EXPECT_EQ(explained.history(2).total(), 7);
+}
+
 TEST_F(ScoringHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndLaterEventsAreIgnored) {
   const std::string erased = "lead-erased";
   const std::string kept = "lead-kept";
