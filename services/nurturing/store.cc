@@ -8,39 +8,25 @@
 namespace leadflow::nurturing {
 namespace {
 
-// KEYS: [schedule, inflight]  ARGV: [now_ms, limit, lease_expiry_ms]
-// One script, so a lead is removed from the schedule by exactly one claimer.
+// Claim and Reclaim: moves up to `limit` members with score <= now_ms from KEYS[1] to KEYS[2]
+// with score `to_score` and returns them, earliest first. One script, so a lead is moved by
+// exactly one caller. ZADD flag "LT" (Reclaim): a lead already due earlier keeps its time.
 // Leads move in chunks of 500 (two commands per chunk, not two per lead; unpack's stack bound).
-constexpr char kClaimScript[] = R"lua(
+// KEYS: [from, to]  ARGV: [now_ms, limit, to_score, "" | "LT"]
+constexpr char kMoveDueScript[] = R"lua(
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for first = 1, #due, 500 do
   local last = math.min(first + 499, #due)
-  local leased = {}
+  local add = {'ZADD', KEYS[2]}
+  if ARGV[4] ~= '' then add[#add + 1] = ARGV[4] end
   for i = first, last do
-    leased[#leased + 1] = ARGV[3]
-    leased[#leased + 1] = due[i]
+    add[#add + 1] = ARGV[3]
+    add[#add + 1] = due[i]
   end
   redis.call('ZREM', KEYS[1], unpack(due, first, last))
-  redis.call('ZADD', KEYS[2], unpack(leased))
+  redis.call(unpack(add))
 end
 return due
-)lua";
-
-// KEYS: [inflight, schedule]  ARGV: [now_ms, limit]
-// ZADD LT: a lead already due earlier in the schedule keeps its time. Chunks as in Claim.
-constexpr char kReclaimScript[] = R"lua(
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for first = 1, #expired, 500 do
-  local last = math.min(first + 499, #expired)
-  local due = {}
-  for i = first, last do
-    due[#due + 1] = ARGV[1]
-    due[#due + 1] = expired[i]
-  end
-  redis.call('ZREM', KEYS[1], unpack(expired, first, last))
-  redis.call('ZADD', KEYS[2], 'LT', unpack(due))
-end
-return expired
 )lua";
 
 // KEYS: [enrollment, delivery, schedule, inflight, registry]
@@ -81,8 +67,7 @@ absl::StatusOr<std::vector<std::string>> Members(const absl::StatusOr<redis::Rep
 NurturingStore::NurturingStore(redis::RedisClient& client)
     : client_(client),
       apply_(client),
-      claim_script_(kClaimScript),
-      reclaim_script_(kReclaimScript),
+      move_due_script_(kMoveDueScript),
       delivered_script_(kDeliveredScript) {}
 
 std::string NurturingStore::EnrollmentKey(const std::string& lead_id) {
@@ -183,14 +168,14 @@ absl::StatusOr<std::vector<DeliveryRecorded>> NurturingStore::ConfirmDelivered(
 absl::StatusOr<std::vector<std::string>> NurturingStore::Claim(absl::Time now, absl::Duration lease,
                                                                int limit) {
   if (limit <= 0) return std::vector<std::string>{};
-  return Members(claim_script_.Run(client_, {ScheduleKey(), InflightKey()},
-                                   {Millis(now), absl::StrCat(limit), Millis(now + lease)}));
+  return Members(move_due_script_.Run(client_, {ScheduleKey(), InflightKey()},
+                                      {Millis(now), absl::StrCat(limit), Millis(now + lease), ""}));
 }
 
 absl::StatusOr<std::vector<std::string>> NurturingStore::Reclaim(absl::Time now, int limit) {
   if (limit <= 0) return std::vector<std::string>{};
-  return Members(reclaim_script_.Run(client_, {InflightKey(), ScheduleKey()},
-                                     {Millis(now), absl::StrCat(limit)}));
+  return Members(move_due_script_.Run(client_, {InflightKey(), ScheduleKey()},
+                                      {Millis(now), absl::StrCat(limit), Millis(now), "LT"}));
 }
 
 absl::Status NurturingStore::Forget(const std::string& lead_id) {

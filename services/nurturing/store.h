@@ -143,8 +143,7 @@ class NurturingStore {
 
   redis::RedisClient& client_;
   redis::ApplyOnce apply_;
-  const redis::LuaScript claim_script_;
-  const redis::LuaScript reclaim_script_;
+  const redis::LuaScript move_due_script_;  // Claim and Reclaim
   const redis::LuaScript delivered_script_;
 };
 
