@@ -250,15 +250,24 @@ absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
     // A version alone restarts after a delete, so the record's incarnation is checked too (see
     // kApplyScript): a record deleted and recreated between our read and our apply conflicts.
     const bool writes = write != nullptr && write->data.has_value();
+    std::string chosen;
+    if (writes) {
+      for (const auto& [key, incarnation] : plan.incarnations) {
+        if (key == v.key) chosen = incarnation;
+      }
+    }
+    if (!chosen.empty() && chosen.size() != kIncarnationDigits) {
+      return absl::InternalError(absl::StrCat("plan gives ", v.key, " a malformed incarnation"));
+    }
     if (v.version == 0 && !v.data.has_value()) {
       args.push_back("");
-      args.push_back(writes ? NewIncarnation() : "");
+      args.push_back(writes ? (chosen.empty() ? NewIncarnation() : chosen) : "");
     } else if (v.incarnation.size() == kIncarnationDigits) {
       args.push_back(v.incarnation);
-      args.push_back("");
+      args.push_back(chosen);
     } else {
       args.push_back(Sha1Hex(v.data.value_or("")));
-      args.push_back(writes ? NewIncarnation() : "");
+      args.push_back(writes ? (chosen.empty() ? NewIncarnation() : chosen) : "");
     }
   }
   for (const Write& w : plan.writes) {

@@ -28,6 +28,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -63,6 +64,13 @@ struct Plan {
   std::vector<std::string> register_keys;
   // Returned verbatim to every re-delivery of the same input.
   std::string memo;
+  // Incarnations (16 hex digits, NewIncarnation()) this plan gives records it writes, by key;
+  // a record written and not listed keeps the one it has (a record created gets a random one).
+  // A caller that plans a later request on the state these writes leave (RunBatchOnRead with
+  // chained records) gives each a fresh one, so that the later request's check passes only if
+  // this plan was applied: with the incarnation kept, a conflicting writer that moved the
+  // version by one would pass for this plan's write.
+  std::vector<std::pair<std::string, std::string>> incarnations;
 };
 
 struct ApplyOnceRequest {

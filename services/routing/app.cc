@@ -28,8 +28,14 @@ absl::Status RunRouting(runtime::ServiceContext& context) {
                                   context.clock(), &scheduler);
 
   kafka::TopicRouter router;
-  router.Add(context.topics().Name(kafka::kLeadsScored),
-             [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); });
+  // A poll's scored leads go in waves of distinct leads, each wave's decisions planned on
+  // chained team records and applied in one pipeline (HandleScoredBatch).
+  router.Add(
+      context.topics().Name(kafka::kLeadsScored),
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleScoredBatch(wave);
+      });
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

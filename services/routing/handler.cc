@@ -47,10 +47,24 @@ struct RoutingHandler::LeadChange {
   std::vector<kafka::OutboundMessage> outputs;
 };
 
+struct RoutingHandler::ApplyKeys {
+  // The team whose record is records[1], and the other team's (records[2] when not empty).
+  std::string team;
+  std::string other_team;
+  // Whose presence records come from presence_at on, in order.
+  std::vector<std::string> rep_ids;
+  size_t presence_at = 0;
+  redis::ApplyOnceRequest request;
+};
+
 namespace {
 
 // Re-reads when a lead's assignment moved to another team between reading it and applying.
 constexpr int kMaxTeamLookups = 8;
+
+// Chains HandleScoredBatch plans a wave in at most: another writer breaking the first re-plans
+// the leads left as a new chain, and so on; the last round's conflicts are finished one by one.
+constexpr int kChainRounds = 4;
 
 absl::StatusOr<RoutingHandler::Input> InputOf(const kafka::ConsumedMessage& message,
                                               const events::v1::Envelope& envelope,
@@ -180,52 +194,214 @@ prometheus::Histogram& RoutingHandler::Latency(prometheus::Family<prometheus::Hi
   return family.Add({{"team", team_id}}, ReactionBuckets());
 }
 
-absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored(
-    const kafka::ConsumedMessage& message) {
+struct RoutingHandler::ScoredLead {
+  Input input;
   events::v1::LeadScored scored;
-  if (absl::Status s = events::Decode(message, &scored); !s.ok()) return s;
-  absl::StatusOr<Input> input = InputOf(message, scored.envelope(), scored.lead().lead_id());
+  RouteDecision decision;
+  const Team* team = nullptr;  // the decision's team, in the rules `decision` was made on
+};
+
+absl::StatusOr<std::optional<RoutingHandler::ScoredLead>> RoutingHandler::PrepareScored(
+    const kafka::ConsumedMessage& message,
+    const absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>>& rules) const {
+  ScoredLead lead;
+  if (absl::Status s = events::Decode(message, &lead.scored); !s.ok()) return s;
+  absl::StatusOr<Input> input =
+      InputOf(message, lead.scored.envelope(), lead.scored.lead().lead_id());
   if (!input.ok()) return input.status();
-  absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  lead.input = *std::move(input);
   if (!rules.ok()) return rules.status();
   // Most scores are below every threshold and can never route: no state to read or write.
-  if (scored.score().category() < (*rules)->min_route_at()) {
-    return std::vector<kafka::OutboundMessage>{};
+  if (lead.scored.score().category() < (*rules)->min_route_at()) return std::nullopt;
+  lead.decision = MatchTeam(**rules, lead.scored.lead(), lead.scored.score());
+  lead.team = (*rules)->FindTeam(lead.decision.team_id);
+  if (lead.team == nullptr) {
+    return absl::InternalError(absl::StrCat("rules route to unknown team ", lead.decision.team_id));
   }
+  return lead;
+}
 
-  const absl::Time now = clock_.Now();
-  const RouteDecision decision = MatchTeam(**rules, scored.lead(), scored.score());
-  const Team* team = (*rules)->FindTeam(decision.team_id);
-  if (team == nullptr) {
-    return absl::InternalError(absl::StrCat("rules route to unknown team ", decision.team_id));
-  }
-  return Apply(*input, decision.team_id, [&](LeadChange& c) -> absl::Status {
-    RoutingAssignment& a = c.assignment;
-    // A lost lead's closed assignment waits for the lead to qualify again; any other stored
-    // assignment means the lead was routed in this episode already.
-    const bool reopen =
-        c.assignment_exists && a.state() == internal::v1::ASSIGNMENT_STATE_CLOSED && a.requalify();
-    if (c.assignment_exists && !reopen) return absl::OkStatus();
-    // Scoring keeps a lost lead at STAGE_LOST until activity after the loss recycles it.
-    const bool new_episode = reopen && scored.score().stage() != events::v1::STAGE_LOST;
-    // The threshold of the rule the lead matched (or the file's).
-    if (!ShouldRoute(decision, scored.previous(), scored.score(), new_episode)) {
-      return absl::OkStatus();
-    }
-    const int32_t episode = c.assignment_exists ? a.episode() + 1 : 1;
-    a.Clear();
-    a.set_lead_id(input->lead_id);
-    a.set_rule_id(decision.rule_id);
-    a.set_episode(episode);
-    a.set_attempt(1);
-    *a.mutable_lead() = scored.lead();
-    a.mutable_lead()->set_lead_id(input->lead_id);
-    *a.mutable_score() = scored.score();
-    AssignOrQueue(*input, *team, c.team, {}, now, decision.reason, LeadRouted::KIND_ASSIGNED, "",
-                  c);
-    c.write_team = true;
+absl::Status RoutingHandler::ChangeScored(const ScoredLead& lead, absl::Time now,
+                                          LeadChange& c) const {
+  const events::v1::LeadScored& scored = lead.scored;
+  RoutingAssignment& a = c.assignment;
+  // A lost lead's closed assignment waits for the lead to qualify again; any other stored
+  // assignment means the lead was routed in this episode already.
+  const bool reopen =
+      c.assignment_exists && a.state() == internal::v1::ASSIGNMENT_STATE_CLOSED && a.requalify();
+  if (c.assignment_exists && !reopen) return absl::OkStatus();
+  // Scoring keeps a lost lead at STAGE_LOST until activity after the loss recycles it.
+  const bool new_episode = reopen && scored.score().stage() != events::v1::STAGE_LOST;
+  // The threshold of the rule the lead matched (or the file's).
+  if (!ShouldRoute(lead.decision, scored.previous(), scored.score(), new_episode)) {
     return absl::OkStatus();
-  });
+  }
+  const int32_t episode = c.assignment_exists ? a.episode() + 1 : 1;
+  a.Clear();
+  a.set_lead_id(lead.input.lead_id);
+  a.set_rule_id(lead.decision.rule_id);
+  a.set_episode(episode);
+  a.set_attempt(1);
+  *a.mutable_lead() = scored.lead();
+  a.mutable_lead()->set_lead_id(lead.input.lead_id);
+  *a.mutable_score() = scored.score();
+  AssignOrQueue(lead.input, *lead.team, c.team, {}, now, lead.decision.reason,
+                LeadRouted::KIND_ASSIGNED, "", c);
+  c.write_team = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleScored(
+    const kafka::ConsumedMessage& message) {
+  // Held while the decision's team (a pointer into the rules) is in use.
+  const absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  absl::StatusOr<std::optional<ScoredLead>> lead = PrepareScored(message, rules);
+  if (!lead.ok()) return lead.status();
+  if (!lead->has_value()) return std::vector<kafka::OutboundMessage>{};
+  const absl::Time now = clock_.Now();
+  const ScoredLead& l = **lead;
+  return Apply(l.input, l.decision.team_id, [&](LeadChange& c) { return ChangeScored(l, now, c); });
+}
+
+namespace {
+
+// True when two record sets are the same state (what a planner sees).
+bool SameRecords(const std::vector<redis::Versioned>& a, const std::vector<redis::Versioned>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].key != b[i].key || a[i].version != b[i].version ||
+        a[i].incarnation != b[i].incarnation || a[i].data != b[i].data) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
+    const std::vector<const kafka::ConsumedMessage*>& messages) {
+  const absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
+  kafka::BatchSubset<kafka::HandleResult> subset(messages.size());
+  std::vector<ScoredLead> leads;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    absl::StatusOr<std::optional<ScoredLead>> lead = PrepareScored(*messages[i], rules);
+    if (!lead.ok()) {
+      subset.Settle(i, lead.status());
+    } else if (!lead->has_value()) {
+      subset.Settle(i, std::vector<kafka::OutboundMessage>{});
+    } else {
+      leads.push_back(**std::move(lead));
+      subset.Keep(i);
+    }
+  }
+  const size_t n = leads.size();
+  if (n == 0) return std::move(subset).Merge(std::vector<kafka::HandleResult>{});
+  const absl::Time now = clock_.Now();
+
+  std::vector<ApplyKeys> keys;
+  keys.reserve(n);
+  for (size_t k = 0; k < n; ++k) {
+    keys.push_back(KeysOf(leads[k].input, leads[k].decision.team_id, /*escalation_team=*/false,
+                          /*other_team_id=*/"", **rules));
+  }
+  auto plan = [&](size_t k, const std::vector<redis::Versioned>& records) {
+    bool team_moved = false;
+    return PlanOn(
+        leads[k].input, keys[k], records, /*team_given=*/true,
+        [&](LeadChange& c) { return ChangeScored(leads[k], now, c); }, &team_moved);
+  };
+
+  // A chain broken by another writer (another replica on the same team) is planned again as a
+  // new chain of the leads it left, up to kChainRounds times; the last round lets ApplyOnce
+  // finish each conflicting lead alone (Run()), so every lead is decided.
+  std::vector<kafka::HandleResult> results(n, absl::UnknownError("not run"));
+  std::vector<size_t> pending(n);
+  for (size_t k = 0; k < n; ++k) pending[k] = k;
+  for (int round = 1; round <= kChainRounds && !pending.empty(); ++round) {
+    const bool last = round == kChainRounds;
+    const size_t m = pending.size();
+    // 1. One read of every record the chain's decisions need, each record once (most leads of
+    // a wave share their team's record and its reps' presence).
+    std::vector<redis::ApplyOnceRequest> requests;
+    requests.reserve(m);
+    absl::flat_hash_map<std::string, size_t> slot_of;
+    std::vector<std::string> unique_keys;
+    std::vector<std::vector<size_t>> slots(m);
+    for (size_t j = 0; j < m; ++j) {
+      requests.push_back(keys[pending[j]].request);
+      for (const std::string& key : requests.back().state_keys) {
+        auto [it, inserted] = slot_of.try_emplace(key, unique_keys.size());
+        if (inserted) unique_keys.push_back(key);
+        slots[j].push_back(it->second);
+      }
+    }
+    absl::StatusOr<std::vector<redis::Versioned>> read = store_.apply().Read(unique_keys);
+    if (!read.ok()) {
+      for (size_t k : pending) results[k] = read.status();
+      break;
+    }
+
+    // 2. Plan the leads in input order, each on the records as the leads before it leave them
+    // (`view`), so the k-th lead of a team sees the cursor and counters of the k-1 before it.
+    // Every record a plan writes gets a fresh incarnation, known here: the next request's
+    // version check on it then passes only if this plan's script applied (a conflicting writer
+    // that moved the version by one keeps the old incarnation and fails it). A deleted record's
+    // view is "absent", which the script checks exactly. So a request whose script conflicts
+    // (or finds its input applied or erased meanwhile) makes every later request that planned
+    // on its writes conflict too.
+    std::vector<redis::Versioned>& view = *read;
+    std::vector<std::vector<redis::Versioned>> planned_on(m);
+    std::vector<absl::StatusOr<redis::Plan>> plans;
+    plans.reserve(m);
+    for (size_t j = 0; j < m; ++j) {
+      for (size_t slot : slots[j]) planned_on[j].push_back(view[slot]);
+      absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j]);
+      if (p.ok()) {
+        for (const redis::Write& w : p->writes) {
+          auto it = slot_of.find(w.key);
+          if (it == slot_of.end()) continue;  // not a record of the request: the apply rejects it
+          redis::Versioned& v = view[it->second];
+          if (w.data.has_value()) {
+            p->incarnations.emplace_back(w.key, redis::NewIncarnation());
+            v = {w.key, v.version + 1, w.data, p->incarnations.back().second};
+          } else {
+            v = {w.key, 0, std::nullopt, ""};
+          }
+        }
+      }
+      plans.push_back(std::move(p));
+    }
+
+    // 3. Apply: one pipeline of scripts, each request checked against the view it was planned
+    // on. The planner stays a function of the records it is given: on the view it gives the
+    // plan made above (with its incarnations); on anything else (the fresh read of a request
+    // whose check failed) a new plan in the last round, before it a "re-chain" refusal that
+    // sends the lead to the next round.
+    std::vector<bool> rechain(m, false);
+    std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatchOnRead(
+        requests, planned_on,
+        [&](size_t j, const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
+          rechain[j] = false;
+          if (SameRecords(records, planned_on[j])) return plans[j];
+          if (!last) {
+            rechain[j] = true;
+            return absl::AbortedError("the chain's records moved: plan it again");
+          }
+          return plan(pending[j], records);
+        });
+    std::vector<size_t> next;
+    for (size_t j = 0; j < m; ++j) {
+      absl::StatusOr<redis::ApplyResult>& r = applied[j];
+      if (!r.ok() && rechain[j]) {
+        next.push_back(pending[j]);
+        continue;
+      }
+      results[pending[j]] = r.ok() ? OutputsOf(*r) : kafka::HandleResult(r.status());
+    }
+    pending = std::move(next);
+  }
+  return std::move(subset).Merge(std::move(results));
 }
 
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::HandleOutcome(
@@ -815,12 +991,111 @@ void RoutingHandler::Emit(const Input& input, LeadRouted::Kind kind,
                                      options_.routed_encoding));
 }
 
+RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::string& team,
+                                                 bool escalation_team,
+                                                 const std::string& other_team_id,
+                                                 const CompiledRoutingRules& rules) const {
+  ApplyKeys keys;
+  keys.team = team;
+  const Team* team_config = rules.FindTeam(team);
+  if (escalation_team && team_config != nullptr && !team_config->escalate_to().empty() &&
+      team_config->escalate_to() != kEscalateToManager) {
+    keys.other_team = team_config->escalate_to();
+  }
+  if (!other_team_id.empty() && other_team_id != team) keys.other_team = other_team_id;
+  keys.rep_ids = RepIds(team_config);
+  if (!keys.other_team.empty()) {
+    for (std::string& id : RepIds(rules.FindTeam(keys.other_team))) keys.rep_ids.push_back(id);
+  }
+  redis::ApplyOnceRequest& request = keys.request;
+  request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
+  request.dedup_ttl = options_.dedup_ttl;
+  // Records 0 and 1: the assignment and the team; then the other team; then presence.
+  request.state_keys = {RoutingStore::AssignmentKey(input.lead_id),
+                        RoutingStore::TeamStateKey(team)};
+  if (!keys.other_team.empty()) {
+    request.state_keys.push_back(RoutingStore::TeamStateKey(keys.other_team));
+  }
+  keys.presence_at = request.state_keys.size();
+  for (const std::string& rep : keys.rep_ids) {
+    request.state_keys.push_back(RoutingStore::RepPresenceKey(rep));
+  }
+  // No registry key: the team record must not be registered as the lead's (see store.h);
+  // the lead's own keys are registered by an extra command instead.
+  request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
+  return keys;
+}
+
+absl::StatusOr<redis::Plan> RoutingHandler::PlanOn(const Input& input, const ApplyKeys& keys,
+                                                   const std::vector<redis::Versioned>& records,
+                                                   bool team_given, const ChangeFn& change,
+                                                   bool* team_moved) const {
+  *team_moved = false;
+  const std::vector<std::string>& state_keys = keys.request.state_keys;
+  LeadChange c;
+  if (records[0].data.has_value()) {
+    if (!c.assignment.ParseFromString(*records[0].data)) {
+      return absl::DataLossError("corrupt assignment " + state_keys[0]);
+    }
+    c.assignment_exists = true;
+  }
+  if (records[1].data.has_value() && !c.team.ParseFromString(*records[1].data)) {
+    return absl::DataLossError("corrupt team state " + state_keys[1]);
+  }
+  if (!keys.other_team.empty()) {
+    c.other_team_id = keys.other_team;
+    if (records[2].data.has_value() && !c.other_team.ParseFromString(*records[2].data)) {
+      return absl::DataLossError("corrupt team state " + state_keys[2]);
+    }
+  }
+  for (size_t i = keys.presence_at; i < records.size(); ++i) {
+    if (!records[i].data.has_value()) continue;
+    internal::v1::RepPresence presence;
+    if (!presence.ParseFromString(*records[i].data)) {
+      return absl::DataLossError("corrupt presence " + records[i].key);
+    }
+    c.presence[keys.rep_ids[i - keys.presence_at]] = std::move(presence);
+  }
+  if (!team_given && (!c.assignment_exists || c.assignment.team_id() != keys.team)) {
+    *team_moved = true;
+    return absl::AbortedError("the assignment moved meanwhile");
+  }
+  if (absl::Status s = change(c); !s.ok()) return s;
+
+  redis::Plan plan;
+  if (c.delete_assignment) {
+    plan.writes.push_back({state_keys[0], std::nullopt});
+  } else if (c.write_assignment) {
+    plan.writes.push_back({state_keys[0], c.assignment.SerializeAsString()});
+  }
+  if (c.write_team) {
+    c.team.set_team_id(keys.team);
+    plan.writes.push_back({state_keys[1], c.team.SerializeAsString()});
+  }
+  if (c.write_other_team && !keys.other_team.empty()) {
+    c.other_team.set_team_id(keys.other_team);
+    plan.writes.push_back({state_keys[2], c.other_team.SerializeAsString()});
+  }
+  plan.extra_commands.push_back(
+      RoutingStore::LeadKeysToRegister(input.lead_id, keys.request.dedup_key));
+  for (redis::Args& command : c.commands) plan.extra_commands.push_back(std::move(command));
+  plan.memo = kafka::EncodeMemo(c.outputs);
+  return plan;
+}
+
+absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::OutputsOf(
+    const redis::ApplyResult& applied) {
+  std::vector<kafka::OutboundMessage> outputs;
+  if (applied.outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
+  if (absl::Status s = kafka::DecodeMemo(applied.memo, &outputs); !s.ok()) return s;
+  return outputs;
+}
+
 absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
     const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
     bool escalation_team, redis::ApplyOutcome* outcome, const std::string& other_team_id) {
   absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   if (!rules.ok()) return rules.status();
-  const std::string assignment_key = RoutingStore::AssignmentKey(input.lead_id);
   for (int lookup = 0; lookup < kMaxTeamLookups; ++lookup) {
     std::string team = team_id.value_or("");
     if (!team_id.has_value()) {
@@ -831,98 +1106,18 @@ absl::StatusOr<std::vector<kafka::OutboundMessage>> RoutingHandler::Apply(
       if (!current->has_value()) return std::vector<kafka::OutboundMessage>{};
       team = (*current)->team_id();
     }
-    const std::string team_key = RoutingStore::TeamStateKey(team);
-    const Team* team_config = (*rules)->FindTeam(team);
-    std::string other_team;
-    if (escalation_team && team_config != nullptr && !team_config->escalate_to().empty() &&
-        team_config->escalate_to() != kEscalateToManager) {
-      other_team = team_config->escalate_to();
-    }
-    if (!other_team_id.empty() && other_team_id != team) other_team = other_team_id;
-    const std::string other_key = other_team.empty() ? "" : RoutingStore::TeamStateKey(other_team);
-    std::vector<std::string> rep_ids = RepIds(team_config);
-    if (!other_team.empty()) {
-      for (std::string& id : RepIds((*rules)->FindTeam(other_team))) rep_ids.push_back(id);
-    }
-
-    redis::ApplyOnceRequest request;
-    request.dedup_key = redis::AppliedKey(kService, input.lead_id, input.event_id);
-    request.dedup_ttl = options_.dedup_ttl;
-    // Records 0 and 1: the assignment and the team; then the other team; then presence.
-    request.state_keys = {assignment_key, team_key};
-    if (!other_key.empty()) request.state_keys.push_back(other_key);
-    const size_t presence_at = request.state_keys.size();
-    for (const std::string& rep : rep_ids) {
-      request.state_keys.push_back(RoutingStore::RepPresenceKey(rep));
-    }
-    // No registry key: the team record must not be registered as the lead's (see store.h);
-    // the lead's own keys are registered by an extra command instead.
-    request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
-
+    const ApplyKeys keys = KeysOf(input, team, escalation_team, other_team_id, **rules);
     bool team_moved = false;
-    auto planner =
-        [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-      team_moved = false;
-      LeadChange c;
-      if (records[0].data.has_value()) {
-        if (!c.assignment.ParseFromString(*records[0].data)) {
-          return absl::DataLossError("corrupt assignment " + assignment_key);
-        }
-        c.assignment_exists = true;
-      }
-      if (records[1].data.has_value() && !c.team.ParseFromString(*records[1].data)) {
-        return absl::DataLossError("corrupt team state " + team_key);
-      }
-      if (!other_key.empty()) {
-        c.other_team_id = other_team;
-        if (records[2].data.has_value() && !c.other_team.ParseFromString(*records[2].data)) {
-          return absl::DataLossError("corrupt team state " + other_key);
-        }
-      }
-      for (size_t i = presence_at; i < records.size(); ++i) {
-        if (!records[i].data.has_value()) continue;
-        internal::v1::RepPresence presence;
-        if (!presence.ParseFromString(*records[i].data)) {
-          return absl::DataLossError("corrupt presence " + records[i].key);
-        }
-        c.presence[rep_ids[i - presence_at]] = std::move(presence);
-      }
-      if (!team_id.has_value() && (!c.assignment_exists || c.assignment.team_id() != team)) {
-        team_moved = true;
-        return absl::AbortedError("the assignment moved meanwhile");
-      }
-      if (absl::Status s = change(c); !s.ok()) return s;
-
-      redis::Plan plan;
-      if (c.delete_assignment) {
-        plan.writes.push_back({assignment_key, std::nullopt});
-      } else if (c.write_assignment) {
-        plan.writes.push_back({assignment_key, c.assignment.SerializeAsString()});
-      }
-      if (c.write_team) {
-        c.team.set_team_id(team);
-        plan.writes.push_back({team_key, c.team.SerializeAsString()});
-      }
-      if (c.write_other_team && !other_key.empty()) {
-        c.other_team.set_team_id(other_team);
-        plan.writes.push_back({other_key, c.other_team.SerializeAsString()});
-      }
-      plan.extra_commands.push_back(
-          RoutingStore::LeadKeysToRegister(input.lead_id, request.dedup_key));
-      for (redis::Args& command : c.commands) plan.extra_commands.push_back(std::move(command));
-      plan.memo = kafka::EncodeMemo(c.outputs);
-      return plan;
-    };
-    absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
+    absl::StatusOr<redis::ApplyResult> applied =
+        store_.apply().Run(keys.request, [&](const std::vector<redis::Versioned>& records) {
+          return PlanOn(input, keys, records, team_id.has_value(), change, &team_moved);
+        });
     if (!applied.ok()) {
       if (team_moved) continue;
       return applied.status();
     }
     if (outcome != nullptr) *outcome = applied->outcome;
-    std::vector<kafka::OutboundMessage> outputs;
-    if (applied->outcome == redis::ApplyOutcome::kErased) return outputs;  // erased: ignore
-    if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) return s;
-    return outputs;
+    return OutputsOf(*applied);
   }
   return absl::AbortedError(
       absl::StrCat("assignment of ", input.lead_id, " kept moving between teams; retry"));

@@ -95,6 +95,18 @@ class RoutingHandler {
   // lead, or (outcomes) has no kind; UNAVAILABLE / ABORTED for store trouble (retried).
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleScored(
       const kafka::ConsumedMessage& message);
+  // The `leads.scored` wave route (TopicRouter, kafka::HandleInKeyWaves: distinct leads).
+  // Result i is what HandleScored(*messages[i]) would return (same outputs, event ids and
+  // errors), with the wave's decisions sharing round trips: one pipelined read of every record
+  // they need (a team's record once), the leads planned in input order on chained records (lead
+  // k+1 on the team record as lead k's plan leaves it), and one pipeline of apply scripts
+  // (ApplyOnce::RunBatchOnRead), each still its own atomic, version-checked apply. Every record
+  // a plan writes gets a fresh incarnation (Plan::incarnations), so a later lead's check on it
+  // passes only if that plan was applied. A script whose records moved meanwhile (another
+  // replica) fails its check, and so does every later one planned on its writes; those leads are
+  // planned again as a new chain on fresh records (up to 4 chains), then one by one.
+  std::vector<kafka::HandleResult> HandleScoredBatch(
+      const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
       const kafka::ConsumedMessage& message);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleErasure(
@@ -128,6 +140,10 @@ class RoutingHandler {
   struct Input;
   // One apply's view of the lead's assignment and its team's record (defined in handler.cc).
   struct LeadChange;
+  // A decoded, routable scored lead and its team decision (defined in handler.cc).
+  struct ScoredLead;
+  // The request of one apply and where its records are (defined in handler.cc).
+  struct ApplyKeys;
 
  private:
   using ChangeFn = std::function<absl::Status(LeadChange&)>;
@@ -142,6 +158,25 @@ class RoutingHandler {
       const Input& input, const std::optional<std::string>& team_id, const ChangeFn& change,
       bool escalation_team = false, redis::ApplyOutcome* outcome = nullptr,
       const std::string& other_team_id = "");
+
+  // The keys Apply reads for `input` over `team` (and its escalation or other team, as Apply).
+  ApplyKeys KeysOf(const Input& input, const std::string& team, bool escalation_team,
+                   const std::string& other_team_id, const CompiledRoutingRules& rules) const;
+  // Runs `change` on `records` (those of keys.request.state_keys) and turns it into a plan.
+  // Unless `team_given`, an assignment no longer in keys.team sets `*team_moved` (ABORTED).
+  absl::StatusOr<redis::Plan> PlanOn(const Input& input, const ApplyKeys& keys,
+                                     const std::vector<redis::Versioned>& records, bool team_given,
+                                     const ChangeFn& change, bool* team_moved) const;
+  // The outputs an apply memoised (none for an erased lead).
+  static absl::StatusOr<std::vector<kafka::OutboundMessage>> OutputsOf(
+      const redis::ApplyResult& applied);
+
+  // HandleScored's decoding and team decision: nullopt when the score can never route.
+  absl::StatusOr<std::optional<ScoredLead>> PrepareScored(
+      const kafka::ConsumedMessage& message,
+      const absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>>& rules) const;
+  // What a scored lead changes: routes it unless it was routed in this episode.
+  absl::Status ChangeScored(const ScoredLead& lead, absl::Time now, LeadChange& c) const;
 
   // A pass step: Apply with the outbox entry added to the change's commands. `other_team_id`,
   // when not empty and not the lead's team, is loaded as the other team (as escalation_team

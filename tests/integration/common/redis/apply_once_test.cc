@@ -319,6 +319,55 @@ TEST_F(ApplyOnceTest, ARecordKeepsItsIncarnationAcrossUpdatesAndARecreatedOneGet
   EXPECT_EQ(Counter(), 1);
 }
 
+TEST_F(ApplyOnceTest, AWriteCanGiveTheRecordAnIncarnationAndALaterRequestCanPlanOnIt) {
+  ApplyOnce apply(*client_);
+  ASSERT_TRUE(Apply(apply, "e0").ok());
+  const std::string kept = Cmd({"HGET", CounterKey(), "i"}).str;
+
+  // Chained records (RunBatchOnRead): request b is planned on the record as a's write leaves
+  // it, with the fresh incarnation a's write gives it.
+  auto chain = [&](const std::string& a, const std::string& b) {
+    absl::StatusOr<std::vector<Versioned>> read = apply.Read({CounterKey()});
+    EXPECT_TRUE(read.ok()) << read.status();
+    absl::StatusOr<Plan> plan_a = Increment(a, *read);
+    plan_a->incarnations = {{CounterKey(), NewIncarnation()}};
+    const std::vector<Versioned> after_a = {{CounterKey(), (*read)[0].version + 1,
+                                             plan_a->writes[0].data,
+                                             plan_a->incarnations[0].second}};
+    const std::vector<std::vector<Versioned>> given = {*read, after_a};
+    const std::vector<std::string> ids = {a, b};
+    // Another writer lands between the read and the scripts: it moves the version by one and
+    // keeps the incarnation, which is just what b expects of a's write but for the incarnation.
+    EXPECT_TRUE(Apply(apply, "other-" + a).ok());
+    return apply.RunBatchOnRead(
+        {Request(a), Request(b)}, given,
+        [&](size_t i, const std::vector<Versioned>& state) -> absl::StatusOr<Plan> {
+          if (i == 0 && state[0].version == given[0][0].version) return plan_a;
+          return Increment(ids[i], state);
+        });
+  };
+  std::vector<absl::StatusOr<ApplyResult>> results = chain("a", "b");
+  ASSERT_TRUE(results[0].ok() && results[1].ok());
+  // a conflicted (the other writer), so b's check failed too and both were re-planned in order.
+  EXPECT_EQ(results[0]->memo, "a->3");
+  EXPECT_EQ(results[1]->memo, "b->4");
+  EXPECT_EQ(Counter(), 4) << "b's plan on a's unapplied write was applied";
+  EXPECT_EQ(Cmd({"HGET", CounterKey(), "i"}).str, kept) << "a fresh plan keeps the incarnation";
+
+  // Without a writer in between, the script applies and the record takes the given
+  // incarnation.
+  absl::StatusOr<std::vector<Versioned>> read = apply.Read({CounterKey()});
+  ASSERT_TRUE(read.ok());
+  absl::StatusOr<Plan> plan_c = Increment("c", *read);
+  plan_c->incarnations = {{CounterKey(), NewIncarnation()}};
+  ASSERT_TRUE(apply
+                  .RunBatchOnRead({Request("c")}, {*read},
+                                  [&](size_t, const std::vector<Versioned>&) { return plan_c; })[0]
+                  .ok());
+  EXPECT_EQ(Cmd({"HGET", CounterKey(), "i"}).str, plan_c->incarnations[0].second);
+  EXPECT_EQ(Counter(), 5);
+}
+
 TEST_F(ApplyOnceTest, ARecordWrittenBeforeIncarnationsIsCheckedByItsData) {
   // A record as the previous release wrote it: {v, d} and no incarnation.
   Cmd({"HSET", CounterKey(), "v", "1", "d", "10"});

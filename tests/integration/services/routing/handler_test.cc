@@ -2,9 +2,11 @@
 // redis-server (no Kafka): messages are built with events::Encode and fed to the handler, and
 // the outputs it returns are what the consumer loop would publish. Rules: config/routing.yaml
 // unless a test installs its own. Time: Monday 5 January 2026, 11:00 UTC (UK desk at work).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -1559,6 +1561,280 @@ TEST_F(RoutingHandlerTest, UpsertsAreValidatedLikeTheYamlWithFieldViolations) {
   const LeadRouted routed = RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-1"));
   EXPECT_EQ(events::FromProto(routed.sla_deadline()), kStart + absl::Minutes(5));
   EXPECT_THAT(routed.reason(), ::testing::HasSubstr("least loaded"));
+}
+
+// The batch route (HandleScoredBatch): a wave's decisions planned on chained team records and
+// applied in one pipeline.
+
+// A route's results, comparable: status code, then each output's topic, key and LeadRouted.
+std::vector<std::string> Described(const std::vector<kafka::HandleResult>& results) {
+  std::vector<std::string> out;
+  for (const kafka::HandleResult& r : results) {
+    std::string line = absl::StatusCodeToString(r.status().code());
+    if (r.ok()) {
+      for (const kafka::OutboundMessage& m : *r) {
+        absl::StrAppend(&line, " | ", m.topic, " ", m.key, " ", DecodeRouted(m).ShortDebugString());
+      }
+    }
+    out.push_back(std::move(line));
+  }
+  return out;
+}
+
+// Every routing key's content (records as version + protobuf text, sets and sorted sets as
+// members and scores, strings as they are), sorted by key: two runs that made the same decisions
+// leave the same snapshot (incarnations, being random, are left out).
+std::vector<std::string> Snapshot(redis::RedisClient& client) {
+  std::vector<std::string> out;
+  for (const std::string& key : testing::AllKeys(client)) {
+    absl::StatusOr<redis::Reply> type = client.Command({"TYPE", key});
+    if (!type.ok()) continue;
+    std::string line = key + " = ";
+    absl::StatusOr<redis::Reply> value;
+    if (type->str == "hash") {
+      value = client.Command({"HMGET", key, "v", "d"});
+      if (!value.ok() || value->elements.size() != 2) continue;
+      const std::string& data = value->elements[1].str;
+      internal::v1::RoutingTeamState team;
+      internal::v1::RoutingAssignment assignment;
+      absl::StrAppend(&line, "v", value->elements[0].str, " ");
+      if (absl::StrContains(key, ":team:") && team.ParseFromString(data)) {
+        absl::StrAppend(&line, team.ShortDebugString());
+      } else if (absl::StrContains(key, ":assignment") && assignment.ParseFromString(data)) {
+        absl::StrAppend(&line, assignment.ShortDebugString());
+      } else {
+        absl::StrAppend(&line, data);
+      }
+    } else {
+      if (type->str == "zset") {
+        value = client.Command({"ZRANGE", key, "0", "-1", "WITHSCORES"});
+      } else if (type->str == "set") {
+        value = client.Command({"SORT", key, "ALPHA"});
+      } else {
+        value = client.Command({"GET", key});
+      }
+      if (!value.ok()) continue;
+      if (value->elements.empty()) absl::StrAppend(&line, value->str);
+      for (const redis::Reply& e : value->elements) absl::StrAppend(&line, e.str, " ");
+    }
+    out.push_back(std::move(line));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<const kafka::ConsumedMessage*> Pointers(const std::vector<kafka::ConsumedMessage>& m) {
+  std::vector<const kafka::ConsumedMessage*> out;
+  for (const kafka::ConsumedMessage& message : m) out.push_back(&message);
+  return out;
+}
+
+TEST_F(RoutingHandlerTest, ABatchOfManyLeadsForOneTeamGivesTheSameResultsAsOneByOne) {
+  UseRules(kCappedTeam);
+  // 100 leads of one capped team (75 fit, the rest are queued), with what a poll may also hold:
+  // bad input, a score that cannot route, a second score of a lead routed just before, the same
+  // input twice.
+  std::vector<kafka::ConsumedMessage> inputs;
+  for (int i = 0; i < 100; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    inputs.push_back(Scored(lead, "s-" + lead, {"", {}}));
+    if (i == 10) {
+      kafka::ConsumedMessage garbage;
+      garbage.topic = "test.leads.scored";
+      garbage.value = "\xff\xff not a protobuf";
+      garbage.headers = {{"content-type", "application/x-protobuf"}};
+      inputs.push_back(garbage);
+    }
+    if (i == 20) {
+      inputs.push_back(Scored("cold", "s-cold", {"", {}}, events::v1::CATEGORY_COLD,
+                              events::v1::CATEGORY_QUALIFIED));
+    }
+    if (i == 30) inputs.push_back(Scored(lead, "again-" + lead, {"", {}}));
+    if (i == 40) {
+      const kafka::ConsumedMessage same = inputs.back();
+      inputs.push_back(same);
+    }
+  }
+
+  std::vector<kafka::HandleResult> one_by_one;
+  for (const kafka::ConsumedMessage& m : inputs) one_by_one.push_back(handler_->HandleScored(m));
+  const std::vector<std::string> state_one_by_one = Snapshot(*client_);
+  ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+
+  const std::vector<kafka::HandleResult> batched = handler_->HandleScoredBatch(Pointers(inputs));
+  EXPECT_EQ(Described(batched), Described(one_by_one));
+  EXPECT_EQ(Snapshot(*client_), state_one_by_one);
+  EXPECT_EQ(Described(batched)[11], "INVALID_ARGUMENT");
+  EXPECT_EQ(OpenLeads("capped", "ann") + OpenLeads("capped", "bob") + OpenLeads("capped", "cyd"),
+            75);
+
+  // Delivered again (a consumer that crashed before committing): the same outputs, no change.
+  EXPECT_EQ(Described(handler_->HandleScoredBatch(Pointers(inputs))), Described(one_by_one));
+  EXPECT_EQ(Snapshot(*client_), state_one_by_one);
+}
+
+TEST_F(RoutingHandlerTest, ABatchRacingASecondReplicaNeverExceedsACapNorAssignsALeadTwice) {
+  UseRules(kCappedTeam);
+  std::unique_ptr<redis::HiredisClient> other_client = NewClient();
+  RoutingStore other_store(*other_client);
+  EffectiveRules other_rules(*rules_, other_store, clock_, absl::ZeroDuration());
+  prometheus::Registry other_registry;
+  RoutingHandler other_handler(other_rules, other_store, topics_, clock_, other_registry);
+
+  // As TwoReplicasRouting200Leads..., but replica A takes its inputs in batches of 16 (its
+  // chains conflict whenever B writes the team record in between) and B one by one, backwards.
+  constexpr int kLeads = 200;
+  constexpr int kBatch = 16;
+  std::vector<kafka::ConsumedMessage> to_a;
+  std::vector<kafka::ConsumedMessage> to_b;
+  for (int i = 0; i < kLeads; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    to_a.push_back(Scored(lead, "a-" + lead, {"", {}}));
+    to_b.push_back(Scored(lead, "b-" + lead, {"", {}}));
+  }
+  std::vector<std::vector<kafka::OutboundMessage>> out_a(kLeads);
+  std::vector<std::vector<kafka::OutboundMessage>> out_b(kLeads);
+  // As the consumer loop does: a transient failure is retried one by one, never skipped.
+  auto retry = [](RoutingHandler& handler, const kafka::ConsumedMessage& input,
+                  std::vector<kafka::OutboundMessage>& output) {
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(input);
+      if (out.ok()) {
+        output = *std::move(out);
+        return;
+      }
+      if (out.status().code() != absl::StatusCode::kAborted || attempt > 100) {
+        ADD_FAILURE() << out.status();
+        return;
+      }
+    }
+  };
+  std::thread a([&] {
+    for (int from = 0; from < kLeads; from += kBatch) {
+      std::vector<const kafka::ConsumedMessage*> batch;
+      for (int i = from; i < std::min(kLeads, from + kBatch); ++i) batch.push_back(&to_a[i]);
+      std::vector<kafka::HandleResult> results = handler_->HandleScoredBatch(batch);
+      ASSERT_EQ(results.size(), batch.size());
+      for (size_t k = 0; k < batch.size(); ++k) {
+        if (results[k].ok()) {
+          out_a[from + k] = *std::move(results[k]);
+        } else {
+          ASSERT_EQ(results[k].status().code(), absl::StatusCode::kAborted) << results[k].status();
+          retry(*handler_, to_a[from + k], out_a[from + k]);
+        }
+      }
+    }
+  });
+  std::thread b([&] {
+    for (int i = kLeads - 1; i >= 0; --i) retry(other_handler, to_b[i], out_b[i]);
+  });
+  a.join();
+  b.join();
+
+  std::map<std::string, int> assigned_per_rep;
+  int queued = 0;
+  for (int i = 0; i < kLeads; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    ASSERT_EQ(out_a[i].size() + out_b[i].size(), 1u) << lead << " routed more or less than once";
+    const LeadRouted routed = DecodeRouted(out_a[i].empty() ? out_b[i][0] : out_a[i][0]);
+    if (routed.kind() == LeadRouted::KIND_QUEUED) {
+      ++queued;
+    } else {
+      EXPECT_EQ(routed.kind(), LeadRouted::KIND_ASSIGNED);
+      ++assigned_per_rep[routed.rep_id()];
+      EXPECT_EQ(GetAssignment(lead).rep_id(), routed.rep_id());
+    }
+  }
+  EXPECT_THAT(assigned_per_rep, ElementsAre(std::pair<const std::string, int>("ann", 30),
+                                            std::pair<const std::string, int>("bob", 20),
+                                            std::pair<const std::string, int>("cyd", 25)));
+  EXPECT_EQ(queued, kLeads - 75);
+  for (const auto& [rep, n] : assigned_per_rep) {
+    EXPECT_EQ(OpenLeads("capped", rep), n) << rep;
+    EXPECT_EQ(Cardinality(RoutingStore::RepOpenKey(rep)), n) << rep;
+  }
+  EXPECT_EQ(Cardinality(RoutingStore::TeamQueueKey("capped")), kLeads - 75);
+}
+
+// Runs `between` once, in the middle of the next pipeline of apply scripts of at least `at + 1`
+// scripts: the first `at` scripts run, then `between`, then the rest — as when another replica's
+// apply lands between two scripts of one pipeline.
+class InterleavingClient final : public redis::RedisClient {
+ public:
+  explicit InterleavingClient(redis::RedisClient& inner) : inner_(inner) {}
+  void Between(size_t at, std::function<void()> between) {
+    at_ = at;
+    between_ = std::move(between);
+  }
+  absl::StatusOr<redis::Reply> Command(const redis::Args& args) override {
+    return inner_.Command(args);
+  }
+  absl::StatusOr<std::vector<redis::Reply>> Pipeline(
+      const std::vector<redis::Args>& commands) override {
+    if (!between_ || commands.size() <= at_ || commands[0][0] != "EVALSHA") {
+      return inner_.Pipeline(commands);
+    }
+    absl::StatusOr<std::vector<redis::Reply>> first =
+        inner_.Pipeline({commands.begin(), commands.begin() + at_});
+    if (!first.ok()) return first;
+    std::function<void()> between = std::move(between_);
+    between_ = nullptr;
+    between();
+    absl::StatusOr<std::vector<redis::Reply>> rest =
+        inner_.Pipeline({commands.begin() + at_, commands.end()});
+    if (!rest.ok()) return rest;
+    first->insert(first->end(), rest->begin(), rest->end());
+    return first;
+  }
+
+ private:
+  redis::RedisClient& inner_;
+  size_t at_ = 0;
+  std::function<void()> between_;
+};
+
+TEST_F(RoutingHandlerTest, AConflictMidChainStillGivesTheResultsOfTheOrderTheWritesLanded) {
+  UseRules(kCappedTeam);
+  // Warm-up: the team record exists (with an incarnation) and the script is loaded.
+  ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})), SizeIs(1));
+  const std::vector<std::string> warm = Snapshot(*client_);
+
+  // A wave of 8 leads of the team; another replica routes lead-x after the wave's 3rd script.
+  // Its write moves the team record's version by one and keeps its incarnation, exactly where
+  // the 5th script expects the 4th's write: only the 4th's fresh incarnation tells them apart.
+  std::vector<kafka::ConsumedMessage> wave;
+  for (int i = 0; i < 8; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    wave.push_back(Scored(lead, "s-" + lead, {"", {}}));
+  }
+  const kafka::ConsumedMessage other = Scored("lead-x", "s-x", {"", {}});
+  std::unique_ptr<redis::HiredisClient> batch_connection = NewClient();
+  InterleavingClient interleaving(*batch_connection);
+  RoutingStore batch_store(interleaving);
+  EffectiveRules batch_rules(*rules_, batch_store, clock_, absl::ZeroDuration());
+  prometheus::Registry batch_registry;
+  RoutingHandler batch_handler(batch_rules, batch_store, topics_, clock_, batch_registry);
+  kafka::HandleResult other_result = absl::UnknownError("not run");
+  interleaving.Between(3, [&] { other_result = handler_->HandleScored(other); });
+  const std::vector<kafka::HandleResult> batched = batch_handler.HandleScoredBatch(Pointers(wave));
+  ASSERT_TRUE(other_result.ok()) << other_result.status();
+  const std::vector<std::string> state_batched = Snapshot(*client_);
+
+  // The same inputs one by one in the order they landed: 3 leads, lead-x, the 5 others.
+  ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+  ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})), SizeIs(1));
+  ASSERT_EQ(Snapshot(*client_), warm);
+  std::vector<kafka::HandleResult> one_by_one;
+  for (int i = 0; i < 3; ++i) one_by_one.push_back(handler_->HandleScored(wave[i]));
+  const kafka::HandleResult other_alone = handler_->HandleScored(other);
+  for (int i = 3; i < 8; ++i) one_by_one.push_back(handler_->HandleScored(wave[i]));
+
+  EXPECT_EQ(Described(batched), Described(one_by_one));
+  EXPECT_EQ(Described({other_result}), Described({other_alone}));
+  EXPECT_EQ(Snapshot(*client_), state_batched);
+  // Nine leads and the warm-up one: every one counted once.
+  EXPECT_EQ(OpenLeads("capped", "ann") + OpenLeads("capped", "bob") + OpenLeads("capped", "cyd"),
+            10);
 }
 
 }  // namespace
