@@ -614,7 +614,7 @@ TEST_F(ScoringHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndLaterEventsAreIgnor
 }
 
 TEST_F(ScoringHandlerTest, AMergeDropsTheAbsorbedLeadAndTheSurvivorScoresTheMergedBehaviour) {
-  for (const std::string& lead : {"lead-a", "lead-b"}) {
+  for (const std::string lead : {"lead-a", "lead-b"}) {
     Handle(&ScoringHandler::HandleCaptured, Captured(SeniorAtMidSize(lead), "cap-" + lead));
   }
   Handle(&ScoringHandler::HandleActivity,
