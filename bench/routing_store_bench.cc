@@ -194,6 +194,16 @@ int Run(int argc, char** argv) {
     errors.fetch_add(1);
     std::fprintf(stderr, "lead %d: %s\n", i, status.ToString().c_str());
   };
+  // One lead through the single-message route; false (and reported) when it failed.
+  auto decide_alone = [&](int i) {
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(messages[i]);
+    if (!out.ok()) {
+      fail(i, out.status());
+      return false;
+    }
+    publish(*out);
+    return true;
+  };
   const absl::Time start = absl::Now();
   std::vector<std::thread> threads;
   for (int w = 0; w < workers; ++w) {
@@ -202,13 +212,7 @@ int Run(int argc, char** argv) {
       if (batch == 1) {
         for (int i = next.fetch_add(1); i < leads; i = next.fetch_add(1)) {
           const absl::Time t0 = absl::Now();
-          absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
-              handler.HandleScored(messages[i]);
-          if (!out.ok()) {
-            fail(i, out.status());
-            continue;
-          }
-          publish(*out);
+          if (!decide_alone(i)) continue;
           latencies[w].push_back(absl::ToInt64Nanoseconds(absl::Now() - t0));
         }
         return;
@@ -229,14 +233,7 @@ int Run(int argc, char** argv) {
           if (k >= results.size() || !results[k].ok()) {
             // As the consumer loop: the rest of the batch one by one.
             retried.fetch_add(1);
-            absl::StatusOr<std::vector<kafka::OutboundMessage>> out =
-                handler.HandleScored(messages[i]);
-            if (!out.ok()) {
-              fail(i, out.status());
-              continue;
-            }
-            publish(*out);
-            ++decided;
+            if (decide_alone(i)) ++decided;
             continue;
           }
           publish(*results[k]);

@@ -106,6 +106,103 @@ class RoutingHandlerTest : public ::testing::Test {
     return std::make_unique<redis::HiredisClient>(options);
   }
 
+  // Another routing replica on the same Redis, with its own connection, store and handler.
+  struct SecondReplica {
+    SecondReplica(std::unique_ptr<redis::HiredisClient> c, RoutingRulesSource& source,
+                  const kafka::Topics& topics, const testing::SimulatedClock& clock)
+        : client(std::move(c)),
+          store(*client),
+          rules(source, store, clock, absl::ZeroDuration()),
+          handler(rules, store, topics, clock, registry) {}
+    std::unique_ptr<redis::HiredisClient> client;
+    RoutingStore store;
+    EffectiveRules rules;
+    prometheus::Registry registry;
+    RoutingHandler handler;
+  };
+  std::unique_ptr<SecondReplica> NewSecondReplica() {
+    return std::make_unique<SecondReplica>(NewClient(), *rules_, topics_, clock_);
+  }
+
+  // Two replicas' sales-ready events for the same leads (ids a-<lead> and b-<lead>, as when
+  // scoring emitted twice) and what each replica's route returned for them.
+  static constexpr int kRacingLeads = 200;
+  struct RacingInputs {
+    std::vector<kafka::ConsumedMessage> to_a, to_b;
+    std::vector<std::vector<kafka::OutboundMessage>> out_a, out_b;
+  };
+  RacingInputs RacingInputsFor(int leads) {
+    RacingInputs race;
+    for (int i = 0; i < leads; ++i) {
+      const std::string lead = "lead-" + std::to_string(i);
+      race.to_a.push_back(Scored(lead, "a-" + lead, {"", {}}));
+      race.to_b.push_back(Scored(lead, "b-" + lead, {"", {}}));
+    }
+    race.out_a.resize(leads);
+    race.out_b.resize(leads);
+    return race;
+  }
+  // HandleScored, retried on ABORTED (many conflicts) as the consumer loop does: never skipped.
+  static void RouteRetryingConflicts(RoutingHandler& handler, const kafka::ConsumedMessage& input,
+                                     std::vector<kafka::OutboundMessage>& output) {
+    for (int attempt = 0;; ++attempt) {
+      absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(input);
+      if (out.ok()) {
+        output = *std::move(out);
+        return;
+      }
+      if (out.status().code() != absl::StatusCode::kAborted || attempt > 100) {
+        ADD_FAILURE() << out.status();
+        return;
+      }
+    }
+  }
+  // Runs `replica_a` (this fixture's handler on race.to_a) while `other` routes race.to_b
+  // backwards, then checks the outcome (ExpectCapsReachedExactlyOnce).
+  void RaceAgainstSecondReplica(SecondReplica& other, RacingInputs& race,
+                                const std::function<void()>& replica_a) {
+    std::thread a(replica_a);
+    std::thread b([&] {
+      for (int i = static_cast<int>(race.to_b.size()) - 1; i >= 0; --i) {
+        RouteRetryingConflicts(other.handler, race.to_b[i], race.out_b[i]);
+      }
+    });
+    a.join();
+    b.join();
+    ExpectCapsReachedExactlyOnce(race);
+  }
+  // kCappedTeam after a race: every lead routed by exactly one replica, every cap reached
+  // exactly and none exceeded (ann 30, bob 20, cyd 25), the rest in the team queue.
+  void ExpectCapsReachedExactlyOnce(const RacingInputs& race) {
+    const int leads = static_cast<int>(race.to_a.size());
+    std::map<std::string, int> assigned_per_rep;
+    int queued = 0;
+    for (int i = 0; i < leads; ++i) {
+      const std::string lead = "lead-" + std::to_string(i);
+      ASSERT_EQ(race.out_a[i].size() + race.out_b[i].size(), 1u)
+          << lead << " routed more or less than once";
+      const LeadRouted routed =
+          DecodeRouted(race.out_a[i].empty() ? race.out_b[i][0] : race.out_a[i][0]);
+      EXPECT_EQ(routed.team_id(), "capped");
+      if (routed.kind() == LeadRouted::KIND_QUEUED) {
+        ++queued;
+      } else {
+        EXPECT_EQ(routed.kind(), LeadRouted::KIND_ASSIGNED);
+        ++assigned_per_rep[routed.rep_id()];
+        EXPECT_EQ(GetAssignment(lead).rep_id(), routed.rep_id());
+      }
+    }
+    EXPECT_THAT(assigned_per_rep, ElementsAre(std::pair<const std::string, int>("ann", 30),
+                                              std::pair<const std::string, int>("bob", 20),
+                                              std::pair<const std::string, int>("cyd", 25)));
+    EXPECT_EQ(queued, leads - 75);
+    for (const auto& [rep, n] : assigned_per_rep) {
+      EXPECT_EQ(OpenLeads("capped", rep), n) << rep;
+      EXPECT_EQ(Cardinality(RoutingStore::RepOpenKey(rep)), n) << rep;
+    }
+    EXPECT_EQ(Cardinality(RoutingStore::TeamQueueKey("capped")), leads - 75);
+  }
+
   void UseRules(const std::string& yaml) {
     config::v1::RoutingRules rules;
     ASSERT_TRUE(config::ParseYamlProto(yaml, &rules).ok());
@@ -411,79 +508,16 @@ TEST_F(RoutingHandlerTest, ALeadNoRepCanTakeIsQueuedInItsTeam) {
 
 TEST_F(RoutingHandlerTest, TwoReplicasRouting200LeadsNeverExceedCapsNorAssignALeadTwice) {
   UseRules(kCappedTeam);
-  std::unique_ptr<redis::HiredisClient> other_client = NewClient();
-  RoutingStore other_store(*other_client);
-  EffectiveRules other_rules(*rules_, other_store, clock_, absl::ZeroDuration());
-  prometheus::Registry other_registry;
-  RoutingHandler other_handler(other_rules, other_store, topics_, clock_, other_registry);
-
+  std::unique_ptr<SecondReplica> other = NewSecondReplica();
   // Each replica gets its own sales-ready event for every lead (different event ids, as when
   // scoring emitted twice), in opposite orders: they race on the team's record all along, and
   // on the same leads where they meet.
-  constexpr int kLeads = 200;
-  std::vector<kafka::ConsumedMessage> to_a;
-  std::vector<kafka::ConsumedMessage> to_b;
-  for (int i = 0; i < kLeads; ++i) {
-    const std::string lead = "lead-" + std::to_string(i);
-    to_a.push_back(Scored(lead, "a-" + lead, {"", {}}));
-    to_b.push_back(Scored(lead, "b-" + lead, {"", {}}));
-  }
-  std::vector<std::vector<kafka::OutboundMessage>> out_a(kLeads);
-  std::vector<std::vector<kafka::OutboundMessage>> out_b(kLeads);
-  auto replica = [&](RoutingHandler& handler, const std::vector<kafka::ConsumedMessage>& inputs,
-                     std::vector<std::vector<kafka::OutboundMessage>>& outputs, bool reverse) {
-    for (int k = 0; k < kLeads; ++k) {
-      const int i = reverse ? kLeads - 1 - k : k;
-      // As the consumer loop does: a transient failure (ABORTED after many conflicts) is
-      // retried, never skipped.
-      for (int attempt = 0;; ++attempt) {
-        absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(inputs[i]);
-        if (out.ok()) {
-          outputs[i] = *std::move(out);
-          break;
-        }
-        if (out.status().code() != absl::StatusCode::kAborted || attempt > 100) {
-          ADD_FAILURE() << out.status();
-          break;
-        }
-      }
-    }
+  RacingInputs race = RacingInputsFor(kRacingLeads);
+  auto replica_a = [&] {
+    for (int i = 0; i < kRacingLeads; ++i)
+      RouteRetryingConflicts(*handler_, race.to_a[i], race.out_a[i]);
   };
-  std::thread a(replica, std::ref(*handler_), std::cref(to_a), std::ref(out_a), false);
-  std::thread b(replica, std::ref(other_handler), std::cref(to_b), std::ref(out_b), true);
-  a.join();
-  b.join();
-
-  std::map<std::string, int> assigned_per_rep;
-  int queued = 0;
-  for (int i = 0; i < kLeads; ++i) {
-    const std::string lead = "lead-" + std::to_string(i);
-    ASSERT_EQ(out_a[i].size() + out_b[i].size(), 1u) << lead << " routed more or less than once";
-    const LeadRouted routed = DecodeRouted(out_a[i].empty() ? out_b[i][0] : out_a[i][0]);
-    EXPECT_EQ(routed.team_id(), "capped");
-    if (routed.kind() == LeadRouted::KIND_QUEUED) {
-      ++queued;
-    } else {
-      EXPECT_EQ(routed.kind(), LeadRouted::KIND_ASSIGNED);
-      ++assigned_per_rep[routed.rep_id()];
-      EXPECT_EQ(GetAssignment(lead).rep_id(), routed.rep_id());
-    }
-  }
-  // Every cap reached exactly, none exceeded; the rest waits in the queue.
-  EXPECT_THAT(assigned_per_rep, ElementsAre(std::pair<const std::string, int>("ann", 30),
-                                            std::pair<const std::string, int>("bob", 20),
-                                            std::pair<const std::string, int>("cyd", 25)));
-  EXPECT_EQ(queued, kLeads - 75);
-  for (const auto& [rep, n] : assigned_per_rep) {
-    EXPECT_EQ(OpenLeads("capped", rep), n) << rep;
-    absl::StatusOr<redis::Reply> card = client_->Command({"ZCARD", RoutingStore::RepOpenKey(rep)});
-    ASSERT_TRUE(card.ok());
-    EXPECT_EQ(card->integer, n) << rep;
-  }
-  absl::StatusOr<redis::Reply> queue =
-      client_->Command({"ZCARD", RoutingStore::TeamQueueKey("capped")});
-  ASSERT_TRUE(queue.ok());
-  EXPECT_EQ(queue->integer, kLeads - 75);
+  RaceAgainstSecondReplica(*other, race, replica_a);
 }
 
 TEST_F(RoutingHandlerTest, ARejectedLeadIsReassignedToARepWhoHasNotHadIt) {
@@ -1675,85 +1709,31 @@ TEST_F(RoutingHandlerTest, ABatchOfManyLeadsForOneTeamGivesTheSameResultsAsOneBy
 
 TEST_F(RoutingHandlerTest, ABatchRacingASecondReplicaNeverExceedsACapNorAssignsALeadTwice) {
   UseRules(kCappedTeam);
-  std::unique_ptr<redis::HiredisClient> other_client = NewClient();
-  RoutingStore other_store(*other_client);
-  EffectiveRules other_rules(*rules_, other_store, clock_, absl::ZeroDuration());
-  prometheus::Registry other_registry;
-  RoutingHandler other_handler(other_rules, other_store, topics_, clock_, other_registry);
-
+  std::unique_ptr<SecondReplica> other = NewSecondReplica();
   // As TwoReplicasRouting200Leads..., but replica A takes its inputs in batches of 16 (its
   // chains conflict whenever B writes the team record in between) and B one by one, backwards.
-  constexpr int kLeads = 200;
   constexpr int kBatch = 16;
-  std::vector<kafka::ConsumedMessage> to_a;
-  std::vector<kafka::ConsumedMessage> to_b;
-  for (int i = 0; i < kLeads; ++i) {
-    const std::string lead = "lead-" + std::to_string(i);
-    to_a.push_back(Scored(lead, "a-" + lead, {"", {}}));
-    to_b.push_back(Scored(lead, "b-" + lead, {"", {}}));
-  }
-  std::vector<std::vector<kafka::OutboundMessage>> out_a(kLeads);
-  std::vector<std::vector<kafka::OutboundMessage>> out_b(kLeads);
-  // As the consumer loop does: a transient failure is retried one by one, never skipped.
-  auto retry = [](RoutingHandler& handler, const kafka::ConsumedMessage& input,
-                  std::vector<kafka::OutboundMessage>& output) {
-    for (int attempt = 0;; ++attempt) {
-      absl::StatusOr<std::vector<kafka::OutboundMessage>> out = handler.HandleScored(input);
-      if (out.ok()) {
-        output = *std::move(out);
-        return;
-      }
-      if (out.status().code() != absl::StatusCode::kAborted || attempt > 100) {
-        ADD_FAILURE() << out.status();
-        return;
-      }
-    }
-  };
-  std::thread a([&] {
-    for (int from = 0; from < kLeads; from += kBatch) {
+  RacingInputs race = RacingInputsFor(kRacingLeads);
+  auto replica_a = [&] {
+    for (int from = 0; from < kRacingLeads; from += kBatch) {
       std::vector<const kafka::ConsumedMessage*> batch;
-      for (int i = from; i < std::min(kLeads, from + kBatch); ++i) batch.push_back(&to_a[i]);
+      for (int i = from; i < std::min(kRacingLeads, from + kBatch); ++i) {
+        batch.push_back(&race.to_a[i]);
+      }
       std::vector<kafka::HandleResult> results = handler_->HandleScoredBatch(batch);
       ASSERT_EQ(results.size(), batch.size());
       for (size_t k = 0; k < batch.size(); ++k) {
         if (results[k].ok()) {
-          out_a[from + k] = *std::move(results[k]);
+          race.out_a[from + k] = *std::move(results[k]);
         } else {
+          // As the consumer loop does: a transient failure is retried one by one.
           ASSERT_EQ(results[k].status().code(), absl::StatusCode::kAborted) << results[k].status();
-          retry(*handler_, to_a[from + k], out_a[from + k]);
+          RouteRetryingConflicts(*handler_, race.to_a[from + k], race.out_a[from + k]);
         }
       }
     }
-  });
-  std::thread b([&] {
-    for (int i = kLeads - 1; i >= 0; --i) retry(other_handler, to_b[i], out_b[i]);
-  });
-  a.join();
-  b.join();
-
-  std::map<std::string, int> assigned_per_rep;
-  int queued = 0;
-  for (int i = 0; i < kLeads; ++i) {
-    const std::string lead = "lead-" + std::to_string(i);
-    ASSERT_EQ(out_a[i].size() + out_b[i].size(), 1u) << lead << " routed more or less than once";
-    const LeadRouted routed = DecodeRouted(out_a[i].empty() ? out_b[i][0] : out_a[i][0]);
-    if (routed.kind() == LeadRouted::KIND_QUEUED) {
-      ++queued;
-    } else {
-      EXPECT_EQ(routed.kind(), LeadRouted::KIND_ASSIGNED);
-      ++assigned_per_rep[routed.rep_id()];
-      EXPECT_EQ(GetAssignment(lead).rep_id(), routed.rep_id());
-    }
-  }
-  EXPECT_THAT(assigned_per_rep, ElementsAre(std::pair<const std::string, int>("ann", 30),
-                                            std::pair<const std::string, int>("bob", 20),
-                                            std::pair<const std::string, int>("cyd", 25)));
-  EXPECT_EQ(queued, kLeads - 75);
-  for (const auto& [rep, n] : assigned_per_rep) {
-    EXPECT_EQ(OpenLeads("capped", rep), n) << rep;
-    EXPECT_EQ(Cardinality(RoutingStore::RepOpenKey(rep)), n) << rep;
-  }
-  EXPECT_EQ(Cardinality(RoutingStore::TeamQueueKey("capped")), kLeads - 75);
+  };
+  RaceAgainstSecondReplica(*other, race, replica_a);
 }
 
 // Runs `between` once, in the middle of the next pipeline of apply scripts of at least `at + 1`
