@@ -265,9 +265,9 @@ int Run(int argc, char** argv) {
   std::printf("decisions:                 %lld of %d leads (%d teams x %d reps), %lld errors\n",
               static_cast<long long>(all.size()), leads, teams, reps,
               static_cast<long long>(errors.load()));
+  const double wall_seconds = absl::FDivDuration(wall, absl::Seconds(1));
   std::printf("decisions per second:      %.0f (%d worker threads, batches of %d, %.2f s)\n",
-              all.size() / absl::ToDoubleSeconds(wall), workers, batch,
-              absl::ToDoubleSeconds(wall));
+              all.size() / wall_seconds, workers, batch, wall_seconds);
   std::printf("latency per decision (us): p50 %.0f  p99 %.0f  p99.9 %.0f  max %.0f%s\n",
               Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999),
               Percentile(all, 1.0), batch > 1 ? " (a decision waits for its whole batch)" : "");
