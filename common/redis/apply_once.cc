@@ -63,8 +63,10 @@ for i = 1, n do
     else
       -- Created now (or written before incarnations existed): a new incarnation.
       redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2], 'i', ARGV[a + 5])
+      -- A record is registered when it is created (or first given an incarnation): every
+      -- writer of the lead passes its registry, so an update finds its record registered.
+      if registry ~= '' then redis.call('SADD', registry, key) end
     end
-    if registry ~= '' then redis.call('SADD', registry, key) end
     local ttl = tonumber(ARGV[a + 3])
     if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
   elseif op == 'del' then
@@ -289,36 +291,39 @@ absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
     const std::vector<ApplyOnceRequest>& requests, BatchPlanner planner) {
-  return RunBatchImpl(requests, nullptr, planner);
+  return RunBatchImpl(requests, nullptr, planner, Probe::kFirst);
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchOnRead(
     const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
-    BatchPlanner planner) {
+    BatchPlanner planner, Probe probe) {
   if (read.size() != requests.size()) {
     return std::vector<absl::StatusOr<ApplyResult>>(
         requests.size(), absl::InternalError("RunBatchOnRead: one record set per request"));
   }
-  return RunBatchImpl(requests, &read, planner);
+  return RunBatchImpl(requests, &read, planner, probe);
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
     const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* given,
-    BatchPlanner planner) {
+    BatchPlanner planner, Probe probe_mode) {
   const size_t n = requests.size();
   std::vector<absl::StatusOr<ApplyResult>> results(n, absl::UnknownError("not run"));
   auto fail_all = [&](const absl::Status& status) {
     for (auto& r : results) r = status;
     return results;
   };
-  // 1. Probe every dedup key and tombstone.
+  // 1. Probe every dedup key and tombstone (unless the scripts' own checks are to find them).
   std::vector<Args> probe;
-  for (const ApplyOnceRequest& request : requests) {
-    probe.push_back({"GET", request.dedup_key});
-    probe.push_back(request.tombstone_key.empty() ? Args{"EXISTS", request.dedup_key}
-                                                  : Args{"EXISTS", request.tombstone_key});
+  if (probe_mode == Probe::kFirst) {
+    for (const ApplyOnceRequest& request : requests) {
+      probe.push_back({"GET", request.dedup_key});
+      probe.push_back(request.tombstone_key.empty() ? Args{"EXISTS", request.dedup_key}
+                                                    : Args{"EXISTS", request.tombstone_key});
+    }
   }
-  absl::StatusOr<std::vector<Reply>> probed = client_.Pipeline(probe);
+  absl::StatusOr<std::vector<Reply>> probed =
+      probe.empty() ? std::vector<Reply>(2 * n) : client_.Pipeline(probe);
   if (!probed.ok()) return fail_all(probed.status());
   std::vector<size_t> pending;
   for (size_t i = 0; i < n; ++i) {
@@ -326,6 +331,8 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
     const Reply& erased = (*probed)[2 * i + 1];
     if (requests[i].dedup_ttl < absl::Milliseconds(1)) {
       results[i] = absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
+    } else if (probe.empty()) {
+      pending.push_back(i);
     } else if (memo.is_error()) {
       results[i] = ErrorReplyToStatus(memo);
     } else if (!memo.is_nil()) {

@@ -132,9 +132,16 @@ class ApplyOnce {
   // to know the dedup keys): `read[i]` holds request i's state_keys records, as Read() gave
   // them, and they are planned on without a second read. The scripts check them as usual; a
   // request whose records moved meanwhile is finished alone with Run(), which reads afresh.
+  //
+  // `probe`: kFirst probes the dedup keys and tombstones before planning, so a re-delivered
+  // input costs no plan. kInScript skips that round trip and leaves duplicates and erasures to
+  // the scripts' own checks (the same outcomes): for callers whose dedup keys are seldom taken
+  // (one per decision on a record version) and whose plans are cheap to make and to drop. Not
+  // for chained plans: a duplicate found only by its script would break the chain after it.
+  enum class Probe { kFirst, kInScript };
   std::vector<absl::StatusOr<ApplyResult>> RunBatchOnRead(
       const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
-      BatchPlanner planner);
+      BatchPlanner planner, Probe probe = Probe::kFirst);
 
   // Reads versioned records (for queries, or for RunBatchOnRead; no dedup involved).
   absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);
@@ -148,7 +155,7 @@ class ApplyOnce {
   // RunBatch and RunBatchOnRead: `read` null reads the records after the probe.
   std::vector<absl::StatusOr<ApplyResult>> RunBatchImpl(
       const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* read,
-      BatchPlanner planner);
+      BatchPlanner planner, Probe probe);
 
   // The EVALSHA arguments of `plan` over the records read; INTERNAL for a plan that writes a
   // key it did not read.

@@ -219,8 +219,7 @@ absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
       // with a touch in flight it belongs in the in-flight set only (WakeUpAt is nullopt).
       plan.extra_commands.push_back(
           NurturingStore::ScheduleCommand(lead_id, WakeUpAt(decision.state)));
-      // Erasure must find the delivery record ConfirmDelivered will write.
-      plan.register_keys.push_back(NurturingStore::DeliveryKey(lead_id));
+      // The delivery record ConfirmDelivered writes registers itself when it is created.
       std::vector<kafka::OutboundMessage> outputs = {
           EncodeTouch(topic_, decision.touch, scheduler_options_.encoding)};
       outputs.insert(outputs.end(), p.changes.begin(), p.changes.end());
@@ -317,7 +316,7 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
     LogError(absl::StrCat("lead ", lead_id), s);
   };
   const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
-  // One round trip reads every record; one probes and one applies every decision
+  // One round trip reads every record and one applies every decision
   // (ApplyOnce::RunBatchOnRead), however many leads the batch holds.
   std::vector<std::string> keys;
   keys.reserve(2 * lead_ids.size());
@@ -355,10 +354,14 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
   requests.reserve(prepared.size());
   for (const Prepared& p : prepared) requests.push_back(p.request);
   // The records just read are planned on as they are (the scripts check them).
+  // Each dedup key belongs to one decision on one version of the record (and planning it again
+  // is cheap): the scripts find the rare duplicate, no probe round trip first.
   std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatchOnRead(
-      requests, std::move(read), [&](size_t i, const std::vector<redis::Versioned>& state) {
+      requests, std::move(read),
+      [&](size_t i, const std::vector<redis::Versioned>& state) {
         return PlanFor(prepared[i], state);
-      });
+      },
+      redis::ApplyOnce::Probe::kInScript);
   for (size_t i = 0; i < prepared.size(); ++i) {
     absl::Status s;
     if (results[i].ok()) {

@@ -430,6 +430,49 @@ TEST_F(ApplyOnceTest, AFreshApplyTakesTwoRoundTripsAndADuplicateOne) {
   EXPECT_EQ(Counter(), 2);
 }
 
+// Probe::kInScript: no probe round trip; the scripts find the duplicate and the erasure, with
+// the outcomes RunBatch's probe gives.
+TEST_F(ApplyOnceTest, ABatchProbedInTheScriptsFindsDuplicatesAndErasuresInOneRoundTrip) {
+  CountingClient counting(*client_);
+  ApplyOnce apply(counting);
+  ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());  // a duplicate (and loads the script)
+  ASSERT_TRUE(Apply(apply, "before", "lead-1").ok());
+  ASSERT_TRUE(apply
+                  .Erase(RegistryKey(kService, "lead-2"), TombstoneKey(kService, "lead-2"),
+                         absl::Hours(1), {})
+                  .ok());
+  std::vector<ApplyOnceRequest> requests;
+  std::vector<std::vector<Versioned>> read;
+  for (int i = 0; i < 4; ++i) {
+    requests.push_back(Request("e", absl::StrCat("lead-", i)));
+    absl::StatusOr<std::vector<Versioned>> records = apply.Read(requests.back().state_keys);
+    ASSERT_TRUE(records.ok()) << records.status();
+    read.push_back(*records);
+  }
+  counting.calls = 0;
+  const std::vector<absl::StatusOr<ApplyResult>> results = apply.RunBatchOnRead(
+      requests, read, [&](size_t, const std::vector<Versioned>& s) { return Increment("e", s); },
+      ApplyOnce::Probe::kInScript);
+  EXPECT_EQ(counting.calls, 1) << "one pipeline of scripts, no probe";
+  ASSERT_EQ(results.size(), 4u);
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(results[0]->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(results[0]->memo, "e->1") << "the first apply's memo, not this plan's";
+  EXPECT_EQ(results[1]->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(results[1]->memo, "e->2");
+  EXPECT_EQ(results[2]->outcome, ApplyOutcome::kErased);
+  EXPECT_EQ(results[3]->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(Counter("lead-0"), 1);
+  EXPECT_EQ(Counter("lead-1"), 2);
+  EXPECT_FALSE(Exists(CounterKey("lead-2")));
+  EXPECT_FALSE(Exists(requests[2].dedup_key));
+  // Records are registered when created, and an update leaves them registered: erasing a lead
+  // still finds every record.
+  for (const std::string lead : {"lead-1", "lead-3"}) {
+    EXPECT_EQ(Cmd({"SISMEMBER", RegistryKey(kService, lead), CounterKey(lead)}).integer, 1) << lead;
+  }
+}
+
 TEST_F(ApplyOnceTest, ARecordCreatedBetweenReadAndApplyIsAConflict) {
   ApplyOnce apply(*client_);
   const std::string other_key = LeadKey(kService, kLead, "other");
