@@ -5,6 +5,7 @@
 # Each form runs twice on a fresh private redis-server (AOF on, as in the stack), LEADS leads ×
 # 2 and × 6 rounds fed by `redis-cli --pipe`; the difference / (4 × LEADS) is the steady-state
 # cost of one input (record update, memo, timeline push and trim, identity link, registry).
+# Then both forms natively with 20 × LEADS leads, for redis-server's CPU time per input.
 #
 #   bench/apply_forms/compare.sh [LEADS]      (default 1000; needs valgrind and python3)
 set -euo pipefail
@@ -25,13 +26,16 @@ src = open(sys.argv[1]).read()
 print(re.search(r'constexpr char kApplyScript\[\] = R"lua\((.*?)\)lua";', src, re.S).group(1))
 PY
 
-# Prints the instructions redis-server ran for FORM over ROUNDS rounds.
-instructions() {
-  local form=$1 rounds=$2 port dir
+# Runs FORM over ROUNDS rounds of LEADS leads on a fresh redis-server, under callgrind when
+# MODE is "callgrind"; prints the instructions it ran (callgrind) or its CPU time in clock ticks.
+run_form() {
+  local mode=$1 form=$2 rounds=$3 leads=$4 port dir
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  dir="$work/$form-$rounds"
+  dir="$work/$mode-$form-$rounds"
   mkdir -p "$dir"
-  valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out" redis-server --port "$port" \
+  local wrap=()
+  [[ "$mode" == callgrind ]] && wrap=(valgrind --tool=callgrind --callgrind-out-file="$dir/cg.out")
+  "${wrap[@]}" redis-server --port "$port" \
     --bind 127.0.0.1 --save "" --appendonly yes --appendfsync everysec --dir "$dir" \
     --daemonize no >"$dir/log" 2>&1 &
   pid=$!
@@ -48,14 +52,29 @@ instructions() {
   local v
   v=$(redis-cli -p "$port" hget "t:{L-0}:history" v)
   [[ "$v" == "$rounds" ]] || { echo "$form: version $v after $rounds rounds" >&2; exit 1; }
+  local ticks
+  # utime + stime of the server (fields 14 and 15 of /proc/PID/stat), before it exits.
+  ticks=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
   wait "$pid" || true
   pid=""
-  callgrind_annotate "$dir/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+  if [[ "$mode" == callgrind ]]; then
+    callgrind_annotate "$dir/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}'
+  else
+    echo "$ticks"
+  fi
 }
 
+hz=$(getconf CLK_TCK)
 for form in lua multi; do
-  a=$(instructions "$form" 2)
-  b=$(instructions "$form" 6)
+  a=$(run_form callgrind "$form" 2 "$leads")
+  b=$(run_form callgrind "$form" 6 "$leads")
   echo "$form: $(((b - a) / (4 * leads))) instructions per input ($leads leads; 2 rounds: $a, 6 rounds: $b)"
+done
+# The same natively, 20 times the leads, for Redis CPU time (clock ticks of 1/CLK_TCK s).
+big=$((20 * leads))
+for form in lua multi; do
+  a=$(run_form native "$form" 2 "$big")
+  b=$(run_form native "$form" 6 "$big")
+  echo "$form: $(((b - a) * 1000000 / hz / (4 * big))) us of redis-server CPU per input ($big leads; 2 rounds: $a ticks, 6 rounds: $b ticks)"
 done
