@@ -84,6 +84,13 @@ class ApplyOnceTest : public ::testing::Test {
                      [&](const std::vector<Versioned>& s) { return Increment(event_id, s); });
   }
 
+  // Erases `lead` (its registry, plus `extra_keys`) and leaves a tombstone for an hour.
+  static absl::Status EraseLead(ApplyOnce& apply, const std::string& lead = kLead,
+                                const std::vector<std::string>& extra_keys = {}) {
+    return apply.Erase(RegistryKey(kService, lead), TombstoneKey(kService, lead), absl::Hours(1),
+                       extra_keys);
+  }
+
   // Direct Redis access for setting up and checking, bypassing ApplyOnce.
   Reply Cmd(const Args& args) {
     absl::StatusOr<Reply> r = client_->Command(args);
@@ -220,10 +227,7 @@ TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndReplansOnlyTheConflicting
   // lead-0 was applied before (a duplicate), lead-3 is erased, lead-2 is changed by another
   // replica between the batch's read and its apply.
   ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());
-  ASSERT_TRUE(apply
-                  .Erase(RegistryKey(kService, "lead-3"), TombstoneKey(kService, "lead-3"),
-                         absl::Hours(1), {})
-                  .ok());
+  ASSERT_TRUE(EraseLead(apply, "lead-3").ok());
   std::vector<ApplyOnceRequest> requests;
   for (int i = 0; i < 4; ++i) requests.push_back(Request("e", absl::StrCat("lead-", i)));
   std::map<size_t, int> plans;
@@ -437,10 +441,7 @@ TEST_F(ApplyOnceTest, ABatchProbedInTheScriptsFindsDuplicatesAndErasuresInOneRou
   ApplyOnce apply(counting);
   ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());  // a duplicate (and loads the script)
   ASSERT_TRUE(Apply(apply, "before", "lead-1").ok());
-  ASSERT_TRUE(apply
-                  .Erase(RegistryKey(kService, "lead-2"), TombstoneKey(kService, "lead-2"),
-                         absl::Hours(1), {})
-                  .ok());
+  ASSERT_TRUE(EraseLead(apply, "lead-2").ok());
   std::vector<ApplyOnceRequest> requests;
   std::vector<std::vector<Versioned>> read;
   for (int i = 0; i < 4; ++i) {
@@ -492,9 +493,7 @@ TEST_F(ApplyOnceTest, ARecordCreatedBetweenReadAndApplyIsAConflict) {
 
 TEST_F(ApplyOnceTest, ErasedLeadIsNotWrittenAndReportsErased) {
   ApplyOnce apply(*client_);
-  ASSERT_TRUE(
-      apply.Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead), absl::Hours(1), {})
-          .ok());
+  ASSERT_TRUE(EraseLead(apply).ok());
   int plans = 0;
   absl::StatusOr<ApplyResult> r = apply.Run(Request("late"), [&](const std::vector<Versioned>& s) {
     ++plans;
@@ -547,10 +546,7 @@ TEST_F(ApplyOnceTest, EraseDeletesEveryRegisteredKeyAndMemoAndLeavesATombstone) 
     ASSERT_TRUE(Exists(k)) << k;
   }
 
-  ASSERT_TRUE(apply
-                  .Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead),
-                         absl::Hours(1), {unregistered})
-                  .ok());
+  ASSERT_TRUE(EraseLead(apply, kLead, {unregistered}).ok());
   for (const std::string& k :
        {CounterKey(), profile, index, Request("e1").dedup_key, Request("e2").dedup_key,
         unregistered, RegistryKey(kService, kLead), RegistryKey(kService, kLead) + ":expiring"}) {
@@ -567,10 +563,7 @@ TEST_F(ApplyOnceTest, EraseDeletesEveryRegisteredKeyAndMemoAndLeavesATombstone) 
   ASSERT_TRUE(replay.ok());
   EXPECT_EQ(replay->outcome, ApplyOutcome::kErased);
   // Idempotent.
-  EXPECT_TRUE(apply
-                  .Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead),
-                         absl::Hours(1), {unregistered})
-                  .ok());
+  EXPECT_TRUE(EraseLead(apply, kLead, {unregistered}).ok());
 }
 
 TEST_F(ApplyOnceTest, ExpiredDedupRecordsArePrunedFromTheRegistry) {
@@ -668,9 +661,7 @@ TEST_F(ApplyOnceTest, ScriptIsLoadedAgainAfterScriptFlush) {
   EXPECT_GE(CachedScripts(*client_), 1);
 
   Cmd({"SCRIPT", "FLUSH"});
-  EXPECT_TRUE(
-      apply.Erase(RegistryKey(kService, kLead), TombstoneKey(kService, kLead), absl::Hours(1), {})
-          .ok());
+  EXPECT_TRUE(EraseLead(apply).ok());
   EXPECT_FALSE(Exists(CounterKey()));
 }
 
