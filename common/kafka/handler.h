@@ -17,7 +17,7 @@
 //
 // Batches: the loop hands over every message one poll returned (up to a bound) at once, through
 // HandleBatch(), so that a handler can share Redis round trips between them (one pipelined read,
-// one pipeline of apply-once scripts, see redis::ApplyOnce::RunBatch). Result i belongs to input
+// one apply-once transaction, see redis::ApplyOnce::RunBatch). Result i belongs to input
 // i, and each must be what Handle() would have returned for it. The loop takes the results in
 // order up to the first transient one; that input and every input after it are then handled
 // one by one with Handle() and its retries. Inputs of the batch that were already applied return

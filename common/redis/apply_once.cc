@@ -1,102 +1,15 @@
 #include "common/redis/apply_once.h"
 
-#include <openssl/sha.h>
+#include <algorithm>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace leadflow::redis {
 namespace {
-
-// KEYS: [dedup, tombstone|"", registry|"", state_1 .. state_n]
-// ARGV: [dedup_ttl_ms, memo, n,
-//        per state key: expected_version, op ("keep"|"set"|"del"), data, ttl_ms,
-//                       check: "" if absent when read, the record's incarnation (16 hex
-//                       digits) if it has one, else the sha1 of its data (40 hex digits: a
-//                       record written before incarnations existed),
-//                       new incarnation: for a record this plan creates (or gives one), else "",
-//        n_register, register keys...,
-//        n_extra, per extra command: argc, args...]
-// Returns {0} applied, {1, memo} duplicate, {2, key} version conflict, {3} erased.
-//
-// Why an incarnation: a version alone restarts after a delete, so a record deleted and
-// recreated between our read and our apply would pass the version check. Each record created
-// here gets a random incarnation `i` that its updates keep; comparing it costs one small field,
-// where comparing the data read (as before) copied and hashed the whole record inside Redis.
-constexpr char kApplyScript[] = R"lua(
-local memo = redis.call('GET', KEYS[1])
-if memo then return {1, memo} end
-if KEYS[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return {3} end
-local n = tonumber(ARGV[3])
-local a = 4
--- Records absent when read must still be absent: one EXISTS for all of them (a plan often
--- reads many records that do not exist, e.g. routing's presence of reps who never set one).
-local absent = {}
-for i = 1, n do
-  local key = KEYS[3 + i]
-  local check = ARGV[a + 4]
-  if check == '' then
-    absent[#absent + 1] = key
-  elseif #check == 16 then
-    local rec = redis.call('HMGET', key, 'v', 'i')
-    if tonumber(rec[1] or '0') ~= tonumber(ARGV[a]) or rec[2] ~= check then return {2, key} end
-  else
-    local rec = redis.call('HMGET', key, 'v', 'd', 'i')
-    if rec[3] or tonumber(rec[1] or '0') ~= tonumber(ARGV[a]) or
-        redis.sha1hex(rec[2] or '') ~= check then
-      return {2, key}
-    end
-  end
-  a = a + 6
-end
-if #absent > 0 and redis.call('EXISTS', unpack(absent)) ~= 0 then return {2, absent[1]} end
-a = 4
-local registry = KEYS[3]
-for i = 1, n do
-  local key = KEYS[3 + i]
-  local op = ARGV[a + 1]
-  if op == 'set' then
-    if ARGV[a + 5] == '' then
-      redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2])
-    else
-      -- Created now (or written before incarnations existed): a new incarnation.
-      redis.call('HSET', key, 'v', tonumber(ARGV[a]) + 1, 'd', ARGV[a + 2], 'i', ARGV[a + 5])
-      -- A record is registered when it is created (or first given an incarnation): every
-      -- writer of the lead passes its registry, so an update finds its record registered.
-      if registry ~= '' then redis.call('SADD', registry, key) end
-    end
-    local ttl = tonumber(ARGV[a + 3])
-    if ttl > 0 then redis.call('PEXPIRE', key, ttl) else redis.call('PERSIST', key) end
-  elseif op == 'del' then
-    redis.call('DEL', key)
-  end
-  a = a + 6
-end
-local nreg = tonumber(ARGV[a]); a = a + 1
-for i = 1, nreg do
-  if registry ~= '' then redis.call('SADD', registry, ARGV[a]) end
-  a = a + 1
-end
-local nextra = tonumber(ARGV[a]); a = a + 1
-for i = 1, nextra do
-  local argc = tonumber(ARGV[a]); a = a + 1
-  local cmd = {}
-  for j = 1, argc do cmd[j] = ARGV[a]; a = a + 1 end
-  redis.call(unpack(cmd))
-end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[1])
-if registry ~= '' then
-  -- Apply-once records expire; they are listed by expiry time so the list stays bounded.
-  local t = redis.call('TIME')
-  local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local expiring = registry .. ':expiring'
-  redis.call('ZREMRANGEBYSCORE', expiring, '-inf', now_ms)
-  redis.call('ZADD', expiring, now_ms + tonumber(ARGV[1]), KEYS[1])
-end
-return {0}
-)lua";
 
 // KEYS: [registry, tombstone, extra...]  ARGV: [tombstone_ttl_ms]
 constexpr char kEraseScript[] = R"lua(
@@ -112,14 +25,57 @@ return #members
 
 constexpr size_t kIncarnationDigits = 16;
 
+// A batch whose transaction was aborted (a watched key moved between its read and its EXEC) is
+// tried again as a batch this many times in all before its requests are finished one by one.
+constexpr int kBatchRounds = 3;
+
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
-std::string Sha1Hex(const std::string& data) {
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  SHA1(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  std::string out;
-  for (unsigned char b : digest) absl::StrAppendFormat(&out, "%02x", b);
-  return out;
+bool IsAbsent(const Versioned& v) { return v.version == 0 && !v.data.has_value(); }
+
+// A record written before incarnations existed: it is told apart by its data.
+bool IsLegacy(const Versioned& v) {
+  return !IsAbsent(v) && v.incarnation.size() != kIncarnationDigits;
+}
+
+// Fields are read in the order v, i[, d]: a check needs no data unless the record is legacy.
+Args ReadRecordCommand(const std::string& key, bool with_data) {
+  if (with_data) return {"HMGET", key, "v", "i", "d"};
+  return {"HMGET", key, "v", "i"};
+}
+
+absl::StatusOr<Versioned> ParseRecord(const std::string& key, const Reply& r) {
+  if (r.is_error()) return ErrorReplyToStatus(r);
+  Versioned v{key, 0, std::nullopt, ""};
+  if (r.elements.size() < 2 || r.elements[0].is_nil()) return v;
+  if (!absl::SimpleAtoi(r.elements[0].str, &v.version)) {
+    return absl::DataLossError(absl::StrCat("corrupt version in ", key));
+  }
+  if (!r.elements[1].is_nil()) v.incarnation = r.elements[1].str;
+  if (r.elements.size() > 2 && !r.elements[2].is_nil()) v.data = r.elements[2].str;
+  return v;
+}
+
+// Whether `planned` (a record as a plan was made on it) is the record `now` is. A version alone
+// restarts after a delete, so the incarnation is compared too: a record deleted and recreated
+// since `planned` was read is another record. `now` holds data when `planned` is legacy.
+bool SameRecord(const Versioned& planned, const Versioned& now) {
+  if (IsAbsent(planned)) return now.version == 0;
+  if (!IsLegacy(planned)) {
+    return now.version == planned.version && now.incarnation == planned.incarnation;
+  }
+  return now.version == planned.version && now.incarnation.empty() && now.data == planned.data;
+}
+
+// Unix milliseconds from a TIME reply.
+absl::StatusOr<int64_t> ServerMillis(const Reply& time) {
+  int64_t seconds = 0;
+  int64_t micros = 0;
+  if (time.elements.size() != 2 || !absl::SimpleAtoi(time.elements[0].str, &seconds) ||
+      !absl::SimpleAtoi(time.elements[1].str, &micros)) {
+    return absl::InternalError("redis TIME: unexpected reply");
+  }
+  return seconds * 1000 + micros / 1000;
 }
 
 }  // namespace
@@ -138,279 +94,345 @@ std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string
 }
 
 ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
-    : client_(client),
-      max_attempts_(max_attempts),
-      apply_script_(kApplyScript),
-      erase_script_(kEraseScript) {}
-
-namespace {
-
-// The records of `keys` from the HMGET k v d replies at replies[first ...].
-absl::StatusOr<std::vector<Versioned>> ParseRecords(const std::vector<std::string>& keys,
-                                                    const std::vector<Reply>& replies,
-                                                    size_t first) {
-  if (replies.size() < first + keys.size()) return absl::InternalError("short pipeline reply");
-  std::vector<Versioned> out;
-  out.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const Reply& r = replies[first + i];
-    if (r.is_error()) return ErrorReplyToStatus(r);
-    Versioned v{keys[i], 0, std::nullopt, ""};
-    if (r.elements.size() == 3 && !r.elements[0].is_nil()) {
-      if (!absl::SimpleAtoi(r.elements[0].str, &v.version)) {
-        return absl::DataLossError(absl::StrCat("corrupt version in ", keys[i]));
-      }
-      if (!r.elements[1].is_nil()) v.data = r.elements[1].str;
-      if (!r.elements[2].is_nil()) v.incarnation = r.elements[2].str;
-    }
-    out.push_back(std::move(v));
-  }
-  return out;
-}
-
-}  // namespace
+    : client_(client), max_attempts_(max_attempts), erase_script_(kEraseScript) {}
 
 absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
   std::vector<Args> commands;
   commands.reserve(keys.size());
-  for (const std::string& k : keys) commands.push_back({"HMGET", k, "v", "d", "i"});
+  for (const std::string& k : keys) commands.push_back(ReadRecordCommand(k, true));
   absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  return ParseRecords(keys, *replies, 0);
+  if (replies->size() != keys.size()) return absl::InternalError("short pipeline reply");
+  std::vector<Versioned> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::StatusOr<Versioned> v = ParseRecord(keys[i], (*replies)[i]);
+    if (!v.ok()) return v.status();
+    out.push_back(*std::move(v));
+  }
+  return out;
 }
 
 absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
-  // Redis does not roll a script back: reject what would fail half-way before anything runs.
   if (request.dedup_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
   }
+  const absl::Span<const ApplyOnceRequest> one(&request, 1);
   for (int attempt = 0; attempt < max_attempts_; ++attempt) {
-    // One round trip: the dedup key and the tombstone (a duplicate or an erased lead needs no
-    // planning) and the records to plan on. Reading the records before knowing whether they
-    // are needed costs a few HMGETs on the rare duplicate; the script re-checks all of it.
-    std::vector<Args> commands = {{"GET", request.dedup_key}};
-    if (!request.tombstone_key.empty()) commands.push_back({"EXISTS", request.tombstone_key});
-    const size_t records_at = commands.size();
-    for (const std::string& k : request.state_keys) commands.push_back({"HMGET", k, "v", "d", "i"});
-    absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
-    if (!replies.ok()) return replies.status();
-    if ((*replies)[0].is_error()) return ErrorReplyToStatus((*replies)[0]);
-    if (!(*replies)[0].is_nil()) return ApplyResult{ApplyOutcome::kDuplicate, (*replies)[0].str};
-    if (records_at > 1 && (*replies)[1].integer == 1) {
-      return ApplyResult{ApplyOutcome::kErased, ""};
-    }
-
-    absl::StatusOr<std::vector<Versioned>> state =
-        ParseRecords(request.state_keys, *replies, records_at);
-    if (!state.ok()) return state.status();
-    absl::StatusOr<Plan> plan = planner(*state);
-    if (!plan.ok()) return plan.status();
-
-    Args keys;
-    Args args;
-    if (absl::Status s = ScriptArgs(request, *state, *plan, &keys, &args); !s.ok()) return s;
-    absl::StatusOr<Reply> reply = apply_script_.Run(client_, keys, args);
-    if (!reply.ok()) return reply.status();
-    if (reply->elements.empty()) return absl::InternalError("apply script: empty reply");
-    switch (reply->elements[0].integer) {
-      case 0:
-        return ApplyResult{ApplyOutcome::kApplied, std::move(plan->memo)};
-      case 1:
-        return ApplyResult{ApplyOutcome::kDuplicate, reply->elements[1].str};
-      case 3:
-        return ApplyResult{ApplyOutcome::kErased, ""};
-      default:
-        continue;  // version conflict: re-read and re-plan
-    }
+    std::vector<absl::StatusOr<ApplyResult>> result(1, absl::UnknownError("not run"));
+    Rest rest;
+    absl::Status s = Transact(
+        one, {0}, nullptr,
+        [&](size_t, const std::vector<Versioned>& state) { return planner(state); }, result, rest);
+    if (!s.ok()) return s;
+    if (rest.alone.empty() && rest.again.empty()) return std::move(result[0]);
+    // A record moved under us: read and plan again.
   }
   return absl::AbortedError(
       absl::StrCat("apply-once: state kept changing for ", request.dedup_key));
 }
 
-absl::Status ApplyOnce::ScriptArgs(const ApplyOnceRequest& request,
-                                   const std::vector<Versioned>& state, const Plan& plan,
-                                   Args* keys_out, Args* args_out) const {
-  Args& keys = *keys_out;
-  Args& args = *args_out;
-  keys = {request.dedup_key, request.tombstone_key, request.registry_key};
-  keys.insert(keys.end(), request.state_keys.begin(), request.state_keys.end());
-  args = {absl::StrCat(Millis(request.dedup_ttl)), plan.memo,
-          absl::StrCat(request.state_keys.size())};
+absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
+                                 const std::vector<size_t>& which,
+                                 const std::vector<std::vector<Versioned>>* given,
+                                 BatchPlanner planner,
+                                 std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
+  return client_.WithSession([&](RedisSession& session) -> absl::Status {
+    // 1. One round trip: WATCH every key the requests depend on, then read them — the dedup
+    // records, the tombstones, the records (once each, however many requests name them) and
+    // the server's clock. EXEC below applies only if none of them moved since the WATCH.
+    absl::flat_hash_map<std::string, size_t> record_at;
+    std::vector<std::string> record_keys;
+    std::vector<bool> with_data;
+    absl::flat_hash_set<std::string> markers;  // the dedup keys and tombstones
+    Args watch = {"WATCH"};
+    for (size_t i : which) {
+      const ApplyOnceRequest& r = requests[i];
+      watch.push_back(r.dedup_key);
+      markers.insert(r.dedup_key);
+      if (!r.tombstone_key.empty()) {
+        watch.push_back(r.tombstone_key);
+        markers.insert(r.tombstone_key);
+      }
+      for (size_t k = 0; k < r.state_keys.size(); ++k) {
+        auto [it, inserted] = record_at.try_emplace(r.state_keys[k], record_keys.size());
+        if (inserted) {
+          record_keys.push_back(r.state_keys[k]);
+          with_data.push_back(given == nullptr);
+          watch.push_back(r.state_keys[k]);
+        }
+        if (given != nullptr && IsLegacy((*given)[i][k])) with_data[it->second] = true;
+      }
+    }
+    std::vector<Args> reads = {std::move(watch), {"TIME"}};
+    for (size_t i : which) {
+      reads.push_back({"GET", requests[i].dedup_key});
+      if (!requests[i].tombstone_key.empty()) {
+        reads.push_back({"EXISTS", requests[i].tombstone_key});
+      }
+    }
+    const size_t records_from = reads.size();
+    for (size_t k = 0; k < record_keys.size(); ++k) {
+      reads.push_back(ReadRecordCommand(record_keys[k], with_data[k]));
+    }
+    absl::StatusOr<std::vector<Reply>> replies = session.Pipeline(reads);
+    if (!replies.ok()) return replies.status();
+    if (replies->size() != reads.size()) return absl::InternalError("short pipeline reply");
+    if ((*replies)[0].is_error()) return ErrorReplyToStatus((*replies)[0]);
+    absl::StatusOr<int64_t> now_ms = ServerMillis((*replies)[1]);
+    if (!now_ms.ok()) return now_ms.status();
+    // `current`: each record as this transaction leaves it so far (as read, then as the plans
+    // queued before write it), so a later request on the same record plans on the earlier's
+    // write, as if they ran one after the other.
+    std::vector<Versioned> current;
+    current.reserve(record_keys.size());
+    for (size_t k = 0; k < record_keys.size(); ++k) {
+      absl::StatusOr<Versioned> v = ParseRecord(record_keys[k], (*replies)[records_from + k]);
+      if (!v.ok()) return v.status();
+      current.push_back(*std::move(v));
+    }
+
+    // 2. Plan each request in order and queue its writes. Keys that a queued plan's extra
+    // commands name (or a dedup record it sets) are no longer known here: a later request that
+    // depends on one is finished alone, after this transaction.
+    absl::flat_hash_set<std::string> touched;
+    std::vector<Args> transaction = {{"MULTI"}};
+    struct Queued {
+      size_t request;
+      size_t first;  // its commands: transaction[first, end)
+      size_t end;
+      std::string memo;
+    };
+    std::vector<Queued> queued;
+    size_t at = 2;
+    for (size_t i : which) {
+      const ApplyOnceRequest& r = requests[i];
+      const Reply& memo = (*replies)[at++];
+      const bool erased = !r.tombstone_key.empty() && (*replies)[at++].integer == 1;
+      if (memo.is_error()) {
+        results[i] = ErrorReplyToStatus(memo);
+        continue;
+      }
+      if (!memo.is_nil()) {
+        results[i] = ApplyResult{ApplyOutcome::kDuplicate, memo.str};
+        continue;
+      }
+      if (erased) {
+        results[i] = ApplyResult{ApplyOutcome::kErased, ""};
+        continue;
+      }
+      bool depends_on_touched = touched.contains(r.dedup_key) || touched.contains(r.tombstone_key);
+      bool moved = false;
+      std::vector<Versioned> state;
+      state.reserve(r.state_keys.size());
+      for (size_t k = 0; k < r.state_keys.size(); ++k) {
+        depends_on_touched |= touched.contains(r.state_keys[k]);
+        const Versioned& now = current[record_at.at(r.state_keys[k])];
+        if (given == nullptr) {
+          state.push_back(now);
+        } else {
+          moved |= !SameRecord((*given)[i][k], now);
+          state.push_back((*given)[i][k]);
+        }
+      }
+      if (depends_on_touched || moved) {
+        rest.alone.push_back(i);
+        continue;
+      }
+      absl::StatusOr<Plan> plan = planner(i, state);
+      if (!plan.ok()) {
+        results[i] = plan.status();
+        continue;
+      }
+      const size_t first = transaction.size();
+      absl::StatusOr<std::vector<Versioned>> written =
+          QueueApply(r, state, *plan, *now_ms, transaction);
+      if (!written.ok()) {
+        results[i] = written.status();
+        continue;
+      }
+      for (Versioned& v : *written) current[record_at.at(v.key)] = std::move(v);
+      touched.insert(r.dedup_key);
+      for (const Args& command : plan->extra_commands) {
+        for (size_t a = 1; a < command.size(); ++a) {
+          if (record_at.contains(command[a]) || markers.contains(command[a])) {
+            touched.insert(command[a]);
+          }
+        }
+      }
+      queued.push_back({i, first, transaction.size(), std::move(plan->memo)});
+    }
+    if (queued.empty()) return absl::OkStatus();  // nothing to apply (the WATCH is dropped)
+
+    // 3. One round trip applies them all, or none if a watched key moved.
+    transaction.push_back({"EXEC"});
+    absl::StatusOr<std::vector<Reply>> applied = session.Pipeline(transaction);
+    if (!applied.ok()) return applied.status();
+    if (applied->size() != transaction.size()) return absl::InternalError("short EXEC reply");
+    const Reply& exec = applied->back();
+    if (exec.is_nil()) {
+      for (const Queued& q : queued) rest.again.push_back(q.request);
+      return absl::OkStatus();
+    }
+    if (exec.is_error()) {
+      // EXECABORT: a command was refused as it was queued (OOM, a malformed extra command) and
+      // nothing ran. Its request gets the error; the others are tried again without it.
+      for (const Queued& q : queued) {
+        auto refused = std::find_if(applied->begin() + q.first, applied->begin() + q.end,
+                                    [](const Reply& reply) { return reply.is_error(); });
+        if (refused != applied->begin() + q.end) {
+          results[q.request] = ErrorReplyToStatus(*refused);
+        } else {
+          rest.again.push_back(q.request);
+        }
+      }
+      if (rest.again.size() == queued.size()) {
+        for (const Queued& q : queued) results[q.request] = ErrorReplyToStatus(exec);
+        rest.again.clear();
+      }
+      return absl::OkStatus();
+    }
+    if (exec.elements.size() != transaction.size() - 2) {
+      return absl::InternalError("EXEC: one reply per queued command expected");
+    }
+    for (Queued& q : queued) {
+      // Like a script, a transaction does not roll back: a command that fails as it runs
+      // (WRONGTYPE on a key another program wrote) leaves the others applied; the request
+      // reports the error.
+      auto failed =
+          std::find_if(exec.elements.begin() + (q.first - 1), exec.elements.begin() + (q.end - 1),
+                       [](const Reply& reply) { return reply.is_error(); });
+      if (failed != exec.elements.begin() + (q.end - 1)) {
+        results[q.request] = ErrorReplyToStatus(*failed);
+      } else {
+        results[q.request] = ApplyResult{ApplyOutcome::kApplied, std::move(q.memo)};
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<std::vector<Versioned>> ApplyOnce::QueueApply(const ApplyOnceRequest& request,
+                                                             const std::vector<Versioned>& state,
+                                                             const Plan& plan, int64_t now_ms,
+                                                             std::vector<Args>& transaction) {
+  for (const Write& w : plan.writes) {
+    bool known = false;
+    for (const std::string& k : request.state_keys) known |= (k == w.key);
+    if (!known) return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
+  }
+  for (const auto& [key, incarnation] : plan.incarnations) {
+    if (incarnation.size() != kIncarnationDigits) {
+      return absl::InternalError(absl::StrCat("plan gives ", key, " a malformed incarnation"));
+    }
+  }
+  std::vector<Versioned> written;
+  Args register_keys = {"SADD", request.registry_key};
+  std::vector<Args> commands;
   for (const Versioned& v : state) {
     const Write* write = nullptr;
     for (const Write& w : plan.writes) {
       if (w.key == v.key) write = &w;
     }
-    args.push_back(absl::StrCat(v.version));
-    if (write == nullptr) {
-      args.insert(args.end(), {"keep", "", "0"});
-    } else if (write->data.has_value()) {
-      args.insert(args.end(), {"set", *write->data, absl::StrCat(Millis(write->ttl))});
+    if (write == nullptr) continue;
+    if (!write->data.has_value()) {
+      commands.push_back({"DEL", v.key});
+      written.push_back({v.key, 0, std::nullopt, ""});
+      continue;
+    }
+    std::string incarnation;
+    for (const auto& [key, chosen] : plan.incarnations) {
+      if (key == v.key) incarnation = chosen;
+    }
+    // A record created now (or written before incarnations existed) gets a new incarnation,
+    // and is registered: every writer of the lead passes its registry, so an update finds its
+    // record registered. A plan may choose the incarnation (see Plan::incarnations).
+    const bool fresh = IsAbsent(v) || IsLegacy(v);
+    if (incarnation.empty() && fresh) incarnation = NewIncarnation();
+    const std::string version = absl::StrCat(v.version + 1);
+    if (incarnation.empty()) {
+      commands.push_back({"HSET", v.key, "v", version, "d", *write->data});
     } else {
-      args.insert(args.end(), {"del", "", "0"});
+      commands.push_back({"HSET", v.key, "v", version, "d", *write->data, "i", incarnation});
+      register_keys.push_back(v.key);
     }
-    // A version alone restarts after a delete, so the record's incarnation is checked too (see
-    // kApplyScript): a record deleted and recreated between our read and our apply conflicts.
-    const bool writes = write != nullptr && write->data.has_value();
-    std::string chosen;
-    if (writes) {
-      for (const auto& [key, incarnation] : plan.incarnations) {
-        if (key == v.key) chosen = incarnation;
-      }
+    if (write->ttl > absl::ZeroDuration()) {
+      commands.push_back({"PEXPIRE", v.key, absl::StrCat(Millis(write->ttl))});
+    } else if (!IsAbsent(v)) {
+      commands.push_back({"PERSIST", v.key});  // a key created now has no expiry to drop
     }
-    if (!chosen.empty() && chosen.size() != kIncarnationDigits) {
-      return absl::InternalError(absl::StrCat("plan gives ", v.key, " a malformed incarnation"));
-    }
-    if (v.version == 0 && !v.data.has_value()) {
-      args.push_back("");
-      args.push_back(writes ? (chosen.empty() ? NewIncarnation() : chosen) : "");
-    } else if (v.incarnation.size() == kIncarnationDigits) {
-      args.push_back(v.incarnation);
-      args.push_back(chosen);
-    } else {
-      args.push_back(Sha1Hex(v.data.value_or("")));
-      args.push_back(writes ? (chosen.empty() ? NewIncarnation() : chosen) : "");
-    }
+    written.push_back(
+        {v.key, v.version + 1, write->data, incarnation.empty() ? v.incarnation : incarnation});
   }
-  for (const Write& w : plan.writes) {
-    bool known = false;
-    for (const std::string& k : request.state_keys) known |= (k == w.key);
-    if (!known) {
-      return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
-    }
+  register_keys.insert(register_keys.end(), plan.register_keys.begin(), plan.register_keys.end());
+  const std::string expires_at = absl::StrCat(now_ms + Millis(request.dedup_ttl));
+  if (!request.registry_key.empty() && register_keys.size() > 2) {
+    commands.push_back(std::move(register_keys));
   }
-  args.push_back(absl::StrCat(plan.register_keys.size()));
-  args.insert(args.end(), plan.register_keys.begin(), plan.register_keys.end());
-  args.push_back(absl::StrCat(plan.extra_commands.size()));
-  for (const Args& cmd : plan.extra_commands) {
-    args.push_back(absl::StrCat(cmd.size()));
-    args.insert(args.end(), cmd.begin(), cmd.end());
+  commands.insert(commands.end(), plan.extra_commands.begin(), plan.extra_commands.end());
+  // The dedup record expires at the time the registry lists it under, exactly.
+  commands.push_back({"SET", request.dedup_key, plan.memo, "PXAT", expires_at});
+  if (!request.registry_key.empty()) {
+    // Apply-once records expire; they are listed by expiry time so the list stays bounded.
+    const std::string expiring = request.registry_key + ":expiring";
+    commands.push_back({"ZREMRANGEBYSCORE", expiring, "-inf", absl::StrCat(now_ms)});
+    commands.push_back({"ZADD", expiring, expires_at, request.dedup_key});
   }
-  return absl::OkStatus();
+  transaction.insert(transaction.end(), std::make_move_iterator(commands.begin()),
+                     std::make_move_iterator(commands.end()));
+  return written;
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
     const std::vector<ApplyOnceRequest>& requests, BatchPlanner planner) {
-  return RunBatchImpl(requests, nullptr, planner, Probe::kFirst);
+  return RunBatchImpl(requests, nullptr, planner);
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchOnRead(
     const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
-    BatchPlanner planner, Probe probe) {
+    BatchPlanner planner) {
   if (read.size() != requests.size()) {
     return std::vector<absl::StatusOr<ApplyResult>>(
         requests.size(), absl::InternalError("RunBatchOnRead: one record set per request"));
   }
-  return RunBatchImpl(requests, &read, planner, probe);
+  return RunBatchImpl(requests, &read, planner);
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
-    const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* given,
-    BatchPlanner planner, Probe probe_mode) {
+    const std::vector<ApplyOnceRequest>& requests, const std::vector<std::vector<Versioned>>* given,
+    BatchPlanner planner) {
   const size_t n = requests.size();
   std::vector<absl::StatusOr<ApplyResult>> results(n, absl::UnknownError("not run"));
-  auto fail_all = [&](const absl::Status& status) {
-    for (auto& r : results) r = status;
-    return results;
-  };
-  // 1. Probe every dedup key and tombstone (unless the scripts' own checks are to find them).
-  std::vector<Args> probe;
-  if (probe_mode == Probe::kFirst) {
-    for (const ApplyOnceRequest& request : requests) {
-      probe.push_back({"GET", request.dedup_key});
-      probe.push_back(request.tombstone_key.empty() ? Args{"EXISTS", request.dedup_key}
-                                                    : Args{"EXISTS", request.tombstone_key});
-    }
-  }
-  absl::StatusOr<std::vector<Reply>> probed =
-      probe.empty() ? std::vector<Reply>(2 * n) : client_.Pipeline(probe);
-  if (!probed.ok()) return fail_all(probed.status());
-  std::vector<size_t> pending;
+  std::vector<size_t> which;
   for (size_t i = 0; i < n; ++i) {
-    const Reply& memo = (*probed)[2 * i];
-    const Reply& erased = (*probed)[2 * i + 1];
     if (requests[i].dedup_ttl < absl::Milliseconds(1)) {
       results[i] = absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
-    } else if (probe.empty()) {
-      pending.push_back(i);
-    } else if (memo.is_error()) {
-      results[i] = ErrorReplyToStatus(memo);
-    } else if (!memo.is_nil()) {
-      results[i] = ApplyResult{ApplyOutcome::kDuplicate, memo.str};
-    } else if (!requests[i].tombstone_key.empty() && erased.integer == 1) {
-      results[i] = ApplyResult{ApplyOutcome::kErased, ""};
-    } else {
-      pending.push_back(i);
-    }
-  }
-  if (pending.empty()) return results;
-  // 2. Read every pending request's records in one round trip (unless the caller just did).
-  std::vector<Versioned> read;
-  if (given == nullptr) {
-    std::vector<std::string> all_keys;
-    for (size_t i : pending) {
-      all_keys.insert(all_keys.end(), requests[i].state_keys.begin(), requests[i].state_keys.end());
-    }
-    absl::StatusOr<std::vector<Versioned>> fresh = Read(all_keys);
-    if (!fresh.ok()) return fail_all(fresh.status());
-    read = *std::move(fresh);
-  }
-  // 3. Plan each and apply all plans in one round trip.
-  std::vector<Args> scripts;
-  std::vector<size_t> scripted;
-  std::vector<std::string> memos;
-  size_t offset = 0;
-  for (size_t i : pending) {
-    const size_t count = requests[i].state_keys.size();
-    std::vector<Versioned> state;
-    if (given != nullptr) {
-      state = std::move((*given)[i]);
-    } else {
-      state.assign(std::make_move_iterator(read.begin() + offset),
-                   std::make_move_iterator(read.begin() + offset + count));
-      offset += count;
-    }
-    if (state.size() != count) {
+    } else if (given != nullptr && (*given)[i].size() != requests[i].state_keys.size()) {
       results[i] = absl::InternalError("apply-once: records do not match the request's keys");
-      continue;
-    }
-    absl::StatusOr<Plan> plan = planner(i, state);
-    if (!plan.ok()) {
-      results[i] = plan.status();
-      continue;
-    }
-    Args keys;
-    Args args;
-    if (absl::Status s = ScriptArgs(requests[i], state, *plan, &keys, &args); !s.ok()) {
-      results[i] = s;
-      continue;
-    }
-    scripts.push_back(apply_script_.Command(keys, args));
-    scripted.push_back(i);
-    memos.push_back(std::move(plan->memo));
-  }
-  if (scripts.empty()) return results;
-  // A Redis that lost its scripts (a restart) loads them once for the whole batch.
-  absl::StatusOr<std::vector<Reply>> applied = apply_script_.RunPipelined(client_, scripts);
-  if (!applied.ok()) return fail_all(applied.status());
-  for (size_t k = 0; k < scripted.size(); ++k) {
-    const size_t i = scripted[k];
-    const Reply& reply = (*applied)[k];
-    const int64_t code =
-        !reply.is_error() && !reply.elements.empty() ? reply.elements[0].integer : -1;
-    if (code == 0) {
-      results[i] = ApplyResult{ApplyOutcome::kApplied, std::move(memos[k])};
-    } else if (code == 1 && reply.elements.size() > 1) {
-      results[i] = ApplyResult{ApplyOutcome::kDuplicate, reply.elements[1].str};
-    } else if (code == 3) {
-      results[i] = ApplyResult{ApplyOutcome::kErased, ""};
-    } else if (reply.is_error()) {
-      results[i] = ErrorReplyToStatus(reply);
     } else {
-      // A version conflict: finish this one alone.
-      results[i] =
-          Run(requests[i], [&](const std::vector<Versioned>& state) { return planner(i, state); });
+      which.push_back(i);
     }
+  }
+  Rest rest;
+  for (int round = 0; round < kBatchRounds && !which.empty(); ++round) {
+    Rest this_round;
+    absl::Status s = Transact(requests, which, given, planner, results, this_round);
+    if (!s.ok()) {
+      // Redis unreachable or answering nonsense: every request not finished fails with it.
+      for (size_t i : which) results[i] = s;
+      for (size_t i : rest.alone) results[i] = s;
+      return results;
+    }
+    rest.alone.insert(rest.alone.end(), this_round.alone.begin(), this_round.alone.end());
+    which = std::move(this_round.again);
+  }
+  // What is left is finished one by one, in input order (a request planned on another's writes
+  // then comes after it), each with a fresh read.
+  rest.alone.insert(rest.alone.end(), which.begin(), which.end());
+  std::sort(rest.alone.begin(), rest.alone.end());
+  for (size_t i : rest.alone) {
+    results[i] =
+        Run(requests[i], [&](const std::vector<Versioned>& state) { return planner(i, state); });
   }
   return results;
 }

@@ -4,19 +4,22 @@
 // recorded atomically with the state change it causes, and the outputs the change produced are
 // memoised with it, so a re-delivered input changes nothing and yields the same outputs again.
 //
-// How it works (read → plan → apply, optimistic concurrency):
-//   1. One pipelined round trip reads the dedup key, the lead's tombstone and the versioned
-//      state records the caller names.
+// How it works (read → plan → apply, optimistic concurrency, Redis's WATCH / MULTI / EXEC):
+//   1. One round trip, on one connection: WATCH the dedup key, the lead's tombstone and the
+//      versioned state records the caller names, then read them (and Redis's clock).
 //   2. If the dedup key exists, its memo is returned (kDuplicate). If the lead was erased, nothing
 //      happens (kErased). Otherwise the caller's planner turns the state into a Plan: records to
 //      write or delete, extra commands (index updates), and the memo (serialised outputs).
-//   3. A Lua script re-checks the dedup key, the tombstone and every record's version, and only
-//      then applies the plan, records the dedup key with the memo, and registers every key in the
-//      lead's key registry (so erasure can delete them all). Lasting keys go in the registry set;
-//      the expiring dedup records go in `<registry>:expiring`, ordered by expiry and pruned on
-//      every apply, so the registry of a long-lived lead stays bounded. If a version moved (a
-//      concurrent writer: another replica, a gRPC command), it changes nothing and Run() re-reads
-//      and re-plans, up to a bound (then ABORTED, which consumers treat as transient).
+//   3. One round trip: MULTI, the plan's writes and commands, the dedup record with the memo,
+//      the registration of every key in the lead's key registry (so erasure can delete them
+//      all), EXEC. Lasting keys go in the registry set; the expiring dedup records go in
+//      `<registry>:expiring`, ordered by expiry and pruned on every apply, so the registry of a
+//      long-lived lead stays bounded. Redis runs the transaction only if no watched key moved
+//      since the WATCH (a concurrent writer: another replica, a gRPC command); otherwise nothing
+//      is applied and Run() reads and plans again, up to a bound (then ABORTED, which consumers
+//      treat as transient).
+// No Lua runs on the way: a script spent about half of Redis's work per apply in its VM and
+// glue (docs/BENCHMARKS.md), where a transaction runs the same writes as plain commands.
 //
 // State records are hashes {v: version, d: data, i: incarnation}; version 0 means "absent". The
 // planner must be a pure function of the state it is given: it may run more than once.
@@ -34,6 +37,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/redis/client.h"
 #include "common/redis/lua_script.h"
 
@@ -118,30 +122,28 @@ class ApplyOnce {
   // unreachable; ABORTED when the records kept changing under us.
   absl::StatusOr<ApplyResult> Run(const ApplyOnceRequest& request, Planner planner);
 
-  // Run() for many independent requests (different leads), pipelined: one round trip probes
-  // every dedup key and tombstone, one reads every record, one applies every plan — each plan
-  // still its own atomic, version-checked script, so the guarantees are Run()'s. A request whose
-  // records changed in between (or whose script Redis had not loaded) is finished alone with
-  // Run(). `planner(i, records)` plans request i and may be called more than once. Results are
-  // in request order, each with its own status; an UNAVAILABLE Redis fails them all.
+  // Run() for many requests (mostly different leads) in one transaction: one round trip
+  // watches and reads every request's dedup key, tombstone and records, one applies every plan
+  // (MULTI ... EXEC). Requests are planned in order, each on the records as the plans before
+  // it leave them, so the result is that of running them one after the other; a request that
+  // depends on a key an earlier plan's extra commands name is finished alone with Run(). If
+  // another writer moved a watched key before EXEC, nothing applied and the batch is tried
+  // again (a few times, then each request alone). `planner(i, records)` plans request i and
+  // may be called more than once. Results are in request order, each with its own status; an
+  // UNAVAILABLE Redis fails them all.
   using BatchPlanner =
       absl::FunctionRef<absl::StatusOr<Plan>(size_t i, const std::vector<Versioned>& state)>;
   std::vector<absl::StatusOr<ApplyResult>> RunBatch(const std::vector<ApplyOnceRequest>& requests,
                                                     BatchPlanner planner);
   // RunBatch() for a caller that has just read every request's records itself (it needed them
   // to know the dedup keys): `read[i]` holds request i's state_keys records, as Read() gave
-  // them, and they are planned on without a second read. The scripts check them as usual; a
-  // request whose records moved meanwhile is finished alone with Run(), which reads afresh.
-  //
-  // `probe`: kFirst probes the dedup keys and tombstones before planning, so a re-delivered
-  // input costs no plan. kInScript skips that round trip and leaves duplicates and erasures to
-  // the scripts' own checks (the same outcomes): for callers whose dedup keys are seldom taken
-  // (one per decision on a record version) and whose plans are cheap to make and to drop. Not
-  // for chained plans: a duplicate found only by its script would break the chain after it.
-  enum class Probe { kFirst, kInScript };
+  // them (or as the caller's earlier plans in this batch leave them: chained records, see
+  // Plan::incarnations), and they are planned on as given. Under the WATCH each is compared
+  // with the record as the transaction finds it (version and incarnation, only those are read
+  // again); a request whose records moved is finished alone with Run(), which reads afresh.
   std::vector<absl::StatusOr<ApplyResult>> RunBatchOnRead(
       const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
-      BatchPlanner planner, Probe probe = Probe::kFirst);
+      BatchPlanner planner);
 
   // Reads versioned records (for queries, or for RunBatchOnRead; no dedup involved).
   absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);
@@ -152,19 +154,34 @@ class ApplyOnce {
                      absl::Duration tombstone_ttl, const std::vector<std::string>& extra_keys);
 
  private:
-  // RunBatch and RunBatchOnRead: `read` null reads the records after the probe.
+  // RunBatch and RunBatchOnRead: `given` null reads the records in the transaction.
   std::vector<absl::StatusOr<ApplyResult>> RunBatchImpl(
-      const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>>* read,
-      BatchPlanner planner, Probe probe);
+      const std::vector<ApplyOnceRequest>& requests,
+      const std::vector<std::vector<Versioned>>* given, BatchPlanner planner);
 
-  // The EVALSHA arguments of `plan` over the records read; INTERNAL for a plan that writes a
-  // key it did not read.
-  absl::Status ScriptArgs(const ApplyOnceRequest& request, const std::vector<Versioned>& state,
-                          const Plan& plan, Args* keys, Args* args) const;
+  // The requests of a transaction that it did not finish.
+  struct Rest {
+    std::vector<size_t> alone;  // records moved or unknown here: finish each with Run()
+    std::vector<size_t> again;  // the transaction was aborted: try them again
+  };
+  // One transaction over requests[which] (step 1 to 3 above), on one connection. Sets the
+  // result of every request it finishes and lists the others in `rest`. An error status (Redis
+  // unreachable, a reply that makes no sense) leaves the requests unfinished.
+  absl::Status Transact(absl::Span<const ApplyOnceRequest> requests,
+                        const std::vector<size_t>& which,
+                        const std::vector<std::vector<Versioned>>* given, BatchPlanner planner,
+                        std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);
+
+  // Appends to `transaction` the commands that apply `plan` over `state` (the records it was
+  // planned on) and returns the records as they leave them; INTERNAL, appending nothing, for a
+  // plan that writes a key it did not read or gives a malformed incarnation.
+  static absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& request,
+                                                           const std::vector<Versioned>& state,
+                                                           const Plan& plan, int64_t now_ms,
+                                                           std::vector<Args>& transaction);
 
   RedisClient& client_;
   const int max_attempts_;
-  const LuaScript apply_script_;
   const LuaScript erase_script_;
 };
 

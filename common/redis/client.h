@@ -6,6 +6,8 @@
 // - Command() sends one command; Pipeline() sends several in one round trip and returns their
 //   replies in order (a Redis error reply is returned as a reply of type kError, not a failed
 //   status, so one bad command does not hide the others' results).
+// - WithSession() holds one connection for several round trips: what WATCH ... MULTI ... EXEC
+//   needs (a WATCH belongs to the connection that sent it).
 // - A connection problem is UNAVAILABLE; the next call reconnects. Redis errors to a single
 //   command (WRONGTYPE, script errors...) are INTERNAL with Redis's message; LOADING / BUSY /
 //   MASTERDOWN are UNAVAILABLE (transient).
@@ -17,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
@@ -36,6 +39,14 @@ struct Reply {
 
 using Args = std::vector<std::string>;
 
+// One connection, held for the round trips of a RedisClient::WithSession body.
+class RedisSession {
+ public:
+  virtual ~RedisSession() = default;
+  // Pipeline() on the held connection.
+  virtual absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) = 0;
+};
+
 class RedisClient {
  public:
   RedisClient() = default;
@@ -45,6 +56,12 @@ class RedisClient {
 
   virtual absl::StatusOr<Reply> Command(const Args& args) = 0;
   virtual absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) = 0;
+  // Runs `body` with one connection held for all of its pipelines, and returns body's status
+  // (UNAVAILABLE, without running it, when no connection can be had). A WATCH the body leaves
+  // behind (it returned without EXEC, DISCARD or UNWATCH) is dropped before the connection
+  // serves another call. The body must not call this client meanwhile: a pool may have no
+  // other connection to give it.
+  virtual absl::Status WithSession(absl::FunctionRef<absl::Status(RedisSession&)> body) = 0;
   // PING; OK when the server answers.
   absl::Status Ping();
 };

@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -62,7 +63,46 @@ void Append(redisContext* c, const Args& args) {
   redisAppendCommandArgv(c, static_cast<int>(args.size()), argv.data(), lens.data());
 }
 
+// Sends `commands` in one round trip on `c` and reads their replies.
+absl::StatusOr<std::vector<Reply>> RoundTrip(redisContext* c, const std::vector<Args>& commands) {
+  for (const Args& args : commands) Append(c, args);
+  std::vector<Reply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK) return ContextError(c, "command");
+    ReplyPtr reply(static_cast<redisReply*>(raw));
+    replies.push_back(Convert(reply.get()));
+  }
+  return replies;
+}
+
 }  // namespace
+
+// Knows whether its connection is left watching keys: WATCH starts it, EXEC / DISCARD /
+// UNWATCH end it (as Redis does).
+class HiredisClient::Session final : public RedisSession {
+ public:
+  explicit Session(redisContext* c) : c_(c) {}
+  absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override {
+    for (const Args& args : commands) {
+      if (args.empty()) continue;
+      if (absl::EqualsIgnoreCase(args[0], "WATCH")) {
+        watching_ = true;
+      } else if (absl::EqualsIgnoreCase(args[0], "EXEC") ||
+                 absl::EqualsIgnoreCase(args[0], "DISCARD") ||
+                 absl::EqualsIgnoreCase(args[0], "UNWATCH")) {
+        watching_ = false;
+      }
+    }
+    return RoundTrip(c_, commands);
+  }
+  bool watching() const { return watching_; }
+
+ private:
+  redisContext* const c_;
+  bool watching_ = false;
+};
 
 absl::StatusOr<HiredisOptions> ParseRedisAddress(absl::string_view address) {
   HiredisOptions o;
@@ -162,21 +202,21 @@ absl::StatusOr<Reply> HiredisClient::Command(const Args& args) {
 absl::StatusOr<std::vector<Reply>> HiredisClient::Pipeline(const std::vector<Args>& commands) {
   absl::StatusOr<ContextPtr> c = Acquire();
   if (!c.ok()) return c.status();
-  for (const Args& args : commands) Append(c->get(), args);
-  std::vector<Reply> replies;
-  replies.reserve(commands.size());
-  for (size_t i = 0; i < commands.size(); ++i) {
-    void* raw = nullptr;
-    if (redisGetReply(c->get(), &raw) != REDIS_OK) {
-      absl::Status error = ContextError(c->get(), "command");
-      Release(*std::move(c));
-      return error;
-    }
-    ReplyPtr reply(static_cast<redisReply*>(raw));
-    replies.push_back(Convert(reply.get()));
-  }
-  Release(*std::move(c));
+  absl::StatusOr<std::vector<Reply>> replies = RoundTrip(c->get(), commands);
+  Release(*std::move(c));  // a broken connection is dropped there
   return replies;
+}
+
+absl::Status HiredisClient::WithSession(absl::FunctionRef<absl::Status(RedisSession&)> body) {
+  absl::StatusOr<ContextPtr> c = Acquire();
+  if (!c.ok()) return c.status();
+  Session session(c->get());
+  absl::Status status = body(session);
+  // A connection left watching would make the next MULTI on it fail for keys nobody asked for.
+  // On an I/O error the connection is dropped instead.
+  if (session.watching()) (void)RoundTrip(c->get(), {{"UNWATCH"}});
+  Release(*std::move(c));
+  return status;
 }
 
 }  // namespace leadflow::redis

@@ -38,8 +38,11 @@ class HiredisClient final : public RedisClient {
 
   absl::StatusOr<Reply> Command(const Args& args) override;
   absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override;
+  absl::Status WithSession(absl::FunctionRef<absl::Status(RedisSession&)> body) override;
 
  private:
+  class Session;
+
   struct ContextDeleter {
     void operator()(redisContext* c) const;
   };

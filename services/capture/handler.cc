@@ -329,7 +329,7 @@ std::vector<absl::StatusOr<SubmitOutcome>> CaptureHandler::SubmitBatch(
     return results;
   };
   // The first matching round of every submission shares its round trips: one look-up of all
-  // candidates, one read of all their profiles, one pipeline of apply-once scripts.
+  // candidates, one read of all their profiles, one apply-once transaction.
   std::vector<const NormalizedSubmission*> to_look_up;
   for (size_t i : valid) to_look_up.push_back(&*normalized[i]);
   absl::StatusOr<std::vector<std::vector<std::string>>> ids = store_.CandidateIdsMany(to_look_up);

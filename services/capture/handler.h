@@ -64,7 +64,7 @@ class CaptureHandler {
 
   // Submit() for many submissions at once (a poll's leads.inbound messages, a SubmitLeads
   // stream's items): the first matching round of all of them shares its round trips — one
-  // candidate look-up, one profile read, one pipeline of apply-once scripts
+  // candidate look-up, one profile read, one apply-once transaction
   // (ApplyOnce::RunBatch). A submission whose look-up went stale meanwhile (another one of the
   // batch claimed its key: the same person twice) matches again alone. Result i is what
   // Submit(*submissions[i], request_ids[i]) gives.

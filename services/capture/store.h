@@ -19,7 +19,8 @@
 // Exact-key index records are claimed inside the same atomic apply as the profile, with version
 // checks, so two concurrent submissions of one new e-mail address can never create two leads:
 // the second sees the claim and merges. Index and request keys carry their own hash tag, not the
-// lead's: on Redis Cluster the apply script would span slots (documented limit, docs/STATE.md).
+// lead's: on Redis Cluster the apply transaction would span slots (documented limit,
+// docs/STATE.md).
 //
 // Thread safety: all methods may be called concurrently.
 

@@ -316,7 +316,7 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
     LogError(absl::StrCat("lead ", lead_id), s);
   };
   const std::shared_ptr<const CompiledNurtureTracks> tracks = tracks_();
-  // One round trip reads every record and one applies every decision
+  // One round trip reads every record and one transaction (two more) applies every decision
   // (ApplyOnce::RunBatchOnRead), however many leads the batch holds.
   std::vector<std::string> keys;
   keys.reserve(2 * lead_ids.size());
@@ -353,15 +353,11 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
   std::vector<redis::ApplyOnceRequest> requests;
   requests.reserve(prepared.size());
   for (const Prepared& p : prepared) requests.push_back(p.request);
-  // The records just read are planned on as they are (the scripts check them).
-  // Each dedup key belongs to one decision on one version of the record (and planning it again
-  // is cheap): the scripts find the rare duplicate, no probe round trip first.
+  // The records just read are planned on as they are (the transaction checks them).
   std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatchOnRead(
-      requests, std::move(read),
-      [&](size_t i, const std::vector<redis::Versioned>& state) {
+      requests, std::move(read), [&](size_t i, const std::vector<redis::Versioned>& state) {
         return PlanFor(prepared[i], state);
-      },
-      redis::ApplyOnce::Probe::kInScript);
+      });
   for (size_t i = 0; i < prepared.size(); ++i) {
     absl::Status s;
     if (results[i].ok()) {

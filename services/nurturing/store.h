@@ -31,8 +31,8 @@
 // lead's place in the schedule is an extra command of the atomic apply that changes its record
 // (see enrollment.h WakeUpAt), so the two never disagree; only Claim and Reclaim move leads
 // between the sets on their own, atomically. The two sets are global (no hash tag): on Redis
-// Cluster they would live in one slot, and the apply scripts would span slots (documented limit,
-// as for capture's indexes).
+// Cluster they would live in one slot, and the apply transactions would span slots (documented
+// limit, as for capture's indexes).
 //
 // A lead's state is its enrollment record read together with its delivery record: when the
 // latter names the touch the former still has in flight, that touch was delivered (ParseState

@@ -345,11 +345,11 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
     // 2. Plan the leads in input order, each on the records as the leads before it leave them
     // (`view`), so the k-th lead of a team sees the cursor and counters of the k-1 before it.
     // Every record a plan writes gets a fresh incarnation, known here: the next request's
-    // version check on it then passes only if this plan's script applied (a conflicting writer
-    // that moved the version by one keeps the old incarnation and fails it). A deleted record's
-    // view is "absent", which the script checks exactly. So a request whose script conflicts
-    // (or finds its input applied or erased meanwhile) makes every later request that planned
-    // on its writes conflict too.
+    // version check on it then passes only if this plan is applied (a conflicting writer that
+    // moved the version by one keeps the old incarnation and fails it). A deleted record's view
+    // is "absent", which the check compares exactly. So a request that conflicts (or finds its
+    // input applied or erased meanwhile) makes every later request that planned on its writes
+    // conflict too.
     std::vector<redis::Versioned>& view = *read;
     std::vector<std::vector<redis::Versioned>> planned_on(m);
     std::vector<absl::StatusOr<redis::Plan>> plans;
@@ -373,11 +373,11 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
       plans.push_back(std::move(p));
     }
 
-    // 3. Apply: one pipeline of scripts, each request checked against the view it was planned
-    // on. The planner stays a function of the records it is given: on the view it gives the
-    // plan made above (with its incarnations); on anything else (the fresh read of a request
-    // whose check failed) a new plan in the last round, before it a "re-chain" refusal that
-    // sends the lead to the next round.
+    // 3. Apply: one transaction, each request checked against the view it was planned on. The
+    // planner stays a function of the records it is given: on the view it gives the plan made above
+    // (with its incarnations); on anything else (the fresh read of a request whose check failed) a
+    // new plan in the last round, before it a "re-chain" refusal that sends the lead to the next
+    // round.
     std::vector<bool> rechain(m, false);
     std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatchOnRead(
         requests, planned_on,

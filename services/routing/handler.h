@@ -99,10 +99,10 @@ class RoutingHandler {
   // Result i is what HandleScored(*messages[i]) would return (same outputs, event ids and
   // errors), with the wave's decisions sharing round trips: one pipelined read of every record
   // they need (a team's record once), the leads planned in input order on chained records (lead
-  // k+1 on the team record as lead k's plan leaves it), and one pipeline of apply scripts
-  // (ApplyOnce::RunBatchOnRead), each still its own atomic, version-checked apply. Every record
-  // a plan writes gets a fresh incarnation (Plan::incarnations), so a later lead's check on it
-  // passes only if that plan was applied. A script whose records moved meanwhile (another
+  // k+1 on the team record as lead k's plan leaves it), and one apply-once transaction
+  // (ApplyOnce::RunBatchOnRead) that checks each lead's records as planned on. Every record a
+  // plan writes gets a fresh incarnation (Plan::incarnations), so a later lead's check on it
+  // passes only if that plan is applied. A lead whose records moved meanwhile (another
   // replica) fails its check, and so does every later one planned on its writes; those leads are
   // planned again as a new chain on fresh records (up to 4 chains), then one by one.
   std::vector<kafka::HandleResult> HandleScoredBatch(

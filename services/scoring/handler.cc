@@ -407,7 +407,7 @@ absl::StatusOr<redis::Plan> ScoringHandler::PlanFor(Pending& pending,
                     *label, settings);
     // Written by an extra command, not a plan write: apply-once registers written records in
     // the lead's key registry, and erasing this lead must not delete the shared model. The
-    // script still checks the model's version (it is a state key), so the write is atomic
+    // apply still checks the model's version (it is a state key), so the write is atomic
     // with that check and with this outcome's dedup record.
     plan.extra_commands.push_back({"HSET", ScoringStore::ModelKey(), "v",
                                    absl::StrCat(records[1].version + 1), "d",

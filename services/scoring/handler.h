@@ -116,8 +116,8 @@ class ScoringHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleActivity(
       const kafka::ConsumedMessage& message);
   // HandleCaptured() / HandleActivity() for the inputs of one wave (kafka::HandleInKeyWaves:
-  // distinct leads), sharing round trips through ApplyOnce::RunBatch: one pipelined probe of every
-  // dedup key and tombstone, one read of every state, one pipeline of apply-once scripts. Result i
+  // distinct leads), sharing round trips through ApplyOnce::RunBatch: one transaction that
+  // watches and reads every dedup key, tombstone and state, then applies every plan. Result i
   // is what the single handler gives for messages[i] (same outputs, event ids and memo). Two
   // inputs of one lead in a call stay correct (the later is re-planned alone), but belong in
   // successive waves. A captured merge erases its absorbed leads after its own apply and before

@@ -455,7 +455,7 @@ absl::StatusOr<bool> TrackingHandler::MergeAbsorbed(const std::string& lead_id,
     if (!theirs.ok()) return theirs.status();
     history->MergeFrom(*theirs, now);
     // Timelines are lists, not versioned records. Reading them here is still consistent: every
-    // write to a lead's timeline writes its history record in the same script, and the history
+    // write to a lead's timeline writes its history record in the same apply, and the history
     // records of both leads are version-checked state of this apply, so a timeline changed
     // after this read fails the apply and this planner runs again.
     absl::StatusOr<std::vector<Activity>> timeline = store_.Timeline(id, 0, kTimelineLength);

@@ -111,6 +111,42 @@ class ApplyOnceTest : public ::testing::Test {
   std::unique_ptr<HiredisClient> client_;
 };
 
+// Counts the calls (each one round trip) made through it.
+class CountingClient final : public RedisClient {
+ public:
+  explicit CountingClient(RedisClient& inner) : inner_(inner) {}
+  absl::StatusOr<Reply> Command(const Args& args) override {
+    ++calls;
+    return inner_.Command(args);
+  }
+  absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override {
+    ++calls;
+    return inner_.Pipeline(commands);
+  }
+  absl::Status WithSession(absl::FunctionRef<absl::Status(RedisSession&)> body) override {
+    return inner_.WithSession([&](RedisSession& session) {
+      Session counting(session, calls);
+      return body(counting);
+    });
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  class Session final : public RedisSession {
+   public:
+    Session(RedisSession& inner, std::atomic<int>& calls) : inner_(inner), calls_(calls) {}
+    absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override {
+      ++calls_;
+      return inner_.Pipeline(commands);
+    }
+
+   private:
+    RedisSession& inner_;
+    std::atomic<int>& calls_;
+  };
+  RedisClient& inner_;
+};
+
 TEST_F(ApplyOnceTest, AppliesOnceThenReturnsTheSameMemoForADuplicate) {
   ApplyOnce apply(*client_);
   int plans = 0;
@@ -220,12 +256,13 @@ TEST_F(ApplyOnceTest, VersionConflictRereadsAndReplans) {
   EXPECT_EQ(Counter(), 2);
 }
 
-TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndReplansOnlyTheConflictingOne) {
+TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndAConflictTriesTheBatchAgain) {
   ApplyOnce apply(*client_);
   std::unique_ptr<HiredisClient> other_client = MakeClient();
   ApplyOnce other(*other_client);
   // lead-0 was applied before (a duplicate), lead-3 is erased, lead-2 is changed by another
-  // replica between the batch's read and its apply.
+  // replica between the batch's read and its apply: the transaction applies nothing, and the
+  // batch is read and planned again (the duplicate and the erasure need no plan).
   ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());
   ASSERT_TRUE(EraseLead(apply, "lead-3").ok());
   std::vector<ApplyOnceRequest> requests;
@@ -250,8 +287,9 @@ TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndReplansOnlyTheConflicting
   EXPECT_EQ(results[2]->memo, "e->2");  // re-planned on the other replica's write
   EXPECT_EQ(results[3]->outcome, ApplyOutcome::kErased);
   EXPECT_EQ(plans[0], 0);
-  EXPECT_EQ(plans[1], 1);
+  EXPECT_EQ(plans[1], 2);
   EXPECT_EQ(plans[2], 2);
+  EXPECT_EQ(plans[3], 0);
   EXPECT_EQ(Counter("lead-1"), 1);
   EXPECT_EQ(Counter("lead-2"), 2);
   EXPECT_FALSE(Exists(CounterKey("lead-3")));
@@ -264,6 +302,101 @@ TEST_F(ApplyOnceTest, RunBatchAppliesEachRequestOnceAndReplansOnlyTheConflicting
   EXPECT_EQ(again[1]->outcome, ApplyOutcome::kDuplicate);
   EXPECT_EQ(again[2]->memo, "e->2");
   EXPECT_EQ(Counter("lead-2"), 2);
+}
+
+// Requests of one batch on one record (two inputs of a lead in one transaction): the second is
+// planned on the first's write, as if they ran one after the other.
+TEST_F(ApplyOnceTest, ABatchOfRequestsOnOneRecordAppliesThemInOrderInOneTransaction) {
+  CountingClient counting(*client_);
+  ApplyOnce apply(counting);
+  std::vector<ApplyOnceRequest> requests = {Request("a"), Request("b"), Request("c")};
+  const std::vector<absl::StatusOr<ApplyResult>> results =
+      apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+        return Increment(requests[i].dedup_key, s);
+      });
+  EXPECT_EQ(counting.calls, 2) << "one transaction";
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_EQ(results[i]->memo, absl::StrCat(requests[i].dedup_key, "->", i + 1));
+  }
+  EXPECT_EQ(Counter(), 3);
+  absl::StatusOr<std::vector<Versioned>> state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ((*state)[0].version, 3);
+}
+
+// A record that an earlier plan of the batch writes with an extra command (as scoring writes
+// its shared model) is not known to the transaction: the request that reads it is finished
+// alone, on a fresh read, and no update is lost.
+TEST_F(ApplyOnceTest, ARequestOnARecordAnEarlierPlansCommandWritesIsFinishedAlone) {
+  ApplyOnce apply(*client_);
+  const std::string shared = LeadKey(kService, "shared", "model");
+  std::vector<ApplyOnceRequest> requests = {Request("e", "lead-1"), Request("e", "lead-2")};
+  for (ApplyOnceRequest& r : requests) r.state_keys.push_back(shared);
+  std::map<size_t, int> plans;
+  const std::vector<absl::StatusOr<ApplyResult>> results =
+      apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+        ++plans[i];
+        absl::StatusOr<Plan> plan = Increment("e", s);
+        int64_t model = 0;
+        if (s[1].data.has_value()) {
+          EXPECT_TRUE(absl::SimpleAtoi(*s[1].data, &model));
+        }
+        plan->extra_commands.push_back(
+            {"HSET", shared, "v", absl::StrCat(s[1].version + 1), "d", absl::StrCat(model + 1)});
+        return plan;
+      });
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans[0], 1);
+  EXPECT_EQ(plans[1], 1) << "not planned on the stale model in the transaction";
+  EXPECT_EQ(Cmd({"HGET", shared, "d"}).str, "2") << "both updates of the model kept";
+  EXPECT_EQ(Cmd({"HGET", shared, "v"}).str, "2");
+}
+
+// A command Redis refuses as it is queued (here a malformed one) fails the transaction as a
+// whole (EXECABORT): its request reports the error, the others are applied without it. A
+// command that fails as it runs (WRONGTYPE) fails its request only.
+TEST_F(ApplyOnceTest, ARefusedOrFailingCommandFailsItsRequestAndTheOthersApply) {
+  ApplyOnce apply(*client_);
+  Cmd({"SET", "a-string", "x"});
+  std::vector<ApplyOnceRequest> requests;
+  for (int i = 0; i < 4; ++i) requests.push_back(Request("e", absl::StrCat("lead-", i)));
+  const std::vector<absl::StatusOr<ApplyResult>> results =
+      apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+        absl::StatusOr<Plan> plan = Increment("e", s);
+        if (i == 1) plan->extra_commands.push_back({"SET", "only-a-key"});
+        if (i == 2) plan->extra_commands.push_back({"SADD", "a-string", "member"});
+        return plan;
+      });
+  ASSERT_EQ(results.size(), 4u);
+  EXPECT_EQ(results[1].status().code(), absl::StatusCode::kInternal) << results[1].status();
+  EXPECT_THAT(std::string(results[1].status().message()), HasSubstr("wrong number of arguments"));
+  EXPECT_FALSE(Exists(CounterKey("lead-1")));
+  EXPECT_FALSE(Exists(requests[1].dedup_key));
+  EXPECT_EQ(results[2].status().code(), absl::StatusCode::kInternal) << results[2].status();
+  EXPECT_THAT(std::string(results[2].status().message()), HasSubstr("WRONGTYPE"));
+  for (size_t i : {0, 3}) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_EQ(results[i]->outcome, ApplyOutcome::kApplied);
+    EXPECT_EQ(Counter(absl::StrCat("lead-", i)), 1);
+  }
+}
+
+// An apply that finds its input applied returns without EXEC; the client drops the WATCH, so
+// a later transaction on the same connection is not refused for the keys it watched.
+TEST_F(ApplyOnceTest, AConnectionIsNotLeftWatchingAfterADuplicate) {
+  std::unique_ptr<HiredisClient> one_connection = MakeClient(/*pool_size=*/1);
+  ApplyOnce apply(*one_connection);
+  ASSERT_TRUE(Apply(apply, "e1").ok());
+  absl::StatusOr<ApplyResult> again = Apply(apply, "e1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->outcome, ApplyOutcome::kDuplicate);
+  Cmd({"SET", Request("e1").dedup_key, "moved", "PX", "60000"});  // moves a watched key
+  absl::StatusOr<std::vector<Reply>> exec =
+      one_connection->Pipeline({{"MULTI"}, {"SET", "k", "v"}, {"EXEC"}});
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  EXPECT_FALSE(exec->back().is_nil()) << "EXEC refused: the connection was still watching";
+  EXPECT_EQ(Cmd({"GET", "k"}).str, "v");
 }
 
 TEST_F(ApplyOnceTest, GivesUpWithAbortedWhenTheRecordKeepsChanging) {
@@ -394,28 +527,10 @@ TEST_F(ApplyOnceTest, ARecordWrittenBeforeIncarnationsIsCheckedByItsData) {
   EXPECT_EQ(Counter(), 102);
 }
 
-// Counts the calls (each one round trip) made through it.
-class CountingClient final : public RedisClient {
- public:
-  explicit CountingClient(RedisClient& inner) : inner_(inner) {}
-  absl::StatusOr<Reply> Command(const Args& args) override {
-    ++calls;
-    return inner_.Command(args);
-  }
-  absl::StatusOr<std::vector<Reply>> Pipeline(const std::vector<Args>& commands) override {
-    ++calls;
-    return inner_.Pipeline(commands);
-  }
-  std::atomic<int> calls{0};
-
- private:
-  RedisClient& inner_;
-};
-
 TEST_F(ApplyOnceTest, AFreshApplyTakesTwoRoundTripsAndADuplicateOne) {
   CountingClient counting(*client_);
   ApplyOnce apply(counting);
-  ASSERT_TRUE(Apply(apply, "warm-up").ok());  // loads the script
+  ASSERT_TRUE(Apply(apply, "warm-up").ok());
   counting.calls = 0;
   ApplyOnceRequest request = Request("e1");
   // Records that do not exist yet are read and checked too.
@@ -425,21 +540,22 @@ TEST_F(ApplyOnceTest, AFreshApplyTakesTwoRoundTripsAndADuplicateOne) {
       apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("e1", s); });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
-  EXPECT_EQ(counting.calls, 2) << "probe + read in one pipeline, then the script";
+  EXPECT_EQ(counting.calls, 2) << "WATCH + reads in one pipeline, then MULTI ... EXEC";
   counting.calls = 0;
   r = apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("e1", s); });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->outcome, ApplyOutcome::kDuplicate);
+  // The read finds the memo; the client drops the WATCH before it pools the connection again.
   EXPECT_EQ(counting.calls, 1);
   EXPECT_EQ(Counter(), 2);
 }
 
-// Probe::kInScript: no probe round trip; the scripts find the duplicate and the erasure, with
-// the outcomes RunBatch's probe gives.
-TEST_F(ApplyOnceTest, ABatchProbedInTheScriptsFindsDuplicatesAndErasuresInOneRoundTrip) {
+// A batch on records the caller read: one transaction finds the duplicate and the erasure and
+// applies the others.
+TEST_F(ApplyOnceTest, ABatchOnReadRecordsFindsDuplicatesAndErasuresInOneTransaction) {
   CountingClient counting(*client_);
   ApplyOnce apply(counting);
-  ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());  // a duplicate (and loads the script)
+  ASSERT_TRUE(Apply(apply, "e", "lead-0").ok());  // a duplicate
   ASSERT_TRUE(Apply(apply, "before", "lead-1").ok());
   ASSERT_TRUE(EraseLead(apply, "lead-2").ok());
   std::vector<ApplyOnceRequest> requests;
@@ -452,9 +568,8 @@ TEST_F(ApplyOnceTest, ABatchProbedInTheScriptsFindsDuplicatesAndErasuresInOneRou
   }
   counting.calls = 0;
   const std::vector<absl::StatusOr<ApplyResult>> results = apply.RunBatchOnRead(
-      requests, read, [&](size_t, const std::vector<Versioned>& s) { return Increment("e", s); },
-      ApplyOnce::Probe::kInScript);
-  EXPECT_EQ(counting.calls, 1) << "one pipeline of scripts, no probe";
+      requests, read, [&](size_t, const std::vector<Versioned>& s) { return Increment("e", s); });
+  EXPECT_EQ(counting.calls, 2) << "WATCH + reads, then MULTI ... EXEC";
   ASSERT_EQ(results.size(), 4u);
   for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(results[0]->outcome, ApplyOutcome::kDuplicate);
@@ -647,22 +762,22 @@ int64_t CachedScripts(RedisClient& client) {
   return -1;
 }
 
-TEST_F(ApplyOnceTest, ScriptIsLoadedAgainAfterScriptFlush) {
+TEST_F(ApplyOnceTest, AnApplyRunsNoScriptAndErasureLoadsItsScriptAgainAfterAFlush) {
   ApplyOnce apply(*client_);
   ASSERT_TRUE(Apply(apply, "e1").ok());
+  EXPECT_EQ(CachedScripts(*client_), 0) << "an apply is a transaction, not a script";
+  ASSERT_TRUE(EraseLead(apply, "lead-2").ok());
   EXPECT_GE(CachedScripts(*client_), 1);
   Cmd({"SCRIPT", "FLUSH"});
   ASSERT_EQ(CachedScripts(*client_), 0);
 
-  absl::StatusOr<ApplyResult> r = Apply(apply, "e2");  // EVALSHA → NOSCRIPT → LOAD → EVALSHA
+  absl::StatusOr<ApplyResult> r = Apply(apply, "e2");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
   EXPECT_EQ(Counter(), 2);
-  EXPECT_GE(CachedScripts(*client_), 1);
-
-  Cmd({"SCRIPT", "FLUSH"});
-  EXPECT_TRUE(EraseLead(apply).ok());
+  EXPECT_TRUE(EraseLead(apply).ok());  // EVALSHA → NOSCRIPT → LOAD → EVALSHA
   EXPECT_FALSE(Exists(CounterKey()));
+  EXPECT_GE(CachedScripts(*client_), 1);
 }
 
 TEST_F(ApplyOnceTest, LuaScriptErrorsAreStatusesNotReplies) {

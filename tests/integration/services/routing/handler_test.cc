@@ -1736,14 +1736,15 @@ TEST_F(RoutingHandlerTest, ABatchRacingASecondReplicaNeverExceedsACapNorAssignsA
   RaceAgainstSecondReplica(*other, race, replica_a);
 }
 
-// Runs `between` once, in the middle of the next pipeline of apply scripts of at least `at + 1`
-// scripts: the first `at` scripts run, then `between`, then the rest — as when another replica's
-// apply lands between two scripts of one pipeline.
+// Runs `between` once, just before the next pipeline of a session (an apply's transaction)
+// that starts with `command`: "WATCH" is after the wave's read and before its transaction
+// watches the records, "MULTI" after the transaction's read and before its EXEC — as when
+// another replica's apply lands there.
 class InterleavingClient final : public redis::RedisClient {
  public:
   explicit InterleavingClient(redis::RedisClient& inner) : inner_(inner) {}
-  void Between(size_t at, std::function<void()> between) {
-    at_ = at;
+  void Before(std::string command, std::function<void()> between) {
+    command_ = std::move(command);
     between_ = std::move(between);
   }
   absl::StatusOr<redis::Reply> Command(const redis::Args& args) override {
@@ -1751,70 +1752,90 @@ class InterleavingClient final : public redis::RedisClient {
   }
   absl::StatusOr<std::vector<redis::Reply>> Pipeline(
       const std::vector<redis::Args>& commands) override {
-    if (!between_ || commands.size() <= at_ || commands[0][0] != "EVALSHA") {
-      return inner_.Pipeline(commands);
-    }
-    absl::StatusOr<std::vector<redis::Reply>> first =
-        inner_.Pipeline({commands.begin(), commands.begin() + at_});
-    if (!first.ok()) return first;
-    std::function<void()> between = std::move(between_);
-    between_ = nullptr;
-    between();
-    absl::StatusOr<std::vector<redis::Reply>> rest =
-        inner_.Pipeline({commands.begin() + at_, commands.end()});
-    if (!rest.ok()) return rest;
-    first->insert(first->end(), rest->begin(), rest->end());
-    return first;
+    return inner_.Pipeline(commands);
+  }
+  absl::Status WithSession(absl::FunctionRef<absl::Status(redis::RedisSession&)> body) override {
+    return inner_.WithSession([&](redis::RedisSession& session) {
+      Session interleaving(session, *this);
+      return body(interleaving);
+    });
   }
 
  private:
+  class Session final : public redis::RedisSession {
+   public:
+    Session(redis::RedisSession& inner, InterleavingClient& owner) : inner_(inner), owner_(owner) {}
+    absl::StatusOr<std::vector<redis::Reply>> Pipeline(
+        const std::vector<redis::Args>& commands) override {
+      if (owner_.between_ && !commands.empty() && commands[0][0] == owner_.command_) {
+        std::function<void()> between = std::move(owner_.between_);
+        owner_.between_ = nullptr;
+        between();
+      }
+      return inner_.Pipeline(commands);
+    }
+
+   private:
+    redis::RedisSession& inner_;
+    InterleavingClient& owner_;
+  };
+
   redis::RedisClient& inner_;
-  size_t at_ = 0;
+  std::string command_;
   std::function<void()> between_;
 };
 
-TEST_F(RoutingHandlerTest, AConflictMidChainStillGivesTheResultsOfTheOrderTheWritesLanded) {
+TEST_F(RoutingHandlerTest, AnotherReplicaLandingInAWavesApplyGivesTheResultsOfTheOrderTheyLanded) {
   UseRules(kCappedTeam);
-  // Warm-up: the team record exists (with an incarnation) and the script is loaded.
-  ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})), SizeIs(1));
-  const std::vector<std::string> warm = Snapshot(*client_);
+  for (const std::string where : {"WATCH", "MULTI"}) {
+    SCOPED_TRACE(where);
+    ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+    // Warm-up: the team record exists (with an incarnation).
+    ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})),
+                SizeIs(1));
+    const std::vector<std::string> warm = Snapshot(*client_);
 
-  // A wave of 8 leads of the team; another replica routes lead-x after the wave's 3rd script.
-  // Its write moves the team record's version by one and keeps its incarnation, exactly where
-  // the 5th script expects the 4th's write: only the 4th's fresh incarnation tells them apart.
-  std::vector<kafka::ConsumedMessage> wave;
-  for (int i = 0; i < 8; ++i) {
-    const std::string lead = "lead-" + std::to_string(i);
-    wave.push_back(Scored(lead, "s-" + lead, {"", {}}));
+    // A wave of 8 leads of the team, planned on chained team records; another replica routes
+    // lead-x after the wave's read (before its transaction watches: its first lead's check
+    // fails, and the 2nd's too, though lead-x moved the version by one and kept the
+    // incarnation, since the 1st's plan gave the record a fresh one) or after the
+    // transaction's read (its EXEC is refused). Either way nothing of the wave applies until it
+    // is planned again on lead-x's write.
+    std::vector<kafka::ConsumedMessage> wave;
+    for (int i = 0; i < 8; ++i) {
+      const std::string lead = "lead-" + std::to_string(i);
+      wave.push_back(Scored(lead, "s-" + lead, {"", {}}));
+    }
+    const kafka::ConsumedMessage other = Scored("lead-x", "s-x", {"", {}});
+    std::unique_ptr<redis::HiredisClient> batch_connection = NewClient();
+    InterleavingClient interleaving(*batch_connection);
+    RoutingStore batch_store(interleaving);
+    EffectiveRules batch_rules(*rules_, batch_store, clock_, absl::ZeroDuration());
+    prometheus::Registry batch_registry;
+    RoutingHandler batch_handler(batch_rules, batch_store, topics_, clock_, batch_registry);
+    kafka::HandleResult other_result = absl::UnknownError("not run");
+    interleaving.Before(where, [&] { other_result = handler_->HandleScored(other); });
+    const std::vector<kafka::HandleResult> batched =
+        batch_handler.HandleScoredBatch(Pointers(wave));
+    ASSERT_TRUE(other_result.ok()) << other_result.status();
+    const std::vector<std::string> state_batched = Snapshot(*client_);
+
+    // The same inputs one by one in the order they landed: lead-x, then the wave.
+    ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+    ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})),
+                SizeIs(1));
+    ASSERT_EQ(Snapshot(*client_), warm);
+    const kafka::HandleResult other_alone = handler_->HandleScored(other);
+    std::vector<kafka::HandleResult> one_by_one;
+    for (const kafka::ConsumedMessage& m : wave) one_by_one.push_back(handler_->HandleScored(m));
+
+    EXPECT_EQ(Described(batched), Described(one_by_one));
+    EXPECT_EQ(Described({other_result}), Described({other_alone}));
+    EXPECT_EQ(Snapshot(*client_), state_batched);
+    // Nine leads and the warm-up one: every one counted once.
+    EXPECT_EQ(OpenLeads("capped", "ann") + OpenLeads("capped", "bob") + OpenLeads("capped", "cyd"),
+              10);
   }
-  const kafka::ConsumedMessage other = Scored("lead-x", "s-x", {"", {}});
-  std::unique_ptr<redis::HiredisClient> batch_connection = NewClient();
-  InterleavingClient interleaving(*batch_connection);
-  RoutingStore batch_store(interleaving);
-  EffectiveRules batch_rules(*rules_, batch_store, clock_, absl::ZeroDuration());
-  prometheus::Registry batch_registry;
-  RoutingHandler batch_handler(batch_rules, batch_store, topics_, clock_, batch_registry);
-  kafka::HandleResult other_result = absl::UnknownError("not run");
-  interleaving.Between(3, [&] { other_result = handler_->HandleScored(other); });
-  const std::vector<kafka::HandleResult> batched = batch_handler.HandleScoredBatch(Pointers(wave));
-  ASSERT_TRUE(other_result.ok()) << other_result.status();
-  const std::vector<std::string> state_batched = Snapshot(*client_);
-
-  // The same inputs one by one in the order they landed: 3 leads, lead-x, the 5 others.
-  ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
-  ASSERT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-w", "s-w", {"", {}})), SizeIs(1));
-  ASSERT_EQ(Snapshot(*client_), warm);
-  std::vector<kafka::HandleResult> one_by_one;
-  for (int i = 0; i < 3; ++i) one_by_one.push_back(handler_->HandleScored(wave[i]));
-  const kafka::HandleResult other_alone = handler_->HandleScored(other);
-  for (int i = 3; i < 8; ++i) one_by_one.push_back(handler_->HandleScored(wave[i]));
-
-  EXPECT_EQ(Described(batched), Described(one_by_one));
-  EXPECT_EQ(Described({other_result}), Described({other_alone}));
-  EXPECT_EQ(Snapshot(*client_), state_batched);
-  // Nine leads and the warm-up one: every one counted once.
-  EXPECT_EQ(OpenLeads("capped", "ann") + OpenLeads("capped", "bob") + OpenLeads("capped", "cyd"),
-            10);
 }
 
 }  // namespace
