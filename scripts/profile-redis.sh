@@ -47,5 +47,5 @@ file="${files[0]}"
 echo "callgrind file: $file"
 echo "redis-server instructions, inclusive (see docs/BENCHMARKS.md for what each part is):"
 callgrind_annotate --inclusive=yes "$file" 2>/dev/null |
-  grep -E 'PROGRAM TOTALS|:(evalGenericCommand|luaCallFunction|lua_pcall|scriptCall|feedAppendOnlyFile|processMultibulkBuffer) ' |
+  grep -E 'PROGRAM TOTALS|:(execCommand|queueMultiCommand|watchCommand|evalGenericCommand|luaCallFunction|lua_pcall|scriptCall|feedAppendOnlyFile|processMultibulkBuffer) ' |
   sed -E 's/ +\?\?\?:/  /; s/ \[.*\]$//'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redis instructions per input of one tracking-like apply in two forms, under callgrind:
-#   lua    EVALSHA of leadflow's apply script (common/redis/apply_once.cc, as ScriptArgs sends it)
-#   multi  WATCH + reads, then MULTI / the same writes / EXEC (an apply without Lua)
+#   lua    EVALSHA of leadflow's former apply script (common/redis/apply_once.cc as of ae8dd9c,
+#          the last commit with it, taken from git; as its ScriptArgs sent it)
+#   multi  WATCH + reads, then MULTI / the same writes / EXEC (the form ApplyOnce has used since)
 # Each form runs twice on a fresh private redis-server (AOF on, as in the stack), LEADS leads ×
 # 2 and × 6 rounds fed by `redis-cli --pipe`; the difference / (4 × LEADS) is the steady-state
 # cost of one input (record update, memo, timeline push and trim, identity link, registry).
@@ -20,7 +21,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-python3 - "$root/common/redis/apply_once.cc" >"$work/apply.lua" <<'PY'
+git -C "$root" show ae8dd9c:common/redis/apply_once.cc >"$work/apply_once.cc"
+python3 - "$work/apply_once.cc" >"$work/apply.lua" <<'PY'
 import re, sys
 src = open(sys.argv[1]).read()
 print(re.search(r'constexpr char kApplyScript\[\] = R"lua\((.*?)\)lua";', src, re.S).group(1))

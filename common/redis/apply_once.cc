@@ -29,6 +29,9 @@ constexpr size_t kIncarnationDigits = 16;
 // tried again as a batch this many times in all before its requests are finished one by one.
 constexpr int kBatchRounds = 3;
 
+// At most this many keys are watched at once (ApplyOnce::Transact says why).
+constexpr size_t kMaxWatchedKeys = 32;
+
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
 bool IsAbsent(const Versioned& v) { return v.version == 0 && !v.data.has_value(); }
@@ -78,244 +81,13 @@ absl::StatusOr<int64_t> ServerMillis(const Reply& time) {
   return seconds * 1000 + micros / 1000;
 }
 
-}  // namespace
-
-std::string NewIncarnation() {
-  thread_local absl::BitGen gen;
-  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
-}
-
-std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string& from) {
-  // The expiring records keep the later expiry of the two (equal unless both hold one key).
-  return {{"SUNIONSTORE", to, to, from},
-          {"ZUNIONSTORE", to + ":expiring", "2", to + ":expiring", from + ":expiring", "AGGREGATE",
-           "MAX"},
-          {"DEL", from, from + ":expiring"}};
-}
-
-ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
-    : client_(client), max_attempts_(max_attempts), erase_script_(kEraseScript) {}
-
-absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
-  std::vector<Args> commands;
-  commands.reserve(keys.size());
-  for (const std::string& k : keys) commands.push_back(ReadRecordCommand(k, true));
-  absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  if (replies->size() != keys.size()) return absl::InternalError("short pipeline reply");
-  std::vector<Versioned> out;
-  out.reserve(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    absl::StatusOr<Versioned> v = ParseRecord(keys[i], (*replies)[i]);
-    if (!v.ok()) return v.status();
-    out.push_back(*std::move(v));
-  }
-  return out;
-}
-
-absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
-  if (request.dedup_ttl < absl::Milliseconds(1)) {
-    return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
-  }
-  const absl::Span<const ApplyOnceRequest> one(&request, 1);
-  for (int attempt = 0; attempt < max_attempts_; ++attempt) {
-    std::vector<absl::StatusOr<ApplyResult>> result(1, absl::UnknownError("not run"));
-    Rest rest;
-    absl::Status s = Transact(
-        one, {0}, nullptr,
-        [&](size_t, const std::vector<Versioned>& state) { return planner(state); }, result, rest);
-    if (!s.ok()) return s;
-    if (rest.alone.empty() && rest.again.empty()) return std::move(result[0]);
-    // A record moved under us: read and plan again.
-  }
-  return absl::AbortedError(
-      absl::StrCat("apply-once: state kept changing for ", request.dedup_key));
-}
-
-absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
-                                 const std::vector<size_t>& which,
-                                 const std::vector<std::vector<Versioned>>* given,
-                                 BatchPlanner planner,
-                                 std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
-  return client_.WithSession([&](RedisSession& session) -> absl::Status {
-    // 1. One round trip: WATCH every key the requests depend on, then read them — the dedup
-    // records, the tombstones, the records (once each, however many requests name them) and
-    // the server's clock. EXEC below applies only if none of them moved since the WATCH.
-    absl::flat_hash_map<std::string, size_t> record_at;
-    std::vector<std::string> record_keys;
-    std::vector<bool> with_data;
-    absl::flat_hash_set<std::string> markers;  // the dedup keys and tombstones
-    Args watch = {"WATCH"};
-    for (size_t i : which) {
-      const ApplyOnceRequest& r = requests[i];
-      watch.push_back(r.dedup_key);
-      markers.insert(r.dedup_key);
-      if (!r.tombstone_key.empty()) {
-        watch.push_back(r.tombstone_key);
-        markers.insert(r.tombstone_key);
-      }
-      for (size_t k = 0; k < r.state_keys.size(); ++k) {
-        auto [it, inserted] = record_at.try_emplace(r.state_keys[k], record_keys.size());
-        if (inserted) {
-          record_keys.push_back(r.state_keys[k]);
-          with_data.push_back(given == nullptr);
-          watch.push_back(r.state_keys[k]);
-        }
-        if (given != nullptr && IsLegacy((*given)[i][k])) with_data[it->second] = true;
-      }
-    }
-    std::vector<Args> reads = {std::move(watch), {"TIME"}};
-    for (size_t i : which) {
-      reads.push_back({"GET", requests[i].dedup_key});
-      if (!requests[i].tombstone_key.empty()) {
-        reads.push_back({"EXISTS", requests[i].tombstone_key});
-      }
-    }
-    const size_t records_from = reads.size();
-    for (size_t k = 0; k < record_keys.size(); ++k) {
-      reads.push_back(ReadRecordCommand(record_keys[k], with_data[k]));
-    }
-    absl::StatusOr<std::vector<Reply>> replies = session.Pipeline(reads);
-    if (!replies.ok()) return replies.status();
-    if (replies->size() != reads.size()) return absl::InternalError("short pipeline reply");
-    if ((*replies)[0].is_error()) return ErrorReplyToStatus((*replies)[0]);
-    absl::StatusOr<int64_t> now_ms = ServerMillis((*replies)[1]);
-    if (!now_ms.ok()) return now_ms.status();
-    // `current`: each record as this transaction leaves it so far (as read, then as the plans
-    // queued before write it), so a later request on the same record plans on the earlier's
-    // write, as if they ran one after the other.
-    std::vector<Versioned> current;
-    current.reserve(record_keys.size());
-    for (size_t k = 0; k < record_keys.size(); ++k) {
-      absl::StatusOr<Versioned> v = ParseRecord(record_keys[k], (*replies)[records_from + k]);
-      if (!v.ok()) return v.status();
-      current.push_back(*std::move(v));
-    }
-
-    // 2. Plan each request in order and queue its writes. Keys that a queued plan's extra
-    // commands name (or a dedup record it sets) are no longer known here: a later request that
-    // depends on one is finished alone, after this transaction.
-    absl::flat_hash_set<std::string> touched;
-    std::vector<Args> transaction = {{"MULTI"}};
-    struct Queued {
-      size_t request;
-      size_t first;  // its commands: transaction[first, end)
-      size_t end;
-      std::string memo;
-    };
-    std::vector<Queued> queued;
-    size_t at = 2;
-    for (size_t i : which) {
-      const ApplyOnceRequest& r = requests[i];
-      const Reply& memo = (*replies)[at++];
-      const bool erased = !r.tombstone_key.empty() && (*replies)[at++].integer == 1;
-      if (memo.is_error()) {
-        results[i] = ErrorReplyToStatus(memo);
-        continue;
-      }
-      if (!memo.is_nil()) {
-        results[i] = ApplyResult{ApplyOutcome::kDuplicate, memo.str};
-        continue;
-      }
-      if (erased) {
-        results[i] = ApplyResult{ApplyOutcome::kErased, ""};
-        continue;
-      }
-      bool depends_on_touched = touched.contains(r.dedup_key) || touched.contains(r.tombstone_key);
-      bool moved = false;
-      std::vector<Versioned> state;
-      state.reserve(r.state_keys.size());
-      for (size_t k = 0; k < r.state_keys.size(); ++k) {
-        depends_on_touched |= touched.contains(r.state_keys[k]);
-        const Versioned& now = current[record_at.at(r.state_keys[k])];
-        if (given == nullptr) {
-          state.push_back(now);
-        } else {
-          moved |= !SameRecord((*given)[i][k], now);
-          state.push_back((*given)[i][k]);
-        }
-      }
-      if (depends_on_touched || moved) {
-        rest.alone.push_back(i);
-        continue;
-      }
-      absl::StatusOr<Plan> plan = planner(i, state);
-      if (!plan.ok()) {
-        results[i] = plan.status();
-        continue;
-      }
-      const size_t first = transaction.size();
-      absl::StatusOr<std::vector<Versioned>> written =
-          QueueApply(r, state, *plan, *now_ms, transaction);
-      if (!written.ok()) {
-        results[i] = written.status();
-        continue;
-      }
-      for (Versioned& v : *written) current[record_at.at(v.key)] = std::move(v);
-      touched.insert(r.dedup_key);
-      for (const Args& command : plan->extra_commands) {
-        for (size_t a = 1; a < command.size(); ++a) {
-          if (record_at.contains(command[a]) || markers.contains(command[a])) {
-            touched.insert(command[a]);
-          }
-        }
-      }
-      queued.push_back({i, first, transaction.size(), std::move(plan->memo)});
-    }
-    if (queued.empty()) return absl::OkStatus();  // nothing to apply (the WATCH is dropped)
-
-    // 3. One round trip applies them all, or none if a watched key moved.
-    transaction.push_back({"EXEC"});
-    absl::StatusOr<std::vector<Reply>> applied = session.Pipeline(transaction);
-    if (!applied.ok()) return applied.status();
-    if (applied->size() != transaction.size()) return absl::InternalError("short EXEC reply");
-    const Reply& exec = applied->back();
-    if (exec.is_nil()) {
-      for (const Queued& q : queued) rest.again.push_back(q.request);
-      return absl::OkStatus();
-    }
-    if (exec.is_error()) {
-      // EXECABORT: a command was refused as it was queued (OOM, a malformed extra command) and
-      // nothing ran. Its request gets the error; the others are tried again without it.
-      for (const Queued& q : queued) {
-        auto refused = std::find_if(applied->begin() + q.first, applied->begin() + q.end,
-                                    [](const Reply& reply) { return reply.is_error(); });
-        if (refused != applied->begin() + q.end) {
-          results[q.request] = ErrorReplyToStatus(*refused);
-        } else {
-          rest.again.push_back(q.request);
-        }
-      }
-      if (rest.again.size() == queued.size()) {
-        for (const Queued& q : queued) results[q.request] = ErrorReplyToStatus(exec);
-        rest.again.clear();
-      }
-      return absl::OkStatus();
-    }
-    if (exec.elements.size() != transaction.size() - 2) {
-      return absl::InternalError("EXEC: one reply per queued command expected");
-    }
-    for (Queued& q : queued) {
-      // Like a script, a transaction does not roll back: a command that fails as it runs
-      // (WRONGTYPE on a key another program wrote) leaves the others applied; the request
-      // reports the error.
-      auto failed =
-          std::find_if(exec.elements.begin() + (q.first - 1), exec.elements.begin() + (q.end - 1),
-                       [](const Reply& reply) { return reply.is_error(); });
-      if (failed != exec.elements.begin() + (q.end - 1)) {
-        results[q.request] = ErrorReplyToStatus(*failed);
-      } else {
-        results[q.request] = ApplyResult{ApplyOutcome::kApplied, std::move(q.memo)};
-      }
-    }
-    return absl::OkStatus();
-  });
-}
-
-absl::StatusOr<std::vector<Versioned>> ApplyOnce::QueueApply(const ApplyOnceRequest& request,
-                                                             const std::vector<Versioned>& state,
-                                                             const Plan& plan, int64_t now_ms,
-                                                             std::vector<Args>& transaction) {
+// Appends to `transaction` the commands that apply `plan` over `state` (the records it was
+// planned on) and returns the records as they leave them; INTERNAL, appending nothing, for a
+// plan that writes a key it did not read or gives a malformed incarnation.
+absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& request,
+                                                  const std::vector<Versioned>& state,
+                                                  const Plan& plan, int64_t now_ms,
+                                                  std::vector<Args>& transaction) {
   for (const Write& w : plan.writes) {
     bool known = false;
     for (const std::string& k : request.state_keys) known |= (k == w.key);
@@ -381,6 +153,281 @@ absl::StatusOr<std::vector<Versioned>> ApplyOnce::QueueApply(const ApplyOnceRequ
   transaction.insert(transaction.end(), std::make_move_iterator(commands.begin()),
                      std::make_move_iterator(commands.end()));
   return written;
+}
+
+}  // namespace
+
+std::string NewIncarnation() {
+  thread_local absl::BitGen gen;
+  return absl::StrCat(absl::Hex(absl::Uniform<uint64_t>(gen), absl::kZeroPad16));
+}
+
+std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string& from) {
+  // The expiring records keep the later expiry of the two (equal unless both hold one key).
+  return {{"SUNIONSTORE", to, to, from},
+          {"ZUNIONSTORE", to + ":expiring", "2", to + ":expiring", from + ":expiring", "AGGREGATE",
+           "MAX"},
+          {"DEL", from, from + ":expiring"}};
+}
+
+ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
+    : client_(client), max_attempts_(max_attempts), erase_script_(kEraseScript) {}
+
+absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::string>& keys) {
+  std::vector<Args> commands;
+  commands.reserve(keys.size());
+  for (const std::string& k : keys) commands.push_back(ReadRecordCommand(k, true));
+  absl::StatusOr<std::vector<Reply>> replies = client_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  if (replies->size() != keys.size()) return absl::InternalError("short pipeline reply");
+  std::vector<Versioned> out;
+  out.reserve(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    absl::StatusOr<Versioned> v = ParseRecord(keys[i], (*replies)[i]);
+    if (!v.ok()) return v.status();
+    out.push_back(*std::move(v));
+  }
+  return out;
+}
+
+absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
+  if (request.dedup_ttl < absl::Milliseconds(1)) {
+    return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
+  }
+  const absl::Span<const ApplyOnceRequest> one(&request, 1);
+  for (int attempt = 0; attempt < max_attempts_; ++attempt) {
+    std::vector<absl::StatusOr<ApplyResult>> result(1, absl::UnknownError("not run"));
+    Rest rest;
+    absl::Status s = Transact(
+        one, {0}, nullptr,
+        [&](size_t, const std::vector<Versioned>& state) { return planner(state); }, result, rest);
+    if (!s.ok()) return s;
+    if (rest.alone.empty() && rest.again.empty()) return std::move(result[0]);
+    // A record moved under us: read and plan again.
+  }
+  return absl::AbortedError(
+      absl::StrCat("apply-once: state kept changing for ", request.dedup_key));
+}
+
+absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
+                                 const std::vector<size_t>& which,
+                                 const std::vector<std::vector<Versioned>>* given,
+                                 BatchPlanner planner,
+                                 std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
+  return client_.WithSession([&](RedisSession& session) -> absl::Status {
+    // The requests go in chunks of at most kMaxWatchedKeys watched keys (Redis compares each
+    // key a connection watches with every key it already watches: one WATCH of a whole batch
+    // costs it time quadratic in the keys). Each round trip carries one chunk's MULTI ... EXEC
+    // and the next chunk's WATCH and reads, so n chunks take n + 1 round trips, and a chunk
+    // reads what the chunks before it wrote.
+    Chunk planned;  // planned, its transaction sent with the next round trip
+    size_t next = 0;
+    bool watching = false;
+    while (next < which.size() || !planned.transaction.empty()) {
+      Chunk chunk;
+      size_t keys = 0;
+      while (next < which.size()) {
+        const ApplyOnceRequest& r = requests[which[next]];
+        const size_t k = 1 + (r.tombstone_key.empty() ? 0 : 1) + r.state_keys.size();
+        if (!chunk.requests.empty() && keys + k > kMaxWatchedKeys) break;
+        chunk.requests.push_back(which[next++]);
+        keys += k;
+      }
+      std::vector<Args> commands = std::move(planned.transaction);
+      const size_t exec_replies = commands.size();
+      // A chunk that queued nothing left its WATCH: EXEC would have dropped it.
+      if (exec_replies == 0 && watching) commands.push_back({"UNWATCH"});
+      const size_t reads_from = commands.size();
+      if (!chunk.requests.empty()) AppendReads(requests, given, chunk, commands);
+      watching = !chunk.requests.empty();
+      absl::StatusOr<std::vector<Reply>> replies = session.Pipeline(commands);
+      if (!replies.ok()) return replies.status();
+      if (replies->size() != commands.size()) return absl::InternalError("short pipeline reply");
+      if (exec_replies > 0) FinishChunk(*replies, exec_replies, planned, results, rest);
+      planned = std::move(chunk);
+      if (planned.requests.empty()) break;
+      if (absl::Status s =
+              PlanChunk(requests, given, planner, *replies, reads_from, planned, results, rest);
+          !s.ok()) {
+        return s;
+      }
+    }
+    return absl::OkStatus();
+  });
+}
+
+void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
+                            const std::vector<std::vector<Versioned>>* given, Chunk& chunk,
+                            std::vector<Args>& commands) {
+  std::vector<bool> with_data;
+  Args watch = {"WATCH"};
+  for (size_t i : chunk.requests) {
+    const ApplyOnceRequest& r = requests[i];
+    watch.push_back(r.dedup_key);
+    chunk.markers.insert(r.dedup_key);
+    if (!r.tombstone_key.empty()) {
+      watch.push_back(r.tombstone_key);
+      chunk.markers.insert(r.tombstone_key);
+    }
+    for (size_t k = 0; k < r.state_keys.size(); ++k) {
+      auto [it, inserted] = chunk.record_at.try_emplace(r.state_keys[k], chunk.record_keys.size());
+      if (inserted) {
+        chunk.record_keys.push_back(r.state_keys[k]);
+        with_data.push_back(given == nullptr);
+        watch.push_back(r.state_keys[k]);
+      }
+      if (given != nullptr && IsLegacy((*given)[i][k])) with_data[it->second] = true;
+    }
+  }
+  commands.push_back(std::move(watch));
+  commands.push_back({"TIME"});
+  for (size_t i : chunk.requests) {
+    commands.push_back({"GET", requests[i].dedup_key});
+    if (!requests[i].tombstone_key.empty()) {
+      commands.push_back({"EXISTS", requests[i].tombstone_key});
+    }
+  }
+  for (size_t k = 0; k < chunk.record_keys.size(); ++k) {
+    commands.push_back(ReadRecordCommand(chunk.record_keys[k], with_data[k]));
+  }
+}
+
+absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
+                                  const std::vector<std::vector<Versioned>>* given,
+                                  BatchPlanner planner, const std::vector<Reply>& replies,
+                                  size_t reads_from, Chunk& chunk,
+                                  std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
+  if (replies[reads_from].is_error()) return ErrorReplyToStatus(replies[reads_from]);
+  absl::StatusOr<int64_t> now_ms = ServerMillis(replies[reads_from + 1]);
+  if (!now_ms.ok()) return now_ms.status();
+  size_t at = reads_from + 2;
+  size_t records_from = at;
+  for (size_t i : chunk.requests) records_from += requests[i].tombstone_key.empty() ? 1 : 2;
+  // `current`: each record as this chunk leaves it so far (as read, then as the plans queued
+  // before write it), so a later request on the same record plans on the earlier's write, as
+  // if they ran one after the other.
+  std::vector<Versioned> current;
+  current.reserve(chunk.record_keys.size());
+  for (size_t k = 0; k < chunk.record_keys.size(); ++k) {
+    absl::StatusOr<Versioned> v = ParseRecord(chunk.record_keys[k], replies[records_from + k]);
+    if (!v.ok()) return v.status();
+    current.push_back(*std::move(v));
+  }
+
+  // Plan each request in order and queue its writes. Keys that a queued plan's extra commands
+  // name (or a dedup record it sets) are no longer known here: a later request that depends on
+  // one is finished alone, after this transaction.
+  absl::flat_hash_set<std::string> touched;
+  chunk.transaction = {{"MULTI"}};
+  for (size_t i : chunk.requests) {
+    const ApplyOnceRequest& r = requests[i];
+    const Reply& memo = replies[at++];
+    const bool erased = !r.tombstone_key.empty() && replies[at++].integer == 1;
+    if (memo.is_error()) {
+      results[i] = ErrorReplyToStatus(memo);
+      continue;
+    }
+    if (!memo.is_nil()) {
+      results[i] = ApplyResult{ApplyOutcome::kDuplicate, memo.str};
+      continue;
+    }
+    if (erased) {
+      results[i] = ApplyResult{ApplyOutcome::kErased, ""};
+      continue;
+    }
+    bool depends_on_touched = touched.contains(r.dedup_key) || touched.contains(r.tombstone_key);
+    bool moved = false;
+    std::vector<Versioned> state;
+    state.reserve(r.state_keys.size());
+    for (size_t k = 0; k < r.state_keys.size(); ++k) {
+      depends_on_touched |= touched.contains(r.state_keys[k]);
+      const Versioned& now = current[chunk.record_at.at(r.state_keys[k])];
+      if (given == nullptr) {
+        state.push_back(now);
+      } else {
+        moved |= !SameRecord((*given)[i][k], now);
+        state.push_back((*given)[i][k]);
+      }
+    }
+    if (depends_on_touched || moved) {
+      rest.alone.push_back(i);
+      continue;
+    }
+    absl::StatusOr<Plan> plan = planner(i, state);
+    if (!plan.ok()) {
+      results[i] = plan.status();
+      continue;
+    }
+    const size_t first = chunk.transaction.size();
+    absl::StatusOr<std::vector<Versioned>> written =
+        QueueApply(r, state, *plan, *now_ms, chunk.transaction);
+    if (!written.ok()) {
+      results[i] = written.status();
+      continue;
+    }
+    for (Versioned& v : *written) current[chunk.record_at.at(v.key)] = std::move(v);
+    touched.insert(r.dedup_key);
+    for (const Args& command : plan->extra_commands) {
+      for (size_t a = 1; a < command.size(); ++a) {
+        if (chunk.record_at.contains(command[a]) || chunk.markers.contains(command[a])) {
+          touched.insert(command[a]);
+        }
+      }
+    }
+    chunk.queued.push_back({i, first, chunk.transaction.size(), std::move(plan->memo)});
+  }
+  if (chunk.queued.empty()) {
+    chunk.transaction.clear();  // nothing to apply
+  } else {
+    chunk.transaction.push_back({"EXEC"});
+  }
+  return absl::OkStatus();
+}
+
+void ApplyOnce::FinishChunk(const std::vector<Reply>& replies, size_t count, Chunk& chunk,
+                            std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
+  // replies[0, count): MULTI's, one per queued command, EXEC's.
+  const Reply& exec = replies[count - 1];
+  if (exec.is_nil()) {
+    // A watched key moved: nothing applied.
+    for (const Chunk::Queued& q : chunk.queued) rest.again.push_back(q.request);
+    return;
+  }
+  if (exec.is_error()) {
+    // EXECABORT: a command was refused as it was queued (OOM, a malformed extra command) and
+    // nothing ran. Its request gets the error; the others are tried again without it.
+    const size_t again_before = rest.again.size();
+    for (const Chunk::Queued& q : chunk.queued) {
+      auto refused = std::find_if(replies.begin() + q.first, replies.begin() + q.end,
+                                  [](const Reply& reply) { return reply.is_error(); });
+      if (refused != replies.begin() + q.end) {
+        results[q.request] = ErrorReplyToStatus(*refused);
+      } else {
+        rest.again.push_back(q.request);
+      }
+    }
+    if (rest.again.size() - again_before == chunk.queued.size()) {
+      for (const Chunk::Queued& q : chunk.queued) results[q.request] = ErrorReplyToStatus(exec);
+      rest.again.resize(again_before);
+    }
+    return;
+  }
+  for (Chunk::Queued& q : chunk.queued) {
+    // Like a script, a transaction does not roll back: a command that fails as it runs
+    // (WRONGTYPE on a key another program wrote) leaves the others applied; the request
+    // reports the error. exec.elements[k] answers transaction[k + 1].
+    absl::Status failed = exec.elements.size() >= q.end - 1
+                              ? absl::OkStatus()
+                              : absl::InternalError("EXEC: one reply per queued command expected");
+    for (size_t k = q.first; failed.ok() && k < q.end; ++k) {
+      failed = ErrorReplyToStatus(exec.elements[k - 1]);
+    }
+    if (failed.ok()) {
+      results[q.request] = ApplyResult{ApplyOutcome::kApplied, std::move(q.memo)};
+    } else {
+      results[q.request] = failed;
+    }
+  }
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(

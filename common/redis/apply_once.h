@@ -34,6 +34,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -164,21 +166,42 @@ class ApplyOnce {
     std::vector<size_t> alone;  // records moved or unknown here: finish each with Run()
     std::vector<size_t> again;  // the transaction was aborted: try them again
   };
-  // One transaction over requests[which] (step 1 to 3 above), on one connection. Sets the
+  // One chunk of a transaction: what its round trip read, then what it queued.
+  struct Chunk {
+    std::vector<size_t> requests;                        // indices into the batch, in order
+    absl::flat_hash_map<std::string, size_t> record_at;  // record key → record_keys index
+    std::vector<std::string> record_keys;
+    absl::flat_hash_set<std::string> markers;  // the dedup keys and tombstones
+    std::vector<Args> transaction;             // MULTI ... EXEC, or empty
+    struct Queued {
+      size_t request;
+      size_t first;  // its commands: transaction[first, end)
+      size_t end;
+      std::string memo;
+    };
+    std::vector<Queued> queued;
+  };
+  // Applies requests[which] (steps 1 to 3 above) in transactions on one connection. Sets the
   // result of every request it finishes and lists the others in `rest`. An error status (Redis
-  // unreachable, a reply that makes no sense) leaves the requests unfinished.
+  // unreachable, a reply that makes no sense) leaves the unfinished requests unfinished.
   absl::Status Transact(absl::Span<const ApplyOnceRequest> requests,
                         const std::vector<size_t>& which,
                         const std::vector<std::vector<Versioned>>* given, BatchPlanner planner,
                         std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);
-
-  // Appends to `transaction` the commands that apply `plan` over `state` (the records it was
-  // planned on) and returns the records as they leave them; INTERNAL, appending nothing, for a
-  // plan that writes a key it did not read or gives a malformed incarnation.
-  static absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& request,
-                                                           const std::vector<Versioned>& state,
-                                                           const Plan& plan, int64_t now_ms,
-                                                           std::vector<Args>& transaction);
+  // Appends the chunk's WATCH and reads to `commands`.
+  static void AppendReads(absl::Span<const ApplyOnceRequest> requests,
+                          const std::vector<std::vector<Versioned>>* given, Chunk& chunk,
+                          std::vector<Args>& commands);
+  // Plans the chunk's requests on what its reads (replies from `reads_from`) found and fills
+  // its transaction.
+  static absl::Status PlanChunk(absl::Span<const ApplyOnceRequest> requests,
+                                const std::vector<std::vector<Versioned>>* given,
+                                BatchPlanner planner, const std::vector<Reply>& replies,
+                                size_t reads_from, Chunk& chunk,
+                                std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);
+  // Takes the `count` replies to the chunk's transaction (from replies[0]).
+  static void FinishChunk(const std::vector<Reply>& replies, size_t count, Chunk& chunk,
+                          std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);
 
   RedisClient& client_;
   const int max_attempts_;

@@ -325,6 +325,27 @@ TEST_F(ApplyOnceTest, ABatchOfRequestsOnOneRecordAppliesThemInOrderInOneTransact
   EXPECT_EQ((*state)[0].version, 3);
 }
 
+// A batch with more keys than one transaction watches goes in several, each reading what the
+// ones before it wrote, and their round trips overlap (one carries a transaction's EXEC and the
+// next one's reads).
+TEST_F(ApplyOnceTest, ABatchLargerThanOneTransactionAppliesEveryRequestInOrder) {
+  CountingClient counting(*client_);
+  ApplyOnce apply(counting);
+  std::vector<ApplyOnceRequest> requests;
+  for (int i = 0; i < 40; ++i) requests.push_back(Request(absl::StrCat("e", i)));
+  const std::vector<absl::StatusOr<ApplyResult>> results =
+      apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+        return Increment(absl::StrCat("e", i), s);
+      });
+  for (size_t i = 0; i < requests.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    EXPECT_EQ(results[i]->memo, absl::StrCat("e", i, "->", i + 1));
+  }
+  EXPECT_EQ(Counter(), 40);
+  EXPECT_GT(counting.calls, 2) << "one transaction watched all 120 keys";
+  EXPECT_LT(counting.calls, 10);
+}
+
 // A record that an earlier plan of the batch writes with an extra command (as scoring writes
 // its shared model) is not known to the transaction: the request that reads it is finished
 // alone, on a fresh read, and no update is lost.
