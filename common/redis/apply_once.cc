@@ -7,6 +7,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace leadflow::redis {
 namespace {
@@ -30,7 +31,7 @@ constexpr size_t kIncarnationDigits = 16;
 constexpr int kBatchRounds = 3;
 
 // At most this many keys are watched at once (ApplyOnce::Transact says why).
-constexpr size_t kMaxWatchedKeys = 32;
+constexpr size_t kMaxWatchedKeys = 64;
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
@@ -225,13 +226,17 @@ absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
     bool watching = false;
     while (next < which.size() || !planned.transaction.empty()) {
       Chunk chunk;
-      size_t keys = 0;
+      absl::flat_hash_set<absl::string_view> keys;  // distinct: shared records count once
       while (next < which.size()) {
         const ApplyOnceRequest& r = requests[which[next]];
-        const size_t k = 1 + (r.tombstone_key.empty() ? 0 : 1) + r.state_keys.size();
-        if (!chunk.requests.empty() && keys + k > kMaxWatchedKeys) break;
+        size_t added = keys.contains(r.dedup_key) ? 0 : 1;
+        if (!r.tombstone_key.empty() && !keys.contains(r.tombstone_key)) ++added;
+        for (const std::string& key : r.state_keys) added += keys.contains(key) ? 0 : 1;
+        if (!chunk.requests.empty() && keys.size() + added > kMaxWatchedKeys) break;
+        keys.insert(r.dedup_key);
+        if (!r.tombstone_key.empty()) keys.insert(r.tombstone_key);
+        keys.insert(r.state_keys.begin(), r.state_keys.end());
         chunk.requests.push_back(which[next++]);
-        keys += k;
       }
       std::vector<Args> commands = std::move(planned.transaction);
       const size_t exec_replies = commands.size();
@@ -263,11 +268,10 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
   Args watch = {"WATCH"};
   for (size_t i : chunk.requests) {
     const ApplyOnceRequest& r = requests[i];
-    watch.push_back(r.dedup_key);
-    chunk.markers.insert(r.dedup_key);
-    if (!r.tombstone_key.empty()) {
+    // Each key once: Redis would look through the whole watch list to find it watched.
+    if (chunk.markers.insert(r.dedup_key).second) watch.push_back(r.dedup_key);
+    if (!r.tombstone_key.empty() && chunk.markers.insert(r.tombstone_key).second) {
       watch.push_back(r.tombstone_key);
-      chunk.markers.insert(r.tombstone_key);
     }
     for (size_t k = 0; k < r.state_keys.size(); ++k) {
       auto [it, inserted] = chunk.record_at.try_emplace(r.state_keys[k], chunk.record_keys.size());
@@ -337,22 +341,22 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
     }
     bool depends_on_touched = touched.contains(r.dedup_key) || touched.contains(r.tombstone_key);
     bool moved = false;
-    std::vector<Versioned> state;
-    state.reserve(r.state_keys.size());
+    std::vector<Versioned> copied;  // the records as read (the caller's need no copy)
+    if (given == nullptr) copied.reserve(r.state_keys.size());
     for (size_t k = 0; k < r.state_keys.size(); ++k) {
       depends_on_touched |= touched.contains(r.state_keys[k]);
       const Versioned& now = current[chunk.record_at.at(r.state_keys[k])];
       if (given == nullptr) {
-        state.push_back(now);
+        copied.push_back(now);
       } else {
         moved |= !SameRecord((*given)[i][k], now);
-        state.push_back((*given)[i][k]);
       }
     }
     if (depends_on_touched || moved) {
       rest.alone.push_back(i);
       continue;
     }
+    const std::vector<Versioned>& state = given == nullptr ? copied : (*given)[i];
     absl::StatusOr<Plan> plan = planner(i, state);
     if (!plan.ok()) {
       results[i] = plan.status();

@@ -20,6 +20,10 @@
 //      treat as transient).
 // No Lua runs on the way: a script spent about half of Redis's work per apply in its VM and
 // glue (docs/BENCHMARKS.md), where a transaction runs the same writes as plain commands.
+// A batch goes in transactions of at most 64 distinct watched keys, one after the other on the
+// same connection (Redis 7.0 compares each key WATCH adds with every key the connection
+// already watches, so its cost grows with the square of the keys), each round trip carrying
+// one transaction's MULTI ... EXEC and the next one's WATCH and reads.
 //
 // State records are hashes {v: version, d: data, i: incarnation}; version 0 means "absent". The
 // planner must be a pure function of the state it is given: it may run more than once.
@@ -124,13 +128,14 @@ class ApplyOnce {
   // unreachable; ABORTED when the records kept changing under us.
   absl::StatusOr<ApplyResult> Run(const ApplyOnceRequest& request, Planner planner);
 
-  // Run() for many requests (mostly different leads) in one transaction: one round trip
-  // watches and reads every request's dedup key, tombstone and records, one applies every plan
-  // (MULTI ... EXEC). Requests are planned in order, each on the records as the plans before
-  // it leave them, so the result is that of running them one after the other; a request that
-  // depends on a key an earlier plan's extra commands name is finished alone with Run(). If
-  // another writer moved a watched key before EXEC, nothing applied and the batch is tried
-  // again (a few times, then each request alone). `planner(i, records)` plans request i and
+  // Run() for many requests (mostly different leads) in as few transactions as the watch
+  // limit allows: a round trip watches and reads the requests' dedup keys, tombstones and
+  // records, the next applies their plans (MULTI ... EXEC) and reads for the next transaction.
+  // Requests are planned in order, each on the records as the plans before it leave them, so
+  // the result is that of running them one after the other; a request that depends on a key
+  // an earlier plan's extra commands name is finished alone with Run(). If another writer
+  // moved a watched key before EXEC, nothing of that transaction applied and its requests are
+  // tried again (a few times, then each alone). `planner(i, records)` plans request i and
   // may be called more than once. Results are in request order, each with its own status; an
   // UNAVAILABLE Redis fails them all.
   using BatchPlanner =

@@ -332,7 +332,7 @@ TEST_F(ApplyOnceTest, ABatchLargerThanOneTransactionAppliesEveryRequestInOrder) 
   CountingClient counting(*client_);
   ApplyOnce apply(counting);
   std::vector<ApplyOnceRequest> requests;
-  for (int i = 0; i < 40; ++i) requests.push_back(Request(absl::StrCat("e", i)));
+  for (int i = 0; i < 100; ++i) requests.push_back(Request(absl::StrCat("e", i)));
   const std::vector<absl::StatusOr<ApplyResult>> results =
       apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
         return Increment(absl::StrCat("e", i), s);
@@ -341,8 +341,8 @@ TEST_F(ApplyOnceTest, ABatchLargerThanOneTransactionAppliesEveryRequestInOrder) 
     ASSERT_TRUE(results[i].ok()) << results[i].status();
     EXPECT_EQ(results[i]->memo, absl::StrCat("e", i, "->", i + 1));
   }
-  EXPECT_EQ(Counter(), 40);
-  EXPECT_GT(counting.calls, 2) << "one transaction watched all 120 keys";
+  EXPECT_EQ(Counter(), 100);
+  EXPECT_GT(counting.calls, 2) << "one transaction watched all 102 keys";
   EXPECT_LT(counting.calls, 10);
 }
 
