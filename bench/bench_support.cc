@@ -18,8 +18,10 @@ absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size) {
   if (!server.ok()) return server.status();
   PrivateRedis redis;
   redis.server = *std::move(server);
-  redis.client = std::make_unique<redis::HiredisClient>(
-      redis::HiredisOptions{.port = redis.server->port(), .pool_size = std::max(1, pool_size)});
+  redis::HiredisOptions options;
+  options.port = redis.server->port();
+  options.pool_size = std::max(1, pool_size);
+  redis.client = std::make_unique<redis::HiredisClient>(options);
   return redis;
 }
 

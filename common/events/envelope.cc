@@ -8,13 +8,13 @@
 namespace leadflow::events {
 
 std::string DeriveEventId(std::string_view kind, std::string_view input_id) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
-  SHA256_Update(&ctx, kind.data(), kind.size());
-  SHA256_Update(&ctx, "\0", 1);  // so ("ab","c") and ("a","bc") differ
-  SHA256_Update(&ctx, input_id.data(), input_id.size());
+  // The NUL between the two makes ("ab","c") and ("a","bc") differ.
+  std::string message;
+  message.reserve(kind.size() + 1 + input_id.size());
+  message.append(kind).push_back('\0');
+  message.append(input_id);
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &ctx);
+  SHA256(reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest);
   digest[6] = (digest[6] & 0x0f) | 0x50;  // version 5 layout
   digest[8] = (digest[8] & 0x3f) | 0x80;  // RFC 4122 variant
   std::string out;

@@ -172,6 +172,7 @@ TEST_F(PipelineTest, ErasureRemovesTheLeadFromCapture) {
                                                       .occurred_at = absl::Now(),
                                                       .produced_at = absl::Now(),
                                                       .causation_id = "erase-1",
+                                                      .trace_id = "",
                                                       .producer = "test"});
   erasure.set_reason("gdpr request");
   ASSERT_TRUE(testing::ProduceAndWait(*producer_, events::Encode(stack_->Topic("leads.erasure"),
@@ -355,7 +356,7 @@ TEST_F(PipelineTest, SigkilledServicesLoseNoLeadAndRouteEachExactlyOnce) {
       absl::SleepFor(absl::Milliseconds(40));  // pacing the load generator, not synchronising
     }
   });
-  for (const std::string& service :
+  for (const std::string service :
        {"capture", "scoring", "routing", "tracking", "nurturing", "capture"}) {
     // Kill once some traffic has gone through, so the kill lands mid-stream.
     const size_t seen = routed->Count();

@@ -1239,7 +1239,9 @@ TEST(FuzzyThresholdTest, RejectsValuesOutsideZeroToOne) {
     config.set_fuzzy_threshold(bad);
     absl::StatusOr<double> t = FuzzyThresholdOf(config);
     EXPECT_TRUE(absl::IsInvalidArgument(t.status())) << bad;
-    if (!t.ok()) EXPECT_THAT(t.status().message(), HasSubstr("fuzzy_threshold"));
+    if (!t.ok()) {
+      EXPECT_THAT(t.status().message(), HasSubstr("fuzzy_threshold"));
+    }
   }
 }
 
