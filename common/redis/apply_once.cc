@@ -35,6 +35,9 @@ constexpr size_t kMaxWatchedKeys = 64;
 
 int64_t Millis(absl::Duration d) { return absl::ToInt64Milliseconds(d); }
 
+// The result of a request no transaction has finished yet.
+absl::Status NotRun() { return absl::UnknownError("apply-once: not run"); }
+
 bool IsAbsent(const Versioned& v) { return v.version == 0 && !v.data.has_value(); }
 
 // A record written before incarnations existed: it is told apart by its data.
@@ -197,7 +200,7 @@ absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Plan
   }
   const absl::Span<const ApplyOnceRequest> one(&request, 1);
   for (int attempt = 0; attempt < max_attempts_; ++attempt) {
-    std::vector<absl::StatusOr<ApplyResult>> result(1, absl::UnknownError("not run"));
+    std::vector<absl::StatusOr<ApplyResult>> result(1, NotRun());
     Rest rest;
     absl::Status s = Transact(
         one, {0}, nullptr,
@@ -453,7 +456,7 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
     const std::vector<ApplyOnceRequest>& requests, const std::vector<std::vector<Versioned>>* given,
     BatchPlanner planner) {
   const size_t n = requests.size();
-  std::vector<absl::StatusOr<ApplyResult>> results(n, absl::UnknownError("not run"));
+  std::vector<absl::StatusOr<ApplyResult>> results(n, NotRun());
   std::vector<size_t> which;
   for (size_t i = 0; i < n; ++i) {
     if (requests[i].dedup_ttl < absl::Milliseconds(1)) {
@@ -469,9 +472,11 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
     Rest this_round;
     absl::Status s = Transact(requests, which, given, planner, results, this_round);
     if (!s.ok()) {
-      // Redis unreachable or answering nonsense: every request not finished fails with it.
-      for (size_t i : which) results[i] = s;
-      for (size_t i : rest.alone) results[i] = s;
+      // Redis unreachable or answering nonsense: every request not finished fails with it
+      // (those of transactions whose EXEC was answered keep their results).
+      for (auto& r : results) {
+        if (!r.ok() && r.status() == NotRun()) r = s;
+      }
       return results;
     }
     rest.alone.insert(rest.alone.end(), this_round.alone.begin(), this_round.alone.end());

@@ -137,7 +137,7 @@ class ApplyOnce {
   // moved a watched key before EXEC, nothing of that transaction applied and its requests are
   // tried again (a few times, then each alone). `planner(i, records)` plans request i and
   // may be called more than once. Results are in request order, each with its own status; an
-  // UNAVAILABLE Redis fails them all.
+  // UNAVAILABLE Redis fails every request whose transaction it did not answer.
   using BatchPlanner =
       absl::FunctionRef<absl::StatusOr<Plan>(size_t i, const std::vector<Versioned>& state)>;
   std::vector<absl::StatusOr<ApplyResult>> RunBatch(const std::vector<ApplyOnceRequest>& requests,

@@ -59,8 +59,8 @@ class RedisClient {
   // Runs `body` with one connection held for all of its pipelines, and returns body's status
   // (UNAVAILABLE, without running it, when no connection can be had). A WATCH the body leaves
   // behind (it returned without EXEC, DISCARD or UNWATCH) is dropped before the connection
-  // serves another call. The body must not call this client meanwhile: a pool may have no
-  // other connection to give it.
+  // serves another call. A call to the client from inside the body does not wait for the
+  // held connection: it gets another (beyond a pool's size if need be).
   virtual absl::Status WithSession(absl::FunctionRef<absl::Status(RedisSession&)> body) = 0;
   // PING; OK when the server answers.
   absl::Status Ping();

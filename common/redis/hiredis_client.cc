@@ -64,6 +64,9 @@ void Append(redisContext* c, const Args& args) {
 }
 
 // Sends `commands` in one round trip on `c` and reads their replies.
+// Sessions (WithSession bodies) running on this thread, of any client.
+thread_local int sessions_on_this_thread = 0;
+
 absl::StatusOr<std::vector<Reply>> RoundTrip(redisContext* c, const std::vector<Args>& commands) {
   for (const Args& args : commands) Append(c, args);
   std::vector<Reply> replies;
@@ -168,7 +171,9 @@ absl::StatusOr<HiredisClient::ContextPtr> HiredisClient::Acquire() {
     auto has_idle_or_room = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
       return !idle_.empty() || open_ < options_.pool_size;
     };
-    mu_.Await(absl::Condition(&has_idle_or_room));
+    // A thread inside a session may hold the connection it would wait for: it gets one beyond
+    // the pool's size instead (Release closes it).
+    if (sessions_on_this_thread == 0) mu_.Await(absl::Condition(&has_idle_or_room));
     if (!idle_.empty()) {
       ContextPtr c = std::move(idle_.back());
       idle_.pop_back();
@@ -186,8 +191,8 @@ absl::StatusOr<HiredisClient::ContextPtr> HiredisClient::Acquire() {
 
 void HiredisClient::Release(ContextPtr context) {
   absl::MutexLock lock(&mu_);
-  if (context == nullptr || context->err) {
-    --open_;  // broken: drop it, the next Acquire reconnects
+  if (context == nullptr || context->err || open_ > options_.pool_size) {
+    --open_;  // broken (the next Acquire reconnects) or beyond the pool's size: close it
     return;
   }
   idle_.push_back(std::move(context));
@@ -211,7 +216,9 @@ absl::Status HiredisClient::WithSession(absl::FunctionRef<absl::Status(RedisSess
   absl::StatusOr<ContextPtr> c = Acquire();
   if (!c.ok()) return c.status();
   Session session(c->get());
+  ++sessions_on_this_thread;
   absl::Status status = body(session);
+  --sessions_on_this_thread;
   // A connection left watching would make the next MULTI on it fail for keys nobody asked for.
   // On an I/O error the connection is dropped instead.
   if (session.watching()) (void)RoundTrip(c->get(), {{"UNWATCH"}});

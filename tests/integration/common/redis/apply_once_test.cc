@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
@@ -98,6 +99,15 @@ class ApplyOnceTest : public ::testing::Test {
     return r.ok() ? *r : Reply{};
   }
   bool Exists(const std::string& key) { return Cmd({"EXISTS", key}).integer == 1; }
+  int64_t ConnectedClients() {
+    for (absl::string_view line : absl::StrSplit(Cmd({"INFO", "clients"}).str, "\r\n")) {
+      int64_t n;
+      if (absl::ConsumePrefix(&line, "connected_clients:") && absl::SimpleAtoi(line, &n)) {
+        return n;
+      }
+    }
+    return -1;
+  }
   int64_t Counter(const std::string& lead = kLead) {
     Reply r = Cmd({"HGET", CounterKey(lead), "d"});
     int64_t n = 0;
@@ -401,6 +411,24 @@ TEST_F(ApplyOnceTest, ARefusedOrFailingCommandFailsItsRequestAndTheOthersApply) 
     EXPECT_EQ(results[i]->outcome, ApplyOutcome::kApplied);
     EXPECT_EQ(Counter(absl::StrCat("lead-", i)), 1);
   }
+}
+
+// A call to the client from inside a session (a planner that reads, say) gets a connection of
+// its own rather than waiting for the one its own thread holds; the extra one is closed after.
+TEST_F(ApplyOnceTest, ACallInsideASessionOfAOneConnectionPoolDoesNotWaitForIt) {
+  std::unique_ptr<HiredisClient> one_connection = MakeClient(/*pool_size=*/1);
+  ApplyOnce apply(*one_connection);
+  absl::StatusOr<ApplyResult> r =
+      apply.Run(Request("e1"), [&](const std::vector<Versioned>& s) -> absl::StatusOr<Plan> {
+        absl::StatusOr<std::vector<Versioned>> again = apply.Read({CounterKey()});
+        if (!again.ok()) return again.status();
+        return Increment("e1", s);
+      });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Counter(), 1);
+  const int64_t clients_before = ConnectedClients();
+  ASSERT_TRUE(Apply(apply, "e2").ok());
+  EXPECT_EQ(ConnectedClients(), clients_before) << "the pool kept its one connection";
 }
 
 // An apply that finds its input applied returns without EXEC; the client drops the WATCH, so
