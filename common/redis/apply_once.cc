@@ -146,6 +146,11 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
     commands.push_back(std::move(register_keys));
   }
   commands.insert(commands.end(), plan.extra_commands.begin(), plan.extra_commands.end());
+  if (request.dedup_key.empty()) {  // a checked write: no apply-once record
+    transaction.insert(transaction.end(), std::make_move_iterator(commands.begin()),
+                       std::make_move_iterator(commands.end()));
+    return written;
+  }
   // The dedup record expires at the time the registry lists it under, exactly.
   commands.push_back({"SET", request.dedup_key, plan.memo, "PXAT", expires_at});
   if (!request.registry_key.empty()) {
@@ -195,7 +200,7 @@ absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::st
 }
 
 absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
-  if (request.dedup_ttl < absl::Milliseconds(1)) {
+  if (!request.dedup_key.empty() && request.dedup_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
   }
   const absl::Span<const ApplyOnceRequest> one(&request, 1);
@@ -232,11 +237,11 @@ absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
       absl::flat_hash_set<absl::string_view> keys;  // distinct: shared records count once
       while (next < which.size()) {
         const ApplyOnceRequest& r = requests[which[next]];
-        size_t added = keys.contains(r.dedup_key) ? 0 : 1;
+        size_t added = r.dedup_key.empty() || keys.contains(r.dedup_key) ? 0 : 1;
         if (!r.tombstone_key.empty() && !keys.contains(r.tombstone_key)) ++added;
         for (const std::string& key : r.state_keys) added += keys.contains(key) ? 0 : 1;
         if (!chunk.requests.empty() && keys.size() + added > kMaxWatchedKeys) break;
-        keys.insert(r.dedup_key);
+        if (!r.dedup_key.empty()) keys.insert(r.dedup_key);
         if (!r.tombstone_key.empty()) keys.insert(r.tombstone_key);
         keys.insert(r.state_keys.begin(), r.state_keys.end());
         chunk.requests.push_back(which[next++]);
@@ -272,7 +277,9 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
   for (size_t i : chunk.requests) {
     const ApplyOnceRequest& r = requests[i];
     // Each key once: Redis would look through the whole watch list to find it watched.
-    if (chunk.markers.insert(r.dedup_key).second) watch.push_back(r.dedup_key);
+    if (!r.dedup_key.empty() && chunk.markers.insert(r.dedup_key).second) {
+      watch.push_back(r.dedup_key);
+    }
     if (!r.tombstone_key.empty() && chunk.markers.insert(r.tombstone_key).second) {
       watch.push_back(r.tombstone_key);
     }
@@ -289,7 +296,7 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
   commands.push_back(std::move(watch));
   commands.push_back({"TIME"});
   for (size_t i : chunk.requests) {
-    commands.push_back({"GET", requests[i].dedup_key});
+    if (!requests[i].dedup_key.empty()) commands.push_back({"GET", requests[i].dedup_key});
     if (!requests[i].tombstone_key.empty()) {
       commands.push_back({"EXISTS", requests[i].tombstone_key});
     }
@@ -309,7 +316,10 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
   if (!now_ms.ok()) return now_ms.status();
   size_t at = reads_from + 2;
   size_t records_from = at;
-  for (size_t i : chunk.requests) records_from += requests[i].tombstone_key.empty() ? 1 : 2;
+  for (size_t i : chunk.requests) {
+    records_from +=
+        (requests[i].dedup_key.empty() ? 0 : 1) + (requests[i].tombstone_key.empty() ? 0 : 1);
+  }
   // `current`: each record as this chunk leaves it so far (as read, then as the plans queued
   // before write it), so a later request on the same record plans on the earlier's write, as
   // if they ran one after the other.
@@ -328,7 +338,8 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
   chunk.transaction = {{"MULTI"}};
   for (size_t i : chunk.requests) {
     const ApplyOnceRequest& r = requests[i];
-    const Reply& memo = replies[at++];
+    static const Reply* const kNoRecord = new Reply();
+    const Reply& memo = r.dedup_key.empty() ? *kNoRecord : replies[at++];
     const bool erased = !r.tombstone_key.empty() && replies[at++].integer == 1;
     if (memo.is_error()) {
       results[i] = ErrorReplyToStatus(memo);
@@ -373,7 +384,7 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
       continue;
     }
     for (Versioned& v : *written) current[chunk.record_at.at(v.key)] = std::move(v);
-    touched.insert(r.dedup_key);
+    if (!r.dedup_key.empty()) touched.insert(r.dedup_key);
     for (const Args& command : plan->extra_commands) {
       for (size_t a = 1; a < command.size(); ++a) {
         if (chunk.record_at.contains(command[a]) || chunk.markers.contains(command[a])) {
@@ -459,7 +470,7 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchImpl(
   std::vector<absl::StatusOr<ApplyResult>> results(n, NotRun());
   std::vector<size_t> which;
   for (size_t i = 0; i < n; ++i) {
-    if (requests[i].dedup_ttl < absl::Milliseconds(1)) {
+    if (!requests[i].dedup_key.empty() && requests[i].dedup_ttl < absl::Milliseconds(1)) {
       results[i] = absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");
     } else if (given != nullptr && (*given)[i].size() != requests[i].state_keys.size()) {
       results[i] = absl::InternalError("apply-once: records do not match the request's keys");

@@ -84,7 +84,10 @@ struct Plan {
 };
 
 struct ApplyOnceRequest {
-  // Records the input: `<service>:{lead}:applied:<event_id>` (see keys.h).
+  // Records the input: `<service>:{lead}:applied:<event_id>` (see keys.h). Empty for a checked
+  // write that needs no record of its own (its caller tells a repeat apart from the records,
+  // as nurturing's delivery confirmation does): the plan is applied if the records are still as
+  // planned on, and nothing is remembered; the result's memo is the plan's.
   std::string dedup_key;
   // How long the input is remembered; re-deliveries later than this apply again.
   absl::Duration dedup_ttl = absl::Hours(24 * 7);

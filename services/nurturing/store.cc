@@ -34,23 +34,6 @@ return due
 // Returns 1 recorded, 2 recorded before, 0 the enrollment moved. The delivery record follows
 // the versioned-record layout of common/redis/apply_once.h ({v, d, i}), so applies over the lead
 // version-check it like any other record.
-constexpr char kDeliveredScript[] = R"lua(
-local rec = redis.call('HMGET', KEYS[1], 'v', 'i')
-if ARGV[2] == '' or tonumber(rec[1] or '0') ~= tonumber(ARGV[1]) or rec[2] ~= ARGV[2] then
-  return 0
-end
-local mark = redis.call('HMGET', KEYS[2], 'v', 'd')
-if mark[2] == ARGV[3] then return 2 end
-if mark[1] then
-  redis.call('HSET', KEYS[2], 'v', tonumber(mark[1]) + 1, 'd', ARGV[3])
-else
-  redis.call('HSET', KEYS[2], 'v', 1, 'd', ARGV[3], 'i', ARGV[6])
-  redis.call('SADD', KEYS[5], KEYS[2])
-end
-if ARGV[5] ~= '' then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
-redis.call('ZREM', KEYS[4], ARGV[4])
-return 1
-)lua";
 
 std::string Millis(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
 
@@ -65,10 +48,7 @@ absl::StatusOr<std::vector<std::string>> Members(const absl::StatusOr<redis::Rep
 }  // namespace
 
 NurturingStore::NurturingStore(redis::RedisClient& client)
-    : client_(client),
-      apply_(client),
-      move_due_script_(kMoveDueScript),
-      delivered_script_(kDeliveredScript) {}
+    : client_(client), apply_(client), move_due_script_(kMoveDueScript) {}
 
 std::string NurturingStore::EnrollmentKey(const std::string& lead_id) {
   return redis::LeadKey(kService, lead_id, "enrollment");
@@ -142,25 +122,48 @@ absl::StatusOr<StoredState> NurturingStore::Load(const std::string& lead_id) {
 
 absl::StatusOr<std::vector<DeliveryRecorded>> NurturingStore::ConfirmDelivered(
     const std::vector<DeliveredTouch>& touches) {
-  std::vector<redis::Args> scripts;
-  scripts.reserve(touches.size());
+  // One checked write per touch (no apply-once record: the delivery record itself tells a
+  // repeated report apart), all of them in ApplyOnce's transactions. The enrollment record is
+  // read and watched, not written: a change since the send makes the plan refuse.
+  std::vector<redis::ApplyOnceRequest> requests;
+  requests.reserve(touches.size());
   for (const DeliveredTouch& t : touches) {
-    scripts.push_back(delivered_script_.Command(
-        {EnrollmentKey(t.lead_id), DeliveryKey(t.lead_id), ScheduleKey(), InflightKey(),
-         RegistryKey(t.lead_id)},
-        {absl::StrCat(t.version), t.incarnation, t.touch_id, t.lead_id,
-         t.due_after.has_value() ? Millis(*t.due_after) : "", redis::NewIncarnation()}));
+    redis::ApplyOnceRequest r;
+    r.state_keys = {EnrollmentKey(t.lead_id), DeliveryKey(t.lead_id)};
+    r.registry_key = RegistryKey(t.lead_id);  // the delivery record registers when created
+    requests.push_back(std::move(r));
   }
-  absl::StatusOr<std::vector<redis::Reply>> replies =
-      delivered_script_.RunPipelined(client_, scripts);
-  if (!replies.ok()) return replies.status();
+  constexpr char kRecorded[] = "recorded";
+  constexpr char kAlready[] = "already";
+  const absl::Status moved = absl::FailedPreconditionError("enrollment moved since the send");
+  std::vector<absl::StatusOr<redis::ApplyResult>> results = apply_.RunBatch(
+      requests,
+      [&](size_t i, const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
+        const DeliveredTouch& t = touches[i];
+        if (t.incarnation.empty() || records[0].version != t.version ||
+            records[0].incarnation != t.incarnation) {
+          return moved;
+        }
+        redis::Plan plan;
+        if (records[1].data == t.touch_id) {
+          plan.memo = kAlready;
+          return plan;
+        }
+        plan.writes.push_back({records[1].key, t.touch_id});
+        if (t.due_after.has_value()) {
+          plan.extra_commands.push_back({"ZADD", ScheduleKey(), Millis(*t.due_after), t.lead_id});
+        }
+        plan.extra_commands.push_back(ReleaseCommand(t.lead_id));
+        plan.memo = kRecorded;
+        return plan;
+      });
   std::vector<DeliveryRecorded> out;
   out.reserve(touches.size());
-  for (const redis::Reply& r : *replies) {
-    if (r.is_error()) return redis::ErrorReplyToStatus(r);
-    out.push_back(r.integer == 1   ? DeliveryRecorded::kRecorded
-                  : r.integer == 2 ? DeliveryRecorded::kAlreadyRecorded
-                                   : DeliveryRecorded::kRecordMoved);
+  for (absl::StatusOr<redis::ApplyResult>& r : results) {
+    if (!r.ok() && r.status() != moved && !absl::IsAborted(r.status())) return r.status();
+    out.push_back(!r.ok()                ? DeliveryRecorded::kRecordMoved
+                  : r->memo == kRecorded ? DeliveryRecorded::kRecorded
+                                         : DeliveryRecorded::kAlreadyRecorded);
   }
   return out;
 }

@@ -119,8 +119,9 @@ class NurturingStore {
   absl::StatusOr<std::vector<std::string>> Reclaim(absl::Time now, int limit);
   // For each touch, in one round trip: if the enrollment record is still as the send left it,
   // records the delivery in the lead's delivery record, puts the lead back in the schedule at
-  // `due_after` and releases its claim — atomically, one small script per touch instead of an
-  // apply-once rewrite of the enrollment. Results in input order.
+  // `due_after` and releases its claim — atomically, one checked write per touch (an apply-once
+  // transaction without an apply-once record) instead of an apply-once rewrite of the
+  // enrollment. Results in input order; a touch whose enrollment kept changing is kRecordMoved.
   absl::StatusOr<std::vector<DeliveryRecorded>> ConfirmDelivered(
       const std::vector<DeliveredTouch>& touches);
 
@@ -144,7 +145,6 @@ class NurturingStore {
   redis::RedisClient& client_;
   redis::ApplyOnce apply_;
   const redis::LuaScript move_due_script_;  // Claim and Reclaim
-  const redis::LuaScript delivered_script_;
 };
 
 }  // namespace leadflow::nurturing

@@ -481,6 +481,30 @@ TEST_F(ApplyOnceTest, ARefusedOrFailingCommandFailsItsRequestAndTheOthersApply) 
   }
 }
 
+// Without a dedup key a request is a checked write: applied if its records are as planned
+// on, re-planned if they moved, and nothing is remembered (no apply-once record, nothing in
+// the registry's expiring part); the memo returned is the plan's.
+TEST_F(ApplyOnceTest, ARequestWithoutADedupKeyIsACheckedWriteThatLeavesNoRecord) {
+  ApplyOnce apply(*client_);
+  ApplyOnceRequest request = Request("unused");
+  request.dedup_key.clear();
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    if (++plans == 1) Cmd({"HSET", CounterKey(), "v", "1", "d", "10"});  // moves under it
+    return Increment("checked", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(r->memo, "checked->11");
+  EXPECT_EQ(plans, 2);
+  EXPECT_EQ(Counter(), 11);
+  EXPECT_EQ(Cmd({"EXISTS", RegistryKey(kService, kLead) + ":expiring"}).integer, 0);
+  ASSERT_TRUE(
+      apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("checked", s); })
+          .ok());
+  EXPECT_EQ(Counter(), 12) << "not a duplicate: nothing remembers the first";
+}
+
 // A call to the client from inside a session (a planner that reads, say) gets a connection of
 // its own rather than waiting for the one its own thread holds; the extra one is closed after.
 TEST_F(ApplyOnceTest, ACallInsideASessionOfAOneConnectionPoolDoesNotWaitForIt) {
