@@ -5,7 +5,7 @@
 // One pass (RunOnce), every `interval` while the service runs:
 //   1. Confirm the deliveries the broker acknowledged since the last pass: clear the lead's
 //      in-flight mark, put it back in the schedule at its next due time, release its claim.
-//      When the lead's record is still as the send left it (the common case), one small script
+//      When the lead's record is still as the send left it (the common case), one checked write
 //      per touch records the delivery in the lead's delivery record (store.h ConfirmDelivered)
 //      and the next decision folds it in; otherwise an apply-once over the record does it.
 //   2. Reclaim expired leases: leads claimed by a scheduler that never finished with them (a
