@@ -53,8 +53,13 @@ Args ReadRecordCommand(const std::string& key, bool with_data) {
 
 absl::StatusOr<Versioned> ParseRecord(const std::string& key, const Reply& r) {
   if (r.is_error()) return ErrorReplyToStatus(r);
+  // A reply of another shape means replies and commands went out of step: never read it as
+  // an absent record.
+  if (r.type != Reply::Type::kArray || r.elements.size() < 2 || r.elements.size() > 3) {
+    return absl::InternalError(absl::StrCat("unexpected reply to HMGET ", key));
+  }
   Versioned v{key, 0, std::nullopt, ""};
-  if (r.elements.size() < 2 || r.elements[0].is_nil()) return v;
+  if (r.elements[0].is_nil()) return v;
   if (!absl::SimpleAtoi(r.elements[0].str, &v.version)) {
     return absl::DataLossError(absl::StrCat("corrupt version in ", key));
   }
@@ -340,9 +345,18 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
     const ApplyOnceRequest& r = requests[i];
     static const Reply* const kNoRecord = new Reply();
     const Reply& memo = r.dedup_key.empty() ? *kNoRecord : replies[at++];
-    const bool erased = !r.tombstone_key.empty() && replies[at++].integer == 1;
-    if (memo.is_error()) {
-      results[i] = ErrorReplyToStatus(memo);
+    const Reply& tombstone = r.tombstone_key.empty() ? *kNoRecord : replies[at++];
+    // Out of step, a record's reply could pass for a memo (a duplicate) or a tombstone: the
+    // input would be dropped. Shapes are checked, and a wrong one fails the whole chunk.
+    if (!memo.is_nil() && !memo.is_error() && memo.type != Reply::Type::kString) {
+      return absl::InternalError(absl::StrCat("unexpected reply to GET ", r.dedup_key));
+    }
+    if (!tombstone.is_nil() && !tombstone.is_error() && tombstone.type != Reply::Type::kInteger) {
+      return absl::InternalError(absl::StrCat("unexpected reply to EXISTS ", r.tombstone_key));
+    }
+    const bool erased = tombstone.type == Reply::Type::kInteger && tombstone.integer == 1;
+    if (memo.is_error() || tombstone.is_error()) {
+      results[i] = ErrorReplyToStatus(memo.is_error() ? memo : tombstone);
       continue;
     }
     if (!memo.is_nil()) {
@@ -406,6 +420,15 @@ void ApplyOnce::FinishChunk(const std::vector<Reply>& replies, size_t count, Chu
                             std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest) {
   // replies[0, count): MULTI's, one per queued command, EXEC's.
   const Reply& exec = replies[count - 1];
+  if (replies[0].is_error() || (!exec.is_nil() && !exec.is_error() && !exec.is_array())) {
+    // MULTI refused (its commands then ran one by one) or replies out of step: report the
+    // requests failed; a retry finds what did apply by its dedup record.
+    const absl::Status failed = replies[0].is_error()
+                                    ? ErrorReplyToStatus(replies[0])
+                                    : absl::InternalError("unexpected reply to EXEC");
+    for (const Chunk::Queued& q : chunk.queued) results[q.request] = failed;
+    return;
+  }
   if (exec.is_nil()) {
     // A watched key moved: nothing applied.
     for (const Chunk::Queued& q : chunk.queued) rest.again.push_back(q.request);

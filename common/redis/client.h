@@ -35,6 +35,7 @@ struct Reply {
 
   bool is_nil() const { return type == Type::kNil; }
   bool is_error() const { return type == Type::kError; }
+  bool is_array() const { return type == Type::kArray; }
 };
 
 using Args = std::vector<std::string>;
