@@ -1,8 +1,10 @@
 #include "common/kafka/rdkafka_consumer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
 
@@ -19,12 +21,19 @@ std::vector<TopicPartition> ToVector(const rd_kafka_topic_partition_list_t* list
 
 }  // namespace
 
-RdKafkaConsumer::RdKafkaConsumer(prometheus::Registry& registry, std::string service)
-    : service_(std::move(service)),
+RdKafkaConsumer::RdKafkaConsumer(std::map<std::string, std::string> props,
+                                 prometheus::Registry& registry, std::string service)
+    : props_(std::move(props)),
+      service_(std::move(service)),
       lag_(prometheus::BuildGauge()
                .Name("leadflow_kafka_consumer_lag")
                .Help("Messages between the committed offset and the partition end")
-               .Register(registry)) {}
+               .Register(registry)),
+      rejoins_(prometheus::BuildCounter()
+                   .Name("leadflow_kafka_consumer_rejoins_total")
+                   .Help("Fenced group memberships replaced by a new consumer handle")
+                   .Register(registry)
+                   .Add({{"service", service_}})) {}
 
 absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> RdKafkaConsumer::Create(
     std::map<std::string, std::string> props, prometheus::Registry& registry, std::string service) {
@@ -41,19 +50,25 @@ absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> RdKafkaConsumer::Create(
   props.try_emplace("session.timeout.ms", "10000");
   props.try_emplace("heartbeat.interval.ms", "1000");
   props.try_emplace("reconnect.backoff.max.ms", "1000");
-  absl::StatusOr<RdPtr<rd_kafka_conf_t>> conf = MakeConf(props);
+  std::unique_ptr<RdKafkaConsumer> consumer(
+      new RdKafkaConsumer(std::move(props), registry, std::move(service)));
+  if (absl::Status s = consumer->Open(); !s.ok()) return s;
+  return consumer;
+}
+
+absl::Status RdKafkaConsumer::Open() {
+  absl::StatusOr<RdPtr<rd_kafka_conf_t>> conf = MakeConf(props_);
   if (!conf.ok()) return conf.status();
-  std::unique_ptr<RdKafkaConsumer> consumer(new RdKafkaConsumer(registry, std::move(service)));
-  rd_kafka_conf_set_opaque(conf->get(), consumer.get());
+  rd_kafka_conf_set_opaque(conf->get(), this);
   rd_kafka_conf_set_rebalance_cb(conf->get(), &RdKafkaConsumer::OnRebalance);
   rd_kafka_conf_set_stats_cb(conf->get(), &RdKafkaConsumer::OnStats);
   char errstr[512];
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf->get(), errstr, sizeof(errstr));
   if (rk == nullptr) return absl::InvalidArgumentError(absl::StrCat("kafka consumer: ", errstr));
   (void)conf->release();
-  consumer->rk_.reset(rk);
+  rk_.reset(rk);
   rd_kafka_poll_set_consumer(rk);
-  return consumer;
+  return absl::OkStatus();
 }
 
 RdKafkaConsumer::~RdKafkaConsumer() { Close(); }
@@ -61,6 +76,7 @@ RdKafkaConsumer::~RdKafkaConsumer() { Close(); }
 absl::Status RdKafkaConsumer::Subscribe(const std::vector<std::string>& topics,
                                         RebalanceListener* listener) {
   listener_ = listener;
+  topics_ = topics;
   RdPtr<rd_kafka_topic_partition_list_t> list(
       rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
   for (const std::string& t : topics) {
@@ -77,8 +93,18 @@ absl::StatusOr<std::optional<ConsumedMessage>> RdKafkaConsumer::Poll(absl::Durat
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {
       char reason[512];
       rd_kafka_resp_err_t fatal = rd_kafka_fatal_error(rk_.get(), reason, sizeof(reason));
-      return absl::InternalError(
+      absl::Status error = absl::InternalError(
           absl::StrCat("fatal kafka error ", rd_kafka_err2name(fatal), ": ", reason));
+      if (fatal != RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID) return error;
+      if (!rejoin_budget_.TryAcquire(absl::Now())) {
+        return absl::InternalError(absl::StrCat(
+            error.message(), " (fenced ", kMaxRejoins + 1, " times within ",
+            absl::FormatDuration(kRejoinWindow),
+            ": does another running consumer use group.instance.id ",
+            props_.contains("group.instance.id") ? props_.at("group.instance.id") : "?", "?)"));
+      }
+      if (absl::Status s = Rejoin(error); !s.ok()) return s;
+      return std::nullopt;
     }
     // Informational (partition EOF, transient broker trouble that librdkafka retries, topics
     // not yet created): keep polling.
@@ -153,6 +179,33 @@ absl::Status RdKafkaConsumer::Commit() {
   return ToStatus(err, "commit");
 }
 
+absl::Status RdKafkaConsumer::Rejoin(const absl::Status& fenced) {
+  spdlog::warn("kafka consumer fenced, rejoining the group with a new handle: {}",
+               std::string(fenced.message()));
+  // Work of the partitions held is finished or dropped now; their stored offsets cannot be
+  // committed by a fenced member, so the inputs after the last commit are redone.
+  if (!assigned_.empty() && listener_ != nullptr) {
+    const std::vector<TopicPartition> revoked = assigned_;
+    listener_->OnRevoked(revoked);
+  }
+  RemoveLag(assigned_);
+  assigned_.clear();
+  rejoining_ = true;
+  rd_kafka_consumer_close(rk_.get());
+  rk_.reset();
+  rejoining_ = false;
+  if (absl::Status s = Open(); !s.ok()) return s;
+  rejoins_.Increment();
+  return Subscribe(topics_, listener_);
+}
+
+void RdKafkaConsumer::RemoveLag(const std::vector<TopicPartition>& partitions) {
+  for (const TopicPartition& tp : partitions) {
+    lag_.Remove(&lag_.Add(
+        {{"service", service_}, {"topic", tp.topic}, {"partition", absl::StrCat(tp.partition)}}));
+  }
+}
+
 void RdKafkaConsumer::Close() {
   if (closed_ || rk_ == nullptr) return;
   closed_ = true;
@@ -175,16 +228,18 @@ void RdKafkaConsumer::HandleRebalance(rd_kafka_resp_err_t err,
     } else {
       rd_kafka_assign(rk_.get(), partitions);
     }
-    if (listener_ != nullptr) listener_->OnAssigned(ToVector(partitions));
+    const std::vector<TopicPartition> added = ToVector(partitions);
+    assigned_.insert(assigned_.end(), added.begin(), added.end());
+    if (listener_ != nullptr) listener_->OnAssigned(added);
     return;
   }
   // Revoked or lost: let the listener finish and commit work before the partitions go.
-  if (listener_ != nullptr) listener_->OnRevoked(ToVector(partitions));
-  for (int i = 0; i < partitions->cnt; ++i) {
-    lag_.Remove(&lag_.Add({{"service", service_},
-                           {"topic", partitions->elems[i].topic},
-                           {"partition", absl::StrCat(partitions->elems[i].partition)}}));
-  }
+  const std::vector<TopicPartition> revoked = ToVector(partitions);
+  std::erase_if(assigned_, [&](const TopicPartition& tp) {
+    return std::find(revoked.begin(), revoked.end(), tp) != revoked.end();
+  });
+  if (listener_ != nullptr && !rejoining_) listener_->OnRevoked(revoked);
+  RemoveLag(revoked);
   if (cooperative) {
     RdPtr<rd_kafka_error_t> e(rd_kafka_incremental_unassign(rk_.get(), partitions));
   } else {

@@ -193,5 +193,39 @@ TEST_F(ConsumerLoopKafkaTest, SecondInstanceJoiningRebalancesWithoutLosingOrDupl
   ExpectCommittedToTheEnd();
 }
 
+// A restarted twin (same group.instance.id) joining takes over the membership and fences the
+// running member; once the twin is gone, the fenced member must rejoin with a new handle and go
+// on consuming, with no input lost (the real broker's KIP-345 fencing, not an injected error).
+TEST_F(ConsumerLoopKafkaTest, StaticMemberFencedByATwinThatLeftRejoinsAndLosesNothing) {
+  constexpr int kFirst = 100;
+  constexpr int kInputs = 200;
+  const KafkaProperties instance = {{"group.instance.id", group_ + "-0"}};
+  ProduceInputs(0, kFirst);
+  std::unique_ptr<TopicReader> out = Read(out_);
+  EchoHandler handler(out_);
+  auto runner = LoopRunner::Start(props_, group_, {in_}, handler, {}, instance);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  ASSERT_TRUE(WaitFor([&] { return CountByInput(out->Messages()).size() == kFirst; }, kDeadline));
+
+  {
+    // The twin: joins with the same instance id, which fences the member, then goes away
+    // without leaving the group (static members never send LeaveGroup).
+    KafkaProperties twin = instance;
+    twin["group.id"] = group_;
+    std::unique_ptr<TopicReader> reader = Read(in_, twin);
+    ASSERT_TRUE(reader->WaitForAssignment(kDeadline)) << "the twin never joined";
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] { return (*runner)->Counter("leadflow_kafka_consumer_rejoins_total") >= 1; }, kDeadline))
+      << "the member was never fenced";
+
+  ProduceInputs(kFirst, kInputs);
+  ASSERT_TRUE(WaitFor([&] { return CountByInput(out->Messages()).size() == kInputs; }, kDeadline))
+      << CountByInput(out->Messages()).size() << " of " << kInputs << " inputs have outputs";
+  EXPECT_FALSE((*runner)->finished()) << "the loop ended on the fencing";
+  ASSERT_TRUE((*runner)->Stop().ok());
+  ExpectCommittedToTheEnd();
+}
+
 }  // namespace
 }  // namespace leadflow::kafka

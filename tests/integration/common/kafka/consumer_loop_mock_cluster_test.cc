@@ -32,7 +32,8 @@ using ::leadflow::testing::MockKafkaCluster;
 using ::leadflow::testing::TopicReader;
 using ::leadflow::testing::WaitFor;
 
-constexpr int16_t kProduceApiKey = 0;  // Kafka protocol ApiKey of Produce requests
+constexpr int16_t kProduceApiKey = 0;     // Kafka protocol ApiKeys: Produce requests,
+constexpr int16_t kHeartbeatApiKey = 12;  // and the group members' Heartbeats
 constexpr int kPartitions = 2;
 constexpr char kIn[] = "in";
 constexpr char kOut[] = "out";
@@ -202,6 +203,68 @@ TEST_F(ConsumerLoopMockClusterTest, OutageLongerThanTheDeliveryTimeoutRewindsAnd
   ExpectEveryInputHasItsOutput(out->Messages(), kInputs);
   EXPECT_GT((*runner)->Counter("leadflow_partition_rewinds_total"), 0)
       << "the outage did not exercise the rewind path";
+}
+
+// Consumer settings of the fencing tests. The mock coordinator knows no static membership: a
+// member that rejoins waits for its former self's session to expire, so sessions are short.
+// Readers of the outputs start only once the fencing is over: injected Heartbeat errors go to
+// whichever group member heartbeats next.
+const KafkaProperties kStaticMember = {{"group.instance.id", "loop-test-0"},
+                                       {"session.timeout.ms", "3000"},
+                                       {"heartbeat.interval.ms", "300"}};
+
+// The coordinator answering a static member's heartbeat with FENCED_INSTANCE_ID (as it does when
+// the member's own abandoned JoinGroup replaced it after a broker restart) is fatal to the
+// librdkafka handle: the adapter must rejoin with a new one, and the loop lose nothing.
+TEST_F(ConsumerLoopMockClusterTest, FencedStaticMemberRejoinsAndEveryInputArrives) {
+  constexpr int kInputs = 200;
+  ProduceInputs(0, kInputs);
+  // 5 ms per input: work is in progress when the fencing arrives.
+  EchoHandler handler(kOut, {}, absl::Milliseconds(5));
+  auto runner = LoopRunner::Start(props_, group_, {kIn}, handler, {}, kStaticMember);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  ASSERT_TRUE(WaitFor([&] { return handler.distinct_handled() >= 40; }, kDeadline));
+
+  ASSERT_TRUE(
+      cluster_->PushRequestErrors(kHeartbeatApiKey, {RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID}).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] { return (*runner)->Counter("leadflow_kafka_consumer_rejoins_total") >= 1; }, kDeadline))
+      << "the member was never fenced";
+
+  std::unique_ptr<TopicReader> out = Read(kOut);
+  ASSERT_TRUE(WaitFor([&] { return CountByInput(out->Messages()).size() == kInputs; }, kDeadline))
+      << CountByInput(out->Messages()).size() << " of " << kInputs << " inputs have outputs";
+  EXPECT_TRUE(WaitFor([&] { return CommittedToTheEnd(); }, kDeadline));
+  EXPECT_FALSE((*runner)->finished()) << "the loop ended on the fencing";
+  EXPECT_TRUE((*runner)->loop().Serving());
+  ASSERT_TRUE((*runner)->Stop().ok());
+  ExpectEveryInputHasItsOutput(out->Messages(), kInputs);
+  EXPECT_EQ((*runner)->Counter("leadflow_kafka_consumer_rejoins_total"), 1);
+}
+
+// Fenced again after every rejoin is what two running members sharing a group.instance.id look
+// like: after RdKafkaConsumer::kMaxRejoins rejoins the loop ends with the fatal error, naming
+// the instance id, instead of taking the partitions back and forth for ever.
+TEST_F(ConsumerLoopMockClusterTest, MemberFencedAgainAfterEveryRejoinEndsWithTheFatalError) {
+  constexpr int kInputs = 20;
+  ProduceInputs(0, kInputs);
+  EchoHandler handler(kOut);
+  auto runner = LoopRunner::Start(props_, group_, {kIn}, handler, {}, kStaticMember);
+  ASSERT_TRUE(runner.ok()) << runner.status();
+  ASSERT_TRUE(WaitFor([&] { return handler.distinct_handled() == kInputs; }, kDeadline));
+
+  ASSERT_TRUE(cluster_
+                  ->PushRequestErrors(kHeartbeatApiKey,
+                                      std::vector<int>(RdKafkaConsumer::kMaxRejoins + 1,
+                                                       RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID))
+                  .ok());
+  ASSERT_TRUE(WaitFor([&] { return (*runner)->finished(); }, kDeadline))
+      << "rejoins so far: " << (*runner)->Counter("leadflow_kafka_consumer_rejoins_total");
+  const absl::Status status = (*runner)->Stop();
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("FENCED_INSTANCE_ID"));
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("loop-test-0"));
+  EXPECT_EQ((*runner)->Counter("leadflow_kafka_consumer_rejoins_total"),
+            static_cast<double>(RdKafkaConsumer::kMaxRejoins));
 }
 
 }  // namespace

@@ -126,7 +126,8 @@ class LoopRunner {
   static absl::StatusOr<std::unique_ptr<LoopRunner>> Start(
       const testing::KafkaProperties& props, const std::string& group,
       std::vector<std::string> topics, MessageHandler& handler,
-      const testing::KafkaProperties& producer_overrides = {}) {
+      const testing::KafkaProperties& producer_overrides = {},
+      const testing::KafkaProperties& consumer_overrides = {}) {
     auto runner = std::unique_ptr<LoopRunner>(new LoopRunner());
     testing::KafkaProperties producer_props = props;
     for (const auto& [k, v] : producer_overrides) producer_props[k] = v;
@@ -138,6 +139,7 @@ class LoopRunner {
     consumer_props["group.id"] = group;
     consumer_props["session.timeout.ms"] = "10000";
     consumer_props["heartbeat.interval.ms"] = "500";
+    for (const auto& [k, v] : consumer_overrides) consumer_props[k] = v;
     absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> consumer =
         RdKafkaConsumer::Create(consumer_props, runner->registry_, "loop-test");
     if (!consumer.ok()) return consumer.status();
@@ -155,7 +157,10 @@ class LoopRunner {
     options.max_batch = 10;
     runner->loop_ = std::make_unique<ConsumerLoop>(*runner->consumer_, *runner->producer_, handler,
                                                    std::move(options), runner->registry_);
-    runner->thread_ = std::thread([r = runner.get()] { r->status_ = r->loop_->Run(); });
+    runner->thread_ = std::thread([r = runner.get()] {
+      r->status_ = r->loop_->Run();
+      r->finished_ = true;
+    });
     return runner;
   }
 
@@ -171,6 +176,8 @@ class LoopRunner {
   }
 
   ConsumerLoop& loop() { return *loop_; }
+  // True once Run() has returned (after Stop(), or on its own after a fatal error).
+  bool finished() const { return finished_.load(); }
   // Partitions currently assigned to this instance.
   size_t assigned() const { return consumer_->assigned(); }
 
@@ -193,6 +200,7 @@ class LoopRunner {
   std::unique_ptr<AssignmentRecorder> consumer_;
   std::unique_ptr<ConsumerLoop> loop_;
   std::thread thread_;
+  std::atomic<bool> finished_{false};
   absl::Status status_;
 };
 
