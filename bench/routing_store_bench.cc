@@ -174,6 +174,7 @@ int Run(int argc, char** argv) {
 
   const int64_t exec_before = CommandCalls(client, "exec");
   const double cpu_start = RedisCpu(client);
+  const double process_cpu_start = bench::ProcessCpu();
   std::atomic<int> next{0};
   std::atomic<int64_t> errors{0};
   std::atomic<int64_t> assigned{0};
@@ -247,6 +248,7 @@ int Run(int argc, char** argv) {
   for (std::thread& t : threads) t.join();
   const absl::Duration wall = absl::Now() - start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
+  const double process_cpu = bench::ProcessCpu() - process_cpu_start;
   const int64_t exec = CommandCalls(client, "exec") - exec_before;
 
   std::vector<int64_t> all;
@@ -279,6 +281,8 @@ int Run(int argc, char** argv) {
               static_cast<double>(exec) / std::max<size_t>(1, all.size()));
   std::printf("redis-server CPU:          %.2f s (%.1f us per decision)\n", redis_cpu,
               1e6 * redis_cpu / std::max<size_t>(1, all.size()));
+  std::printf("this process:              %.2f s CPU (%.1f us per decision)\n", process_cpu,
+              1e6 * process_cpu / std::max<size_t>(1, all.size()));
   std::printf(
       "check:                     %lld KIND_ASSIGNED events, %lld open leads counted, "
       "%lld sent\n",

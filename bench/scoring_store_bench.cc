@@ -182,6 +182,7 @@ int Run(int argc, char** argv) {
 
   const int64_t scored_before = producer.sent();
   const double cpu_start = RedisCpu(client);
+  const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
   const bench::PartitionedRun run =
       batch == 1 ? bench::RunPartitioned(
@@ -199,6 +200,7 @@ int Run(int argc, char** argv) {
                        producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
+  const double process_cpu = bench::ProcessCpu() - process_cpu_start;
   const int64_t events = run.handled;
   const int64_t scored = producer.sent() - scored_before;
 
@@ -218,6 +220,8 @@ int Run(int argc, char** argv) {
               1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, events));
   std::printf("redis-server CPU:          %.2f s (%.1f us per event)\n", redis_cpu,
               1e6 * redis_cpu / std::max<int64_t>(1, events));
+  std::printf("this process:              %.2f s CPU (%.1f us per event)\n", process_cpu,
+              1e6 * process_cpu / std::max<int64_t>(1, events));
   // What each apply-once rewrites: the lead's whole state record (profile, aggregates, score
   // with its contributions, and the bounded history of emitted snapshots).
   int64_t state_bytes = 0;

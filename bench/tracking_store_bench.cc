@@ -151,6 +151,7 @@ int Run(int argc, char** argv) {
   clock.Set(start + absl::Minutes(rounds + 1));
 
   const double cpu_start = RedisCpu(client);
+  const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
   const bench::PartitionedRun run =
       batch == 1
@@ -167,6 +168,7 @@ int Run(int argc, char** argv) {
                 producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
+  const double process_cpu = bench::ProcessCpu() - process_cpu_start;
   const int64_t activities = run.handled;
   const int64_t memory_tracked = UsedMemory(client);
 
@@ -197,6 +199,8 @@ int Run(int argc, char** argv) {
               1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, activities));
   std::printf("redis-server CPU:          %.2f s (%.1f us per activity)\n", redis_cpu,
               1e6 * redis_cpu / std::max<int64_t>(1, activities));
+  std::printf("this process:              %.2f s CPU (%.1f us per activity)\n", process_cpu,
+              1e6 * process_cpu / std::max<int64_t>(1, activities));
   std::printf(
       "redis memory per lead:     %.0f B linked, %.0f B after %d calls, %.0f B once the "
       "messageId window passed (%lld apply-once records expired)\n",

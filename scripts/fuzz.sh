@@ -32,7 +32,7 @@ export CCACHE_DIR="${CCACHE_DIR:-$CACHE/ccache}" CCACHE_NOHASHDIR=true CCACHE_BA
 if [[ ! -f "$fuzz_dir/build.ninja" ]]; then
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$fuzz_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER_LAUNCHER=ccache \
-    -DLEADFLOW_FUZZERS=ON -DLEADFLOW_BUILD_BENCHMARKS=OFF \
+    -DLEADFLOW_FUZZERS=ON -DLEADFLOW_BUILD_BENCHMARKS=OFF -DLEADFLOW_JEMALLOC=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address" >/dev/null
 fi
 cmake --build "$fuzz_dir" -j"${LEADFLOW_JOBS:-2}" --target "${targets[@]/%/_fuzzer}"

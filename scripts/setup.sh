@@ -28,7 +28,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librdkafka-dev libhiredis-dev libspdlog-dev libfmt-dev libabsl-dev
   libgtest-dev libgmock-dev libbenchmark-dev prometheus-cpp-dev
-  libyaml-cpp-dev libcli11-dev libphonenumber-dev nlohmann-json3-dev libcsv-dev
+  libyaml-cpp-dev libcli11-dev libphonenumber-dev nlohmann-json3-dev libcsv-dev libjemalloc-dev
   clang-format redis-server openjdk-17-jre-headless maven
 )
 
