@@ -1,0 +1,97 @@
+// HiredisClient against a private redis-server (never the one on 6379): commands are encoded
+// by the client itself (RESP, hiredis_client.cc), so every byte of every argument must reach
+// Redis as given, in pipelines of any size.
+
+#include "common/redis/hiredis_client.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/testing/redis_server.h"
+#include "gtest/gtest.h"
+
+namespace leadflow::redis {
+namespace {
+
+using ::leadflow::testing::RedisServer;
+
+class HiredisClientTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    absl::StatusOr<HiredisOptions> options = ParseRedisAddress(server_->address());
+    ASSERT_TRUE(options.ok()) << options.status();
+    options->pool_size = 2;
+    options->command_timeout = absl::Seconds(5);
+    client_ = std::make_unique<HiredisClient>(*options);
+  }
+
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<HiredisClient> client_;
+};
+
+TEST_F(HiredisClientTest, ArgumentsOfAnyBytesArriveAsGiven) {
+  const std::vector<std::string> values = {
+      "",
+      std::string("nul\0inside", 10),
+      "crlf\r\nin the middle\r\n",
+      "$5\r\nfake\r\n*2\r\n",  // RESP-looking text is data, not protocol
+      "\xc3\xa9t\xc3\xa9 \xf0\x9f\x9a\x80",
+      std::string(1 << 20, 'x'),  // larger than hiredis's read and write chunks
+  };
+  std::vector<Args> sets;
+  std::vector<Args> gets;
+  for (size_t i = 0; i < values.size(); ++i) {
+    const std::string key = absl::StrCat("key\r\n", i, std::string("\0", 1));
+    sets.push_back({"SET", key, values[i]});
+    gets.push_back({"GET", key});
+  }
+  absl::StatusOr<std::vector<Reply>> set = client_->Pipeline(sets);
+  ASSERT_TRUE(set.ok()) << set.status();
+  absl::StatusOr<std::vector<Reply>> got = client_->Pipeline(gets);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    EXPECT_EQ((*set)[i].type, Reply::Type::kStatus) << i;
+    EXPECT_EQ((*got)[i].type, Reply::Type::kString) << i;
+    EXPECT_EQ((*got)[i].str, values[i]) << "value " << i;
+  }
+}
+
+TEST_F(HiredisClientTest, ALongPipelineGetsOneReplyPerCommandInOrder) {
+  constexpr int kCommands = 20000;
+  std::vector<Args> commands;
+  for (int i = 0; i < kCommands; ++i) commands.push_back({"INCRBY", "counter", absl::StrCat(i)});
+  absl::StatusOr<std::vector<Reply>> replies = client_->Pipeline(commands);
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), static_cast<size_t>(kCommands));
+  int64_t sum = 0;
+  for (int i = 0; i < kCommands; ++i) {
+    sum += i;
+    ASSERT_EQ((*replies)[i].type, Reply::Type::kInteger) << i;
+    ASSERT_EQ((*replies)[i].integer, sum) << i;
+  }
+}
+
+TEST_F(HiredisClientTest, AnErrorReplyInAPipelineLeavesTheOthersInPlace) {
+  absl::StatusOr<std::vector<Reply>> replies = client_->Pipeline(
+      {{"SET", "a", "1"}, {"NOSUCHCOMMAND", "x"}, {"INCR", "a"}, {"HGET", "a", "f"}, {"GET", "a"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 5u);
+  EXPECT_EQ((*replies)[0].str, "OK");
+  EXPECT_TRUE((*replies)[1].is_error());
+  EXPECT_EQ((*replies)[2].integer, 2);
+  EXPECT_TRUE((*replies)[3].is_error()) << "WRONGTYPE";
+  EXPECT_EQ((*replies)[4].str, "2");
+  // The connection is still in step: the next call reads its own replies.
+  absl::StatusOr<Reply> ping = client_->Command({"PING"});
+  ASSERT_TRUE(ping.ok()) << ping.status();
+  EXPECT_EQ(ping->str, "PONG");
+}
+
+}  // namespace
+}  // namespace leadflow::redis
