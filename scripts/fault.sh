@@ -147,4 +147,15 @@ jq -r '"fault run: \(.faults_done) of \(.faults_planned) faults (\(.kills_per_se
   "  worst delay a routed lead saw: submission → routed max \(.load.latency_ms.max / 100 | round / 10) s (p50 \(.load.latency_ms.p50 | round) ms, p99 \(.load.latency_ms.p99 / 100 | round / 10) s)",
   "  recovery: every accepted lead routed or nurtured \(.recovery_after_last_fault_seconds * 10 | round / 10) s after the last fault ended by the events'"'"' produced_at (\(.recovery_after_last_submission_seconds * 10 | round / 10) s after the last submission); read by the verifier \(.recovery_seen_after_last_fault_seconds * 10 | round / 10) s after the last fault ended"' <<<"$summary"
 ((done_faults == ${#faults[@]})) || { warn "fault: the load ended before all faults were done"; rc=1; }
+# Something lost or doubled: print what the stack's logs say before the exit purges them (a CI
+# run's clone goes with it). The load report above lists the request ids of leads not captured.
+if jq -e '.lost > 0 or .duplicate_effects > 0' <<<"$summary" >/dev/null; then
+  for svc in capture tracking scoring routing nurturing; do
+    log "fault: $svc's warnings and errors (previous run, then current; last 25; broker reconnects left out):"
+    cat "$STACK_DIR/logs/$svc.log.prev" "$STACK_DIR/logs/$svc.log" 2>/dev/null |
+      jq -Rr 'fromjson? | select(.level == "warning" or .level == "error" or .level == "critical")
+              | select(.msg | test("unknown environment variable|CONFWARN|Connection refused|brokers are down|Disconnected|Connect to ipv4") | not)
+              | "  \(.ts) \(.level) \(.msg)"' | tail -n 25 >&2 || true
+  done
+fi
 exit "$rc"

@@ -58,6 +58,8 @@ TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
   nlohmann::json report = nlohmann::json::parse(std::ifstream(json));
   EXPECT_EQ(report["leads_sent"], 150);
   EXPECT_EQ(report["captured"], 150);
+  // Every request id sent is found on leads.captured (a wrong id scheme would list them all).
+  EXPECT_TRUE(report["missing_request_ids"].empty()) << report["missing_request_ids"].dump();
   EXPECT_EQ(report["routed"].get<int>() + report["nurtured"].get<int>(), 150);
   EXPECT_EQ(report["activities_tracked"], 450);
   EXPECT_GT(report["routed"].get<int>(), 0);

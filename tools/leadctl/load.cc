@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
@@ -39,6 +40,8 @@ using events::v1::LeadSubmission;
 constexpr int kGrpcClients = 4;
 // Message bodies kept per topic for the bus baseline.
 constexpr size_t kSamplesPerTopic = 1000;
+// Request ids of leads not captured, listed in the report (the count is complete).
+constexpr size_t kMaxListedMissing = 20;
 
 void Sample(std::vector<std::string>& samples, const std::string& body) {
   if (samples.size() < kSamplesPerTopic) samples.push_back(body);
@@ -275,6 +278,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
   // Activity events by lead, counted once the lead is known to be this run's.
   absl::flat_hash_map<std::string, std::vector<absl::Time>> activity_times;
   absl::flat_hash_map<std::string, int> event_copies;  // topic + event id → copies on the wire
+  absl::flat_hash_set<std::string> captured_requests;  // trace ids (request ids) of this run's
   std::set<std::tuple<std::string, int32_t, int64_t>> seen;
   // This run's leads created and accounted for so far, kept as events arrive (in any order).
   std::map<std::string, int64_t> read_per_topic;
@@ -303,6 +307,7 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
         return;
       }
       ++event_copies[absl::StrCat(m.topic, e.envelope().event_id())];
+      captured_requests.insert(e.envelope().trace_id());
       if (e.change() != events::v1::LeadCaptured::CHANGE_CREATED) return;
       LeadState& l = leads[e.envelope().lead_id()];
       if (l.created_ids.empty()) {
@@ -389,6 +394,13 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
       std::max<int64_t>(0, report.leads_sent - static_cast<int64_t>(leads.size()));
   report.unaccounted += report.not_captured;
   if (report.not_captured > 0) report.unaccounted_by_category["not captured"] = report.not_captured;
+  for (int64_t i = 0; i < report.leads_sent; ++i) {
+    if (report.missing_request_ids.size() >= kMaxListedMissing) break;
+    std::string request_id = absl::StrCat(run_prefix, i);
+    if (!captured_requests.contains(request_id)) {
+      report.missing_request_ids.push_back(std::move(request_id));
+    }
+  }
   for (const auto& [id, l] : leads) {
     ++report.captured;
     first_submit = std::min(first_submit, l.submitted);
@@ -499,6 +511,10 @@ std::string FormatLoadReport(const LoadOptions& o, const LoadReport& r) {
   for (const auto& [category, n] : r.unaccounted_by_category) {
     absl::StrAppendFormat(&out, " %s=%d", category, n);
   }
+  if (!r.missing_request_ids.empty()) {
+    absl::StrAppend(&out,
+                    "\n  not captured (request ids): ", absl::StrJoin(r.missing_request_ids, " "));
+  }
   absl::StrAppendFormat(&out, "\n  duplicate effects %d; wire duplicates %d\n", r.duplicate_effects,
                         r.wire_duplicates);
   absl::StrAppendFormat(&out,
@@ -539,6 +555,7 @@ std::string LoadReportJson(const LoadOptions& o, const LoadReport& r) {
        {{"p50", r.p50_ms}, {"p99", r.p99_ms}, {"p999", r.p999_ms}, {"max", r.max_ms}}},
       {"unaccounted", r.unaccounted},
       {"not_captured", r.not_captured},
+      {"missing_request_ids", r.missing_request_ids},
       {"unaccounted_by_category", r.unaccounted_by_category},
       {"duplicate_effects", r.duplicate_effects},
       {"wire_duplicates", r.wire_duplicates},

@@ -40,6 +40,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "tools/leadctl/bus_baseline.h"
@@ -79,6 +80,9 @@ struct LoadReport {
   double p50_ms = 0, p99_ms = 0, p999_ms = 0, max_ms = 0;
   // Leads sent but never captured (every person is unique, so sent = captured when none is lost).
   int64_t not_captured = 0;
+  // The request ids of the first 20 leads sent whose request id no
+  // leads.captured event carries (to look for in the services' logs and the DLQ).
+  std::vector<std::string> missing_request_ids;
   // not_captured plus captured leads neither routed nor touched, by score category ("unscored"
   // if none seen, "not captured").
   int64_t unaccounted = 0;
