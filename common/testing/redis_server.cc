@@ -76,6 +76,17 @@ RedisServer::~RedisServer() {
 
 std::string RedisServer::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+std::unique_ptr<redis::HiredisClient> RedisServer::MakeClient(
+    int pool_size, absl::Duration command_timeout) const {
+  redis::HiredisOptions options;
+  options.host = "127.0.0.1";
+  options.port = port_;
+  options.pool_size = pool_size;
+  options.connect_timeout = absl::Milliseconds(500);
+  options.command_timeout = command_timeout;
+  return std::make_unique<redis::HiredisClient>(options);
+}
+
 bool RedisServer::Running() const { return process_ != nullptr && process_->Running(); }
 
 absl::Status RedisServer::Launch() {

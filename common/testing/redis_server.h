@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/redis/hiredis_client.h"
 #include "common/testing/subprocess.h"
 
 namespace leadflow::testing {
@@ -34,6 +35,9 @@ class RedisServer {
   std::string address() const;
   // Data directory (AOF) and log file location.
   const std::string& dir() const { return dir_; }
+  // A client of this server, with timeouts short enough for a test to notice a dead server.
+  std::unique_ptr<redis::HiredisClient> MakeClient(
+      int pool_size = 4, absl::Duration command_timeout = absl::Seconds(2)) const;
 
   // Graceful stop (SIGTERM: Redis flushes the AOF) and wait for exit. OK if already stopped.
   absl::Status Stop();

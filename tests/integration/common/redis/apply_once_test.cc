@@ -71,12 +71,7 @@ class ApplyOnceTest : public ::testing::Test {
   }
 
   std::unique_ptr<HiredisClient> MakeClient(int pool_size = 4) const {
-    absl::StatusOr<HiredisOptions> options = ParseRedisAddress(server_->address());
-    EXPECT_TRUE(options.ok());
-    options->pool_size = pool_size;
-    options->connect_timeout = absl::Milliseconds(500);
-    options->command_timeout = absl::Seconds(2);
-    return std::make_unique<HiredisClient>(*options);
+    return server_->MakeClient(pool_size);
   }
 
   absl::StatusOr<ApplyResult> Apply(ApplyOnce& apply, const std::string& event_id,
