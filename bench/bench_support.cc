@@ -51,6 +51,15 @@ double RedisCpu(redis::RedisClient& client) {
   return InfoField(client, "cpu", "used_cpu_user") + InfoField(client, "cpu", "used_cpu_sys");
 }
 
+double RedisChildrenCpu(redis::RedisClient& client) {
+  return InfoField(client, "cpu", "used_cpu_user_children") +
+         InfoField(client, "cpu", "used_cpu_sys_children");
+}
+
+int64_t AofRewrites(redis::RedisClient& client) {
+  return static_cast<int64_t>(InfoField(client, "persistence", "aof_rewrites"));
+}
+
 int64_t CommandCalls(redis::RedisClient& client, absl::string_view command) {
   absl::StatusOr<redis::Reply> info = client.Command({"INFO", "commandstats"});
   if (!info.ok()) return -1;

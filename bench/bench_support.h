@@ -56,6 +56,9 @@ int64_t UsedMemory(redis::RedisClient& client);
 
 // CPU seconds the redis-server used so far (user + system).
 double RedisCpu(redis::RedisClient& client);
+// CPU seconds its children (AOF rewrites) used so far, and how many AOF rewrites it made.
+double RedisChildrenCpu(redis::RedisClient& client);
+int64_t AofRewrites(redis::RedisClient& client);
 // CPU seconds (user + system, all threads) this process has used so far.
 double ProcessCpu();
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/memo.h"
+#include "common/runtime/periodic.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "spdlog/spdlog.h"
@@ -105,10 +106,10 @@ NurtureScheduler::NurtureScheduler(NurturingStore& store, TracksSource tracks,
 NurtureScheduler::~NurtureScheduler() = default;
 
 void NurtureScheduler::Run(const absl::Notification& stop) {
-  while (!stop.WaitForNotificationWithTimeout(scheduler_options_.interval)) {
+  runtime::RunEvery(scheduler_options_.interval, stop, [this] {
     absl::StatusOr<PassStats> pass = RunOnce();
     if (!pass.ok()) LogError("scheduler pass", pass.status());
-  }
+  });
   // Let what we sent be acknowledged, so the next replica need not wait for the leases.
   if (absl::Status s = producer_.Flush(scheduler_options_.shutdown_flush); !s.ok()) {
     LogError("flushing touches at shutdown", s);

@@ -61,7 +61,8 @@
 namespace leadflow::nurturing {
 
 struct SchedulerOptions {
-  // How often Run() makes a pass.
+  // How often Run() starts a pass (start to start: a full pass that takes the whole interval is
+  // followed at once, so the drain rate below holds however long passes take).
   absl::Duration interval = absl::Milliseconds(150);
   // Drain rate: leads claimed per pass (so at most this many per `interval`). The default is
   // scheduling.max_touches_per_second's default, 20000/s, at the default interval.
@@ -102,8 +103,8 @@ class NurtureScheduler {
                    SchedulerOptions scheduler_options = {});
   ~NurtureScheduler();
 
-  // The BackgroundTask: a pass every `interval` until `stop`, then waits for outstanding
-  // deliveries and confirms them.
+  // The BackgroundTask: a pass every `interval`, start to start (runtime/periodic.h), until
+  // `stop`, then waits for outstanding deliveries and confirms them.
   void Run(const absl::Notification& stop);
 
   // One pass (see above). Errors: UNAVAILABLE when Redis cannot be reached for the claim; the

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
+#include "common/runtime/periodic.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -61,10 +62,10 @@ RoutingScheduler::RoutingScheduler(RoutingHandler& handler, EffectiveRules& rule
                           "Scheduler failures (Redis, broker, corrupt records); retried.")) {}
 
 void RoutingScheduler::Run(const absl::Notification& stop) {
-  while (!stop.WaitForNotificationWithTimeout(options_.interval)) {
+  runtime::RunEvery(options_.interval, stop, [this] {
     absl::StatusOr<RoutingPassStats> pass = RunOnce();
     if (!pass.ok()) LogError("routing pass", pass.status());
-  }
+  });
 }
 
 absl::StatusOr<RoutingPassStats> RoutingScheduler::RunOnce() {

@@ -74,7 +74,8 @@ class RoutingScheduler {
                    kafka::Producer& producer, const runtime::Clock& clock,
                    prometheus::Registry& registry, RoutingSchedulerOptions options = {});
 
-  // The BackgroundTask: a pass every `interval` until `stop`.
+  // The BackgroundTask: a pass every `interval`, start to start (runtime/periodic.h), until
+  // `stop`.
   void Run(const absl::Notification& stop);
 
   // One pass (see above). UNAVAILABLE when Redis cannot be reached for the indexes; the errors

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/runtime/periodic.h"
 #include "spdlog/spdlog.h"
 
 namespace leadflow::scoring {
@@ -83,10 +84,10 @@ DecayScheduler::DecayScheduler(ScoringHandler& handler, ScoringStore& store,
                           "Decay re-scores or deliveries that failed; retried after the lease.")) {}
 
 void DecayScheduler::Run(const absl::Notification& stop) {
-  while (!stop.WaitForNotificationWithTimeout(options_.interval)) {
+  runtime::RunEvery(options_.interval, stop, [this] {
     absl::StatusOr<DecayPassStats> pass = RunOnce();
     if (!pass.ok()) LogError(error_log_, "decay pass", pass.status());
-  }
+  });
 }
 
 absl::StatusOr<DecayPassStats> DecayScheduler::RunOnce() {
@@ -169,10 +170,10 @@ Rescorer::Rescorer(ScoringHandler& handler, const ScoringRulesSource& rules, Sco
                      .Add({})) {}
 
 void Rescorer::Run(const absl::Notification& stop) {
-  while (!stop.WaitForNotificationWithTimeout(options_.interval)) {
+  runtime::RunEvery(options_.interval, stop, [this] {
     absl::StatusOr<RescorePassStats> pass = RunOnce();
     if (!pass.ok()) LogError(error_log_, "re-score pass", pass.status());
-  }
+  });
 }
 
 absl::StatusOr<RescorePassStats> Rescorer::RunOnce() {

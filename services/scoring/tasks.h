@@ -74,7 +74,8 @@ class DecayScheduler {
                  const runtime::Clock& clock, prometheus::Registry& registry,
                  DecaySchedulerOptions options = {});
 
-  // The BackgroundTask: a pass every `interval` until `stop`.
+  // The BackgroundTask: a pass every `interval`, start to start (runtime/periodic.h), until
+  // `stop`.
   void Run(const absl::Notification& stop);
   // One pass (see above). UNAVAILABLE when Redis cannot be reached for the claim; single leads'
   // errors are counted and logged, not returned.

@@ -21,6 +21,7 @@
 #include "common/kafka/rdkafka_consumer.h"
 #include "common/kafka/rdkafka_producer.h"
 #include "common/testing/kafka_test_client.h"
+#include "common/testing/metrics.h"
 #include "prometheus/registry.h"
 
 namespace leadflow::kafka::loop_test {
@@ -182,15 +183,7 @@ class LoopRunner {
   size_t assigned() const { return consumer_->assigned(); }
 
   // Value of one of the loop's counters (labels: service only), -1 if absent.
-  double Counter(const std::string& name) {
-    for (const prometheus::MetricFamily& family : registry_.Collect()) {
-      if (family.name != name) continue;
-      double total = 0;
-      for (const prometheus::ClientMetric& m : family.metric) total += m.counter.value;
-      return total;
-    }
-    return -1;
-  }
+  double Counter(const std::string& name) { return testing::MetricValue(registry_, name); }
 
  private:
   LoopRunner() = default;

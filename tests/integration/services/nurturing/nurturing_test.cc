@@ -585,6 +585,31 @@ TEST_F(NurturingTest, TwoSchedulersSendEachTouchOfTwoHundredDueLeadsExactlyOnce)
   }
 }
 
+TEST_F(NurturingTest, FourWorkersSendEveryTouchOfOnePassOnce) {
+  scheduler_options_.workers = 4;  // 150 leads: slices of 37 and 38
+  constexpr int kLeads = 150;
+  for (int i = 0; i < kLeads; ++i) {
+    ScoreCold(EmailLead(absl::StrCat("L-", i)), absl::StrCat("scored-", i));
+  }
+  std::unique_ptr<Replica> replica = NewReplica();
+
+  const PassStats pass = Pass(*replica);
+  EXPECT_EQ(pass.claimed, kLeads);
+  EXPECT_EQ(pass.sent, kLeads);
+  EXPECT_EQ(pass.confirmed, kLeads);  // the fake producer acknowledges within the pass
+  std::set<std::string> leads;
+  std::set<std::string> ids;
+  for (const NurtureTouch& t : replica->producer.Touches()) {
+    leads.insert(t.envelope().lead_id());
+    ids.insert(t.touch_id());
+  }
+  EXPECT_THAT(leads, SizeIs(kLeads));
+  EXPECT_THAT(ids, SizeIs(kLeads));
+  EXPECT_EQ(replica_->client.Command({"ZCARD", NurturingStore::InflightKey()})->integer, 0)
+      << "every delivered lead is released";
+  EXPECT_EQ(Pass(*replica).sent, 0) << "nothing is due until the next step";
+}
+
 TEST_F(NurturingTest, AnUnacknowledgedTouchIsResentWithTheSameIdAfterItsLease) {
   replica_->producer.Hold(true);
   ScoreCold(EmailLead("L-lost"), "scored-1");

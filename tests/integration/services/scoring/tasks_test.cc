@@ -16,6 +16,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/testing/events.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/metrics.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -34,6 +35,8 @@
 
 namespace leadflow::scoring {
 namespace {
+
+using ::leadflow::testing::MetricValue;
 
 using events::v1::LeadActivity;
 using events::v1::LeadAggregates;
@@ -160,16 +163,6 @@ class ScoringTasksTest : public ::testing::Test {
         store_->LoadState(lead_id);
     EXPECT_TRUE(state.ok() && state->has_value());
     return state.ok() && state->has_value() ? (*state)->score() : events::v1::ScoreSnapshot();
-  }
-
-  static double MetricValue(prometheus::Registry& registry, const std::string& name) {
-    for (const prometheus::MetricFamily& family : registry.Collect()) {
-      if (family.name != name || family.metric.empty()) continue;
-      const prometheus::ClientMetric& m = family.metric[0];
-      return family.type == prometheus::MetricType::Gauge ? m.gauge.value : m.counter.value;
-    }
-    ADD_FAILURE() << "no metric " << name;
-    return -1;
   }
 
   const kafka::Topics topics_{"test."};

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/metrics.h"
 #include "common/testing/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,6 +25,7 @@ namespace {
 
 using ::leadflow::testing::FakeConsumer;
 using ::leadflow::testing::FakeProducer;
+using ::leadflow::testing::MetricValue;
 using ::leadflow::testing::WaitFor;
 using ::testing::ElementsAre;
 using ::testing::Field;
@@ -104,25 +106,6 @@ class ScriptedHandler final : public MessageHandler {
 
 absl::StatusOr<std::vector<OutboundMessage>> OneOutput(const ConsumedMessage& m, int) {
   return std::vector<OutboundMessage>{OutputFor(m)};
-}
-
-// Value of a counter or gauge whose labels include `labels`; -1 when absent.
-double MetricValue(prometheus::Registry& registry, const std::string& name,
-                   const std::map<std::string, std::string>& labels) {
-  for (const prometheus::MetricFamily& family : registry.Collect()) {
-    if (family.name != name) continue;
-    for (const prometheus::ClientMetric& metric : family.metric) {
-      size_t matched = 0;
-      for (const prometheus::ClientMetric::Label& l : metric.label) {
-        auto it = labels.find(l.name);
-        if (it != labels.end() && it->second == l.value) ++matched;
-      }
-      if (matched != labels.size()) continue;
-      return family.type == prometheus::MetricType::Counter ? metric.counter.value
-                                                            : metric.gauge.value;
-    }
-  }
-  return -1;
 }
 
 std::optional<std::string> HeaderOf(const OutboundMessage& m, const std::string& key) {
