@@ -287,6 +287,10 @@ absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state
 
 std::optional<absl::Time> WakeUpAt(const NurtureLeadState& state) {
   if (!state.in_flight_touch_id().empty()) return std::nullopt;
+  return WakeUpAtOnceDelivered(state);
+}
+
+std::optional<absl::Time> WakeUpAtOnceDelivered(const NurtureLeadState& state) {
   if (state.has_current() && state.current().state() == internal::v1::NURTURE_ENROLLMENT_ACTIVE) {
     return TimeOf(state.current().next_due_at());
   }

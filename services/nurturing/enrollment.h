@@ -63,6 +63,8 @@ absl::string_view EnrollmentStateName(internal::v1::NurtureEnrollmentState state
 // delivery report can move it (no active enrolment and nothing to reconsider, paused, or a
 // touch in flight).
 std::optional<absl::Time> WakeUpAt(const internal::v1::NurtureLeadState& state);
+// WakeUpAt() of `state` once its in-flight touch is delivered (ApplyDelivered), without a copy.
+std::optional<absl::Time> WakeUpAtOnceDelivered(const internal::v1::NurtureLeadState& state);
 
 // A `leads.scored` event for `lead_id`: refreshes the profile and score snapshots (consent
 // changes apply to future touches), then exits the open enrolment if ShouldExit holds, its

@@ -271,9 +271,7 @@ absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResul
                        p.decision.kind == DueDecision::Kind::kSend;
     touch.version = wrote ? p.read_version + 1 : p.read_version;
     touch.incarnation = p.read_incarnation;
-    NurtureLeadState delivered = p.decision.state;
-    ApplyDelivered(delivered, touch.touch_id);
-    touch.due_after = WakeUpAt(delivered);
+    touch.due_after = WakeUpAtOnceDelivered(p.decision.state);
     Send(std::move(touch), std::move(message));
     ++stats.sent;
     if (applied.outcome == redis::ApplyOutcome::kDuplicate) {

@@ -165,6 +165,18 @@ TEST_F(EnrollmentTest, ALostLeadIsRecycledAtOnceDespiteTheCooldownWithItsReason)
   EXPECT_EQ(due.touch.personalisation().at("lost_reason"), "lost: no budget");
 }
 
+TEST_F(EnrollmentTest, ASentTouchHoldsTheLeadUntilDeliveredAndWakeUpAtOnceDeliveredSaysWhenNext) {
+  Score(events::v1::CATEGORY_COLD);
+  const DueDecision sent = DecideDue(state_, *tracks_, policy_, now_);
+  ASSERT_EQ(sent.kind, DueDecision::Kind::kSend);
+  EXPECT_EQ(WakeUpAt(sent.state), std::nullopt) << "in flight: only the delivery moves it";
+  // The second step of the cold track is due 72 hours after the first.
+  EXPECT_EQ(WakeUpAtOnceDelivered(sent.state), now_ + absl::Hours(72));
+  NurtureLeadState delivered = sent.state;
+  ASSERT_TRUE(ApplyDelivered(delivered, sent.touch_id));
+  EXPECT_EQ(WakeUpAt(delivered), WakeUpAtOnceDelivered(sent.state));
+}
+
 TEST_F(EnrollmentTest, WonAndRoutedLeadsExit) {
   Score(events::v1::CATEGORY_COLD);
   EXPECT_THAT(Change([&](NurtureLeadState& s) { ApplyRouted(s, policy_, now_); }),
