@@ -45,6 +45,13 @@ bool IsLegacy(const Versioned& v) {
   return !IsAbsent(v) && v.incarnation.size() != kIncarnationDigits;
 }
 
+bool IsCheckOnly(const ApplyOnceRequest& request, const std::string& key) {
+  for (const std::string& k : request.check_only_keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
 // Fields are read in the order v, i[, d]: a check needs no data unless the record is legacy.
 Args ReadRecordCommand(const std::string& key, bool with_data) {
   if (with_data) return {"HMGET", key, "v", "i", "d"};
@@ -101,6 +108,9 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
     bool known = false;
     for (const std::string& k : request.state_keys) known |= (k == w.key);
     if (!known) return absl::InternalError(absl::StrCat("plan writes unread key ", w.key));
+    if (IsCheckOnly(request, w.key)) {
+      return absl::InternalError(absl::StrCat("plan writes check-only key ", w.key));
+    }
   }
   for (const auto& [key, incarnation] : plan.incarnations) {
     if (incarnation.size() != kIncarnationDigits) {
@@ -292,10 +302,13 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
       auto [it, inserted] = chunk.record_at.try_emplace(r.state_keys[k], chunk.record_keys.size());
       if (inserted) {
         chunk.record_keys.push_back(r.state_keys[k]);
-        with_data.push_back(given == nullptr);
+        with_data.push_back(false);
         watch.push_back(r.state_keys[k]);
       }
-      if (given != nullptr && IsLegacy((*given)[i][k])) with_data[it->second] = true;
+      // Planned on as read here (no records given), or a legacy record told apart by its data.
+      const bool needs_data =
+          given == nullptr ? !IsCheckOnly(r, r.state_keys[k]) : IsLegacy((*given)[i][k]);
+      if (needs_data) with_data[it->second] = true;
     }
   }
   commands.push_back(std::move(watch));

@@ -93,6 +93,12 @@ struct ApplyOnceRequest {
   absl::Duration dedup_ttl = absl::Hours(24 * 7);
   // Records read and version-checked; writes may touch only these.
   std::vector<std::string> state_keys;
+  // Those of state_keys whose data the planner never reads and that its plan never writes (a
+  // record only checked, as nurturing's delivery confirmation checks the enrollment record):
+  // read without their data (Versioned::data is nullopt, unless a request of the same batch
+  // reads the record with it; version and incarnation as stored) and watched like the others.
+  // A plan that writes one is refused (INTERNAL).
+  std::vector<std::string> check_only_keys;
   // The lead's key registry; empty to skip registration.
   std::string registry_key;
   // The lead's erasure tombstone; empty to skip the check.

@@ -541,10 +541,17 @@ std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(const Nurtur
                                                                     const NurtureLeadState& after,
                                                                     const std::string& cause_id,
                                                                     absl::Time now) {
+  return EnrollmentChanges(before.has_current() ? &before.current() : nullptr, after, cause_id,
+                           now);
+}
+
+std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(
+    const NurtureEnrollment* before_current, const NurtureLeadState& after,
+    const std::string& cause_id, absl::Time now) {
   std::vector<NurtureEnrollmentChanged> out;
   if (!after.has_current()) return out;
   const std::string& lead_id = after.lead_id();
-  const NurtureEnrollment* old = before.has_current() ? &before.current() : nullptr;
+  const NurtureEnrollment* old = before_current;
   if (old != nullptr && !SameEnrollment(*old, after.current())) {
     // A new enrolment replaced the old one, which is now the newest past one.
     if (!after.past().empty() && SameEnrollment(after.past(0), *old)) {
@@ -556,16 +563,16 @@ std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(const Nurtur
   return out;
 }
 
-DueDecision DecideDue(const NurtureLeadState& state, const CompiledNurtureTracks& tracks,
+DueDecision DecideDue(NurtureLeadState state, const CompiledNurtureTracks& tracks,
                       const NurturingPolicy& policy, absl::Time now) {
   DueDecision decision;
-  decision.state = state;
-  if (!state.in_flight_touch_id().empty()) {
+  decision.state = std::move(state);
+  NurtureLeadState& next = decision.state;
+  if (!next.in_flight_touch_id().empty()) {
     decision.kind = DueDecision::Kind::kResend;
-    decision.touch_id = state.in_flight_touch_id();
+    decision.touch_id = next.in_flight_touch_id();
     return decision;
   }
-  NurtureLeadState& next = decision.state;
   if (!IsOpen(next) && next.has_reconsider_at() && now >= TimeOf(next.reconsider_at())) {
     // A scored event arrived during the cooldown: judge the lead on its latest snapshots.
     const std::string cause = absl::StrCat("reconsider:", absl::ToUnixMillis(now));

@@ -129,6 +129,11 @@ bool ExitIfUnreachable(internal::v1::NurtureLeadState& state, const CompiledNurt
 std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(
     const internal::v1::NurtureLeadState& before, const internal::v1::NurtureLeadState& after,
     const std::string& cause_id, absl::Time now);
+// The same, from the enrolment `before` had (nullptr: none), for a caller that moved `before`
+// on (the scheduler decides on the state itself, not a copy).
+std::vector<events::v1::NurtureEnrollmentChanged> EnrollmentChanges(
+    const internal::v1::NurtureEnrollment* before_current,
+    const internal::v1::NurtureLeadState& after, const std::string& cause_id, absl::Time now);
 
 // What the scheduler does with a lead it claimed.
 struct DueDecision {
@@ -152,9 +157,9 @@ struct DueDecision {
 // enrolment; else plan the current step. Due steps the lead cannot receive are skipped at once
 // (the result is a send, a deferral or the end of the track); a step not yet due is only judged
 // when it is, so a consent given meanwhile counts.
-DueDecision DecideDue(const internal::v1::NurtureLeadState& state,
-                      const CompiledNurtureTracks& tracks, const NurturingPolicy& policy,
-                      absl::Time now);
+// `state` is taken by value: a caller done with it moves it in, and the decision's state is it.
+DueDecision DecideDue(internal::v1::NurtureLeadState state, const CompiledNurtureTracks& tracks,
+                      const NurturingPolicy& policy, absl::Time now);
 
 // The broker acknowledged `touch_id`: clears the in-flight mark if it names that touch. Returns
 // false (and changes nothing) otherwise.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -15,6 +16,7 @@
 namespace leadflow::nurturing {
 namespace {
 
+using internal::v1::NurtureEnrollment;
 using internal::v1::NurtureLeadState;
 
 // Bounded re-plans when the record changes between our read and our write.
@@ -172,19 +174,22 @@ PassStats NurtureScheduler::InParallel(
   return total;
 }
 
-NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
-                                                     const StoredState& stored,
+NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id, StoredState stored,
                                                      const CompiledNurtureTracks& tracks,
                                                      absl::Time now) const {
   Prepared p;
   p.lead_id = lead_id;
   p.read_version = stored.version;
   p.read_delivery_version = stored.delivery_version;
-  p.read_incarnation = stored.incarnation;
-  p.decision = DecideDue(stored.state, tracks, options_.policy, now);
+  p.read_incarnation = std::move(stored.incarnation);
+  // The decision takes the state itself; only the enrolment it had is kept to tell what changed.
+  std::optional<NurtureEnrollment> before;
+  if (stored.state.has_current()) before = stored.state.current();
+  p.decision = DecideDue(std::move(stored.state), tracks, options_.policy, now);
   const std::string cause = p.decision.state.current().cause_event_id();
-  p.changes = EncodeEnrollmentChanges(EnrollmentChanges(stored.state, p.decision.state, cause, now),
-                                      options_);
+  p.changes = EncodeEnrollmentChanges(
+      EnrollmentChanges(before.has_value() ? &*before : nullptr, p.decision.state, cause, now),
+      options_);
   p.request.state_keys = NurturingStore::StateKeys(lead_id);
   p.request.registry_key = NurturingStore::RegistryKey(lead_id);
   p.request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
@@ -293,7 +298,7 @@ absl::Status NurtureScheduler::ProcessLead(const std::string& lead_id, absl::Tim
       // Nothing to do for a lead without a record (erased meanwhile): drop the claim.
       return store_.Forget(lead_id);
     }
-    const Prepared p = Prepare(lead_id, *stored, *tracks, now);
+    const Prepared p = Prepare(lead_id, *std::move(stored), *tracks, now);
     absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(
         p.request,
         [&](const std::vector<redis::Versioned>& records) { return PlanFor(p, records); });
@@ -346,7 +351,7 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
       if (absl::Status s = store_.Forget(lead_ids[i]); !s.ok()) failed(lead_ids[i], s);
       continue;
     }
-    prepared.push_back(Prepare(lead_ids[i], *stored, *tracks, now));
+    prepared.push_back(Prepare(lead_ids[i], *std::move(stored), *tracks, now));
     read.push_back(std::move(lead_records));
   }
   std::vector<redis::ApplyOnceRequest> requests;

@@ -133,7 +133,8 @@ class NurtureScheduler {
     std::vector<kafka::OutboundMessage> changes;
     redis::ApplyOnceRequest request;
   };
-  Prepared Prepare(const std::string& lead_id, const StoredState& stored,
+  // `stored` is consumed: the decision is made on its state, not on a copy.
+  Prepared Prepare(const std::string& lead_id, StoredState stored,
                    const CompiledNurtureTracks& tracks, absl::Time now) const;
   // The apply-once plan of a decision; ABORTED (stale) when the record moved since it was read.
   absl::StatusOr<redis::Plan> PlanFor(const Prepared& p,

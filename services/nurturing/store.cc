@@ -130,6 +130,7 @@ absl::StatusOr<std::vector<DeliveryRecorded>> NurturingStore::ConfirmDelivered(
   for (const DeliveredTouch& t : touches) {
     redis::ApplyOnceRequest r;
     r.state_keys = {EnrollmentKey(t.lead_id), DeliveryKey(t.lead_id)};
+    r.check_only_keys = {r.state_keys[0]};    // its version and incarnation are all the check needs
     r.registry_key = RegistryKey(t.lead_id);  // the delivery record registers when created
     requests.push_back(std::move(r));
   }

@@ -27,6 +27,7 @@ namespace {
 using ::leadflow::testing::RedisServer;
 using ::leadflow::testing::WaitFor;
 using ::testing::HasSubstr;
+using ::testing::SizeIs;
 
 constexpr char kService[] = "test";
 constexpr char kLead[] = "lead-1";
@@ -498,6 +499,60 @@ TEST_F(ApplyOnceTest, ARequestWithoutADedupKeyIsACheckedWriteThatLeavesNoRecord)
       apply.Run(request, [&](const std::vector<Versioned>& s) { return Increment("checked", s); })
           .ok());
   EXPECT_EQ(Counter(), 12) << "not a duplicate: nothing remembers the first";
+}
+
+TEST_F(ApplyOnceTest, ACheckOnlyRecordIsReadWithoutItsDataAndStillWatched) {
+  const std::string gate = "test:{lead-1}:gate";
+  const std::string incarnation = "0123456789abcdef";
+  Cmd({"HSET", gate, "v", "3", "i", incarnation, "d", std::string(4096, 'x')});
+  ApplyOnce apply(*client_);
+  ApplyOnceRequest request = Request("gated");
+  request.state_keys = {gate, CounterKey()};
+  request.check_only_keys = {gate};
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    EXPECT_EQ(s[0].data, std::nullopt) << "a check-only record comes without its data";
+    EXPECT_EQ(s[0].version, 3 + (plans > 0 ? 1 : 0));
+    EXPECT_EQ(s[0].incarnation, incarnation);
+    if (++plans == 1) Cmd({"HSET", gate, "v", "4"});  // moves under it: still a conflict
+    Plan plan;
+    plan.writes.push_back({s[1].key, absl::StrCat(CounterOf({s[1]}) + 1)});
+    plan.memo = "gated";
+    return absl::StatusOr<Plan>(plan);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 2);
+  EXPECT_EQ(Counter(), 1);
+
+  // In one transaction with a request that needs the same record's data, that one gets it (the
+  // record is read once for both).
+  ApplyOnceRequest reader = Request("reads-the-gate");
+  reader.state_keys = {gate, CounterKey()};
+  ApplyOnceRequest checker = Request("checks-the-gate");
+  checker.state_keys = {gate, CounterKey()};
+  checker.check_only_keys = {gate};
+  std::vector<absl::StatusOr<ApplyResult>> batch = apply.RunBatch(
+      {checker, reader}, [&](size_t i, const std::vector<Versioned>& s) -> absl::StatusOr<Plan> {
+        if (i == 1) EXPECT_TRUE(s[0].data.has_value());
+        return Increment(i == 0 ? "checks-the-gate" : "reads-the-gate", {s[1]});
+      });
+  ASSERT_THAT(batch, SizeIs(2));
+  EXPECT_TRUE(batch[0].ok() && batch[1].ok());
+  EXPECT_EQ(Counter(), 3);
+
+  // A plan may not write what it only checked.
+  ApplyOnceRequest writer = Request("writes-the-gate");
+  writer.state_keys = {gate};
+  writer.check_only_keys = {gate};
+  r = apply.Run(writer, [&](const std::vector<Versioned>&) {
+    Plan plan;
+    plan.writes.push_back({gate, std::string("overwritten")});
+    return absl::StatusOr<Plan>(plan);
+  });
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("check-only"));
+  EXPECT_EQ(Cmd({"HGET", gate, "d"}).str, std::string(4096, 'x'));
+  EXPECT_FALSE(Exists(writer.dedup_key));
 }
 
 // A call to the client from inside a session (a planner that reads, say) gets a connection of
