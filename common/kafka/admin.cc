@@ -32,11 +32,11 @@ absl::Status CreateTopics(const std::map<std::string, std::string>& props,
   RdPtr<rd_kafka_queue_t> queue(rd_kafka_queue_new(rk.get()));
   RdPtr<rd_kafka_AdminOptions_t> options(
       rd_kafka_AdminOptions_new(rk.get(), RD_KAFKA_ADMIN_OP_CREATETOPICS));
-  rd_kafka_AdminOptions_set_operation_timeout(
-      options.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout)), errstr, sizeof(errstr));
+  rd_kafka_AdminOptions_set_operation_timeout(options.get(), TimeoutMs(timeout), errstr,
+                                              sizeof(errstr));
   rd_kafka_CreateTopics(rk.get(), raw.data(), raw.size(), options.get(), queue.get());
-  RdPtr<rd_kafka_event_t> event(rd_kafka_queue_poll(
-      queue.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout + absl::Seconds(5)))));
+  RdPtr<rd_kafka_event_t> event(
+      rd_kafka_queue_poll(queue.get(), TimeoutMs(timeout + absl::Seconds(5))));
   if (event == nullptr) return absl::DeadlineExceededError("create topics: no answer");
   if (rd_kafka_event_error(event.get()) != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return ToStatus(rd_kafka_event_error(event.get()), "create topics");

@@ -6,7 +6,8 @@
 // - Offsets are committed only when stored with StoreOffset(); auto-commit commits stored
 //   offsets periodically and Commit() commits them now. Nothing is stored implicitly.
 // - Poll() returns at most one message, nullopt on timeout, or an error that the caller should
-//   treat as fatal (transient broker trouble is retried inside librdkafka and only logged).
+//   treat as fatal (transient broker trouble is retried inside librdkafka and only logged). It
+//   waits at most `timeout`; a negative timeout waits not at all (never "for ever").
 // - Rebalance notifications are delivered to the RebalanceListener from inside Poll(), on the
 //   polling thread, before the assignment changes: OnRevoked() is the last chance to finish and
 //   commit work of the partitions being taken away.

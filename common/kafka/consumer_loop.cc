@@ -241,9 +241,12 @@ absl::StatusOr<std::vector<OutboundMessage>> ConsumerLoop::HandleWithRetry(
     if (!paused) paused = consumer_.PauseAll().ok();
     retrying_ = true;  // a revocation during these polls must not wait for this input
     const absl::Time until = absl::Now() + backoff;
-    while (absl::Now() < until && !stop_.HasBeenNotified()) {
+    while (!stop_.HasBeenNotified()) {
+      // Read the clock once: checked and subtracted separately, the wait could come out negative.
+      const absl::Duration left = until - absl::Now();
+      if (left <= absl::ZeroDuration()) break;
       absl::StatusOr<std::optional<ConsumedMessage>> polled =
-          consumer_.Poll(std::min(options_.poll_timeout, until - absl::Now()));
+          consumer_.Poll(std::min(options_.poll_timeout, left));
       if (polled.ok() && polled->has_value()) {
         // A message fetched before the pause took effect: it must be seen again later.
         (void)consumer_.Seek((*polled)->tp(), (*polled)->offset);

@@ -1,6 +1,5 @@
 #include "common/kafka/rdkafka_consumer.h"
 
-#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -86,8 +85,9 @@ absl::Status RdKafkaConsumer::Subscribe(const std::vector<std::string>& topics,
 }
 
 absl::StatusOr<std::optional<ConsumedMessage>> RdKafkaConsumer::Poll(absl::Duration timeout) {
-  RdPtr<rd_kafka_message_t> msg(
-      rd_kafka_consumer_poll(rk_.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout))));
+  // Never a negative timeout (TimeoutMs): with every partition paused (a retry's backoff) such a
+  // poll never returned, and the service stopped consuming without a word.
+  RdPtr<rd_kafka_message_t> msg(rd_kafka_consumer_poll(rk_.get(), TimeoutMs(timeout)));
   if (msg == nullptr) return std::nullopt;
   if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     if (msg->err == RD_KAFKA_RESP_ERR__FATAL) {

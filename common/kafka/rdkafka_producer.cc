@@ -68,8 +68,7 @@ absl::Status RdKafkaProducer::Send(OutboundMessage message, DeliveryCallback on_
 }
 
 absl::Status RdKafkaProducer::Flush(absl::Duration timeout) {
-  return ToStatus(rd_kafka_flush(rk_.get(), static_cast<int>(absl::ToInt64Milliseconds(timeout))),
-                  "flush");
+  return ToStatus(rd_kafka_flush(rk_.get(), TimeoutMs(timeout)), "flush");
 }
 
 }  // namespace leadflow::kafka

@@ -1,9 +1,17 @@
 #include "common/kafka/rdkafka_util.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
 namespace leadflow::kafka {
+
+int TimeoutMs(absl::Duration timeout) {
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(timeout), 0, std::numeric_limits<int>::max()));
+}
 
 absl::Status ToStatus(rd_kafka_resp_err_t err, const std::string& context) {
   if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();

@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "librdkafka/rdkafka.h"
 
 namespace leadflow::kafka {
@@ -34,6 +35,11 @@ using RdPtr = std::unique_ptr<T, RdKafkaDeleter>;
 // (transport, leader changes, timeouts) map to UNAVAILABLE; errors about the request itself to
 // INVALID_ARGUMENT; the rest to INTERNAL.
 absl::Status ToStatus(rd_kafka_resp_err_t err, const std::string& context);
+
+// A timeout in librdkafka's milliseconds: at least 0. librdkafka waits for ever on a negative one
+// (rd_kafka_consumer_poll, rd_kafka_flush, rd_kafka_queue_poll), and a deadline computed as
+// `until - Now()` can come out negative.
+int TimeoutMs(absl::Duration timeout);
 
 // Builds a configuration from librdkafka properties ("bootstrap.servers" → value). Errors name
 // the offending property.

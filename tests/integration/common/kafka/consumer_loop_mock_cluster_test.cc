@@ -4,18 +4,22 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/kafka/rdkafka_consumer.h"
 #include "common/testing/kafka_test_client.h"
 #include "common/testing/test_env.h"
 #include "common/testing/wait.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "prometheus/registry.h"
 #include "tests/integration/common/kafka/loop_harness.h"
 
 namespace leadflow::kafka {
@@ -265,6 +269,59 @@ TEST_F(ConsumerLoopMockClusterTest, MemberFencedAgainAfterEveryRejoinEndsWithThe
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("loop-test-0"));
   EXPECT_EQ((*runner)->Counter("leadflow_kafka_consumer_rejoins_total"),
             static_cast<double>(RdKafkaConsumer::kMaxRejoins));
+}
+
+// A negative timeout (a deadline computed as `until - Now()` a moment too late) must not wait
+// for ever, as librdkafka does for one: with every partition paused, during a retry's backoff,
+// nothing would ever end the wait. Seen in a fault run: routing stopped consuming after a Redis
+// restart and never logged again.
+TEST_F(ConsumerLoopMockClusterTest,
+       APollWithANegativeTimeoutReturnsAtOnceWithEveryPartitionPaused) {
+  struct Assignments final : RebalanceListener {
+    void OnAssigned(const std::vector<TopicPartition>& partitions) override {
+      assigned += partitions.size();
+    }
+    void OnRevoked(const std::vector<TopicPartition>&) override {}
+    std::atomic<size_t> assigned{0};
+  } listener;
+  prometheus::Registry registry;
+  testing::KafkaProperties props = props_;
+  props["group.id"] = group_;
+  absl::StatusOr<std::unique_ptr<RdKafkaConsumer>> consumer =
+      RdKafkaConsumer::Create(props, registry, "poll-test");
+  ASSERT_TRUE(consumer.ok()) << consumer.status();
+  ASSERT_TRUE((*consumer)->Subscribe({kIn}, &listener).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        (void)(*consumer)->Poll(absl::Milliseconds(50));
+        return listener.assigned == static_cast<size_t>(kPartitions);
+      },
+      kDeadline));
+  ASSERT_TRUE((*consumer)->PauseAll().ok());
+
+  // librdkafka's "for ever" is -1 ms, which a deadline 1 to 2 ms late truncates to.
+  int produced = 0;
+  for (const absl::Duration timeout :
+       {-absl::Microseconds(1500), -absl::Milliseconds(1), -absl::Milliseconds(3)}) {
+    SCOPED_TRACE(absl::FormatDuration(timeout));
+    std::atomic<bool> returned{false};
+    std::thread poller([&] {
+      absl::StatusOr<std::optional<ConsumedMessage>> polled = (*consumer)->Poll(timeout);
+      EXPECT_TRUE(polled.ok()) << polled.status();
+      returned = true;
+    });
+    const bool in_time = WaitFor([&] { return returned.load(); }, absl::Seconds(5));
+    EXPECT_TRUE(in_time) << "the poll is still waiting";
+    if (!in_time) {
+      // End the stuck poll so that the test can finish: partitions resumed, messages on them.
+      ASSERT_TRUE((*consumer)->ResumeAll().ok());
+      ProduceInputs(produced, produced + 2 * kPartitions);
+      produced += 2 * kPartitions;
+    }
+    poller.join();
+    ASSERT_TRUE((*consumer)->PauseAll().ok());
+  }
+  (*consumer)->Close();
 }
 
 }  // namespace
