@@ -51,7 +51,12 @@ finish() {
   if [[ -n "$load_pid" ]] && pid_running "$load_pid"; then
     kill -TERM "$load_pid" 2>/dev/null || true
   fi
-  stack down --purge >/dev/null 2>&1 || warn "fault: stack.sh down failed; see stack.sh status"
+  local down_log rc_down=0
+  down_log="$(stack down --purge 2>&1)" || rc_down=$?
+  ((rc_down == 0)) || warn "fault: stack.sh down failed; see stack.sh status"
+  # A service that ignores SIGTERM is stuck somewhere (a wait that never ends): say so, it is the
+  # first thing to look for when leads went missing.
+  grep -E "still running after" <<<"$down_log" | sed 's/^/fault: did not stop on SIGTERM: /' >&2 || true
   exit "$rc"
 }
 trap finish EXIT
