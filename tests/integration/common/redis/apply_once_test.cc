@@ -16,6 +16,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/redis/lua_script.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/wait.h"
 #include "gmock/gmock.h"
@@ -65,9 +66,8 @@ absl::StatusOr<Plan> Increment(const std::string& event_id, const std::vector<Ve
 class ApplyOnceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     client_ = MakeClient();
   }
 

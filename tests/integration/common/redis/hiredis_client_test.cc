@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "gtest/gtest.h"
 
@@ -20,9 +21,8 @@ using ::leadflow::testing::RedisServer;
 class HiredisClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<RedisServer>> server = RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     // The 1 MB value and the 20,000-command pipeline get more time than a test's usual 2 s.
     client_ = server_->MakeClient(/*pool_size=*/2, /*command_timeout=*/absl::Seconds(5));
   }

@@ -15,6 +15,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/rules/time_util.h"
 #include "common/testing/events.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -49,9 +50,8 @@ LeadSubmission Jane(const std::string& request_id) {
 class CaptureHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> redis = testing::RedisServer::Start();
-    ASSERT_TRUE(redis.ok()) << redis.status();
-    redis_ = *std::move(redis);
+    redis_ = testing::StartRedisForTest();
+    ASSERT_NE(redis_, nullptr);
     client_ = std::make_unique<redis::HiredisClient>(*redis::ParseRedisAddress(redis_->address()));
     config::v1::CaptureConfig config;
     ASSERT_TRUE(

@@ -25,6 +25,7 @@
 #include "common/kafka/topics.h"
 #include "common/redis/hiredis_client.h"
 #include "common/rules/time_util.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -201,9 +202,8 @@ struct Replica {
 class NurturingTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    redis_ = *std::move(server);
+    redis_ = testing::StartRedisForTest();
+    ASSERT_NE(redis_, nullptr);
     clock_.Set(kStart);
     UseTracks(DefaultTracks());
   }
@@ -899,9 +899,9 @@ TEST_F(NurturingTest, ABatchOfScoredEventsAppliesEachOnceInOrderAsOneByOneWould)
                                 events::v1::STAGE_QUALIFIED, "scored-b3-2"));
 
   // The same inputs one by one, against a Redis of their own.
-  absl::StatusOr<std::unique_ptr<testing::RedisServer>> other = testing::RedisServer::Start();
-  ASSERT_TRUE(other.ok()) << other.status();
-  Replica one_by_one((*other)->port(), tracks_, clock_, options_, scheduler_options_);
+  std::unique_ptr<testing::RedisServer> other = testing::StartRedisForTest();
+  ASSERT_NE(other, nullptr);
+  Replica one_by_one(other->port(), tracks_, clock_, options_, scheduler_options_);
   std::vector<kafka::HandleResult> expected;
   for (const kafka::ConsumedMessage& m : batch)
     expected.push_back(one_by_one.handler.HandleScored(m));

@@ -23,6 +23,7 @@
 #include "common/redis/keys.h"
 #include "common/testing/events.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -82,9 +83,8 @@ struct Lead {
 class RoutingHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     client_ = NewClient();
     absl::StatusOr<std::unique_ptr<RoutingRulesSource>> rules = RoutingRulesSource::Create(
         std::string(LEADFLOW_SOURCE_DIR) + "/config/routing.yaml", LoadRoutingRules);

@@ -13,6 +13,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/testing/events.h"
 #include "common/testing/kafka_test_client.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "common/testing/test_env.h"
@@ -60,9 +61,8 @@ class RoutingKafkaTest : public ::testing::Test {
     absl::Status created = testing::CreateTopics(props_, prefix_, bases_, 3);
     ASSERT_TRUE(created.ok()) << created;
 
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     redis::HiredisOptions options;
     options.port = server_->port();
     client_ = std::make_unique<redis::HiredisClient>(options);

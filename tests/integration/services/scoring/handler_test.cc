@@ -16,6 +16,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/events.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -69,9 +70,8 @@ LeadProfile SeniorAtMidSize(const std::string& lead_id) {
 class ScoringHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     redis::HiredisOptions options;
     options.port = server_->port();
     client_ = std::make_unique<redis::HiredisClient>(options);

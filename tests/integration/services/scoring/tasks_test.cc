@@ -17,6 +17,7 @@
 #include "common/testing/events.h"
 #include "common/testing/fake_kafka.h"
 #include "common/testing/metrics.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
@@ -74,9 +75,8 @@ LeadProfile SeniorAtMidSize(const std::string& lead_id) {
 class ScoringTasksTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     redis::HiredisOptions options;
     options.port = server_->port();
     client_ = std::make_unique<redis::HiredisClient>(options);

@@ -20,6 +20,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/redis_for_test.h"
 #include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -130,9 +131,8 @@ std::vector<std::string> MessageIdsOf(const Activities& activities) {
 class TrackingHandlerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = *std::move(server);
+    server_ = testing::StartRedisForTest();
+    ASSERT_NE(server_, nullptr);
     redis::HiredisOptions options;
     options.port = server_->port();
     client_ = std::make_unique<redis::HiredisClient>(options);
