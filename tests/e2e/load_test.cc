@@ -74,5 +74,36 @@ TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
   std::filesystem::remove_all(dir, ec);
 }
 
+// `leadctl bus`: the raw bus alone, one hop, with a producer queue far smaller than the messages
+// sent (librdkafka's queue.buffering.max.messages), so a full queue must be waited out and not
+// drop a message.
+TEST(LoadToolTest, BusCarriesEveryMessageThroughOneHopPastAFullProducerQueue) {
+  if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
+  absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
+  ASSERT_TRUE(env.ok()) << env.status();
+  ASSERT_TRUE(
+      testing::WaitForKafka(testing::KafkaProps(env->kafka_bootstrap()), absl::Seconds(30)).ok());
+  const std::string prefix = testing::TestEnv::UniqueName("bus") + ".";
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("leadflow-" + prefix + "tool");
+  std::filesystem::create_directories(dir);
+  const std::string env_file = (dir / "stack.env").string();
+  std::ofstream(env_file) << "LEADFLOW_KAFKA_BOOTSTRAP_SERVERS=" << env->kafka_bootstrap() << "\n";
+  const std::string log = (dir / "leadctl.log").string();
+  absl::StatusOr<std::unique_ptr<testing::Subprocess>> leadctl =
+      testing::Subprocess::Start(absl::StrCat(LEADFLOW_BINARY_DIR, "/tools/leadctl/leadctl"),
+                                 {"bus", "--env", env_file, "--prefix", prefix, "--hops", "1",
+                                  "--messages", "20000", "--queue-messages", "500"},
+                                 {}, log);
+  ASSERT_TRUE(leadctl.ok()) << leadctl.status();
+  std::optional<int> code = (*leadctl)->Wait(absl::Minutes(4));
+  std::stringstream output;
+  output << std::ifstream(log).rdbuf();
+  ASSERT_EQ(code.value_or(-1), 0) << output.str();
+  EXPECT_THAT(output.str(), HasSubstr("through 1 hops (20000 of 20000 messages"));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
 }  // namespace
 }  // namespace leadflow::e2e

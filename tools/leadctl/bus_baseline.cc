@@ -1,6 +1,8 @@
 #include "tools/leadctl/bus_baseline.h"
 
 #include <atomic>
+#include <cstdio>
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -12,6 +14,7 @@
 #include "common/kafka/rdkafka_consumer.h"
 #include "common/kafka/rdkafka_producer.h"
 #include "prometheus/registry.h"
+#include "tools/leadctl/workload.h"
 
 namespace leadflow::leadctl {
 namespace {
@@ -144,8 +147,12 @@ absl::StatusOr<BusBaselineReport> RunBusBaseline(const BusBaselineOptions& o) {
     }
   }
 
+  std::map<std::string, std::string> producer_props = {{"bootstrap.servers", o.bootstrap}};
+  if (o.producer_queue_messages > 0) {
+    producer_props["queue.buffering.max.messages"] = absl::StrCat(o.producer_queue_messages);
+  }
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> producer =
-      kafka::RdKafkaProducer::Create({{"bootstrap.servers", o.bootstrap}});
+      kafka::RdKafkaProducer::Create(producer_props);
   if (!producer.ok()) {
     stop_all();
     return producer.status();
@@ -155,11 +162,19 @@ absl::StatusOr<BusBaselineReport> RunBusBaseline(const BusBaselineOptions& o) {
     if (!s.ok()) ++failures;
   };
   int64_t sent = 0;
+  // Sends as fast as the producer takes messages: a full local queue (more in flight than
+  // queue.buffering.max.messages) is waited out, not dropped.
   auto send = [&](int64_t n) {
     for (int64_t i = 0; i < n; ++i, ++sent) {
-      (void)(*producer)->Send(
-          {topics[0], absl::StrCat("bus-", sent), o.samples[0][sent % o.samples[0].size()], {}},
-          on_delivery);
+      while (!(*producer)
+                  ->Send({topics[0],
+                          absl::StrCat("bus-", sent),
+                          o.samples[0][sent % o.samples[0].size()],
+                          {}},
+                         on_delivery)
+                  .ok()) {
+        absl::SleepFor(absl::Milliseconds(1));  // back-pressure: the poller drains the queue
+      }
     }
   };
   // Warm-up: every relay has joined its group and passed messages on before the clock starts.
@@ -188,6 +203,41 @@ absl::StatusOr<BusBaselineReport> RunBusBaseline(const BusBaselineOptions& o) {
     return absl::UnavailableError(absl::StrCat("bus baseline: ", failures.load(), " sends failed"));
   }
   return report;
+}
+
+absl::Status RunBusCommand(const std::map<std::string, std::string>& env,
+                           BusBaselineOptions options) {
+  auto bootstrap = env.find("LEADFLOW_KAFKA_BOOTSTRAP_SERVERS");
+  if (bootstrap == env.end() || bootstrap->second.empty()) {
+    return absl::NotFoundError("the stack's env file names no LEADFLOW_KAFKA_BOOTSTRAP_SERVERS");
+  }
+  options.bootstrap = bootstrap->second;
+  if (options.run.empty()) {
+    options.run = absl::FormatTime("%Y%m%d%H%M%S", absl::Now(), absl::UTCTimeZone());
+  }
+  // Bodies of the size and shape of activities.inbound: Segment `track` calls of distinct users.
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 256; ++i) {
+    bodies.push_back(SegmentJson("track", absl::StrCat("bus-msg-", i), absl::StrCat("bus-user-", i),
+                                 "Demo Requested", "https://example.com/pricing",
+                                 absl::FromUnixSeconds(1796000000 + i)));
+  }
+  options.samples.assign(options.hops + 1, bodies);
+  std::fprintf(stderr, "bus: %lld messages through %d pass-through hops, %d partitions\n",
+               static_cast<long long>(options.messages), options.hops, options.partitions);
+  absl::StatusOr<BusBaselineReport> report = RunBusBaseline(options);
+  if (!report.ok()) return report.status();
+  std::printf(
+      "raw bus: %.0f messages/s through %d hops (%lld of %lld messages in %.2f s, %.0f bytes "
+      "each)\n"
+      "         %.0f consume -> produce hops per second in all\n",
+      report->messages_per_second, report->hops, static_cast<long long>(report->delivered),
+      static_cast<long long>(report->messages), report->seconds, report->mean_bytes[0],
+      report->messages_per_second * report->hops);
+  if (report->delivered < report->messages) {
+    return absl::DeadlineExceededError("bus: not every message came through in time");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace leadflow::leadctl

@@ -19,6 +19,7 @@
 // Thread safety: RunBusBaseline is a program; call it from one thread.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ struct BusBaselineOptions {
   int64_t messages = 10000;
   // samples[k]: message bodies for topic k (hops + 1 lists, none empty); used round robin.
   std::vector<std::vector<std::string>> samples;
+  // The sending producer's local queue (librdkafka's queue.buffering.max.messages); 0 keeps
+  // librdkafka's default. Sending waits while it is full.
+  int producer_queue_messages = 0;
   // Longest wait for the chain to deliver everything.
   int timeout_seconds = 300;
 };
@@ -57,5 +61,10 @@ struct BusBaselineReport {
 };
 
 absl::StatusOr<BusBaselineReport> RunBusBaseline(const BusBaselineOptions& options);
+
+// `leadctl bus`: the baseline alone against the stack named by `env` (stack_env.h), with bodies
+// shaped like activities.inbound; prints what it carried. Fails unless every message came through.
+absl::Status RunBusCommand(const std::map<std::string, std::string>& env,
+                           BusBaselineOptions options);
 
 }  // namespace leadflow::leadctl

@@ -9,6 +9,7 @@
 #include "common/config/yaml_proto.h"
 #include "common/kafka/admin.h"
 #include "leadflow/config/v1/scoring_rules.pb.h"
+#include "tools/leadctl/bus_baseline.h"
 #include "tools/leadctl/csv_mapping.h"
 #include "tools/leadctl/demo.h"
 #include "tools/leadctl/import.h"
@@ -168,6 +169,22 @@ int main(int argc, char** argv) {
   load->add_option("--partitions", load_options.partitions,
                    "partitions of the baseline's topics (as the stack's)")
       ->check(CLI::Range(1, 64));
+  auto* bus = app.add_subcommand(
+      "bus", "the raw bus alone: messages through pass-through Kafka hops, as fast as it carries");
+  leadflow::leadctl::BusBaselineOptions bus_options;
+  bus_options.messages = 200000;
+  bus->add_option("--env", env_file, "endpoints file written by scripts/stack.sh");
+  bus->add_option("--hops", bus_options.hops,
+                  "consume -> produce hops (1: what one service's hop carries; 4: the pipeline's)")
+      ->check(CLI::Range(1, 16));
+  bus->add_option("--messages", bus_options.messages, "messages sent into the chain")
+      ->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  bus->add_option("--partitions", bus_options.partitions, "partitions of the chain's topics")
+      ->check(CLI::Range(1, 64));
+  bus->add_option("--prefix", bus_options.topic_prefix, "topic name prefix");
+  bus->add_option("--queue-messages", bus_options.producer_queue_messages,
+                  "the sending producer's local queue (queue.buffering.max.messages; 0: default)")
+      ->check(CLI::Range(0, 10000000));
   auto* model_eval = app.add_subcommand(
       "model-eval",
       "replay a labelled CSV through scoring's conversion model; AUC and log loss on a hold-out");
@@ -224,6 +241,9 @@ int main(int argc, char** argv) {
         status = absl::DataLossError("leads unaccounted for or effects doubled (see report)");
       }
     }
+  } else if (bus->parsed()) {
+    auto env = leadflow::leadctl::LoadStackEnv(env_file);
+    status = env.ok() ? leadflow::leadctl::RunBusCommand(*env, bus_options) : env.status();
   } else if (import->parsed()) {
     status = RunImportCommand(import_options, mapping_path, capture_target, env_file, no_progress);
   } else if (model_eval->parsed()) {
