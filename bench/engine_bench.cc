@@ -6,6 +6,7 @@
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
 #include "common/config/yaml_proto.h"
+#include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "leadflow/config/v1/routing_rules.pb.h"
 #include "leadflow/config/v1/scoring_rules.pb.h"
@@ -17,6 +18,7 @@
 #include "services/routing/engine.h"
 #include "services/scoring/engine.h"
 #include "services/tracking/engine.h"
+#include "services/tracking/segment_json.h"
 
 namespace leadflow {
 namespace {
@@ -95,6 +97,35 @@ void BM_TrackingNormalizeAndApply(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_TrackingNormalizeAndApply);
+
+// What every activity pays before the engine: the Segment specification's example `track` call
+// (as tests/fuzz/corpus/segment_activity/track.json holds it, after the fuzzer's selector byte)
+// decoded into InboundActivity. Arg 0: protobuf's JSON mapping (events::DecodeJson), as tracking
+// decoded activities.inbound until 2026-12-03; arg 1: tracking's DecodeSegmentJson, as it does now.
+void BM_TrackingDecodeSegmentJson(benchmark::State& state) {
+  const std::string json =
+      R"({"type":"track","event":"Registered","properties":{"plan":"Pro Annual",)"
+      R"("accountType":"Facebook"},"messageId":"ajs-f8ca1e4de5024d9430b3928bd8ac6b96",)"
+      R"("userId":"AiUGstSDIg","context":{"campaign":{"name":"TPS Innovation Newsletter",)"
+      R"("source":"Newsletter","medium":"email"}},"timestamp":"2015-12-12T19:11:01.249Z",)"
+      R"("sentAt":"2015-12-12T19:11:01.169Z"})";
+  const bool mapping = state.range(0) == 0;
+  for (auto _ : state) {
+    events::v1::InboundActivity inbound;
+    const absl::Status s = mapping
+                               ? events::DecodeJson(json, &inbound, /*ignore_unknown_fields=*/true)
+                               : tracking::DecodeSegmentJson(json, &inbound);
+    if (!s.ok()) {
+      state.SkipWithError(s.ToString().c_str());
+      break;
+    }
+    benchmark::DoNotOptimize(inbound);
+  }
+  state.SetLabel(mapping ? "protobuf JSON mapping" : "DecodeSegmentJson");
+  state.SetItemsProcessed(state.iterations());
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(json.size()));
+}
+BENCHMARK(BM_TrackingDecodeSegmentJson)->Arg(0)->Arg(1);
 
 void BM_ScoringScoreAndDiff(benchmark::State& state) {
   auto rules = scoring::CompileScoringRules(LoadConfig<config::v1::ScoringRules>("scoring.yaml"));

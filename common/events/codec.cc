@@ -31,14 +31,13 @@ absl::Status DecodeJson(std::string_view json, google::protobuf::Message* out,
   return absl::OkStatus();
 }
 
-absl::Status Decode(const kafka::ConsumedMessage& message, google::protobuf::Message* out,
-                    const DecodeOptions& options) {
+absl::StatusOr<Encoding> PayloadEncoding(const kafka::ConsumedMessage& message,
+                                         const DecodeOptions& options) {
   if (message.value.empty()) return absl::InvalidArgumentError("empty payload");
   if (message.value.size() > options.max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "payload of ", message.value.size(), " bytes exceeds the limit of ", options.max_bytes));
   }
-  Encoding encoding;
   if (std::optional<std::string_view> ct = message.HeaderValue(kafka::kContentTypeHeader)) {
     // Parameters such as "; charset=utf-8" do not change the encoding.
     const std::string header(*ct);
@@ -47,13 +46,18 @@ absl::Status Decode(const kafka::ConsumedMessage& message, google::protobuf::Mes
     if (!parsed.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("unsupported content-type '", header, "'"));
     }
-    encoding = *parsed;
-  } else {
-    const size_t first = message.value.find_first_not_of(" \t\r\n");
-    encoding = first != std::string::npos && message.value[first] == '{' ? Encoding::kJson
-                                                                         : Encoding::kProtobuf;
+    return *parsed;
   }
-  if (encoding == Encoding::kJson) {
+  const size_t first = message.value.find_first_not_of(" \t\r\n");
+  return first != std::string::npos && message.value[first] == '{' ? Encoding::kJson
+                                                                   : Encoding::kProtobuf;
+}
+
+absl::Status Decode(const kafka::ConsumedMessage& message, google::protobuf::Message* out,
+                    const DecodeOptions& options) {
+  absl::StatusOr<Encoding> encoding = PayloadEncoding(message, options);
+  if (!encoding.ok()) return encoding.status();
+  if (*encoding == Encoding::kJson) {
     return DecodeJson(message.value, out, options.ignore_unknown_json_fields);
   }
   if (!out->ParseFromString(message.value)) {

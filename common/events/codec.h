@@ -28,6 +28,12 @@ struct DecodeOptions {
   size_t max_bytes = 1 << 20;
 };
 
+// The encoding `message` carries (its content-type header, or sniffed), after the checks every
+// payload passes: INVALID_ARGUMENT when it is empty, too large or of an unknown content type.
+// For a consumer with a decoder of its own for one encoding (tracking's DecodeSegmentJson).
+absl::StatusOr<Encoding> PayloadEncoding(const kafka::ConsumedMessage& message,
+                                         const DecodeOptions& options = {});
+
 // Decodes `message.value` into `out`. INVALID_ARGUMENT with a precise reason when the payload is
 // empty, too large, of an unknown content type, or does not parse.
 absl::Status Decode(const kafka::ConsumedMessage& message, google::protobuf::Message* out,
