@@ -1,8 +1,11 @@
 #include "services/tracking/segment_json.h"
 
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/struct.pb.h"
@@ -17,60 +20,6 @@ using Json = nlohmann::json;
 
 absl::Status Invalid(absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat("invalid JSON InboundActivity: ", reason));
-}
-
-// `depth`: how deep in nested messages the one being filled sits, the call's properties, traits
-// or context Struct being 1 (a Struct holds map entries, which hold Values, which may hold a
-// Struct or a ListValue of Values): protobuf's parser refuses more than kMaxMessageDepth.
-absl::Status TooDeep() { return Invalid("nested too deeply"); }
-
-absl::Status ToValue(const Json& value, int depth, google::protobuf::Value* out);
-
-absl::Status ToStruct(const Json& object, int depth, google::protobuf::Struct* out) {
-  if (depth > kMaxMessageDepth) return TooDeep();
-  auto& fields = *out->mutable_fields();
-  for (const auto& [key, value] : object.items()) {
-    if (depth + 1 > kMaxMessageDepth) return TooDeep();  // the map entry
-    if (absl::Status s = ToValue(value, depth + 2, &fields[key]); !s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ToValue(const Json& value, int depth, google::protobuf::Value* out) {
-  if (depth > kMaxMessageDepth) return TooDeep();
-  switch (value.type()) {
-    case Json::value_t::null:
-      out->set_null_value(google::protobuf::NULL_VALUE);
-      return absl::OkStatus();
-    case Json::value_t::boolean:
-      out->set_bool_value(value.get<bool>());
-      return absl::OkStatus();
-    case Json::value_t::number_integer:
-    case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: {
-      const double number = value.get<double>();
-      if (!std::isfinite(number)) return Invalid("a number out of range");
-      out->set_number_value(number);
-      return absl::OkStatus();
-    }
-    case Json::value_t::string:
-      out->set_string_value(value.get_ref<const std::string&>());
-      return absl::OkStatus();
-    case Json::value_t::object:
-      return ToStruct(value, depth + 1, out->mutable_struct_value());
-    case Json::value_t::array: {
-      if (depth + 1 > kMaxMessageDepth) return TooDeep();
-      google::protobuf::ListValue* list = out->mutable_list_value();
-      for (const Json& element : value) {
-        if (absl::Status s = ToValue(element, depth + 2, list->add_values()); !s.ok()) return s;
-      }
-      return absl::OkStatus();
-    }
-    case Json::value_t::binary:
-    case Json::value_t::discarded:
-      break;
-  }
-  return Invalid("an unexpected value");
 }
 
 // The proto field a JSON key names: its lowerCamel JSON name or its proto name.
@@ -108,88 +57,267 @@ Field FieldNamed(absl::string_view key) {
   return Field::kUnknown;
 }
 
-absl::Status SetString(const std::string& key, const Json& value, std::string* out) {
-  if (!value.is_string()) return Invalid(absl::StrCat("field ", key, ": expected a string"));
-  *out = value.get_ref<const std::string&>();
-  return absl::OkStatus();
-}
+// nlohmann-json's SAX events turned into the message, in document order, as protobuf's JSON
+// mapping fills it: a field given twice keeps the last value (a Struct given twice merges), a
+// key repeated within one Struct is refused, `null` leaves a field unset.
+class SegmentSax final : public nlohmann::json_sax<Json> {
+ public:
+  explicit SegmentSax(events::v1::InboundActivity* out) : out_(out) {}
 
-absl::Status SetStruct(const std::string& key, const Json& value, google::protobuf::Struct* out) {
-  if (!value.is_object()) return Invalid(absl::StrCat("field ", key, ": expected an object"));
-  out->Clear();
-  return ToStruct(value, 1, out);
-}
+  absl::Status status() const { return status_; }
 
-absl::Status SetTimestamp(const std::string& key, const Json& value,
-                          google::protobuf::Timestamp* out) {
-  // protobuf's own RFC 3339 parser, the one its JSON mapping uses (and its range: years 1-9999).
-  if (!value.is_string() ||
-      !google::protobuf::util::TimeUtil::FromString(value.get_ref<const std::string&>(), out)) {
-    return Invalid(absl::StrCat("field ", key, ": expected an RFC 3339 timestamp"));
+  bool null() override {
+    if (!Scalar()) return status_.ok();
+    if (Frame* f = Top(); f->kind == Frame::kCall) return true;  // an unset field
+    if (google::protobuf::Value* v = NextValue()) v->set_null_value(google::protobuf::NULL_VALUE);
+    return status_.ok();
   }
-  return absl::OkStatus();
-}
+  bool boolean(bool value) override {
+    if (!Scalar()) return status_.ok();
+    if (Top()->kind == Frame::kCall) return WrongType();
+    if (google::protobuf::Value* v = NextValue()) v->set_bool_value(value);
+    return status_.ok();
+  }
+  bool number_integer(int64_t value) override { return Number(static_cast<double>(value)); }
+  bool number_unsigned(uint64_t value) override { return Number(static_cast<double>(value)); }
+  bool number_float(double value, const std::string&) override { return Number(value); }
+  bool string(std::string& value) override {
+    if (!Scalar()) return status_.ok();
+    if (Top()->kind == Frame::kCall) return CallString(value);
+    if (google::protobuf::Value* v = NextValue()) v->set_string_value(std::move(value));
+    return status_.ok();
+  }
+  bool binary(Json::binary_t&) override { return Fail(Invalid("an unexpected value")); }
+
+  bool start_object(std::size_t) override {
+    if (skipping_ > 0 || StartSkipping()) return Nest();
+    if (stack_.empty()) {
+      stack_.push_back({Frame::kCall, 0, nullptr, nullptr, {}, {}});
+      return true;
+    }
+    Frame* top = Top();
+    if (top->kind == Frame::kCall) {
+      google::protobuf::Struct* s = CallStruct();
+      if (s == nullptr) return WrongType();
+      stack_.push_back({Frame::kStruct, 1, s, nullptr, {}, {}});
+      return true;
+    }
+    const int depth = ValueDepth();
+    google::protobuf::Value* v = NextValue();
+    if (v == nullptr) return false;
+    if (depth + 1 > kMaxMessageDepth) return Fail(Invalid("nested too deeply"));
+    stack_.push_back({Frame::kStruct, depth + 1, v->mutable_struct_value(), nullptr, {}, {}});
+    return true;
+  }
+  bool key(std::string& key) override {
+    if (skipping_ > 0) return true;
+    Frame* top = Top();
+    if (top->kind == Frame::kCall) {
+      if (key.empty()) return Fail(Invalid("a field without a name"));  // as the mapping says
+      field_ = FieldNamed(key);
+      field_key_ = std::move(key);
+    } else {
+      top->key = std::move(key);
+    }
+    return true;
+  }
+  bool end_object() override {
+    if (skipping_ > 0) return Unnest();
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (skipping_ > 0 || StartSkipping()) return Nest();
+    if (stack_.empty()) return Fail(Invalid("expected an object"));
+    if (Top()->kind == Frame::kCall) return WrongType();
+    const int depth = ValueDepth();
+    google::protobuf::Value* v = NextValue();
+    if (v == nullptr) return false;
+    if (depth + 1 > kMaxMessageDepth) return Fail(Invalid("nested too deeply"));
+    stack_.push_back({Frame::kList, depth + 1, nullptr, v->mutable_list_value(), {}, {}});
+    return true;
+  }
+  bool end_array() override {
+    if (skipping_ > 0) return Unnest();
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    return Fail(Invalid(e.what()));
+  }
+
+ private:
+  // An object or array being filled: the call itself, a Struct, or a ListValue. `depth`: how
+  // deep in nested messages it sits (a call's properties, traits or context Struct is 1).
+  struct Frame {
+    enum Kind { kCall, kStruct, kList } kind;
+    int depth;
+    google::protobuf::Struct* fields;
+    google::protobuf::ListValue* list;
+    std::string key;  // kStruct: the key of the value that comes next
+    // A call's Struct (depth 1): the keys this JSON object gave, as the Struct may hold keys of
+    // an earlier occurrence of the same field.
+    absl::flat_hash_set<std::string> keys;
+  };
+
+  Frame* Top() { return &stack_.back(); }
+
+  bool Fail(absl::Status status) {
+    if (status_.ok()) status_ = std::move(status);
+    return false;
+  }
+  bool WrongType() {
+    const char* expected = "a string";
+    if (field_ == Field::kProperties || field_ == Field::kTraits || field_ == Field::kContext) {
+      expected = "an object";
+    } else if (field_ == Field::kTimestamp || field_ == Field::kSentAt ||
+               field_ == Field::kReceivedAt || field_ == Field::kOriginalTimestamp) {
+      expected = "an RFC 3339 timestamp";
+    }
+    return Fail(Invalid(absl::StrCat("field ", field_key_, ": expected ", expected)));
+  }
+
+  // The value of a field this does not know is skipped, however deep it nests (as protobuf's
+  // parser skips it).
+  bool StartSkipping() {
+    if (stack_.empty() || Top()->kind != Frame::kCall || field_ != Field::kUnknown) return false;
+    skipping_ = 0;
+    return true;
+  }
+  bool Nest() {
+    ++skipping_;
+    return true;
+  }
+  bool Unnest() {
+    --skipping_;
+    return true;
+  }
+
+  // For a scalar: false when it is skipped (inside an unknown field, or an unknown field's own
+  // value) or is the top-level value (then status_ says why).
+  bool Scalar() {
+    if (skipping_ > 0) return false;
+    if (stack_.empty()) {
+      Fail(Invalid("expected an object"));
+      return false;
+    }
+    return !(Top()->kind == Frame::kCall && field_ == Field::kUnknown);
+  }
+
+  // How deep the next value of the Struct or ListValue on top sits.
+  int ValueDepth() { return Top()->depth + (Top()->kind == Frame::kStruct ? 2 : 1); }
+
+  // The next Value of the Struct or ListValue on top; null (status_ set) when too deep or a key
+  // is repeated.
+  google::protobuf::Value* NextValue() {
+    Frame* top = Top();
+    const int depth = ValueDepth();
+    if (depth > kMaxMessageDepth) {
+      Fail(Invalid("nested too deeply"));
+      return nullptr;
+    }
+    if (top->kind == Frame::kList) return top->list->add_values();
+    auto [it, inserted] = top->fields->mutable_fields()->insert({top->key, {}});
+    if (!inserted) {
+      // A call's Struct given twice: the second's keys replace the first's. Within one JSON
+      // object a key may not repeat.
+      if (top->depth != 1 || !top->keys.insert(top->key).second) {
+        Fail(Invalid(absl::StrCat("repeated key '", top->key, "'")));
+        return nullptr;
+      }
+      it->second.Clear();
+      return &it->second;
+    }
+    if (top->depth == 1) top->keys.insert(top->key);
+    return &it->second;
+  }
+
+  bool Number(double value) {
+    if (!Scalar()) return status_.ok();
+    if (Top()->kind == Frame::kCall) return WrongType();
+    if (!std::isfinite(value)) return Fail(Invalid("a number out of range"));
+    if (google::protobuf::Value* v = NextValue()) v->set_number_value(value);
+    return status_.ok();
+  }
+
+  google::protobuf::Struct* CallStruct() {
+    switch (field_) {
+      case Field::kProperties:
+        return out_->mutable_properties();
+      case Field::kTraits:
+        return out_->mutable_traits();
+      case Field::kContext:
+        return out_->mutable_context();
+      default:
+        return nullptr;
+    }
+  }
+
+  bool CallString(std::string& value) {
+    std::string* target = nullptr;
+    google::protobuf::Timestamp* time = nullptr;
+    switch (field_) {
+      case Field::kType:
+        target = out_->mutable_type();
+        break;
+      case Field::kMessageId:
+        target = out_->mutable_message_id();
+        break;
+      case Field::kUserId:
+        target = out_->mutable_user_id();
+        break;
+      case Field::kAnonymousId:
+        target = out_->mutable_anonymous_id();
+        break;
+      case Field::kEvent:
+        target = out_->mutable_event();
+        break;
+      case Field::kName:
+        target = out_->mutable_name();
+        break;
+      case Field::kTimestamp:
+        time = out_->mutable_timestamp();
+        break;
+      case Field::kSentAt:
+        time = out_->mutable_sent_at();
+        break;
+      case Field::kReceivedAt:
+        time = out_->mutable_received_at();
+        break;
+      case Field::kOriginalTimestamp:
+        time = out_->mutable_original_timestamp();
+        break;
+      default:
+        return WrongType();
+    }
+    if (target != nullptr) {
+      *target = std::move(value);
+      return true;
+    }
+    // protobuf's own RFC 3339 parser, the one its JSON mapping uses (and its range: years 1-9999).
+    if (!google::protobuf::util::TimeUtil::FromString(value, time)) return WrongType();
+    return true;
+  }
+
+  events::v1::InboundActivity* const out_;
+  absl::Status status_;
+  std::vector<Frame> stack_;
+  Field field_ = Field::kUnknown;  // of the call's key read last
+  std::string field_key_;          // that key as written
+  int skipping_ = 0;               // JSON levels open inside an unknown field's value
+};
 
 }  // namespace
 
 absl::Status DecodeSegmentJson(std::string_view json, events::v1::InboundActivity* out) {
   out->Clear();
-  Json call;
-  try {
-    call = Json::parse(json.begin(), json.end());
-  } catch (const Json::parse_error& e) {
-    return Invalid(e.what());
-  }
-  if (!call.is_object()) return Invalid("expected an object");
-  for (const auto& [key, value] : call.items()) {
-    const Field field = FieldNamed(key);
-    if (field == Field::kUnknown || value.is_null()) continue;  // the rest of a Segment call
-    absl::Status s;
-    switch (field) {
-      case Field::kType:
-        s = SetString(key, value, out->mutable_type());
-        break;
-      case Field::kMessageId:
-        s = SetString(key, value, out->mutable_message_id());
-        break;
-      case Field::kUserId:
-        s = SetString(key, value, out->mutable_user_id());
-        break;
-      case Field::kAnonymousId:
-        s = SetString(key, value, out->mutable_anonymous_id());
-        break;
-      case Field::kEvent:
-        s = SetString(key, value, out->mutable_event());
-        break;
-      case Field::kName:
-        s = SetString(key, value, out->mutable_name());
-        break;
-      case Field::kProperties:
-        s = SetStruct(key, value, out->mutable_properties());
-        break;
-      case Field::kTraits:
-        s = SetStruct(key, value, out->mutable_traits());
-        break;
-      case Field::kContext:
-        s = SetStruct(key, value, out->mutable_context());
-        break;
-      case Field::kTimestamp:
-        s = SetTimestamp(key, value, out->mutable_timestamp());
-        break;
-      case Field::kSentAt:
-        s = SetTimestamp(key, value, out->mutable_sent_at());
-        break;
-      case Field::kReceivedAt:
-        s = SetTimestamp(key, value, out->mutable_received_at());
-        break;
-      case Field::kOriginalTimestamp:
-        s = SetTimestamp(key, value, out->mutable_original_timestamp());
-        break;
-      case Field::kUnknown:
-        break;
-    }
-    if (!s.ok()) return s;
-  }
+  // nlohmann-json's lexer reads a NUL byte as the end of the input; JSON has none outside a
+  // string, and inside one it must be escaped.
+  if (json.find('\0') != std::string_view::npos) return Invalid("a NUL byte");
+  SegmentSax sax(out);
+  const bool parsed = Json::sax_parse(json.begin(), json.end(), &sax);
+  if (!sax.status().ok()) return sax.status();
+  if (!parsed) return Invalid("does not parse");
   return absl::OkStatus();
 }
 
