@@ -5,9 +5,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/time_util.h"
@@ -22,39 +24,36 @@ absl::Status Invalid(absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat("invalid JSON InboundActivity: ", reason));
 }
 
-// The proto field a JSON key names: its lowerCamel JSON name or its proto name.
-enum class Field {
-  kUnknown,
-  kType,
-  kMessageId,
-  kUserId,
-  kAnonymousId,
-  kEvent,
-  kName,
-  kProperties,
-  kTraits,
-  kContext,
-  kTimestamp,
-  kSentAt,
-  kReceivedAt,
-  kOriginalTimestamp,
+// A field of the call as the schema has it, found by its lowerCamel JSON name or its proto name
+// (InboundActivity's fields are strings, Structs and Timestamps; the unit test checks that every
+// field is one of these, so the decoder covers the schema as it grows).
+struct CallField {
+  enum Kind { kUnknown, kString, kStruct, kTimestamp, kUnsupported };
+  const google::protobuf::FieldDescriptor* field = nullptr;
+  Kind kind = kUnknown;
 };
 
-Field FieldNamed(absl::string_view key) {
-  if (key == "type") return Field::kType;
-  if (key == "messageId" || key == "message_id") return Field::kMessageId;
-  if (key == "userId" || key == "user_id") return Field::kUserId;
-  if (key == "anonymousId" || key == "anonymous_id") return Field::kAnonymousId;
-  if (key == "event") return Field::kEvent;
-  if (key == "name") return Field::kName;
-  if (key == "properties") return Field::kProperties;
-  if (key == "traits") return Field::kTraits;
-  if (key == "context") return Field::kContext;
-  if (key == "timestamp") return Field::kTimestamp;
-  if (key == "sentAt" || key == "sent_at") return Field::kSentAt;
-  if (key == "receivedAt" || key == "received_at") return Field::kReceivedAt;
-  if (key == "originalTimestamp" || key == "original_timestamp") return Field::kOriginalTimestamp;
-  return Field::kUnknown;
+CallField FieldNamed(const std::string& key) {
+  // Both names of every field, as the JSON mapping accepts them (built once; read-only after).
+  static const auto* const by_name = [] {
+    auto* names = new absl::flat_hash_map<std::string, const google::protobuf::FieldDescriptor*>();
+    const google::protobuf::Descriptor* call = events::v1::InboundActivity::descriptor();
+    for (int i = 0; i < call->field_count(); ++i) {
+      names->emplace(call->field(i)->json_name(), call->field(i));
+      names->emplace(call->field(i)->name(), call->field(i));
+    }
+    return names;
+  }();
+  auto it = by_name->find(key);
+  if (it == by_name->end()) return {};
+  const google::protobuf::FieldDescriptor* f = it->second;
+  if (f->is_repeated()) return {f, CallField::kUnsupported};
+  if (f->type() == google::protobuf::FieldDescriptor::TYPE_STRING) return {f, CallField::kString};
+  if (f->message_type() == google::protobuf::Struct::descriptor()) return {f, CallField::kStruct};
+  if (f->message_type() == google::protobuf::Timestamp::descriptor()) {
+    return {f, CallField::kTimestamp};
+  }
+  return {f, CallField::kUnsupported};
 }
 
 // nlohmann-json's SAX events turned into the message, in document order, as protobuf's JSON
@@ -168,19 +167,17 @@ class SegmentSax final : public nlohmann::json_sax<Json> {
   }
   bool WrongType() {
     const char* expected = "a string";
-    if (field_ == Field::kProperties || field_ == Field::kTraits || field_ == Field::kContext) {
-      expected = "an object";
-    } else if (field_ == Field::kTimestamp || field_ == Field::kSentAt ||
-               field_ == Field::kReceivedAt || field_ == Field::kOriginalTimestamp) {
-      expected = "an RFC 3339 timestamp";
-    }
+    if (field_.kind == CallField::kStruct) expected = "an object";
+    if (field_.kind == CallField::kTimestamp) expected = "an RFC 3339 timestamp";
+    if (field_.kind == CallField::kUnsupported) expected = "a type this decoder knows";
     return Fail(Invalid(absl::StrCat("field ", field_key_, ": expected ", expected)));
   }
 
   // The value of a field this does not know is skipped, however deep it nests (as protobuf's
   // parser skips it).
   bool StartSkipping() {
-    if (stack_.empty() || Top()->kind != Frame::kCall || field_ != Field::kUnknown) return false;
+    if (stack_.empty() || Top()->kind != Frame::kCall || field_.kind != CallField::kUnknown)
+      return false;
     skipping_ = 0;
     return true;
   }
@@ -201,7 +198,7 @@ class SegmentSax final : public nlohmann::json_sax<Json> {
       Fail(Invalid("expected an object"));
       return false;
     }
-    return !(Top()->kind == Frame::kCall && field_ == Field::kUnknown);
+    return !(Top()->kind == Frame::kCall && field_.kind == CallField::kUnknown);
   }
 
   // How deep the next value of the Struct or ListValue on top sits.
@@ -240,71 +237,35 @@ class SegmentSax final : public nlohmann::json_sax<Json> {
     return status_.ok();
   }
 
+  google::protobuf::Message* CallMessage() {
+    return out_->GetReflection()->MutableMessage(out_, field_.field);
+  }
+
   google::protobuf::Struct* CallStruct() {
-    switch (field_) {
-      case Field::kProperties:
-        return out_->mutable_properties();
-      case Field::kTraits:
-        return out_->mutable_traits();
-      case Field::kContext:
-        return out_->mutable_context();
-      default:
-        return nullptr;
-    }
+    if (field_.kind != CallField::kStruct) return nullptr;
+    return static_cast<google::protobuf::Struct*>(CallMessage());
   }
 
   bool CallString(std::string& value) {
-    std::string* target = nullptr;
-    google::protobuf::Timestamp* time = nullptr;
-    switch (field_) {
-      case Field::kType:
-        target = out_->mutable_type();
-        break;
-      case Field::kMessageId:
-        target = out_->mutable_message_id();
-        break;
-      case Field::kUserId:
-        target = out_->mutable_user_id();
-        break;
-      case Field::kAnonymousId:
-        target = out_->mutable_anonymous_id();
-        break;
-      case Field::kEvent:
-        target = out_->mutable_event();
-        break;
-      case Field::kName:
-        target = out_->mutable_name();
-        break;
-      case Field::kTimestamp:
-        time = out_->mutable_timestamp();
-        break;
-      case Field::kSentAt:
-        time = out_->mutable_sent_at();
-        break;
-      case Field::kReceivedAt:
-        time = out_->mutable_received_at();
-        break;
-      case Field::kOriginalTimestamp:
-        time = out_->mutable_original_timestamp();
-        break;
-      default:
-        return WrongType();
-    }
-    if (target != nullptr) {
-      *target = std::move(value);
+    if (field_.kind == CallField::kString) {
+      out_->GetReflection()->SetString(out_, field_.field, std::move(value));
       return true;
     }
     // protobuf's own RFC 3339 parser, the one its JSON mapping uses (and its range: years 1-9999).
-    if (!google::protobuf::util::TimeUtil::FromString(value, time)) return WrongType();
+    if (field_.kind != CallField::kTimestamp ||
+        !google::protobuf::util::TimeUtil::FromString(
+            value, static_cast<google::protobuf::Timestamp*>(CallMessage()))) {
+      return WrongType();
+    }
     return true;
   }
 
   events::v1::InboundActivity* const out_;
   absl::Status status_;
   std::vector<Frame> stack_;
-  Field field_ = Field::kUnknown;  // of the call's key read last
-  std::string field_key_;          // that key as written
-  int skipping_ = 0;               // JSON levels open inside an unknown field's value
+  CallField field_;        // of the call's key read last
+  std::string field_key_;  // that key as written
+  int skipping_ = 0;       // JSON levels open inside an unknown field's value
 };
 
 }  // namespace

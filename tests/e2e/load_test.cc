@@ -6,6 +6,9 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/kafka_test_client.h"
@@ -21,39 +24,66 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
-  if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
-  absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
-  ASSERT_TRUE(env.ok()) << env.status();
-  ASSERT_TRUE(
-      testing::WaitForKafka(testing::KafkaProps(env->kafka_bootstrap()), absl::Seconds(30)).ok());
-  const std::string prefix = testing::TestEnv::UniqueName("load") + ".";
-  absl::StatusOr<std::unique_ptr<PipelineStack>> stack =
-      PipelineStack::Start(env->kafka_bootstrap(), prefix);
-  ASSERT_TRUE(stack.ok()) << stack.status();
+// leadctl against the shared broker of LEADFLOW_TEST_ENV, from a scratch directory holding the
+// endpoints file it reads (as scripts/stack.sh writes it) and its output.
+class LoadToolTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
+    absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
+    ASSERT_TRUE(env.ok()) << env.status();
+    bootstrap_ = env->kafka_bootstrap();
+    ASSERT_TRUE(testing::WaitForKafka(testing::KafkaProps(bootstrap_), absl::Seconds(30)).ok());
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    prefix_ = testing::TestEnv::UniqueName(test->name()) + ".";
+    dir_ = std::filesystem::temp_directory_path() / ("leadflow-" + prefix_ + "tool");
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
 
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("leadflow-" + prefix + "tool");
-  std::filesystem::create_directories(dir);
-  const std::string env_file = (dir / "stack.env").string();
-  std::ofstream(env_file) << "LEADFLOW_KAFKA_BOOTSTRAP_SERVERS=" << env->kafka_bootstrap()
-                          << "\nLEADFLOW_CAPTURE_GRPC_ADDR=" << (*stack)->GrpcAddress("capture")
-                          << "\n";
-  const std::string log = (dir / "leadctl.log").string();
-  const std::string json = (dir / "report.json").string();
-  absl::StatusOr<std::unique_ptr<testing::Subprocess>> leadctl =
-      testing::Subprocess::Start(absl::StrCat(LEADFLOW_BINARY_DIR, "/tools/leadctl/leadctl"),
-                                 {"load", "--env", env_file, "--prefix", prefix, "--leads", "150",
-                                  "--rate", "50", "--grpc-fraction", "0.2", "--duplicate-fraction",
-                                  "0.1", "--settle-seconds", "240", "--baseline", "--json", json},
-                                 {}, log);
-  ASSERT_TRUE(leadctl.ok()) << leadctl.status();
-  std::optional<int> code = (*leadctl)->Wait(absl::Minutes(8));
-  std::stringstream output;
-  output << std::ifstream(log).rdbuf();
-  ASSERT_EQ(code.value_or(-1), 0) << output.str();
-  EXPECT_THAT(output.str(), HasSubstr("unaccounted 0"));
-  EXPECT_THAT(output.str(), HasSubstr("duplicate effects 0"));
+  // Writes the endpoints file: the broker, plus `more` lines (NAME=value).
+  std::string WriteEnvFile(const std::string& more = "") {
+    const std::string env_file = (dir_ / "stack.env").string();
+    std::ofstream(env_file) << "LEADFLOW_KAFKA_BOOTSTRAP_SERVERS=" << bootstrap_ << "\n" << more;
+    return env_file;
+  }
+
+  // Runs leadctl with `args` until it exits (at most `timeout`); its exit code (-1: it did not
+  // exit) and everything it printed.
+  std::pair<int, std::string> RunLeadctl(const std::vector<std::string>& args,
+                                         absl::Duration timeout) {
+    const std::string log = (dir_ / "leadctl.log").string();
+    absl::StatusOr<std::unique_ptr<testing::Subprocess>> leadctl = testing::Subprocess::Start(
+        absl::StrCat(LEADFLOW_BINARY_DIR, "/tools/leadctl/leadctl"), args, {}, log);
+    if (!leadctl.ok()) return {-1, leadctl.status().ToString()};
+    std::optional<int> code = (*leadctl)->Wait(timeout);
+    std::stringstream output;
+    output << std::ifstream(log).rdbuf();
+    return {code.value_or(-1), output.str()};
+  }
+
+  std::string bootstrap_;
+  std::string prefix_;
+  std::filesystem::path dir_;
+};
+
+TEST_F(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
+  absl::StatusOr<std::unique_ptr<PipelineStack>> stack = PipelineStack::Start(bootstrap_, prefix_);
+  ASSERT_TRUE(stack.ok()) << stack.status();
+  const std::string env_file = WriteEnvFile(
+      absl::StrCat("LEADFLOW_CAPTURE_GRPC_ADDR=", (*stack)->GrpcAddress("capture"), "\n"));
+  const std::string json = (dir_ / "report.json").string();
+  const auto [code, output] =
+      RunLeadctl({"load", "--env", env_file, "--prefix", prefix_, "--leads", "150", "--rate", "50",
+                  "--grpc-fraction", "0.2", "--duplicate-fraction", "0.1", "--settle-seconds",
+                  "240", "--baseline", "--json", json},
+                 absl::Minutes(8));
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_THAT(output, HasSubstr("unaccounted 0"));
+  EXPECT_THAT(output, HasSubstr("duplicate effects 0"));
 
   nlohmann::json report = nlohmann::json::parse(std::ifstream(json));
   EXPECT_EQ(report["leads_sent"], 150);
@@ -70,39 +100,18 @@ TEST(LoadToolTest, EveryLeadIsCapturedAndRoutedOrNurturedAndNothingIsDoubled) {
   EXPECT_EQ(report["bus"]["delivered"], report["bus"]["messages"]);
   EXPECT_GT(report["bus"]["messages_per_second"].get<double>(), 0);
   EXPECT_GT(report["bus_fraction"].get<double>(), 0);
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 // `leadctl bus`: the raw bus alone, one hop, with a producer queue far smaller than the messages
 // sent (librdkafka's queue.buffering.max.messages), so a full queue must be waited out and not
 // drop a message.
-TEST(LoadToolTest, BusCarriesEveryMessageThroughOneHopPastAFullProducerQueue) {
-  if (!testing::TestEnv::Available()) GTEST_SKIP() << "LEADFLOW_TEST_ENV not set";
-  absl::StatusOr<testing::TestEnv> env = testing::TestEnv::Load();
-  ASSERT_TRUE(env.ok()) << env.status();
-  ASSERT_TRUE(
-      testing::WaitForKafka(testing::KafkaProps(env->kafka_bootstrap()), absl::Seconds(30)).ok());
-  const std::string prefix = testing::TestEnv::UniqueName("bus") + ".";
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path() / ("leadflow-" + prefix + "tool");
-  std::filesystem::create_directories(dir);
-  const std::string env_file = (dir / "stack.env").string();
-  std::ofstream(env_file) << "LEADFLOW_KAFKA_BOOTSTRAP_SERVERS=" << env->kafka_bootstrap() << "\n";
-  const std::string log = (dir / "leadctl.log").string();
-  absl::StatusOr<std::unique_ptr<testing::Subprocess>> leadctl =
-      testing::Subprocess::Start(absl::StrCat(LEADFLOW_BINARY_DIR, "/tools/leadctl/leadctl"),
-                                 {"bus", "--env", env_file, "--prefix", prefix, "--hops", "1",
-                                  "--messages", "20000", "--queue-messages", "500"},
-                                 {}, log);
-  ASSERT_TRUE(leadctl.ok()) << leadctl.status();
-  std::optional<int> code = (*leadctl)->Wait(absl::Minutes(4));
-  std::stringstream output;
-  output << std::ifstream(log).rdbuf();
-  ASSERT_EQ(code.value_or(-1), 0) << output.str();
-  EXPECT_THAT(output.str(), HasSubstr("through 1 hops (20000 of 20000 messages"));
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
+TEST_F(LoadToolTest, BusCarriesEveryMessageThroughOneHopPastAFullProducerQueue) {
+  const auto [code, output] =
+      RunLeadctl({"bus", "--env", WriteEnvFile(), "--prefix", prefix_, "--hops", "1", "--messages",
+                  "20000", "--queue-messages", "500"},
+                 absl::Minutes(4));
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_THAT(output, HasSubstr("through 1 hops (20000 of 20000 messages"));
 }
 
 }  // namespace

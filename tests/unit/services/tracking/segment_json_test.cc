@@ -14,6 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/events/codec.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
@@ -64,6 +67,20 @@ TEST(SegmentJsonTest, TheSpecificationsExamplesDecodeAsTheJsonMappingDecodesThem
     EXPECT_EQ(Disagreement(input.substr(1)), "") << entry.path();  // after the selector byte
   }
   EXPECT_GE(files, 6);
+}
+
+// The decoder finds fields through the schema and fills strings, Structs and Timestamps; a
+// field of another kind added to InboundActivity would be refused until it learns it.
+TEST(SegmentJsonTest, EveryFieldOfTheSchemaIsOfAKindTheDecoderFills) {
+  const google::protobuf::Descriptor* call = events::v1::InboundActivity::descriptor();
+  for (int i = 0; i < call->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = call->field(i);
+    EXPECT_FALSE(f->is_repeated()) << f->name();
+    EXPECT_TRUE(f->type() == google::protobuf::FieldDescriptor::TYPE_STRING ||
+                f->message_type() == google::protobuf::Struct::descriptor() ||
+                f->message_type() == google::protobuf::Timestamp::descriptor())
+        << f->name();
+  }
 }
 
 TEST(SegmentJsonTest, AValidCallFillsEveryField) {
