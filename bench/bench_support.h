@@ -40,6 +40,26 @@ class CountingProducer final : public kafka::Producer {
   std::atomic<int64_t> sent_{0};
 };
 
+// Forwards every message to a real producer and counts those the broker acknowledged (the
+// drain of a benchmark with a broker is done when they all are).
+class AcknowledgedCounter final : public kafka::Producer {
+ public:
+  explicit AcknowledgedCounter(std::unique_ptr<kafka::Producer> inner) : inner_(std::move(inner)) {}
+  absl::Status Send(kafka::OutboundMessage message, DeliveryCallback on_delivery) override {
+    return inner_->Send(std::move(message),
+                        [this, on_delivery = std::move(on_delivery)](const absl::Status& s) {
+                          if (s.ok()) acknowledged_.fetch_add(1);
+                          on_delivery(s);
+                        });
+  }
+  absl::Status Flush(absl::Duration timeout) override { return inner_->Flush(timeout); }
+  int64_t sent() const { return acknowledged_.load(); }
+
+ private:
+  std::unique_ptr<kafka::Producer> inner_;
+  std::atomic<int64_t> acknowledged_{0};
+};
+
 // The benchmark's own redis-server (a free port, AOF on as in the stack; never the stack's) and a
 // client with `pool_size` connections to it. Members are destroyed client first.
 struct PrivateRedis {

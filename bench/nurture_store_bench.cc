@@ -12,6 +12,12 @@
 // a time as a poll's batch (kafka::HandleInKeyWaves + HandleScoredBatch, as services/nurturing/
 // app.cc routes them), and reports scored events per second and Redis CPU per event:
 //   build/bench/nurture_store_bench --leads 20000 --scored --rounds 5 --workers 2 --batch 256
+// With --brokers the touches go to a real broker instead (the services' producer, RdKafkaProducer
+// with its defaults, on topics of a fresh prefix) and a touch counts once the broker acknowledged
+// it; the deliveries are then confirmed by the scheduler's passes as in the service:
+//   scripts/stack.sh up --infra
+//   build/bench/nurture_store_bench --leads 100000 --claims-per-pass 6000 --service-loop
+//       --brokers 127.0.0.1:19092
 #include <atomic>
 #include <cstdio>
 #include <string>
@@ -27,8 +33,10 @@
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
 #include "common/events/codec.h"
+#include "common/kafka/admin.h"
 #include "common/kafka/handler.h"
 #include "common/kafka/producer.h"
+#include "common/kafka/rdkafka_producer.h"
 #include "common/kafka/topics.h"
 #include "common/redis/hiredis_client.h"
 #include "common/testing/events.h"
@@ -60,6 +68,7 @@ int Run(int argc, char** argv) {
   bool commandstats = false;
   bool service_loop = false;
   int interval_ms = 150;
+  std::string brokers;
   CLI::App app{"nurture_store_bench — nurturing scheduler against a private redis-server"};
   app.add_option("--leads", leads, "leads to enrol")->check(CLI::Range(1, 10000000));
   app.add_option("--claims-per-pass", claims_per_pass, "scheduler claims per pass");
@@ -79,6 +88,9 @@ int Run(int argc, char** argv) {
                "to back");
   app.add_option("--interval-ms", interval_ms, "pass interval with --service-loop")
       ->check(CLI::Range(1, 60000));
+  app.add_option("--brokers", brokers,
+                 "bootstrap servers: send the touches to this broker (topics of a fresh prefix) "
+                 "instead of a producer that acknowledges at once");
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<bench::PrivateRedis> private_redis =
@@ -176,8 +188,33 @@ int Run(int argc, char** argv) {
   const double load_cpu = RedisCpu(client) - load_cpu_start;
   const int64_t enrolled_memory = UsedMemory(client);
 
-  CountingProducer producer;
+  // The touches' producer: one that acknowledges at once, or the services' own to a broker.
+  CountingProducer counting;
+  std::unique_ptr<bench::AcknowledgedCounter> acknowledged;
   kafka::Topics topics;
+  if (!brokers.empty()) {
+    topics = kafka::Topics(absl::StrCat("bench.nurture.", absl::ToUnixMillis(absl::Now()), "."));
+    std::vector<kafka::TopicSpec> specs;
+    for (std::string_view topic : {kafka::kNurtureTouches, kafka::kNurtureEnrollments}) {
+      specs.push_back({topics.Name(topic), 3, 1, {{"retention.ms", "3600000"}}});
+    }
+    if (absl::Status s =
+            kafka::CreateTopics({{"bootstrap.servers", brokers}}, specs, absl::Seconds(60));
+        !s.ok()) {
+      std::fprintf(stderr, "topics: %s\n", s.ToString().c_str());
+      return 1;
+    }
+    absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> rdkafka =
+        kafka::RdKafkaProducer::Create({{"bootstrap.servers", brokers}});
+    if (!rdkafka.ok()) {
+      std::fprintf(stderr, "producer: %s\n", rdkafka.status().ToString().c_str());
+      return 1;
+    }
+    acknowledged = std::make_unique<bench::AcknowledgedCounter>(*std::move(rdkafka));
+  }
+  kafka::Producer& producer = acknowledged ? static_cast<kafka::Producer&>(*acknowledged)
+                                           : static_cast<kafka::Producer&>(counting);
+  auto sent = [&] { return acknowledged ? acknowledged->sent() : counting.sent(); };
   prometheus::Registry registry;
   NurturingStore store(client);
   SchedulerOptions scheduler_options;
@@ -202,7 +239,7 @@ int Run(int argc, char** argv) {
     absl::Notification stop;
     std::thread loop([&] { scheduler.Run(stop); });
     const absl::Time deadline = drain_start + absl::Minutes(10);
-    while (producer.sent() < leads && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
+    while (sent() < leads && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(1));
     drain_time = absl::Now() - drain_start;
     stop.Notify();
     loop.join();
@@ -219,7 +256,15 @@ int Run(int argc, char** argv) {
       }
       claimed += pass->claimed;
       errors += pass->errors;
-      if (pass->claimed == 0) break;
+      if (pass->claimed != 0) continue;
+      if (sent() >= leads) break;
+      // With a broker, the last touches are claimed and in flight: wait for their
+      // acknowledgements (the next pass confirms them).
+      if (absl::Status s = producer.Flush(absl::Seconds(60)); !s.ok() || sent() < leads) {
+        std::fprintf(stderr, "touches not acknowledged: %lld of %d (%s)\n",
+                     static_cast<long long>(sent()), leads, s.ToString().c_str());
+        return 1;
+      }
     }
     drain_time = absl::Now() - drain_start;
   }
@@ -253,25 +298,25 @@ int Run(int argc, char** argv) {
   std::printf("bytes per lead after 1 touch (7-day dedup records included): %.0f\n",
               static_cast<double>(after_memory - empty_memory) / leads);
   std::printf("scheduler drain:           %lld claimed, %lld touches, %lld errors in %.2f s\n",
-              static_cast<long long>(claimed), static_cast<long long>(producer.sent()),
+              static_cast<long long>(claimed), static_cast<long long>(sent()),
               static_cast<long long>(errors), absl::ToDoubleSeconds(drain_time));
   std::printf("touches per second:        %.0f (claims per pass %d, %d worker threads)\n",
-              producer.sent() / absl::ToDoubleSeconds(drain_time), claims_per_pass, workers);
+              sent() / absl::ToDoubleSeconds(drain_time), claims_per_pass, workers);
   if (service_loop) {
     std::printf("service loop:              a pass every %d ms: at most %.0f touches/s\n",
                 interval_ms, claims_per_pass * 1000.0 / interval_ms);
   }
   std::printf("redis-server CPU:          %.2f s (%.1f us per touch)\n", redis_cpu,
-              1e6 * redis_cpu / std::max<int64_t>(1, producer.sent()));
+              1e6 * redis_cpu / std::max<int64_t>(1, sent()));
   std::printf("scheduler (this process):  %.2f s CPU (%.1f us per touch)\n", process_cpu,
-              1e6 * process_cpu / std::max<int64_t>(1, producer.sent()));
+              1e6 * process_cpu / std::max<int64_t>(1, sent()));
   std::printf("AOF rewrites meanwhile:    %lld (their CPU: %.2f s)\n",
               static_cast<long long>(rewrites), children_cpu);
   if (commandstats) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
   }
-  return producer.sent() == leads && errors == 0 ? 0 : 2;
+  return sent() == leads && errors == 0 ? 0 : 2;
 }
 
 }  // namespace

@@ -9,7 +9,8 @@
 // thread hands its leads over N at a time, as the consumer loop hands over a poll's batch, to
 // the wave route (kafka::HandleInKeyWaves over RoutingHandler::HandleScoredBatch: chained team
 // records, one pipeline of scripts); a decision's latency is then its batch's, and a transient
-// failure is retried one by one with HandleScored, as the loop does.
+// failure is retried one by one with HandleScored, as the loop does; `--lanes` sets how many
+// threads one batch's independent teams are decided on (RoutingOptions::wave_lanes).
 //   build/bench/routing_store_bench --leads 20000 --teams 4 --reps 8 --workers 1 [--batch 256]
 // At the end it checks that every lead was assigned exactly once and that the teams' open-lead
 // counters add up to the number of leads.
@@ -122,6 +123,7 @@ int Run(int argc, char** argv) {
   int workers = 1;
   int batch = 1;
   bool commandstats = false;
+  int lanes = RoutingOptions{}.wave_lanes;
   CLI::App app{"routing_store_bench — routing decisions against a private redis-server"};
   app.add_option("--leads", leads, "sales-ready leads to route")->check(CLI::Range(1, 10000000));
   app.add_option("--teams", teams, "teams (leads spread evenly)")->check(CLI::Range(1, 1000));
@@ -132,9 +134,12 @@ int Run(int argc, char** argv) {
                  "inputs handed over at once, as a poll's batch (1: one by one, HandleScored())")
       ->check(CLI::Range(1, 100000));
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
+  app.add_option("--lanes", lanes,
+                 "threads a batch's independent teams are decided on (RoutingOptions::wave_lanes)")
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<bench::PrivateRedis> private_redis = bench::StartPrivateRedis(workers + 1);
+  absl::StatusOr<bench::PrivateRedis> private_redis = bench::StartPrivateRedis(workers * lanes + 1);
   if (!private_redis.ok()) {
     std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
@@ -165,7 +170,9 @@ int Run(int argc, char** argv) {
   prometheus::Registry registry;
   RoutingStore store(client);
   EffectiveRules rules(**yaml, store, clock);
-  RoutingHandler handler(rules, store, topics, clock, registry);
+  RoutingOptions options;
+  options.wave_lanes = lanes;
+  RoutingHandler handler(rules, store, topics, clock, registry, options);
   CountingProducer producer;
 
   std::vector<kafka::ConsumedMessage> messages;

@@ -1,5 +1,9 @@
 #include "services/routing/handler.h"
 
+#include <algorithm>
+#include <numeric>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/events/envelope.h"
@@ -65,6 +69,43 @@ constexpr int kMaxTeamLookups = 8;
 // Chains HandleScoredBatch plans a wave in at most: another writer breaking the first re-plans
 // the leads left as a new chain, and so on; the last round's conflicts are finished one by one.
 constexpr int kChainRounds = 4;
+
+// Splits the leads [0, keys.size()) into at most `lanes` lists that share no record: leads
+// linked through a record they both need (a team's record, a rep's presence) stay in one list,
+// in input order. Groups go to the lane with the fewest leads so far, largest group first.
+std::vector<std::vector<size_t>> IndependentLanes(
+    const std::vector<const std::vector<std::string>*>& keys, int lanes) {
+  const size_t n = keys.size();
+  std::vector<size_t> parent(n);
+  std::iota(parent.begin(), parent.end(), 0);
+  auto root = [&](size_t k) {
+    while (parent[k] != k) k = parent[k] = parent[parent[k]];
+    return k;
+  };
+  absl::flat_hash_map<absl::string_view, size_t> first_with;
+  for (size_t k = 0; k < n; ++k) {
+    for (const std::string& key : *keys[k]) {
+      auto [it, inserted] = first_with.try_emplace(key, k);
+      if (!inserted) parent[root(k)] = root(it->second);
+    }
+  }
+  absl::flat_hash_map<size_t, std::vector<size_t>> groups;
+  for (size_t k = 0; k < n; ++k) groups[root(k)].push_back(k);
+  std::vector<std::vector<size_t>> by_size;
+  by_size.reserve(groups.size());
+  for (auto& [unused, members] : groups) by_size.push_back(std::move(members));
+  std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a.front() < b.front();
+  });
+  std::vector<std::vector<size_t>> out(std::clamp<size_t>(by_size.size(), 1, std::max(1, lanes)));
+  for (std::vector<size_t>& group : by_size) {
+    auto lightest = std::min_element(
+        out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
+    lightest->insert(lightest->end(), group.begin(), group.end());
+  }
+  for (std::vector<size_t>& lane : out) std::sort(lane.begin(), lane.end());
+  return out;
+}
 
 absl::StatusOr<RoutingHandler::Input> InputOf(const kafka::ConsumedMessage& message,
                                               const events::v1::Envelope& envelope,
@@ -316,91 +357,103 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
   // new chain of the leads it left, up to kChainRounds times; the last round lets ApplyOnce
   // finish each conflicting lead alone (Run()), so every lead is decided.
   std::vector<kafka::HandleResult> results(n, absl::UnknownError("not run"));
-  std::vector<size_t> pending(n);
-  for (size_t k = 0; k < n; ++k) pending[k] = k;
-  for (int round = 1; round <= kChainRounds && !pending.empty(); ++round) {
-    const bool last = round == kChainRounds;
-    const size_t m = pending.size();
-    // 1. One read of every record the chain's decisions need, each record once (most leads of
-    // a wave share their team's record and its reps' presence).
-    std::vector<redis::ApplyOnceRequest> requests;
-    requests.reserve(m);
-    absl::flat_hash_map<std::string, size_t> slot_of;
-    std::vector<std::string> unique_keys;
-    std::vector<std::vector<size_t>> slots(m);
-    for (size_t j = 0; j < m; ++j) {
-      requests.push_back(keys[pending[j]].request);
-      for (const std::string& key : requests.back().state_keys) {
-        auto [it, inserted] = slot_of.try_emplace(key, unique_keys.size());
-        if (inserted) unique_keys.push_back(key);
-        slots[j].push_back(it->second);
-      }
-    }
-    absl::StatusOr<std::vector<redis::Versioned>> read = store_.apply().Read(unique_keys);
-    if (!read.ok()) {
-      for (size_t k : pending) results[k] = read.status();
-      break;
-    }
-
-    // 2. Plan the leads in input order, each on the records as the leads before it leave them
-    // (`view`), so the k-th lead of a team sees the cursor and counters of the k-1 before it.
-    // Every record a plan writes gets a fresh incarnation, known here: the next request's
-    // version check on it then passes only if this plan is applied (a conflicting writer that
-    // moved the version by one keeps the old incarnation and fails it). A deleted record's view
-    // is "absent", which the check compares exactly. So a request that conflicts (or finds its
-    // input applied or erased meanwhile) makes every later request that planned on its writes
-    // conflict too.
-    std::vector<redis::Versioned>& view = *read;
-    std::vector<std::vector<redis::Versioned>> planned_on(m);
-    std::vector<absl::StatusOr<redis::Plan>> plans;
-    plans.reserve(m);
-    for (size_t j = 0; j < m; ++j) {
-      for (size_t slot : slots[j]) planned_on[j].push_back(view[slot]);
-      absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j]);
-      if (p.ok()) {
-        for (const redis::Write& w : p->writes) {
-          auto it = slot_of.find(w.key);
-          if (it == slot_of.end()) continue;  // not a record of the request: the apply rejects it
-          redis::Versioned& v = view[it->second];
-          if (w.data.has_value()) {
-            p->incarnations.emplace_back(w.key, redis::NewIncarnation());
-            v = {w.key, v.version + 1, w.data, p->incarnations.back().second};
-          } else {
-            v = {w.key, 0, std::nullopt, ""};
-          }
+  auto decide = [&](std::vector<size_t> pending) {
+    for (int round = 1; round <= kChainRounds && !pending.empty(); ++round) {
+      const bool last = round == kChainRounds;
+      const size_t m = pending.size();
+      // 1. One read of every record the chain's decisions need, each record once (most leads of
+      // a wave share their team's record and its reps' presence).
+      std::vector<redis::ApplyOnceRequest> requests;
+      requests.reserve(m);
+      absl::flat_hash_map<std::string, size_t> slot_of;
+      std::vector<std::string> unique_keys;
+      std::vector<std::vector<size_t>> slots(m);
+      for (size_t j = 0; j < m; ++j) {
+        requests.push_back(keys[pending[j]].request);
+        for (const std::string& key : requests.back().state_keys) {
+          auto [it, inserted] = slot_of.try_emplace(key, unique_keys.size());
+          if (inserted) unique_keys.push_back(key);
+          slots[j].push_back(it->second);
         }
       }
-      plans.push_back(std::move(p));
-    }
-
-    // 3. Apply: one transaction, each request checked against the view it was planned on. The
-    // planner stays a function of the records it is given: on the view it gives the plan made above
-    // (with its incarnations); on anything else (the fresh read of a request whose check failed) a
-    // new plan in the last round, before it a "re-chain" refusal that sends the lead to the next
-    // round.
-    std::vector<bool> rechain(m, false);
-    std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatchOnRead(
-        requests, planned_on,
-        [&](size_t j, const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
-          rechain[j] = false;
-          if (SameRecords(records, planned_on[j])) return plans[j];
-          if (!last) {
-            rechain[j] = true;
-            return absl::AbortedError("the chain's records moved: plan it again");
-          }
-          return plan(pending[j], records);
-        });
-    std::vector<size_t> next;
-    for (size_t j = 0; j < m; ++j) {
-      absl::StatusOr<redis::ApplyResult>& r = applied[j];
-      if (!r.ok() && rechain[j]) {
-        next.push_back(pending[j]);
-        continue;
+      absl::StatusOr<std::vector<redis::Versioned>> read = store_.apply().Read(unique_keys);
+      if (!read.ok()) {
+        for (size_t k : pending) results[k] = read.status();
+        break;
       }
-      results[pending[j]] = r.ok() ? OutputsOf(*r) : kafka::HandleResult(r.status());
+
+      // 2. Plan the leads in input order, each on the records as the leads before it leave them
+      // (`view`), so the k-th lead of a team sees the cursor and counters of the k-1 before it.
+      // Every record a plan writes gets a fresh incarnation, known here: the next request's
+      // version check on it then passes only if this plan is applied (a conflicting writer that
+      // moved the version by one keeps the old incarnation and fails it). A deleted record's view
+      // is "absent", which the check compares exactly. So a request that conflicts (or finds its
+      // input applied or erased meanwhile) makes every later request that planned on its writes
+      // conflict too.
+      std::vector<redis::Versioned>& view = *read;
+      std::vector<std::vector<redis::Versioned>> planned_on(m);
+      std::vector<absl::StatusOr<redis::Plan>> plans;
+      plans.reserve(m);
+      for (size_t j = 0; j < m; ++j) {
+        for (size_t slot : slots[j]) planned_on[j].push_back(view[slot]);
+        absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j]);
+        if (p.ok()) {
+          for (const redis::Write& w : p->writes) {
+            auto it = slot_of.find(w.key);
+            if (it == slot_of.end()) continue;  // not a record of the request: the apply rejects it
+            redis::Versioned& v = view[it->second];
+            if (w.data.has_value()) {
+              p->incarnations.emplace_back(w.key, redis::NewIncarnation());
+              v = {w.key, v.version + 1, w.data, p->incarnations.back().second};
+            } else {
+              v = {w.key, 0, std::nullopt, ""};
+            }
+          }
+        }
+        plans.push_back(std::move(p));
+      }
+
+      // 3. Apply: one transaction, each request checked against the view it was planned on. The
+      // planner stays a function of the records it is given: on the view it gives the plan made
+      // above (with its incarnations); on anything else (the fresh read of a request whose check
+      // failed) a new plan in the last round, before it a "re-chain" refusal that sends the lead to
+      // the next round.
+      std::vector<bool> rechain(m, false);
+      std::vector<absl::StatusOr<redis::ApplyResult>> applied = store_.apply().RunBatchOnRead(
+          requests, planned_on,
+          [&](size_t j,
+              const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
+            rechain[j] = false;
+            if (SameRecords(records, planned_on[j])) return plans[j];
+            if (!last) {
+              rechain[j] = true;
+              return absl::AbortedError("the chain's records moved: plan it again");
+            }
+            return plan(pending[j], records);
+          });
+      std::vector<size_t> next;
+      for (size_t j = 0; j < m; ++j) {
+        absl::StatusOr<redis::ApplyResult>& r = applied[j];
+        if (!r.ok() && rechain[j]) {
+          next.push_back(pending[j]);
+          continue;
+        }
+        results[pending[j]] = r.ok() ? OutputsOf(*r) : kafka::HandleResult(r.status());
+      }
+      pending = std::move(next);
     }
-    pending = std::move(next);
-  }
+  };
+
+  // Leads that share no record are independent: their chains run side by side, so one wave
+  // keeps Redis and the planning busy at once (each lane is one connection's round trips).
+  std::vector<const std::vector<std::string>*> lead_keys(n);
+  for (size_t k = 0; k < n; ++k) lead_keys[k] = &keys[k].request.state_keys;
+  std::vector<std::vector<size_t>> lanes = IndependentLanes(lead_keys, options_.wave_lanes);
+  std::vector<std::thread> others;
+  others.reserve(lanes.size() - 1);
+  for (size_t l = 1; l < lanes.size(); ++l) others.emplace_back(decide, std::move(lanes[l]));
+  decide(std::move(lanes[0]));
+  for (std::thread& t : others) t.join();
   return std::move(subset).Merge(std::move(results));
 }
 

@@ -70,6 +70,11 @@ struct RoutingOptions {
   // How long an input's event id is remembered.
   absl::Duration dedup_ttl = absl::Hours(24 * 7);
   absl::Duration tombstone_ttl = absl::Hours(24 * 30);
+  // Threads one wave of scored leads is decided on (HandleScoredBatch): leads that share no
+  // record (other teams, no rep in common) are split over up to this many, each with its own
+  // chains and round trips (LEADFLOW_ROUTING_WAVE_LANES). 1 decides a wave on the caller's
+  // thread alone.
+  int wave_lanes = 2;
 };
 
 // What a scheduler pass did to one lead (HandleSlaDue, DrainQueued).
@@ -104,7 +109,9 @@ class RoutingHandler {
   // plan writes gets a fresh incarnation (Plan::incarnations), so a later lead's check on it
   // passes only if that plan is applied. A lead whose records moved meanwhile (another
   // replica) fails its check, and so does every later one planned on its writes; those leads are
-  // planned again as a new chain on fresh records (up to 4 chains), then one by one.
+  // planned again as a new chain on fresh records (up to 4 chains), then one by one. Leads that
+  // share no record are split over up to options.wave_lanes threads (their chains side by
+  // side); the results are the same.
   std::vector<kafka::HandleResult> HandleScoredBatch(
       const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(

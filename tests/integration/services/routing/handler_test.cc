@@ -1707,6 +1707,67 @@ TEST_F(RoutingHandlerTest, ABatchOfManyLeadsForOneTeamGivesTheSameResultsAsOneBy
   EXPECT_EQ(Snapshot(*client_), state_one_by_one);
 }
 
+// Four teams, one per country, with each strategy and caps that queue some of their leads.
+constexpr char kFourTeams[] = R"yaml(
+version: four-teams-test
+default_team: rest
+rules:
+  - {id: gb, team: gb, when: [{field: country, in: {values: [GB]}}]}
+  - {id: fr, team: fr, when: [{field: country, in: {values: [FR]}}]}
+  - {id: us, team: us, when: [{field: country, in: {values: [US]}}]}
+teams:
+  - id: gb
+    strategy: STRATEGY_ROUND_ROBIN
+    reps: [{id: gb-1, max_open_leads: 9}, {id: gb-2, max_open_leads: 7}]
+  - id: fr
+    strategy: STRATEGY_WEIGHTED_ROUND_ROBIN
+    reps: [{id: fr-1, weight: 3, max_open_leads: 10}, {id: fr-2, weight: 1, daily_quota: 4}]
+  - id: us
+    strategy: STRATEGY_LEAST_LOADED
+    reps:
+      - {id: us-1, max_open_leads: 5}
+      - {id: us-2, max_open_leads: 10}
+      - {id: us-3, monthly_quota: 10}
+  - id: rest
+    strategy: STRATEGY_ROUND_ROBIN
+    reps: [{id: rest-1, max_open_leads: 6}]
+)yaml";
+
+TEST_F(RoutingHandlerTest, AWaveSplitOverLanesByTeamGivesTheSameResultsAsOneByOne) {
+  UseRules(kFourTeams);
+  // 120 leads of four teams, interleaved, so every lane's chains hold several teams' leads, with
+  // what a poll may also hold: the same input twice, a second score of a lead routed before.
+  const std::vector<std::string> countries = {"GB", "FR", "US", "DE", "GB", "US"};
+  std::vector<kafka::ConsumedMessage> inputs;
+  for (int i = 0; i < 120; ++i) {
+    const std::string lead = "lead-" + std::to_string(i);
+    inputs.push_back(Scored(lead, "s-" + lead, {countries[i % countries.size()], {}}));
+    if (i == 50) inputs.push_back(inputs.back());
+    if (i == 70) inputs.push_back(Scored("lead-3", "again-lead-3", {"US", {}}));
+  }
+  std::vector<kafka::HandleResult> one_by_one;
+  for (const kafka::ConsumedMessage& m : inputs) one_by_one.push_back(handler_->HandleScored(m));
+  const std::vector<std::string> state_one_by_one = Snapshot(*client_);
+  // Every team took some leads and queued the rest: the split has work on every lane.
+  for (const std::string team : {"gb", "fr", "us", "rest"}) {
+    EXPECT_GT(Cardinality(RoutingStore::TeamQueueKey(team)), 0) << team;
+  }
+
+  for (int lanes : {2, 3, 8}) {
+    SCOPED_TRACE(lanes);
+    ASSERT_TRUE(client_->Command({"FLUSHALL"}).ok());
+    RoutingOptions options;
+    options.wave_lanes = lanes;
+    prometheus::Registry registry;
+    RoutingHandler split(*effective_, *store_, topics_, clock_, registry, options);
+    EXPECT_EQ(Described(split.HandleScoredBatch(Pointers(inputs))), Described(one_by_one));
+    EXPECT_EQ(Snapshot(*client_), state_one_by_one);
+    // Delivered again: the same outputs, no change.
+    EXPECT_EQ(Described(split.HandleScoredBatch(Pointers(inputs))), Described(one_by_one));
+    EXPECT_EQ(Snapshot(*client_), state_one_by_one);
+  }
+}
+
 TEST_F(RoutingHandlerTest, ABatchRacingASecondReplicaNeverExceedsACapNorAssignsALeadTwice) {
   UseRules(kCappedTeam);
   std::unique_ptr<SecondReplica> other = NewSecondReplica();
