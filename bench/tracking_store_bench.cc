@@ -20,9 +20,11 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
+#include "common/config/env.h"
 #include "common/config/yaml_proto.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/topics.h"
 #include "common/redis/hiredis_client.h"
 #include "common/testing/events.h"
@@ -69,6 +71,7 @@ int Run(int argc, char** argv) {
   int workers = 1;
   int batch = 1;
   bool commandstats = false;
+  int lanes = config::RuntimeConfig{}.wave_lanes;
   CLI::App app{"tracking_store_bench — tracking's activities.inbound path against a private redis"};
   app.add_option("--leads", leads, "leads")->check(CLI::Range(1, 10000000));
   app.add_option("--rounds", rounds, "Segment calls per lead")->check(CLI::Range(1, 10000));
@@ -78,10 +81,13 @@ int Run(int argc, char** argv) {
                  "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
       ->check(CLI::Range(1, 10000));
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
+  app.add_option("--lanes", lanes,
+                 "threads each wave of a batch is split over (kafka::InLanes, LEADFLOW_WAVE_LANES)")
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<bench::PrivateRedis> private_redis =
-      bench::StartPrivateRedis(std::max(1, workers));
+      bench::StartPrivateRedis(std::max(1, workers * lanes));
   if (!private_redis.ok()) {
     std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
@@ -150,6 +156,11 @@ int Run(int argc, char** argv) {
   // Processing time just after every call's time, as for a live stream.
   clock.Set(start + absl::Minutes(rounds + 1));
 
+  // As the service routes activities.inbound (services/tracking/app.cc).
+  const kafka::WaveRoute route =
+      kafka::InLanes(lanes, [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleInboundBatch(wave);
+      });
   const double cpu_start = RedisCpu(client);
   const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
@@ -161,9 +172,7 @@ int Run(int argc, char** argv) {
           : bench::RunPartitionedBatches(
                 calls_by_lead, workers, static_cast<size_t>(batch),
                 [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                  // As the service routes activities.inbound (services/tracking/app.cc).
-                  return kafka::HandleInKeyWaves(
-                      inputs, [&](const auto& wave) { return handler.HandleInboundBatch(wave); });
+                  return kafka::HandleInKeyWaves(inputs, route);
                 },
                 producer);
   const absl::Duration run_time = absl::Now() - run_start;

@@ -32,7 +32,7 @@ const char* const kKnown[] = {
     // routing: how often the SLA / queue-drain pass runs.
     "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
     // routing: threads one wave of scored leads is decided on.
-    "LEADFLOW_ROUTING_WAVE_LANES",
+    "LEADFLOW_WAVE_LANES",
     "LEADFLOW_CONSUMER_MAX_BATCH",
 };
 
@@ -111,13 +111,13 @@ absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, cons
   if (!max_batch.ok()) return max_batch.status();
   c.consumer_max_batch = static_cast<size_t>(*max_batch);
   c.routing_pass_interval = absl::Milliseconds(*pass_ms);
-  absl::StatusOr<int64_t> lanes = positive("LEADFLOW_ROUTING_WAVE_LANES", 2);
+  absl::StatusOr<int64_t> lanes = positive("LEADFLOW_WAVE_LANES", 2);
   if (!lanes.ok()) return lanes.status();
   if (*lanes > 64) {
     return absl::InvalidArgumentError(
-        absl::StrCat("LEADFLOW_ROUTING_WAVE_LANES must be at most 64, not '", *lanes, "'"));
+        absl::StrCat("LEADFLOW_WAVE_LANES must be at most 64, not '", *lanes, "'"));
   }
-  c.routing_wave_lanes = static_cast<int>(*lanes);
+  c.wave_lanes = static_cast<int>(*lanes);
 
   c.kafka["client.id"] = absl::StrCat("leadflow-", service);
   if (std::optional<std::string> instance = lookup("LEADFLOW_INSTANCE_ID")) {

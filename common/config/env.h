@@ -53,8 +53,8 @@ struct RuntimeConfig {
   absl::Duration dedup_ttl;
   // Routing's SLA / queue-drain pass interval (LEADFLOW_ROUTING_PASS_INTERVAL_MS, default 1 s).
   absl::Duration routing_pass_interval = absl::Seconds(1);
-  // Threads routing decides one wave of scored leads on (LEADFLOW_ROUTING_WAVE_LANES, default 2).
-  int routing_wave_lanes = 2;
+  // Threads routing decides one wave of scored leads on (LEADFLOW_WAVE_LANES, default 2).
+  int wave_lanes = 2;
   // Most inputs the consumer loop hands the handler at once (LEADFLOW_CONSUMER_MAX_BATCH).
   size_t consumer_max_batch = 256;
   std::map<std::string, std::string> output_encodings;  // topic base name → "json"/"protobuf"

@@ -110,4 +110,19 @@ std::vector<HandleResult> HandleInKeyWaves(
     const std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>&
         handle_wave);
 
+// A wave route (what HandleInKeyWaves calls).
+using WaveRoute =
+    std::function<std::vector<HandleResult>(const std::vector<const ConsumedMessage*>&)>;
+
+// `handle_wave` with each wave split over up to `lanes` threads: consecutive slices of at least
+// `min_per_lane` inputs, handled side by side (the first on the caller's thread), so that one
+// consumer loop keeps both Redis and the cores busy. The results are in the wave's order; a
+// slice that returns fewer results than inputs ends them there (what follows is handled one by
+// one by the loop, and its applied effects are memoised). A wave's inputs have distinct keys, so
+// the inputs of one key still follow each other (waves do). Only for handlers whose inputs of
+// different keys may run concurrently, as two replicas' may: their races are settled by the
+// store's version checks, never by the order of the inputs. A wave smaller than
+// 2 × min_per_lane, or lanes <= 1, stays on the caller's thread.
+WaveRoute InLanes(int lanes, WaveRoute handle_wave, size_t min_per_lane = 16);
+
 }  // namespace leadflow::kafka

@@ -1,6 +1,7 @@
 #include "services/capture/app.h"
 
 #include "common/config/yaml_proto.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/topic_router.h"
 #include "services/capture/grpc_service.h"
 #include "services/capture/handler.h"
@@ -30,9 +31,10 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsInbound),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleInboundBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleInboundBatch(wave);
+                     }));
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

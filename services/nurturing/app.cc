@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/config/yaml_proto.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/topic_router.h"
 #include "services/nurturing/grpc_service.h"
 #include "services/nurturing/handler.h"
@@ -57,9 +58,10 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsScored),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleScoredBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleScoredBatch(wave);
+                     }));
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsRouted),
@@ -67,9 +69,10 @@ absl::Status RunNurturing(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsActivity),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleActivityBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleActivityBatch(wave);
+                     }));
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

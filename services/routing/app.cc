@@ -17,7 +17,7 @@ absl::Status RunRouting(runtime::ServiceContext& context) {
   EffectiveRules rules(**yaml, store, context.clock());
   RoutingOptions options;
   options.dedup_ttl = context.config().dedup_ttl;
-  options.wave_lanes = context.config().routing_wave_lanes;
+  options.wave_lanes = context.config().wave_lanes;
   if (context.JsonOutput(kafka::kLeadsRouted)) options.routed_encoding = events::Encoding::kJson;
   RoutingHandler handler(rules, store, context.topics(), context.clock(), context.registry(),
                          options);

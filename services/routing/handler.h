@@ -72,7 +72,7 @@ struct RoutingOptions {
   absl::Duration tombstone_ttl = absl::Hours(24 * 30);
   // Threads one wave of scored leads is decided on (HandleScoredBatch): leads that share no
   // record (other teams, no rep in common) are split over up to this many, each with its own
-  // chains and round trips (LEADFLOW_ROUTING_WAVE_LANES). 1 decides a wave on the caller's
+  // chains and round trips (LEADFLOW_WAVE_LANES). 1 decides a wave on the caller's
   // thread alone.
   int wave_lanes = 2;
 };

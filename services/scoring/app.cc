@@ -1,5 +1,6 @@
 #include "services/scoring/app.h"
 
+#include "common/kafka/handler.h"
 #include "common/kafka/topic_router.h"
 #include "services/scoring/grpc_service.h"
 #include "services/scoring/handler.h"
@@ -42,15 +43,17 @@ absl::Status RunScoring(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kLeadsCaptured),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleCapturedBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleCapturedBatch(wave);
+                     }));
   router.Add(
       context.topics().Name(kafka::kLeadsActivity),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleActivityBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleActivityBatch(wave);
+                     }));
   router.Add(context.topics().Name(kafka::kLeadsOutcomes),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleOutcome(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

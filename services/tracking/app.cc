@@ -1,6 +1,7 @@
 #include "services/tracking/app.h"
 
 #include "common/config/yaml_proto.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/topic_router.h"
 #include "services/tracking/grpc_service.h"
 #include "services/tracking/handler.h"
@@ -29,9 +30,10 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
   router.Add(
       context.topics().Name(kafka::kActivitiesInbound),
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
-      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleInboundBatch(wave);
-      });
+      kafka::InLanes(context.config().wave_lanes,
+                     [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                       return handler.HandleInboundBatch(wave);
+                     }));
   router.Add(context.topics().Name(kafka::kLeadsCaptured),
              [&](const kafka::ConsumedMessage& m) { return handler.HandleCaptured(m); });
   router.Add(context.topics().Name(kafka::kLeadsErasure),

@@ -72,7 +72,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   env.vars["LEADFLOW_DEDUP_TTL_HOURS"] = "2";
   env.vars["LEADFLOW_ROUTING_PASS_INTERVAL_MS"] = "250";
   env.vars["LEADFLOW_CONSUMER_MAX_BATCH"] = "32";
-  env.vars["LEADFLOW_ROUTING_WAVE_LANES"] = "3";
+  env.vars["LEADFLOW_WAVE_LANES"] = "3";
   absl::StatusOr<RuntimeConfig> c = env.Load();
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->redis_addr, "redis://:pw@r:6380/2");
@@ -86,7 +86,7 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   EXPECT_EQ(c->dedup_ttl, absl::Hours(2));
   EXPECT_EQ(c->routing_pass_interval, absl::Milliseconds(250));
   EXPECT_EQ(c->consumer_max_batch, 32u);
-  EXPECT_EQ(c->routing_wave_lanes, 3);
+  EXPECT_EQ(c->wave_lanes, 3);
 }
 
 TEST(EnvTest, KafkaVariablesPassThroughAsLibrdkafkaProperties) {
@@ -157,8 +157,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValueCase{"LEADFLOW_DEDUP_TTL_HOURS", "1.5"},
                       BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "0"},
                       BadValueCase{"LEADFLOW_ROUTING_PASS_INTERVAL_MS", "fast"},
-                      BadValueCase{"LEADFLOW_ROUTING_WAVE_LANES", "0"},
-                      BadValueCase{"LEADFLOW_ROUTING_WAVE_LANES", "65"},
+                      BadValueCase{"LEADFLOW_WAVE_LANES", "0"},
+                      BadValueCase{"LEADFLOW_WAVE_LANES", "65"},
                       BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "0"},
                       BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "all"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", "avro"},
@@ -182,7 +182,7 @@ TEST(EnvTest, UnknownVariablesFlagsTyposButNotKnownOrPassThroughNames) {
       "LEADFLOW_INSTANCE_ID",
       "LEADFLOW_DEDUP_TTL_HOURS",
       "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
-      "LEADFLOW_ROUTING_WAVE_LANES",
+      "LEADFLOW_WAVE_LANES",
       "LEADFLOW_CONSUMER_MAX_BATCH",
   };
   EXPECT_THAT(UnknownVariables(names),

@@ -4,10 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -31,6 +34,7 @@ using ::testing::ElementsAre;
 using ::testing::Field;
 using ::testing::IsEmpty;
 using ::testing::Optional;
+using ::testing::SizeIs;
 
 constexpr char kTopic[] = "leads.inbound";
 constexpr char kOutTopic[] = "leads.captured";
@@ -761,6 +765,96 @@ TEST(HandleInKeyWavesTest, ATransientFailureStopsLaterWavesAndTheResultsEndBefor
       });
   EXPECT_EQ(waves, 1) << "a wave after a transient failure ran";
   EXPECT_THAT(Values(results), ElementsAre("out:a1"));
+}
+
+std::vector<ConsumedMessage> DistinctKeys(int n) {
+  std::vector<ConsumedMessage> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(Message(kTopic, "k" + std::to_string(i), "v" + std::to_string(i), i));
+  }
+  return out;
+}
+
+// A wave route that records which thread handled each input and when it was called.
+struct RecordingWaveRoute {
+  absl::Mutex mu;
+  std::map<std::string, std::thread::id> thread_of ABSL_GUARDED_BY(mu);
+  std::vector<size_t> slice_sizes ABSL_GUARDED_BY(mu);
+
+  WaveRoute Route(std::function<HandleResult(const ConsumedMessage&)> result) {
+    return [this, result](const std::vector<const ConsumedMessage*>& wave) {
+      std::vector<HandleResult> out;
+      for (const ConsumedMessage* m : wave) {
+        HandleResult r = result(*m);
+        if (!r.ok() && r.status().code() == absl::StatusCode::kCancelled) break;  // a short slice
+        out.push_back(std::move(r));
+      }
+      absl::MutexLock lock(&mu);
+      for (const ConsumedMessage* m : wave) thread_of[m->value] = std::this_thread::get_id();
+      slice_sizes.push_back(wave.size());
+      return out;
+    };
+  }
+};
+
+HandleResult Echo(const ConsumedMessage& m) { return std::vector<OutboundMessage>{OutputFor(m)}; }
+
+TEST(InLanesTest, AWaveIsSplitIntoConsecutiveSlicesOnSeparateThreadsAndResultsKeepItsOrder) {
+  const std::vector<ConsumedMessage> wave = DistinctKeys(100);
+  RecordingWaveRoute recording;
+  const std::vector<HandleResult> results =
+      InLanes(3, recording.Route(Echo), /*min_per_lane=*/16)(Pointers(wave));
+  std::vector<std::string> expected;
+  for (const ConsumedMessage& m : wave) expected.push_back("out:" + m.value);
+  EXPECT_EQ(Values(results), expected);
+  absl::MutexLock lock(&recording.mu);
+  EXPECT_THAT(recording.slice_sizes, ::testing::UnorderedElementsAre(33, 33, 34));
+  // Consecutive inputs share a thread; the three slices have three threads, one the caller's.
+  std::set<std::thread::id> threads;
+  for (const auto& [value, thread] : recording.thread_of) threads.insert(thread);
+  EXPECT_EQ(threads.size(), 3u);
+  EXPECT_TRUE(threads.contains(std::this_thread::get_id()));
+  EXPECT_EQ(recording.thread_of["v0"], recording.thread_of["v32"]);
+  EXPECT_NE(recording.thread_of["v32"], recording.thread_of["v33"]);
+}
+
+TEST(InLanesTest, ASmallWaveOrOneLaneStaysOnTheCallersThread) {
+  for (const auto& [lanes, size] : std::vector<std::pair<int, int>>{{4, 31}, {1, 200}, {0, 50}}) {
+    SCOPED_TRACE(absl::StrCat(lanes, " lanes, ", size, " inputs"));
+    const std::vector<ConsumedMessage> wave = DistinctKeys(size);
+    RecordingWaveRoute recording;
+    EXPECT_THAT(InLanes(lanes, recording.Route(Echo), 16)(Pointers(wave)), SizeIs(size));
+    absl::MutexLock lock(&recording.mu);
+    EXPECT_THAT(recording.slice_sizes, ElementsAre(size));
+    EXPECT_EQ(recording.thread_of["v0"], std::this_thread::get_id());
+  }
+}
+
+TEST(InLanesTest, AShortSliceEndsTheResultsThereAndLaterSlicesResultsAreLeftToTheLoop) {
+  // Slice 1 of 2 (inputs 32..63) stops at v40: the results end before it, although slice 2 ran.
+  const std::vector<ConsumedMessage> wave = DistinctKeys(64);
+  RecordingWaveRoute recording;
+  const std::vector<HandleResult> results =
+      InLanes(2, recording.Route([](const ConsumedMessage& m) -> HandleResult {
+        if (m.value == "v10") return absl::UnavailableError("down");  // transient: kept
+        if (m.value == "v40") return absl::CancelledError("stop here");
+        return Echo(m);
+      }),
+              16)(Pointers(wave));
+  ASSERT_THAT(results, SizeIs(40));
+  EXPECT_EQ(results[10].status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Values(results)[39], "out:v39");
+  // Through HandleInKeyWaves, as a route: the transient result ends the batch's results.
+  EXPECT_THAT(
+      HandleInKeyWaves(Pointers(wave),
+                       InLanes(2, recording.Route([](const ConsumedMessage& m) -> HandleResult {
+                         if (m.value == "v10") {
+                           return absl::UnavailableError("down");
+                         }
+                         return Echo(m);
+                       }),
+                               16)),
+      SizeIs(10));
 }
 
 TEST(TopicRouterTest, WaveRoutesGetTheirTopicsInputsInWavesOfDistinctKeysOthersGoOneByOne) {
