@@ -32,6 +32,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
+#include "common/config/env.h"
 #include "common/events/codec.h"
 #include "common/kafka/admin.h"
 #include "common/kafka/handler.h"
@@ -66,6 +67,7 @@ int Run(int argc, char** argv) {
   int rounds = 1;
   int batch = 1;
   bool commandstats = false;
+  int lanes = config::RuntimeConfig{}.wave_lanes;
   bool service_loop = false;
   int interval_ms = 150;
   std::string brokers;
@@ -82,6 +84,10 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(1, 10000));
   app.add_option("--workers", workers, "scheduler worker threads (and Redis connections)");
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats after the drain");
+  app.add_option("--lanes", lanes,
+                 "threads each wave of a --scored batch is split over (kafka::InLanes, "
+                 "LEADFLOW_WAVE_LANES)")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--service-loop", service_loop,
                "drain with the service's own loop (Run: a pass every --interval-ms, start to "
                "start, so at most claims-per-pass / interval touches/s) instead of passes back "
@@ -94,7 +100,7 @@ int Run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<bench::PrivateRedis> private_redis =
-      bench::StartPrivateRedis(std::max(1, workers));
+      bench::StartPrivateRedis(std::max(1, workers * lanes));
   if (!private_redis.ok()) {
     std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
@@ -165,20 +171,22 @@ int Run(int argc, char** argv) {
     NurturingHandler handler(
         scored_store, [&] { return *tracks; }, clock, options);
     CountingProducer enrollments;
-    scored_run = batch == 1
-                     ? bench::RunPartitioned(
-                           scored_by_lead, workers,
-                           [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
-                           enrollments)
-                     : bench::RunPartitionedBatches(
-                           scored_by_lead, workers, static_cast<size_t>(batch),
-                           [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                             // As the service routes leads.scored (services/nurturing/app.cc).
-                             return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
-                               return handler.HandleScoredBatch(wave);
-                             });
-                           },
-                           enrollments);
+    scored_run =
+        batch == 1
+            ? bench::RunPartitioned(
+                  scored_by_lead, workers,
+                  [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
+                  enrollments)
+            : bench::RunPartitionedBatches(
+                  scored_by_lead, workers, static_cast<size_t>(batch),
+                  [&,
+                   route = kafka::InLanes(
+                       lanes, [&](const auto& wave) { return handler.HandleScoredBatch(wave); })](
+                      const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                    // As the service routes leads.scored (services/nurturing/app.cc).
+                    return kafka::HandleInKeyWaves(inputs, route);
+                  },
+                  enrollments);
     if (scored_run.errors != 0) {
       std::fprintf(stderr, "scored: %lld errors\n", static_cast<long long>(scored_run.errors));
       return 1;

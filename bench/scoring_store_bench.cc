@@ -23,8 +23,10 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bench/bench_support.h"
+#include "common/config/env.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
+#include "common/kafka/handler.h"
 #include "common/kafka/producer.h"
 #include "common/kafka/topics.h"
 #include "common/redis/hiredis_client.h"
@@ -88,6 +90,7 @@ int Run(int argc, char** argv) {
   int workers = 1;
   int batch = 1;
   bool commandstats = false;
+  int lanes = config::RuntimeConfig{}.wave_lanes;
   ScoringOptions options;
   CLI::App app{"scoring_store_bench — scoring's leads.activity path against a private redis"};
   app.add_option("--leads", leads, "leads")->check(CLI::Range(1, 10000000));
@@ -101,10 +104,13 @@ int Run(int argc, char** argv) {
                  "emitted snapshots kept per lead (production: 20)")
       ->check(CLI::Range(0, 1000));
   app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
+  app.add_option("--lanes", lanes,
+                 "threads each wave of a batch is split over (kafka::InLanes, LEADFLOW_WAVE_LANES)")
+      ->check(CLI::Range(1, 64));
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<bench::PrivateRedis> private_redis =
-      bench::StartPrivateRedis(std::max(1, workers));
+      bench::StartPrivateRedis(std::max(1, workers * lanes));
   if (!private_redis.ok()) {
     std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
     return 1;
@@ -185,19 +191,21 @@ int Run(int argc, char** argv) {
   const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
   const bench::PartitionedRun run =
-      batch == 1 ? bench::RunPartitioned(
-                       events_by_lead, workers,
-                       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-                       producer)
-                 : bench::RunPartitionedBatches(
-                       events_by_lead, workers, static_cast<size_t>(batch),
-                       [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                         // As the service routes leads.activity (services/scoring/app.cc).
-                         return kafka::HandleInKeyWaves(inputs, [&](const auto& wave) {
-                           return handler.HandleActivityBatch(wave);
-                         });
-                       },
-                       producer);
+      batch == 1
+          ? bench::RunPartitioned(
+                events_by_lead, workers,
+                [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
+                producer)
+          : bench::RunPartitionedBatches(
+                events_by_lead, workers, static_cast<size_t>(batch),
+                [&,
+                 route = kafka::InLanes(
+                     lanes, [&](const auto& wave) { return handler.HandleActivityBatch(wave); })](
+                    const std::vector<const kafka::ConsumedMessage*>& inputs) {
+                  // As the service routes leads.activity (services/scoring/app.cc).
+                  return kafka::HandleInKeyWaves(inputs, route);
+                },
+                producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const double process_cpu = bench::ProcessCpu() - process_cpu_start;
