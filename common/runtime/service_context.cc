@@ -1,5 +1,6 @@
 #include "common/runtime/service_context.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -27,6 +28,8 @@ absl::StatusOr<std::unique_ptr<ServiceContext>> ServiceContext::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("LEADFLOW_REDIS_ADDR: ", redis_options.status().message()));
   }
+  // A connection per wave lane (kafka::InLanes), besides the background tasks' and gRPC's.
+  redis_options->pool_size = std::max(redis_options->pool_size, ctx->config_.wave_lanes + 2);
   ctx->redis_ = std::make_unique<redis::HiredisClient>(*redis_options);
 
   absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> producer =
