@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <optional>
 #include <string_view>
-#include <thread>
 
 #include "absl/container/flat_hash_map.h"
+#include "common/runtime/side_by_side.h"
 
 namespace leadflow::kafka {
 
@@ -62,32 +62,23 @@ std::vector<HandleResult> HandleInKeyWaves(
 }
 
 WaveRoute InLanes(int lanes, WaveRoute handle_wave, size_t min_per_lane) {
-  min_per_lane = std::max<size_t>(1, min_per_lane);
   return [lanes, handle_wave = std::move(handle_wave),
           min_per_lane](const std::vector<const ConsumedMessage*>& wave) {
-    const size_t n = wave.size();
-    const size_t slices = std::min<size_t>(std::max(1, lanes), n / min_per_lane);
-    if (slices <= 1) return handle_wave(wave);
-    std::vector<std::vector<HandleResult>> results(slices);
-    auto run = [&](size_t s) {
-      const std::vector<const ConsumedMessage*> slice(wave.begin() + n * s / slices,
-                                                      wave.begin() + n * (s + 1) / slices);
-      results[s] = handle_wave(slice);
-    };
-    std::vector<std::thread> others;
-    others.reserve(slices - 1);
-    for (size_t s = 1; s < slices; ++s) others.emplace_back(run, s);
-    run(0);
-    for (std::thread& t : others) t.join();
+    const runtime::Slices slices = runtime::SliceUp(wave.size(), lanes, min_per_lane);
+    if (slices.count == 1) return handle_wave(wave);
+    std::vector<std::vector<HandleResult>> results(slices.count);
+    runtime::RunSideBySide(slices.count, [&](size_t s) {
+      results[s] = handle_wave(std::vector<const ConsumedMessage*>(wave.begin() + slices.begin(s),
+                                                                   wave.begin() + slices.end(s)));
+    });
     std::vector<HandleResult> out;
-    out.reserve(n);
-    for (size_t s = 0; s < slices; ++s) {
-      const size_t size = n * (s + 1) / slices - n * s / slices;
-      const bool short_slice = results[s].size() < size;
+    out.reserve(wave.size());
+    for (size_t s = 0; s < slices.count; ++s) {
+      const size_t size = slices.end(s) - slices.begin(s);
       for (size_t k = 0; k < results[s].size() && k < size; ++k) {
         out.push_back(std::move(results[s][k]));
       }
-      if (short_slice) break;
+      if (results[s].size() < size) break;  // a short slice ends the results
     }
     return out;
   };

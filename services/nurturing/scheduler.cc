@@ -3,12 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <optional>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/memo.h"
 #include "common/runtime/periodic.h"
+#include "common/runtime/side_by_side.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "spdlog/spdlog.h"
@@ -147,24 +147,12 @@ absl::StatusOr<PassStats> NurtureScheduler::RunOnce() {
 
 PassStats NurtureScheduler::InParallel(
     size_t n, const std::function<void(size_t, size_t, PassStats&)>& work) {
-  const size_t threads =
-      std::min<size_t>(std::max(1, scheduler_options_.workers), (n + 15) / 16);  // >= 16 each
-  std::vector<PassStats> stats(std::max<size_t>(threads, 1));
-  auto run = [&](size_t t) {
-    // Contiguous slices keep the earliest-due leads first within each worker.
-    const size_t begin = n * t / stats.size();
-    const size_t end = n * (t + 1) / stats.size();
-    if (begin < end) work(begin, end, stats[t]);
-  };
-  if (threads <= 1) {
-    run(0);
-  } else {
-    std::vector<std::thread> pool;
-    pool.reserve(threads - 1);
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(run, t);
-    run(0);
-    for (std::thread& thread : pool) thread.join();
-  }
+  // Contiguous slices keep the earliest-due leads first within each worker.
+  const runtime::Slices slices = runtime::SliceUp(n, scheduler_options_.workers, 16);
+  std::vector<PassStats> stats(slices.count);
+  runtime::RunSideBySide(slices.count, [&](size_t t) {
+    if (slices.begin(t) < slices.end(t)) work(slices.begin(t), slices.end(t), stats[t]);
+  });
   PassStats total;
   for (const PassStats& s : stats) {
     total.confirmed += s.confirmed;

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <numeric>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -10,6 +9,7 @@
 #include "common/kafka/memo.h"
 #include "common/redis/keys.h"
 #include "common/rules/time_util.h"
+#include "common/runtime/side_by_side.h"
 #include "leadflow/events/v1/routing.pb.h"
 #include "leadflow/events/v1/scoring.pb.h"
 #include "spdlog/spdlog.h"
@@ -449,11 +449,7 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
   std::vector<const std::vector<std::string>*> lead_keys(n);
   for (size_t k = 0; k < n; ++k) lead_keys[k] = &keys[k].request.state_keys;
   std::vector<std::vector<size_t>> lanes = IndependentLanes(lead_keys, options_.wave_lanes);
-  std::vector<std::thread> others;
-  others.reserve(lanes.size() - 1);
-  for (size_t l = 1; l < lanes.size(); ++l) others.emplace_back(decide, std::move(lanes[l]));
-  decide(std::move(lanes[0]));
-  for (std::thread& t : others) t.join();
+  runtime::RunSideBySide(lanes.size(), [&](size_t l) { decide(std::move(lanes[l])); });
   return std::move(subset).Merge(std::move(results));
 }
 
