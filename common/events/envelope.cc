@@ -3,7 +3,6 @@
 #include <openssl/sha.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace leadflow::events {
 
@@ -17,11 +16,15 @@ std::string DeriveEventId(std::string_view kind, std::string_view input_id) {
   SHA256(reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest);
   digest[6] = (digest[6] & 0x0f) | 0x50;  // version 5 layout
   digest[8] = (digest[8] & 0x3f) | 0x80;  // RFC 4122 variant
+  // Hex by hand: a formatter call per byte was half of the function's time, which every output
+  // event pays.
+  constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(36);
   for (int i = 0; i < 16; ++i) {
     if (i == 4 || i == 6 || i == 8 || i == 10) out.push_back('-');
-    absl::StrAppendFormat(&out, "%02x", digest[i]);
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 0x0f]);
   }
   return out;
 }

@@ -82,6 +82,7 @@ absl::StatusOr<absl::TimeZone> LoadIanaTimeZone(absl::string_view name) {
 }
 
 absl::TimeZone TimeZoneOr(absl::string_view name, absl::TimeZone fallback) {
+  if (name.empty()) return fallback;  // the common case, without building an error
   absl::StatusOr<absl::TimeZone> zone = LoadIanaTimeZone(name);
   return zone.ok() ? *zone : fallback;
 }

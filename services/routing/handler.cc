@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "common/events/envelope.h"
 #include "common/kafka/memo.h"
@@ -123,13 +124,23 @@ bool IsOpen(AssignmentState state) {
 }
 
 // The rep's calendar day at `now`, which "assigned today" counts.
+// "YYYY-MM-DD", what FormatTime's "%Y-%m-%d" writes (for years 1000-9999), built from the civil
+// day: FormatTime's general formatter, twice per rep, was 8 % of a decision's instructions.
 std::string RepDay(const Rep& rep, absl::Time now) {
-  return absl::FormatTime("%Y-%m-%d", now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
+  const absl::CivilDay day =
+      absl::ToCivilDay(now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
+  return absl::StrCat(absl::Dec(day.year(), absl::kZeroPad4), "-",
+                      absl::Dec(day.month(), absl::kZeroPad2), "-",
+                      absl::Dec(day.day(), absl::kZeroPad2));
 }
 
 // The rep's calendar month at `now`, which "assigned this month" counts.
+// "YYYY-MM", as "%Y-%m".
 std::string RepMonth(const Rep& rep, absl::Time now) {
-  return absl::FormatTime("%Y-%m", now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
+  const absl::CivilMonth month =
+      absl::ToCivilMonth(now, rules::TimeZoneOr(rep.time_zone(), absl::UTCTimeZone()));
+  return absl::StrCat(absl::Dec(month.year(), absl::kZeroPad4), "-",
+                      absl::Dec(month.month(), absl::kZeroPad2));
 }
 
 // Why a pass step stopped without applying (set together with a Cancelled planner status).
@@ -156,6 +167,10 @@ std::vector<RepState> RepStatesOf(
     const Team& team, const RoutingTeamState& stored,
     const absl::flat_hash_map<std::string, internal::v1::RepPresence>& presence, absl::Time now) {
   std::vector<RepState> states = RepStatesFor(team);
+  // A team's reps mostly share a time zone: the day and month are worked out once per zone run.
+  std::optional<std::string> dates_zone;
+  std::string today;
+  std::string month;
   for (RepState& state : states) {
     if (auto p = presence.find(state.rep.id()); p != presence.end()) {
       switch (p->second.state()) {
@@ -174,10 +189,13 @@ std::vector<RepState> RepStatesOf(
     auto it = stored.reps().find(state.rep.id());
     if (it == stored.reps().end()) continue;
     state.open_leads = it->second.open_leads();
-    state.assigned_today =
-        it->second.day() == RepDay(state.rep, now) ? it->second.assigned_today() : 0;
-    state.assigned_this_month =
-        it->second.month() == RepMonth(state.rep, now) ? it->second.assigned_this_month() : 0;
+    if (dates_zone != state.rep.time_zone()) {
+      dates_zone = state.rep.time_zone();
+      today = RepDay(state.rep, now);
+      month = RepMonth(state.rep, now);
+    }
+    state.assigned_today = it->second.day() == today ? it->second.assigned_today() : 0;
+    state.assigned_this_month = it->second.month() == month ? it->second.assigned_this_month() : 0;
   }
   return states;
 }
