@@ -6,12 +6,15 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "common/config/yaml_proto.h"
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/grpc/status.h"
+#include "common/kafka/handler.h"
 #include "common/redis/hiredis_client.h"
 #include "common/rules/time_util.h"
 #include "common/testing/events.h"
@@ -558,6 +561,71 @@ TEST_F(CaptureHandlerTest, TheKafkaBatchRouteGivesEachMessageItsOneByOneResult) 
     ASSERT_EQ(results[i]->size(), 1u);
     EXPECT_EQ((*alone)[0].value, (*results[i])[0].value);
   }
+}
+
+TEST_F(CaptureHandlerTest, AWaveSplitOverLanesCapturesEachPersonOnceWhicheverLaneSawThemFirst) {
+  // 32 people in the wave's first half and the same 32 again, other keys, casing and title, in
+  // its second half: with two lanes the halves run side by side and race on every person's
+  // index.
+  constexpr int kPeople = 32;
+  std::vector<kafka::ConsumedMessage> messages;
+  int64_t offset = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < kPeople; ++i) {
+      const std::string name = absl::StrCat("Person", i);
+      std::string email = absl::StrCat("person", i, "@firm", i, ".example");
+      if (round == 1) email = absl::AsciiStrToUpper(email);
+      LeadSubmission s = Person("", email, name);
+      s.set_last_name(absl::StrCat("Surname", i));
+      // Each round changes a field, so whichever lands second is a merge with an update event.
+      s.set_job_title(round == 0 ? "Engineer" : "Director");
+      kafka::OutboundMessage m =
+          events::Encode("test.leads.inbound", absl::StrCat(round, "-", i), s);
+      messages.push_back({"test.leads.inbound", 0, offset++, m.key, m.value, m.headers});
+    }
+  }
+  std::vector<const kafka::ConsumedMessage*> batch;
+  for (const kafka::ConsumedMessage& m : messages) batch.push_back(&m);
+  // As services/capture/app.cc routes leads.inbound, then as the consumer loop finishes what the
+  // batch did not: one by one, retrying transient failures.
+  std::vector<kafka::HandleResult> results = kafka::HandleInKeyWaves(
+      batch, kafka::InLanes(
+                 2,
+                 [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+                   return handler_->HandleInboundBatch(wave);
+                 },
+                 16));
+  int finished_alone = 0;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (i < results.size() && !kafka::IsTransient(results[i].status())) continue;
+    ++finished_alone;
+    absl::StatusOr<std::vector<kafka::OutboundMessage>> alone;
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      alone = handler_->HandleInbound(messages[i]);
+      if (!kafka::IsTransient(alone.status())) break;
+    }
+    if (i < results.size()) {
+      results[i] = std::move(alone);
+    } else {
+      results.push_back(std::move(alone));
+    }
+  }
+  ASSERT_EQ(results.size(), messages.size());
+  std::vector<std::string> lead_of(messages.size());
+  int created = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    ASSERT_TRUE(results[i].ok()) << i << " " << results[i].status();
+    ASSERT_EQ(results[i]->size(), 1u) << i;
+    LeadCaptured event;
+    ASSERT_TRUE(events::Decode(testing::Consumed((*results[i])[0]), &event).ok());
+    lead_of[i] = event.lead().lead_id();
+    if (event.change() == LeadCaptured::CHANGE_CREATED) ++created;
+  }
+  for (int i = 0; i < kPeople; ++i) EXPECT_EQ(lead_of[i], lead_of[kPeople + i]) << i;
+  EXPECT_EQ(created, kPeople);
+  EXPECT_EQ(Keys("capture:{*}:profile").size(), static_cast<size_t>(kPeople))
+      << "one lead per person, none absorbed";
+  RecordProperty("finished_alone", finished_alone);
 }
 
 }  // namespace
