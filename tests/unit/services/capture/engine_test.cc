@@ -4,9 +4,11 @@
 #include "services/capture/engine.h"
 
 #include <google/protobuf/util/message_differencer.h>
+#include <phonenumbers/phonenumberutil.h>
 
 #include <cmath>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -298,6 +300,52 @@ TEST(ValidationTest, PhoneAloneIsEnough) {
   s.clear_email();
   s.set_phone("+1 650 253 0000");
   EXPECT_EQ(Normalized(s).submission.phone(), "+16502530000");
+}
+
+TEST(ValidationTest, PhoneValidityIsLibphonenumbersForEveryRegionsExampleNumbersAndNearMisses) {
+  // The normaliser checks a number against its calling code's main region first and falls back
+  // to IsValidNumber: it must accept exactly what IsValidNumber accepts, in every region
+  // (including those sharing a calling code: +1's, +44's, +7's) and for numbers just off.
+  using i18n::phonenumbers::PhoneNumber;
+  using i18n::phonenumbers::PhoneNumberUtil;
+  const PhoneNumberUtil& util = *PhoneNumberUtil::GetInstance();
+  std::set<std::string> regions;
+  util.GetSupportedRegions(&regions);
+  const Normalizer normalizer(Config());
+  int checked = 0;
+  int valid = 0;
+  for (const std::string& region : regions) {
+    for (PhoneNumberUtil::PhoneNumberType type :
+         {PhoneNumberUtil::FIXED_LINE, PhoneNumberUtil::MOBILE, PhoneNumberUtil::TOLL_FREE,
+          PhoneNumberUtil::PREMIUM_RATE, PhoneNumberUtil::SHARED_COST, PhoneNumberUtil::VOIP,
+          PhoneNumberUtil::PERSONAL_NUMBER, PhoneNumberUtil::PAGER, PhoneNumberUtil::UAN,
+          PhoneNumberUtil::VOICEMAIL}) {
+      PhoneNumber example;
+      if (!util.GetExampleNumberForType(region, type, &example)) continue;
+      std::string e164;
+      util.Format(example, PhoneNumberUtil::E164, &e164);
+      const std::string shorter = e164.substr(0, e164.size() - 1);
+      for (const std::string& candidate :
+           {e164, e164 + "1", shorter, shorter + (e164.back() == '9' ? "0" : "9")}) {
+        PhoneNumber parsed;
+        const bool expected =
+            util.Parse(candidate, "ZZ", &parsed) == PhoneNumberUtil::NO_PARSING_ERROR &&
+            util.IsPossibleNumberWithReason(parsed) == PhoneNumberUtil::IS_POSSIBLE &&
+            util.IsValidNumber(parsed);
+        const absl::StatusOr<std::string> got = normalizer.NormalizePhone(candidate, "");
+        EXPECT_EQ(got.ok(), expected) << candidate << " (" << region << ") " << got.status();
+        if (expected && got.ok()) {
+          std::string want;
+          util.Format(parsed, PhoneNumberUtil::E164, &want);
+          EXPECT_EQ(*got, want) << candidate;
+        }
+        ++checked;
+        valid += expected ? 1 : 0;
+      }
+    }
+  }
+  EXPECT_GT(checked, 2000);
+  EXPECT_GT(valid, 800);
 }
 
 // ---- Normalisation ------------------------------------------------------------------------
