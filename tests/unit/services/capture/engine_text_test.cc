@@ -2,6 +2,8 @@
 
 #include "services/capture/engine_text.h"
 
+#include <unicode/uchar.h>
+
 #include <string>
 #include <vector>
 
@@ -35,6 +37,27 @@ TEST(TextTest, TrimRemovesUnicodeSpacesAndInvisibleCharacters) {
   EXPECT_EQ(TrimText("\t\n a \r"), "a");
   EXPECT_EQ(TrimText("\u00A0\u3000x\u200B\uFEFF"), "x");
   EXPECT_EQ(TrimText("   "), "");
+}
+
+TEST(TextTest, AsciiTextIsTrimmedAndLowerCasedAsItsCodePointsAre) {
+  // Every ASCII character, alone and around letters: the byte path ASCII takes must give what
+  // ICU's white space and lower case give for the same code points.
+  for (int c = 0; c < 0x80; ++c) {
+    const std::string ch(1, static_cast<char>(c));
+    for (const std::string& text : {ch, ch + "Ab" + ch, "Ab" + ch + "cD", ch + ch + "x"}) {
+      std::string lower;
+      for (char x : text) lower.push_back(static_cast<char>(u_tolower(x)));
+      EXPECT_EQ(ToLowerText(text), lower) << "U+" << c;
+      size_t begin = 0;
+      size_t end = text.size();
+      while (begin < end && u_isUWhiteSpace(text[begin])) ++begin;
+      while (end > begin && u_isUWhiteSpace(text[end - 1])) --end;
+      EXPECT_EQ(TrimText(text), text.substr(begin, end - begin)) << "U+" << c;
+    }
+  }
+  // Not ASCII: the code-point path, unchanged.
+  EXPECT_EQ(ToLowerText("ÉCOLE Ab"), "école ab");
+  EXPECT_EQ(TrimText("\u00a0 Ab\u200b"), "Ab");
 }
 
 TEST(TextTest, CollapseWhitespaceLeavesSingleSpaces) {
