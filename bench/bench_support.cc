@@ -127,4 +127,17 @@ PartitionedRun RunPartitionedBatches(const std::vector<std::vector<kafka::Consum
   return {.handled = handled.load(), .errors = errors.load(), .outputs = outputs.load()};
 }
 
+PartitionedRun RunAsTheServiceDoes(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                                   int workers, size_t batch, int lanes, const InputHandler& handle,
+                                   kafka::WaveRoute wave_route, kafka::Producer& producer) {
+  if (batch <= 1) return RunPartitioned(inputs, workers, handle, producer);
+  const kafka::WaveRoute in_lanes = kafka::InLanes(lanes, std::move(wave_route));
+  return RunPartitionedBatches(
+      inputs, workers, batch,
+      [&](const std::vector<const kafka::ConsumedMessage*>& polled) {
+        return kafka::HandleInKeyWaves(polled, in_lanes);
+      },
+      producer);
+}
+
 }  // namespace leadflow::bench

@@ -110,4 +110,12 @@ PartitionedRun RunPartitionedBatches(const std::vector<std::vector<kafka::Consum
                                      const BatchInputHandler& handle_batch,
                                      kafka::Producer& producer);
 
+// The inputs as a service's consumer loop hands them over: with `batch` 1 each alone to `handle`
+// (RunPartitioned); otherwise `batch` at a time, split into waves of distinct keys and each wave
+// over `lanes` threads (kafka::HandleInKeyWaves over kafka::InLanes), as the service's
+// TopicRouter does with the topic's wave route (services/<service>/app.cc).
+PartitionedRun RunAsTheServiceDoes(const std::vector<std::vector<kafka::ConsumedMessage>>& inputs,
+                                   int workers, size_t batch, int lanes, const InputHandler& handle,
+                                   kafka::WaveRoute wave_route, kafka::Producer& producer);
+
 }  // namespace leadflow::bench

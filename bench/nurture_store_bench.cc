@@ -171,22 +171,14 @@ int Run(int argc, char** argv) {
     NurturingHandler handler(
         scored_store, [&] { return *tracks; }, clock, options);
     CountingProducer enrollments;
-    scored_run =
-        batch == 1
-            ? bench::RunPartitioned(
-                  scored_by_lead, workers,
-                  [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
-                  enrollments)
-            : bench::RunPartitionedBatches(
-                  scored_by_lead, workers, static_cast<size_t>(batch),
-                  [&,
-                   route = kafka::InLanes(
-                       lanes, [&](const auto& wave) { return handler.HandleScoredBatch(wave); })](
-                      const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                    // As the service routes leads.scored (services/nurturing/app.cc).
-                    return kafka::HandleInKeyWaves(inputs, route);
-                  },
-                  enrollments);
+    // As the service routes leads.scored (services/nurturing/app.cc).
+    scored_run = bench::RunAsTheServiceDoes(
+        scored_by_lead, workers, static_cast<size_t>(batch), lanes,
+        [&](const kafka::ConsumedMessage& m) { return handler.HandleScored(m); },
+        [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+          return handler.HandleScoredBatch(wave);
+        },
+        enrollments);
     if (scored_run.errors != 0) {
       std::fprintf(stderr, "scored: %lld errors\n", static_cast<long long>(scored_run.errors));
       return 1;

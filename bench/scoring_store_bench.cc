@@ -190,22 +190,14 @@ int Run(int argc, char** argv) {
   const double cpu_start = RedisCpu(client);
   const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
-  const bench::PartitionedRun run =
-      batch == 1
-          ? bench::RunPartitioned(
-                events_by_lead, workers,
-                [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
-                producer)
-          : bench::RunPartitionedBatches(
-                events_by_lead, workers, static_cast<size_t>(batch),
-                [&,
-                 route = kafka::InLanes(
-                     lanes, [&](const auto& wave) { return handler.HandleActivityBatch(wave); })](
-                    const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                  // As the service routes leads.activity (services/scoring/app.cc).
-                  return kafka::HandleInKeyWaves(inputs, route);
-                },
-                producer);
+  // As the service routes leads.activity (services/scoring/app.cc).
+  const bench::PartitionedRun run = bench::RunAsTheServiceDoes(
+      events_by_lead, workers, static_cast<size_t>(batch), lanes,
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleActivityBatch(wave);
+      },
+      producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const double process_cpu = bench::ProcessCpu() - process_cpu_start;

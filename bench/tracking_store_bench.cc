@@ -156,25 +156,17 @@ int Run(int argc, char** argv) {
   // Processing time just after every call's time, as for a live stream.
   clock.Set(start + absl::Minutes(rounds + 1));
 
-  // As the service routes activities.inbound (services/tracking/app.cc).
-  const kafka::WaveRoute route =
-      kafka::InLanes(lanes, [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
-        return handler.HandleInboundBatch(wave);
-      });
   const double cpu_start = RedisCpu(client);
   const double process_cpu_start = bench::ProcessCpu();
   const absl::Time run_start = absl::Now();
-  const bench::PartitionedRun run =
-      batch == 1
-          ? bench::RunPartitioned(
-                calls_by_lead, workers,
-                [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); }, producer)
-          : bench::RunPartitionedBatches(
-                calls_by_lead, workers, static_cast<size_t>(batch),
-                [&](const std::vector<const kafka::ConsumedMessage*>& inputs) {
-                  return kafka::HandleInKeyWaves(inputs, route);
-                },
-                producer);
+  // As the service routes activities.inbound (services/tracking/app.cc).
+  const bench::PartitionedRun run = bench::RunAsTheServiceDoes(
+      calls_by_lead, workers, static_cast<size_t>(batch), lanes,
+      [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
+      [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
+        return handler.HandleInboundBatch(wave);
+      },
+      producer);
   const absl::Duration run_time = absl::Now() - run_start;
   const double redis_cpu = RedisCpu(client) - cpu_start;
   const double process_cpu = bench::ProcessCpu() - process_cpu_start;
