@@ -20,6 +20,7 @@
 //       --brokers 127.0.0.1:19092
 #include <atomic>
 #include <cstdio>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -71,6 +72,7 @@ int Run(int argc, char** argv) {
   bool service_loop = false;
   int interval_ms = 150;
   std::string brokers;
+  std::vector<std::string> producer_properties;
   CLI::App app{"nurture_store_bench — nurturing scheduler against a private redis-server"};
   app.add_option("--leads", leads, "leads to enrol")->check(CLI::Range(1, 10000000));
   app.add_option("--claims-per-pass", claims_per_pass, "scheduler claims per pass");
@@ -97,6 +99,9 @@ int Run(int argc, char** argv) {
   app.add_option("--brokers", brokers,
                  "bootstrap servers: send the touches to this broker (topics of a fresh prefix) "
                  "instead of a producer that acknowledges at once");
+  app.add_option("--producer-property", producer_properties,
+                 "with --brokers: a librdkafka property for the touches' producer, KEY=VALUE "
+                 "(repeatable; as LEADFLOW_KAFKA_<KEY> sets it for a service)");
   CLI11_PARSE(app, argc, argv);
 
   absl::StatusOr<bench::PrivateRedis> private_redis =
@@ -204,8 +209,13 @@ int Run(int argc, char** argv) {
       std::fprintf(stderr, "topics: %s\n", s.ToString().c_str());
       return 1;
     }
+    std::map<std::string, std::string> properties = {{"bootstrap.servers", brokers}};
+    for (const std::string& p : producer_properties) {
+      const std::pair<std::string, std::string> kv = absl::StrSplit(p, absl::MaxSplits('=', 1));
+      properties[kv.first] = kv.second;
+    }
     absl::StatusOr<std::unique_ptr<kafka::RdKafkaProducer>> rdkafka =
-        kafka::RdKafkaProducer::Create({{"bootstrap.servers", brokers}});
+        kafka::RdKafkaProducer::Create(properties);
     if (!rdkafka.ok()) {
       std::fprintf(stderr, "producer: %s\n", rdkafka.status().ToString().c_str());
       return 1;
