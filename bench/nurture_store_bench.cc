@@ -283,6 +283,7 @@ int Run(int argc, char** argv) {
   const int64_t rewrites = bench::AofRewrites(client) - rewrites_start;
   const double process_cpu = bench::ProcessCpu() - process_cpu_start;
   const int64_t after_memory = UsedMemory(client);
+  const double drain_seconds = absl::FDivDuration(drain_time, absl::Seconds(1));
 
   if (scored) {
     const int64_t events = scored_run.handled;
@@ -309,9 +310,9 @@ int Run(int argc, char** argv) {
               static_cast<double>(after_memory - empty_memory) / leads);
   std::printf("scheduler drain:           %lld claimed, %lld touches, %lld errors in %.2f s\n",
               static_cast<long long>(claimed), static_cast<long long>(sent()),
-              static_cast<long long>(errors), absl::ToDoubleSeconds(drain_time));
+              static_cast<long long>(errors), drain_seconds);
   std::printf("touches per second:        %.0f (claims per pass %d, %d worker threads)\n",
-              sent() / absl::ToDoubleSeconds(drain_time), claims_per_pass, workers);
+              sent() / drain_seconds, claims_per_pass, workers);
   if (service_loop) {
     std::printf("service loop:              a pass every %d ms: at most %.0f touches/s\n",
                 interval_ms, claims_per_pass * 1000.0 / interval_ms);
