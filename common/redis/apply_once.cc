@@ -52,6 +52,15 @@ bool IsCheckOnly(const ApplyOnceRequest& request, const std::string& key) {
   return false;
 }
 
+// Whether the request's WATCH of `key` is left to its guard (ApplyOnceRequest::guard_key).
+bool IsGuarded(const ApplyOnceRequest& request, const std::string& key) {
+  if (request.guard_key.empty()) return false;
+  for (const std::string& k : request.guarded_keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
 // Fields are read in the order v, i[, d]: a check needs no data unless the record is legacy.
 Args ReadRecordCommand(const std::string& key, bool with_data) {
   if (with_data) return {"HMGET", key, "v", "i", "d"};
@@ -249,16 +258,22 @@ absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
     bool watching = false;
     while (next < which.size() || !planned.transaction.empty()) {
       Chunk chunk;
-      absl::flat_hash_set<absl::string_view> keys;  // distinct: shared records count once
+      // The keys it watches, distinct (shared records count once); guarded records do not
+      // count, their guard does.
+      absl::flat_hash_set<absl::string_view> keys;
       while (next < which.size()) {
         const ApplyOnceRequest& r = requests[which[next]];
-        size_t added = r.dedup_key.empty() || keys.contains(r.dedup_key) ? 0 : 1;
-        if (!r.tombstone_key.empty() && !keys.contains(r.tombstone_key)) ++added;
-        for (const std::string& key : r.state_keys) added += keys.contains(key) ? 0 : 1;
+        std::vector<absl::string_view> watched;
+        if (!r.dedup_key.empty()) watched.push_back(r.dedup_key);
+        if (!r.tombstone_key.empty()) watched.push_back(r.tombstone_key);
+        if (!r.guard_key.empty()) watched.push_back(r.guard_key);
+        for (const std::string& key : r.state_keys) {
+          if (!IsGuarded(r, key)) watched.push_back(key);
+        }
+        size_t added = 0;
+        for (absl::string_view key : watched) added += keys.contains(key) ? 0 : 1;
         if (!chunk.requests.empty() && keys.size() + added > kMaxWatchedKeys) break;
-        if (!r.dedup_key.empty()) keys.insert(r.dedup_key);
-        if (!r.tombstone_key.empty()) keys.insert(r.tombstone_key);
-        keys.insert(r.state_keys.begin(), r.state_keys.end());
+        keys.insert(watched.begin(), watched.end());
         chunk.requests.push_back(which[next++]);
       }
       std::vector<Args> commands = std::move(planned.transaction);
@@ -288,6 +303,7 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
                             const std::vector<std::vector<Versioned>>* given, Chunk& chunk,
                             std::vector<Args>& commands) {
   std::vector<bool> with_data;
+  std::vector<bool> watched;  // by record_keys index
   Args watch = {"WATCH"};
   for (size_t i : chunk.requests) {
     const ApplyOnceRequest& r = requests[i];
@@ -298,11 +314,19 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
     if (!r.tombstone_key.empty() && chunk.markers.insert(r.tombstone_key).second) {
       watch.push_back(r.tombstone_key);
     }
+    if (!r.guard_key.empty() && chunk.markers.insert(r.guard_key).second) {
+      watch.push_back(r.guard_key);
+    }
     for (size_t k = 0; k < r.state_keys.size(); ++k) {
       auto [it, inserted] = chunk.record_at.try_emplace(r.state_keys[k], chunk.record_keys.size());
       if (inserted) {
         chunk.record_keys.push_back(r.state_keys[k]);
         with_data.push_back(false);
+        watched.push_back(false);
+      }
+      // Watched once, unless every request of the chunk that reads it leaves it to its guard.
+      if (!watched[it->second] && !IsGuarded(r, r.state_keys[k])) {
+        watched[it->second] = true;
         watch.push_back(r.state_keys[k]);
       }
       // Planned on as read here (no records given), or a legacy record told apart by its data.

@@ -6,7 +6,8 @@
 //
 // How it works (read → plan → apply, optimistic concurrency, Redis's WATCH / MULTI / EXEC):
 //   1. One round trip, on one connection: WATCH the dedup key, the lead's tombstone and the
-//      versioned state records the caller names, then read them (and Redis's clock).
+//      versioned state records the caller names (or, for records it says are guarded, their
+//      guard key), then read them (and Redis's clock).
 //   2. If the dedup key exists, its memo is returned (kDuplicate). If the lead was erased, nothing
 //      happens (kErased). Otherwise the caller's planner turns the state into a Plan: records to
 //      write or delete, extra commands (index updates), and the memo (serialised outputs).
@@ -99,6 +100,14 @@ struct ApplyOnceRequest {
   // reads the record with it; version and incarnation as stored) and watched like the others.
   // A plan that writes one is refused (INTERNAL).
   std::vector<std::string> check_only_keys;
+  // Those of state_keys that are not watched themselves: records many requests read and few
+  // writes change (routing's rep presence), whose every writer also changes `guard_key`, which
+  // is watched in their place. Redis compares each key a connection watches with every key it
+  // already watches, so one guard instead of tens of shared records keeps a transaction's WATCH
+  // short and lets more requests share it. Read and checked like the others; without a
+  // guard_key they are watched.
+  std::vector<std::string> guarded_keys;
+  std::string guard_key;
   // The lead's key registry; empty to skip registration.
   std::string registry_key;
   // The lead's erasure tombstone; empty to skip the check.
@@ -185,7 +194,7 @@ class ApplyOnce {
     std::vector<size_t> requests;                        // indices into the batch, in order
     absl::flat_hash_map<std::string, size_t> record_at;  // record key → record_keys index
     std::vector<std::string> record_keys;
-    absl::flat_hash_set<std::string> markers;  // the dedup keys and tombstones
+    absl::flat_hash_set<std::string> markers;  // the dedup keys, tombstones and guards
     std::vector<Args> transaction;             // MULTI ... EXEC, or empty
     struct Queued {
       size_t request;

@@ -207,6 +207,8 @@ grpc::Status RoutingGrpcService::SetAvailability(grpc::ServerContext* context,
       store_.apply().Run(apply, [&](const std::vector<redis::Versioned>& records) {
         redis::Plan plan;
         plan.writes.push_back({records[0].key, presence.SerializeAsString()});
+        // Decisions that read this record watch the counter, not the record (store.h).
+        plan.extra_commands.push_back(RoutingStore::CountPresenceChange());
         plan.memo = presence.SerializeAsString();
         return absl::StatusOr<redis::Plan>(std::move(plan));
       });

@@ -62,6 +62,14 @@ struct RoutingHandler::ApplyKeys {
   redis::ApplyOnceRequest request;
 };
 
+struct RoutingHandler::ParsedTeam {
+  // Which version of the record `team` is; nothing held when `held` is false.
+  int64_t version = 0;
+  std::string incarnation;
+  RoutingTeamState team;
+  bool held = false;
+};
+
 namespace {
 
 // Re-reads when a lead's assignment moved to another team between reading it and applying.
@@ -364,11 +372,11 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
     keys.push_back(KeysOf(leads[k].input, leads[k].decision.team_id, /*escalation_team=*/false,
                           /*other_team_id=*/"", **rules));
   }
-  auto plan = [&](size_t k, const std::vector<redis::Versioned>& records) {
+  auto plan = [&](size_t k, const std::vector<redis::Versioned>& records, ParsedTeam* parsed) {
     bool team_moved = false;
     return PlanOn(
         leads[k].input, keys[k], records, /*team_given=*/true,
-        [&](LeadChange& c) { return ChangeScored(leads[k], now, c); }, &team_moved);
+        [&](LeadChange& c) { return ChangeScored(leads[k], now, c); }, &team_moved, parsed);
   };
 
   // A chain broken by another writer (another replica on the same team) is planned again as a
@@ -408,13 +416,18 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
       // is "absent", which the check compares exactly. So a request that conflicts (or finds its
       // input applied or erased meanwhile) makes every later request that planned on its writes
       // conflict too.
+      // The team records as the last plan on each left them, kept parsed (by view slot): the
+      // next lead of the team takes its record from here instead of parsing it.
       std::vector<redis::Versioned>& view = *read;
+      absl::flat_hash_map<size_t, ParsedTeam> parsed_teams;
       std::vector<std::vector<redis::Versioned>> planned_on(m);
       std::vector<absl::StatusOr<redis::Plan>> plans;
       plans.reserve(m);
       for (size_t j = 0; j < m; ++j) {
         for (size_t slot : slots[j]) planned_on[j].push_back(view[slot]);
-        absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j]);
+        const size_t team_slot = slots[j][1];
+        ParsedTeam& parsed = parsed_teams[team_slot];
+        absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j], &parsed);
         if (p.ok()) {
           for (const redis::Write& w : p->writes) {
             auto it = slot_of.find(w.key);
@@ -425,6 +438,10 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
               v = {w.key, v.version + 1, w.data, p->incarnations.back().second};
             } else {
               v = {w.key, 0, std::nullopt, ""};
+            }
+            if (it->second == team_slot) {
+              parsed.version = v.version;
+              parsed.incarnation = v.incarnation;
             }
           }
         }
@@ -447,7 +464,7 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
               rechain[j] = true;
               return absl::AbortedError("the chain's records moved: plan it again");
             }
-            return plan(pending[j], records);
+            return plan(pending[j], records, /*parsed=*/nullptr);
           });
       std::vector<size_t> next;
       for (size_t j = 0; j < m; ++j) {
@@ -1086,7 +1103,11 @@ RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::
   keys.presence_at = request.state_keys.size();
   for (const std::string& rep : keys.rep_ids) {
     request.state_keys.push_back(RoutingStore::RepPresenceKey(rep));
+    request.guarded_keys.push_back(request.state_keys.back());
   }
+  // Every decision of a team reads its reps' presence, and presence rarely changes: the apply
+  // watches the counter every presence write moves instead of each record (store.h).
+  if (!request.guarded_keys.empty()) request.guard_key = RoutingStore::PresenceChangesKey();
   // No registry key: the team record must not be registered as the lead's (see store.h);
   // the lead's own keys are registered by an extra command instead.
   request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
@@ -1096,7 +1117,7 @@ RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::
 absl::StatusOr<redis::Plan> RoutingHandler::PlanOn(const Input& input, const ApplyKeys& keys,
                                                    const std::vector<redis::Versioned>& records,
                                                    bool team_given, const ChangeFn& change,
-                                                   bool* team_moved) const {
+                                                   bool* team_moved, ParsedTeam* parsed) const {
   *team_moved = false;
   const std::vector<std::string>& state_keys = keys.request.state_keys;
   LeadChange c;
@@ -1106,9 +1127,15 @@ absl::StatusOr<redis::Plan> RoutingHandler::PlanOn(const Input& input, const App
     }
     c.assignment_exists = true;
   }
-  if (records[1].data.has_value() && !c.team.ParseFromString(*records[1].data)) {
+  // A chain's plans share the team record: the one the plan before wrote is still parsed.
+  const redis::Versioned& team_record = records[1];
+  if (parsed != nullptr && parsed->held && team_record.data.has_value() &&
+      team_record.version == parsed->version && team_record.incarnation == parsed->incarnation) {
+    c.team = std::move(parsed->team);
+  } else if (team_record.data.has_value() && !c.team.ParseFromString(*team_record.data)) {
     return absl::DataLossError("corrupt team state " + state_keys[1]);
   }
+  if (parsed != nullptr) parsed->held = false;
   if (!keys.other_team.empty()) {
     c.other_team_id = keys.other_team;
     if (records[2].data.has_value() && !c.other_team.ParseFromString(*records[2].data)) {
@@ -1138,6 +1165,10 @@ absl::StatusOr<redis::Plan> RoutingHandler::PlanOn(const Input& input, const App
   if (c.write_team) {
     c.team.set_team_id(keys.team);
     plan.writes.push_back({state_keys[1], c.team.SerializeAsString()});
+    if (parsed != nullptr) {
+      parsed->team = std::move(c.team);
+      parsed->held = true;
+    }
   }
   if (c.write_other_team && !keys.other_team.empty()) {
     c.other_team.set_team_id(keys.other_team);

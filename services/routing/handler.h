@@ -151,6 +151,8 @@ class RoutingHandler {
   struct ScoredLead;
   // The request of one apply and where its records are (defined in handler.cc).
   struct ApplyKeys;
+  // A team record one plan of a chain wrote, kept parsed for the next (defined in handler.cc).
+  struct ParsedTeam;
 
  private:
   using ChangeFn = std::function<absl::Status(LeadChange&)>;
@@ -171,9 +173,13 @@ class RoutingHandler {
                    const std::string& other_team_id, const CompiledRoutingRules& rules) const;
   // Runs `change` on `records` (those of keys.request.state_keys) and turns it into a plan.
   // Unless `team_given`, an assignment no longer in keys.team sets `*team_moved` (ABORTED).
+  // With `parsed` (a chain's plans, HandleScoredBatch), a team record that is the one `parsed`
+  // holds is taken from it instead of being parsed, and the team record the plan writes is left
+  // in it (its version and incarnation are the caller's to set).
   absl::StatusOr<redis::Plan> PlanOn(const Input& input, const ApplyKeys& keys,
                                      const std::vector<redis::Versioned>& records, bool team_given,
-                                     const ChangeFn& change, bool* team_moved) const;
+                                     const ChangeFn& change, bool* team_moved,
+                                     ParsedTeam* parsed = nullptr) const;
   // The outputs an apply memoised (none for an erased lead).
   static absl::StatusOr<std::vector<kafka::OutboundMessage>> OutputsOf(
       const redis::ApplyResult& applied);

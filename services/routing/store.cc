@@ -26,6 +26,10 @@ std::string RoutingStore::PresenceRequestKey(const std::string& rep_id,
                                              const std::string& request_id) {
   return absl::StrCat("routing:rep:{", rep_id, "}:applied:", request_id);
 }
+std::string RoutingStore::PresenceChangesKey() { return "routing:presence:changes"; }
+
+redis::Args RoutingStore::CountPresenceChange() { return {"INCR", PresenceChangesKey()}; }
+
 std::string RoutingStore::OverridesKey() { return "routing:overrides"; }
 std::string RoutingStore::OverridesWriteKey(int64_t version) {
   return absl::StrCat("routing:overrides:applied:", version);

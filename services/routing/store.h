@@ -17,6 +17,10 @@
 //                                           set by SetAvailability; absent = available
 //   routing:rep:{<rep_id>}:applied:<req>    apply-once record of a SetAvailability request id;
 //                                           memo = the stored RepPresence
+//   routing:presence:changes                counter: every presence write increments it in its
+//                                           transaction; decisions watch it instead of each
+//                                           presence record they read (ApplyOnceRequest::
+//                                           guard_key)
 //   routing:overrides                       versioned record: RoutingOverrides (protobuf), the
 //                                           teams created or replaced by UpsertTeam / UpsertRep
 //   routing:overrides:applied:<version>     apply-once record of one override write (one per
@@ -72,6 +76,9 @@ class RoutingStore {
   static std::string RepOpenKey(const std::string& rep_id);
   static std::string RepPresenceKey(const std::string& rep_id);
   static std::string PresenceRequestKey(const std::string& rep_id, const std::string& request_id);
+  static std::string PresenceChangesKey();
+  // The command every write of a presence record adds to its transaction (see the key schema).
+  static redis::Args CountPresenceChange();
   static std::string OverridesKey();
   static std::string OverridesWriteKey(int64_t version);
   static std::string SlaIndexKey();

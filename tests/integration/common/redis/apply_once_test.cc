@@ -555,6 +555,61 @@ TEST_F(ApplyOnceTest, ACheckOnlyRecordIsReadWithoutItsDataAndStillWatched) {
   EXPECT_FALSE(Exists(writer.dedup_key));
 }
 
+// A guarded record is read like any other but not watched: its writers move the guard, which is.
+TEST_F(ApplyOnceTest, AGuardedRecordIsWatchedThroughItsGuard) {
+  const std::string shared = "test:shared:presence";
+  const std::string guard = "test:shared:changes";
+  Cmd({"HSET", shared, "v", "1", "i", "0123456789abcdef", "d", "away"});
+  ApplyOnce apply(*client_);
+  ApplyOnceRequest request = Request("guarded-1");
+  request.state_keys = {CounterKey(), shared};
+  request.guarded_keys = {shared};
+  request.guard_key = guard;
+
+  // A writer that moves the guard with the record: the apply re-reads and plans on the new value.
+  int plans = 0;
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    EXPECT_EQ(s[1].data.value_or(""), plans == 0 ? "away" : "back");
+    if (++plans == 1) {
+      Cmd({"HSET", shared, "v", "2", "d", "back"});
+      Cmd({"INCR", guard});
+    }
+    return Increment("guarded-1", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 2) << "a guarded change between read and apply was not a conflict";
+  EXPECT_EQ(Counter(), 1);
+
+  // A write that leaves the guard alone is not seen: the record itself is not watched (this is
+  // why every writer of a guarded record must move its guard).
+  Cmd({"HSET", shared, "v", "3", "d", "away"});
+  plans = 0;
+  request.dedup_key = AppliedKey(kService, kLead, "guarded-2");
+  r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    if (++plans == 1) Cmd({"HSET", shared, "v", "4", "d", "back"});
+    return Increment("guarded-2", s);
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(plans, 1) << "the guarded record was watched itself";
+  EXPECT_EQ(Counter(), 2);
+
+  // In a chunk with a request that does not leave it to the guard, the record is watched.
+  ApplyOnceRequest unguarded = Request("unguarded", "lead-2");
+  unguarded.state_keys = {CounterKey("lead-2"), shared};
+  request.dedup_key = AppliedKey(kService, kLead, "guarded-3");
+  plans = 0;
+  std::vector<absl::StatusOr<ApplyResult>> batch = apply.RunBatch(
+      {request, unguarded}, [&](size_t i, const std::vector<Versioned>& s) -> absl::StatusOr<Plan> {
+        if (++plans == 1) Cmd({"HSET", shared, "v", "5", "d", "away"});
+        return Increment(i == 0 ? "guarded-3" : "unguarded", s);
+      });
+  ASSERT_THAT(batch, SizeIs(2));
+  ASSERT_TRUE(batch[0].ok() && batch[1].ok());
+  EXPECT_GT(plans, 2) << "a write between read and apply went unseen";
+  EXPECT_EQ(Counter(), 3);
+  EXPECT_EQ(Counter("lead-2"), 1);
+}
+
 // A call to the client from inside a session (a planner that reads, say) gets a connection of
 // its own rather than waiting for the one its own thread holds; the extra one is closed after.
 TEST_F(ApplyOnceTest, ACallInsideASessionOfAOneConnectionPoolDoesNotWaitForIt) {

@@ -1088,6 +1088,11 @@ TEST_F(RoutingHandlerTest, AnAwayRepIsSkippedAndPickedAgainWhenBack) {
   ASSERT_TRUE(presence.ok()) << presence.status();
   EXPECT_EQ(presence->at("amelia.hughes").state(), internal::v1::REP_PRESENCE_STATE_AVAILABLE);
   EXPECT_EQ(presence->at("amelia.hughes").request_id(), "back-1");
+  // Decisions watch the presence guard, not the records: each of the two writes moved it.
+  absl::StatusOr<redis::Reply> changes =
+      client_->Command({"GET", RoutingStore::PresenceChangesKey()});
+  ASSERT_TRUE(changes.ok()) << changes.status();
+  EXPECT_EQ(changes->str, "2");
 }
 
 TEST_F(RoutingHandlerTest, SetAvailabilityIsValidated) {
