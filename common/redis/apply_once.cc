@@ -10,7 +10,22 @@
 #include "absl/strings/string_view.h"
 
 namespace leadflow::redis {
+namespace internal {
+
+// The commands of one record write in a transaction: transaction[first, end), an HSET and its
+// PEXPIRE / PERSIST, or a DEL.
+struct RecordWrite {
+  std::string key;
+  size_t first;
+  size_t end;
+  bool deletes;
+};
+
+}  // namespace internal
+
 namespace {
+
+using internal::RecordWrite;
 
 // KEYS: [registry, tombstone, extra...]  ARGV: [tombstone_ttl_ms]
 constexpr char kEraseScript[] = R"lua(
@@ -107,12 +122,14 @@ absl::StatusOr<int64_t> ServerMillis(const Reply& time) {
 }
 
 // Appends to `transaction` the commands that apply `plan` over `state` (the records it was
-// planned on) and returns the records as they leave them; INTERNAL, appending nothing, for a
-// plan that writes a key it did not read or gives a malformed incarnation.
+// planned on), lists the record writes among them in `record_writes` and returns the records
+// as they leave them; INTERNAL, appending nothing, for a plan that writes a key it did not read
+// or gives a malformed incarnation.
 absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& request,
                                                   const std::vector<Versioned>& state,
                                                   const Plan& plan, int64_t now_ms,
-                                                  std::vector<Args>& transaction) {
+                                                  std::vector<Args>& transaction,
+                                                  std::vector<RecordWrite>& record_writes) {
   for (const Write& w : plan.writes) {
     bool known = false;
     for (const std::string& k : request.state_keys) known |= (k == w.key);
@@ -135,7 +152,9 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
       if (w.key == v.key) write = &w;
     }
     if (write == nullptr) continue;
+    const size_t first = transaction.size() + commands.size();
     if (!write->data.has_value()) {
+      record_writes.push_back({v.key, first, first + 1, /*deletes=*/true});
       commands.push_back({"DEL", v.key});
       written.push_back({v.key, 0, std::nullopt, ""});
       continue;
@@ -161,6 +180,8 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
     } else if (!IsAbsent(v)) {
       commands.push_back({"PERSIST", v.key});  // a key created now has no expiry to drop
     }
+    record_writes.push_back(
+        {v.key, first, transaction.size() + commands.size(), /*deletes=*/false});
     written.push_back(
         {v.key, v.version + 1, write->data, incarnation.empty() ? v.incarnation : incarnation});
   }
@@ -377,6 +398,8 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
   // name (or a dedup record it sets) are no longer known here: a later request that depends on
   // one is finished alone, after this transaction.
   absl::flat_hash_set<std::string> touched;
+  absl::flat_hash_set<std::string> named_by_commands;  // record keys a plan's commands name
+  std::vector<RecordWrite> record_writes;
   chunk.transaction = {{"MULTI"}};
   for (size_t i : chunk.requests) {
     const ApplyOnceRequest& r = requests[i];
@@ -429,7 +452,7 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
     }
     const size_t first = chunk.transaction.size();
     absl::StatusOr<std::vector<Versioned>> written =
-        QueueApply(r, state, *plan, *now_ms, chunk.transaction);
+        QueueApply(r, state, *plan, *now_ms, chunk.transaction, record_writes);
     if (!written.ok()) {
       results[i] = written.status();
       continue;
@@ -440,6 +463,7 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
       for (size_t a = 1; a < command.size(); ++a) {
         if (chunk.record_at.contains(command[a]) || chunk.markers.contains(command[a])) {
           touched.insert(command[a]);
+          named_by_commands.insert(command[a]);
         }
       }
     }
@@ -448,9 +472,58 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
   if (chunk.queued.empty()) {
     chunk.transaction.clear();  // nothing to apply
   } else {
+    DropOverwrittenWrites(record_writes, named_by_commands, chunk);
     chunk.transaction.push_back({"EXEC"});
   }
   return absl::OkStatus();
+}
+
+void ApplyOnce::DropOverwrittenWrites(const std::vector<RecordWrite>& record_writes,
+                                      const absl::flat_hash_set<std::string>& named_by_commands,
+                                      Chunk& chunk) {
+  // Per record: its writes in the transaction, in order. A record written once is left alone;
+  // so is one that is deleted (its recreation relies on the DEL dropping the old fields and
+  // expiry) or named by a plan's own commands (which may read or change it in between).
+  absl::flat_hash_map<absl::string_view, std::vector<const RecordWrite*>> by_key;
+  for (const RecordWrite& w : record_writes) by_key[w.key].push_back(&w);
+  std::vector<bool> dropped(chunk.transaction.size(), false);
+  bool any = false;
+  for (auto& [key, writes] : by_key) {
+    if (writes.size() < 2 || named_by_commands.contains(key)) continue;
+    if (std::any_of(writes.begin(), writes.end(),
+                    [](const RecordWrite* w) { return w->deletes; })) {
+      continue;
+    }
+    // The last write sets the record as the earlier would have left it, and its own expiry
+    // (PEXPIRE or PERSIST: the record exists by then). Only an incarnation given by an earlier
+    // write (the record's creation) would be missing from it.
+    Args& last = chunk.transaction[writes.back()->first];
+    for (size_t w = writes.size() - 1; w-- > 0;) {
+      const Args& earlier = chunk.transaction[writes[w]->first];
+      if (last.size() == 6 && earlier.size() == 8) {
+        last.push_back(earlier[6]);
+        last.push_back(earlier[7]);
+      }
+      for (size_t k = writes[w]->first; k < writes[w]->end; ++k) dropped[k] = true;
+      any = true;
+    }
+  }
+  if (!any) return;
+  std::vector<Args> kept;
+  kept.reserve(chunk.transaction.size());
+  size_t q = 0;
+  for (size_t k = 0; k < chunk.transaction.size(); ++k) {
+    while (q < chunk.queued.size() && chunk.queued[q].first == k) {
+      chunk.queued[q++].first = kept.size();
+    }
+    if (!dropped[k]) kept.push_back(std::move(chunk.transaction[k]));
+  }
+  while (q < chunk.queued.size()) chunk.queued[q++].first = kept.size();
+  // Each request's range ends where the next one's starts (the last one's, at the end).
+  for (size_t r = 0; r < chunk.queued.size(); ++r) {
+    chunk.queued[r].end = r + 1 < chunk.queued.size() ? chunk.queued[r + 1].first : kept.size();
+  }
+  chunk.transaction = std::move(kept);
 }
 
 void ApplyOnce::FinishChunk(const std::vector<Reply>& replies, size_t count, Chunk& chunk,

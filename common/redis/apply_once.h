@@ -24,7 +24,9 @@
 // A batch goes in transactions of at most 64 distinct watched keys, one after the other on the
 // same connection (Redis 7.0 compares each key WATCH adds with every key the connection
 // already watches, so its cost grows with the square of the keys), each round trip carrying
-// one transaction's MULTI ... EXEC and the next one's WATCH and reads.
+// one transaction's MULTI ... EXEC and the next one's WATCH and reads. Where several requests of
+// a transaction write the same record, only the last write is sent (the others' effects are in
+// it, since each request plans on the record as the ones before it leave it).
 //
 // State records are hashes {v: version, d: data, i: incarnation}; version 0 means "absent". The
 // planner must be a pure function of the state it is given: it may run more than once.
@@ -49,6 +51,10 @@
 #include "common/redis/lua_script.h"
 
 namespace leadflow::redis {
+
+namespace internal {
+struct RecordWrite;  // one record write queued in a transaction (apply_once.cc)
+}  // namespace internal
 
 // A state record as read.
 struct Versioned {
@@ -222,6 +228,12 @@ class ApplyOnce {
                                 BatchPlanner planner, const std::vector<Reply>& replies,
                                 size_t reads_from, Chunk& chunk,
                                 std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);
+  // Removes from the chunk's transaction the writes of a record that a later request of the
+  // same transaction writes again (a team record most leads of a wave update): the last write
+  // sets the same record, so Redis runs and logs one HSET instead of one per request.
+  static void DropOverwrittenWrites(const std::vector<internal::RecordWrite>& record_writes,
+                                    const absl::flat_hash_set<std::string>& named_by_commands,
+                                    Chunk& chunk);
   // Takes the `count` replies to the chunk's transaction (from replies[0]).
   static void FinishChunk(const std::vector<Reply>& replies, size_t count, Chunk& chunk,
                           std::vector<absl::StatusOr<ApplyResult>>& results, Rest& rest);

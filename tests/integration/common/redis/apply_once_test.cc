@@ -104,6 +104,18 @@ class ApplyOnceTest : public ::testing::Test {
     }
     return -1;
   }
+  // How many times Redis ran `command` since the last CONFIG RESETSTAT.
+  int64_t Calls(const std::string& command) {
+    const std::string prefix = absl::StrCat("cmdstat_", command, ":calls=");
+    for (absl::string_view line : absl::StrSplit(Cmd({"INFO", "commandstats"}).str, "\r\n")) {
+      int64_t n;
+      if (absl::ConsumePrefix(&line, prefix) &&
+          absl::SimpleAtoi(line.substr(0, line.find(',')), &n)) {
+        return n;
+      }
+    }
+    return 0;
+  }
   int64_t Counter(const std::string& lead = kLead) {
     Reply r = Cmd({"HGET", CounterKey(lead), "d"});
     int64_t n = 0;
@@ -399,6 +411,61 @@ TEST_F(ApplyOnceTest, ABatchOfRequestsOnOneRecordAppliesThemInOrderInOneTransact
   EXPECT_EQ((*state)[0].version, 3);
 }
 
+// Where requests of one transaction write the same record, only the last write goes to Redis;
+// the record ends as if each had been applied: its version, data, incarnation and expiry.
+TEST_F(ApplyOnceTest, ATransactionSendsOnlyTheLastOfARecordsWrites) {
+  ApplyOnce apply(*client_);
+  auto increment = [](const std::vector<ApplyOnceRequest>& requests) {
+    return [&requests](size_t i, const std::vector<Versioned>& s) {
+      return Increment(requests[i].dedup_key, s);
+    };
+  };
+  std::vector<ApplyOnceRequest> requests = {Request("a"), Request("b"), Request("c")};
+  Cmd({"CONFIG", "RESETSTAT"});
+  std::vector<absl::StatusOr<ApplyResult>> results = apply.RunBatch(requests, increment(requests));
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Calls("hset"), 1);
+  EXPECT_EQ(Counter(), 3);
+  absl::StatusOr<std::vector<Versioned>> state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ((*state)[0].version, 3);
+  const std::string incarnation = (*state)[0].incarnation;
+  EXPECT_THAT(incarnation, SizeIs(16)) << "the creating write's incarnation was lost";
+  EXPECT_TRUE(Cmd({"SISMEMBER", RegistryKey(kService, kLead), CounterKey()}).integer == 1);
+
+  // On a record that has an expiry, the writes (none with a TTL) leave it without one.
+  Cmd({"PEXPIRE", CounterKey(), "600000"});
+  requests = {Request("d"), Request("e")};
+  results = apply.RunBatch(requests, increment(requests));
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Calls("hset"), 2);
+  EXPECT_EQ(Cmd({"PTTL", CounterKey()}).integer, -1);
+  state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ((*state)[0].version, 5);
+  EXPECT_EQ((*state)[0].incarnation, incarnation);
+  EXPECT_EQ(Counter(), 5);
+
+  // A record deleted in between keeps every write: the recreation is a new record.
+  requests = {Request("f"), Request("g"), Request("h")};
+  results = apply.RunBatch(requests, [&](size_t i, const std::vector<Versioned>& s) {
+    if (i != 1) return Increment(requests[i].dedup_key, s);
+    Plan plan;
+    plan.writes.push_back({s[0].key, std::nullopt});
+    plan.memo = "deleted";
+    return absl::StatusOr<Plan>(plan);
+  });
+  for (const auto& r : results) ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Calls("hset"), 4);
+  EXPECT_EQ(Calls("del"), 1);
+  EXPECT_EQ(Counter(), 1);
+  state = apply.Read({CounterKey()});
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ((*state)[0].version, 1);
+  EXPECT_THAT((*state)[0].incarnation, SizeIs(16));
+  EXPECT_NE((*state)[0].incarnation, incarnation);
+}
+
 // A batch with more keys than one transaction watches goes in several, each reading what the
 // ones before it wrote, and their round trips overlap (one carries a transaction's EXEC and the
 // next one's reads).
@@ -533,7 +600,9 @@ TEST_F(ApplyOnceTest, ACheckOnlyRecordIsReadWithoutItsDataAndStillWatched) {
   checker.check_only_keys = {gate};
   std::vector<absl::StatusOr<ApplyResult>> batch = apply.RunBatch(
       {checker, reader}, [&](size_t i, const std::vector<Versioned>& s) -> absl::StatusOr<Plan> {
-        if (i == 1) EXPECT_TRUE(s[0].data.has_value());
+        if (i == 1) {
+          EXPECT_TRUE(s[0].data.has_value());
+        }
         return Increment(i == 0 ? "checks-the-gate" : "reads-the-gate", {s[1]});
       });
   ASSERT_THAT(batch, SizeIs(2));
