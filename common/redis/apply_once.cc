@@ -587,7 +587,7 @@ std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatch(
 }
 
 std::vector<absl::StatusOr<ApplyResult>> ApplyOnce::RunBatchOnRead(
-    const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
+    const std::vector<ApplyOnceRequest>& requests, const std::vector<std::vector<Versioned>>& read,
     BatchPlanner planner) {
   if (read.size() != requests.size()) {
     return std::vector<absl::StatusOr<ApplyResult>>(

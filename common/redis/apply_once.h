@@ -173,8 +173,8 @@ class ApplyOnce {
   // with the record as the transaction finds it (version and incarnation, only those are read
   // again); a request whose records moved is finished alone with Run(), which reads afresh.
   std::vector<absl::StatusOr<ApplyResult>> RunBatchOnRead(
-      const std::vector<ApplyOnceRequest>& requests, std::vector<std::vector<Versioned>> read,
-      BatchPlanner planner);
+      const std::vector<ApplyOnceRequest>& requests,
+      const std::vector<std::vector<Versioned>>& read, BatchPlanner planner);
 
   // Reads versioned records (for queries, or for RunBatchOnRead; no dedup involved).
   absl::StatusOr<std::vector<Versioned>> Read(const std::vector<std::string>& keys);

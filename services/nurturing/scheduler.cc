@@ -347,7 +347,7 @@ void NurtureScheduler::ProcessBatch(const std::vector<std::string>& lead_ids, ab
   for (const Prepared& p : prepared) requests.push_back(p.request);
   // The records just read are planned on as they are (the transaction checks them).
   std::vector<absl::StatusOr<redis::ApplyResult>> results = store_.apply().RunBatchOnRead(
-      requests, std::move(read), [&](size_t i, const std::vector<redis::Versioned>& state) {
+      requests, read, [&](size_t i, const std::vector<redis::Versioned>& state) {
         return PlanFor(prepared[i], state);
       });
   for (size_t i = 0; i < prepared.size(); ++i) {

@@ -1059,8 +1059,21 @@ void RoutingHandler::Emit(const Input& input, LeadRouted::Kind kind,
       .producer = kService,
   });
   event.set_kind(kind);
-  *event.mutable_lead() = a.lead();
-  *event.mutable_score() = a.score();
+  // The lead snapshot and score are lent to the event for its encoding, not copied (the lead is
+  // the larger part of both records), and given back below. An absent one is set empty, as a
+  // copy would have set it.
+  const bool lend_lead = c.assignment.has_lead();
+  const bool lend_score = c.assignment.has_score();
+  if (lend_lead) {
+    event.set_allocated_lead(c.assignment.release_lead());
+  } else {
+    event.mutable_lead();
+  }
+  if (lend_score) {
+    event.set_allocated_score(c.assignment.release_score());
+  } else {
+    event.mutable_score();
+  }
   event.set_team_id(a.team_id());
   event.set_rep_id(a.rep_id());
   event.set_rule_id(a.rule_id());
@@ -1073,6 +1086,8 @@ void RoutingHandler::Emit(const Input& input, LeadRouted::Kind kind,
   // leads.routed is keyed by team (ARCHITECTURE.md §3).
   c.outputs.push_back(events::Encode(topics_.Name(kafka::kLeadsRouted), a.team_id(), event,
                                      options_.routed_encoding));
+  if (lend_lead) c.assignment.set_allocated_lead(event.release_lead());
+  if (lend_score) c.assignment.set_allocated_score(event.release_score());
 }
 
 RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::string& team,
