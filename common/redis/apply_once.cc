@@ -76,6 +76,15 @@ bool IsGuarded(const ApplyOnceRequest& request, const std::string& key) {
   return false;
 }
 
+// Whether `plan` writes `anchor` as standing in for the request's markers requires: sets it, or
+// deletes it where it exists (deleting an absent key moves no watch).
+bool WritesAnchor(const Plan& plan, const std::string& anchor, const Versioned& was) {
+  for (const Write& w : plan.writes) {
+    if (w.key == anchor) return w.data.has_value() || !IsAbsent(was);
+  }
+  return false;
+}
+
 // Fields are read in the order v, i[, d]: a check needs no data unless the record is legacy.
 Args ReadRecordCommand(const std::string& key, bool with_data) {
   if (with_data) return {"HMGET", key, "v", "i", "d"};
@@ -224,6 +233,26 @@ std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string
           {"DEL", from, from + ":expiring"}};
 }
 
+ApplyOnce::Cover ApplyOnce::CoverOf(const ApplyOnceRequest& r,
+                                    const std::vector<Versioned>* given) {
+  Cover cover;
+  // Only on given records: the anchor's state must be known before the WATCH goes out.
+  if (given == nullptr || r.anchor_key.empty() || IsGuarded(r, r.anchor_key) ||
+      IsCheckOnly(r, r.anchor_key)) {
+    return cover;
+  }
+  for (size_t k = 0; k < r.state_keys.size(); ++k) {
+    if (r.state_keys[k] != r.anchor_key) continue;
+    const Versioned& anchor = (*given)[k];
+    cover.anchor = k;
+    cover.dedup = !r.dedup_key.empty();
+    // A legacy record may predate the registry, which erasure deletes through.
+    cover.tombstone = !r.tombstone_key.empty() && !IsAbsent(anchor) && !IsLegacy(anchor);
+    break;
+  }
+  return cover;
+}
+
 ApplyOnce::ApplyOnce(RedisClient& client, int max_attempts)
     : client_(client), max_attempts_(max_attempts), erase_script_(kEraseScript) {}
 
@@ -284,9 +313,10 @@ absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
       absl::flat_hash_set<absl::string_view> keys;
       while (next < which.size()) {
         const ApplyOnceRequest& r = requests[which[next]];
+        const Cover cover = CoverOf(r, given == nullptr ? nullptr : &(*given)[which[next]]);
         std::vector<absl::string_view> watched;
-        if (!r.dedup_key.empty()) watched.push_back(r.dedup_key);
-        if (!r.tombstone_key.empty()) watched.push_back(r.tombstone_key);
+        if (!r.dedup_key.empty() && !cover.dedup) watched.push_back(r.dedup_key);
+        if (!r.tombstone_key.empty() && !cover.tombstone) watched.push_back(r.tombstone_key);
         if (!r.guard_key.empty()) watched.push_back(r.guard_key);
         for (const std::string& key : r.state_keys) {
           if (!IsGuarded(r, key)) watched.push_back(key);
@@ -296,6 +326,7 @@ absl::Status ApplyOnce::Transact(absl::Span<const ApplyOnceRequest> requests,
         if (!chunk.requests.empty() && keys.size() + added > kMaxWatchedKeys) break;
         keys.insert(watched.begin(), watched.end());
         chunk.requests.push_back(which[next++]);
+        chunk.covers.push_back(cover);
       }
       std::vector<Args> commands = std::move(planned.transaction);
       const size_t exec_replies = commands.size();
@@ -326,17 +357,20 @@ void ApplyOnce::AppendReads(absl::Span<const ApplyOnceRequest> requests,
   std::vector<bool> with_data;
   std::vector<bool> watched;  // by record_keys index
   Args watch = {"WATCH"};
-  for (size_t i : chunk.requests) {
+  absl::flat_hash_set<absl::string_view> watched_markers;
+  for (size_t p = 0; p < chunk.requests.size(); ++p) {
+    const size_t i = chunk.requests[p];
     const ApplyOnceRequest& r = requests[i];
-    // Each key once: Redis would look through the whole watch list to find it watched.
-    if (!r.dedup_key.empty() && chunk.markers.insert(r.dedup_key).second) {
-      watch.push_back(r.dedup_key);
-    }
-    if (!r.tombstone_key.empty() && chunk.markers.insert(r.tombstone_key).second) {
-      watch.push_back(r.tombstone_key);
-    }
-    if (!r.guard_key.empty() && chunk.markers.insert(r.guard_key).second) {
-      watch.push_back(r.guard_key);
+    const Cover& cover = chunk.covers[p];
+    // Each key once: Redis would look through the whole watch list to find it watched. A marker
+    // the request's anchor stands in for is left out (still a marker: see PlanChunk).
+    for (const auto& [key, covered] :
+         {std::pair<const std::string&, bool>(r.dedup_key, cover.dedup),
+          {r.tombstone_key, cover.tombstone},
+          {r.guard_key, false}}) {
+      if (key.empty()) continue;
+      chunk.markers.insert(key);
+      if (!covered && watched_markers.insert(key).second) watch.push_back(key);
     }
     for (size_t k = 0; k < r.state_keys.size(); ++k) {
       auto [it, inserted] = chunk.record_at.try_emplace(r.state_keys[k], chunk.record_keys.size());
@@ -401,7 +435,8 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
   absl::flat_hash_set<std::string> named_by_commands;  // record keys a plan's commands name
   std::vector<RecordWrite> record_writes;
   chunk.transaction = {{"MULTI"}};
-  for (size_t i : chunk.requests) {
+  for (size_t p = 0; p < chunk.requests.size(); ++p) {
+    const size_t i = chunk.requests[p];
     const ApplyOnceRequest& r = requests[i];
     static const Reply* const kNoRecord = new Reply();
     const Reply& memo = r.dedup_key.empty() ? *kNoRecord : replies[at++];
@@ -448,6 +483,13 @@ absl::Status ApplyOnce::PlanChunk(absl::Span<const ApplyOnceRequest> requests,
     absl::StatusOr<Plan> plan = planner(i, state);
     if (!plan.ok()) {
       results[i] = plan.status();
+      continue;
+    }
+    // A marker left unwatched for an anchor this plan does not write would go unguarded.
+    const Cover& cover = chunk.covers[p];
+    if ((cover.dedup || cover.tombstone) &&
+        !WritesAnchor(*plan, r.state_keys[cover.anchor], state[cover.anchor])) {
+      rest.alone.push_back(i);
       continue;
     }
     const size_t first = chunk.transaction.size();

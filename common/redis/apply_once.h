@@ -7,7 +7,8 @@
 // How it works (read → plan → apply, optimistic concurrency, Redis's WATCH / MULTI / EXEC):
 //   1. One round trip, on one connection: WATCH the dedup key, the lead's tombstone and the
 //      versioned state records the caller names (or, for records it says are guarded, their
-//      guard key), then read them (and Redis's clock).
+//      guard key; for the dedup key and tombstone, where the caller names an anchor record,
+//      that record), then read them (and Redis's clock).
 //   2. If the dedup key exists, its memo is returned (kDuplicate). If the lead was erased, nothing
 //      happens (kErased). Otherwise the caller's planner turns the state into a Plan: records to
 //      write or delete, extra commands (index updates), and the memo (serialised outputs).
@@ -118,6 +119,17 @@ struct ApplyOnceRequest {
   std::string registry_key;
   // The lead's erasure tombstone; empty to skip the check.
   std::string tombstone_key;
+  // One of state_keys, neither guarded nor check-only: the lead's own record, which the lead's
+  // erasure deletes (through the registry or Erase's extra keys) and which every plan for this
+  // input that has any effect writes (nurturing's enrollment; routing's assignment, for a lead
+  // it routes). Where the records are given (RunBatchOnRead), the anchor's watch stands in for
+  // the dedup key's: another applier of the same input writes the anchor too, so either
+  // transaction aborts the other. Where the given anchor exists, it stands in for the
+  // tombstone's as well: an erasure deletes it. Those keys are then read but not watched, which
+  // halves what a typical request watches (see WATCH's cost above). A plan that does not write
+  // the anchor (or deletes it where it is absent, which moves no watch) is finished alone with
+  // Run(), which watches everything. Empty: the dedup key and the tombstone are watched.
+  std::string anchor_key;
 };
 
 enum class ApplyOutcome {
@@ -195,9 +207,17 @@ class ApplyOnce {
     std::vector<size_t> alone;  // records moved or unknown here: finish each with Run()
     std::vector<size_t> again;  // the transaction was aborted: try them again
   };
+  // Which of a request's markers its anchor's watch stands in for (ApplyOnceRequest::anchor_key).
+  struct Cover {
+    bool dedup = false;
+    bool tombstone = false;
+    size_t anchor = 0;  // the anchor's index in state_keys
+  };
+  static Cover CoverOf(const ApplyOnceRequest& request, const std::vector<Versioned>* given);
   // One chunk of a transaction: what its round trip read, then what it queued.
   struct Chunk {
     std::vector<size_t> requests;                        // indices into the batch, in order
+    std::vector<Cover> covers;                           // by position in `requests`
     absl::flat_hash_map<std::string, size_t> record_at;  // record key → record_keys index
     std::vector<std::string> record_keys;
     absl::flat_hash_set<std::string> markers;  // the dedup keys, tombstones and guards

@@ -181,6 +181,8 @@ NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
   p.request.state_keys = NurturingStore::StateKeys(lead_id);
   p.request.registry_key = NurturingStore::RegistryKey(lead_id);
   p.request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
+  // Every plan of a due decision writes the enrollment record (PlanFor), and erasure deletes it.
+  p.request.anchor_key = p.request.state_keys[0];
   p.request.dedup_ttl = options_.dedup_ttl;
   switch (p.decision.kind) {
     case DueDecision::Kind::kSend:

@@ -428,6 +428,14 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
         const size_t team_slot = slots[j][1];
         ParsedTeam& parsed = parsed_teams[team_slot];
         absl::StatusOr<redis::Plan> p = plan(pending[j], planned_on[j], &parsed);
+        // A plan that routes the lead writes its assignment, which erasure deletes: its watch
+        // can stand in for the dedup key's and the tombstone's (ApplyOnceRequest::anchor_key).
+        // A plan that leaves the assignment alone has no effect to guard (the lead was routed).
+        if (p.ok() && std::any_of(p->writes.begin(), p->writes.end(), [&](const redis::Write& w) {
+              return w.key == requests[j].state_keys[0];
+            })) {
+          requests[j].anchor_key = requests[j].state_keys[0];
+        }
         if (p.ok()) {
           for (const redis::Write& w : p->writes) {
             auto it = slot_of.find(w.key);

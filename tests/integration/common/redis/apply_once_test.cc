@@ -1,6 +1,7 @@
 #include "common/redis/apply_once.h"
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -677,6 +678,92 @@ TEST_F(ApplyOnceTest, AGuardedRecordIsWatchedThroughItsGuard) {
   EXPECT_GT(plans, 2) << "a write between read and apply went unseen";
   EXPECT_EQ(Counter(), 3);
   EXPECT_EQ(Counter("lead-2"), 1);
+}
+
+// RunBatchOnRead of one request on the records as read now; `meanwhile` runs once, between the
+// transaction's WATCH and its EXEC (inside the first plan). Counts the plans made.
+struct OnReadRun {
+  absl::StatusOr<ApplyResult> result = absl::UnknownError("not run");
+  int plans = 0;
+};
+
+TEST_F(ApplyOnceTest, AnAnchorRecordStandsInForTheDedupKeyAndTheTombstone) {
+  ApplyOnce apply(*client_);
+  auto run = [&](ApplyOnceRequest request, const std::string& event_id, bool write_anchor,
+                 const std::function<void()>& meanwhile) {
+    OnReadRun out;
+    absl::StatusOr<std::vector<Versioned>> read = apply.Read(request.state_keys);
+    EXPECT_TRUE(read.ok()) << read.status();
+    std::vector<absl::StatusOr<ApplyResult>> results = apply.RunBatchOnRead(
+        {request}, {*read}, [&](size_t, const std::vector<Versioned>& s) -> absl::StatusOr<Plan> {
+          if (++out.plans == 1) meanwhile();
+          if (write_anchor) return Increment(event_id, s);
+          Plan memo_only;
+          memo_only.memo = absl::StrCat(event_id, "->nothing");
+          return memo_only;
+        });
+    out.result = results.at(0);
+    return out;
+  };
+  auto anchored = [](const std::string& event_id, const std::string& lead) {
+    ApplyOnceRequest r = Request(event_id, lead);
+    r.anchor_key = r.state_keys[0];
+    return r;
+  };
+  auto tombstone_set_by_hand = [&](const std::string& lead) {
+    return [this, lead] { Cmd({"SET", TombstoneKey(kService, lead), "1", "PX", "60000"}); };
+  };
+  for (const std::string lead : {"present", "control", "erased", "raced", "memo-only"}) {
+    ASSERT_TRUE(Apply(apply, "seed", lead).ok()) << lead;  // the anchor exists
+  }
+
+  // The tombstone and the dedup key are read, not watched: a write to them alone (no erasure
+  // or applier would make one) goes unseen. Without an anchor both are watched.
+  OnReadRun r = run(anchored("e", "present"), "e", true, [&] {
+    tombstone_set_by_hand("present")();
+    Cmd({"SET", AppliedKey(kService, "present", "e"), "someone else's memo"});
+  });
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kApplied);
+  EXPECT_EQ(r.plans, 1) << "the tombstone or the dedup key was watched";
+  EXPECT_EQ(Counter("present"), 2);
+  r = run(Request("e", "control"), "e", true, tombstone_set_by_hand("control"));
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kErased) << "without an anchor the tombstone counts";
+  EXPECT_EQ(Counter("control"), 1);
+
+  // What does move them moves the anchor too. An erasure deletes it:
+  r = run(anchored("e", "erased"), "e", true,
+          [&] { ASSERT_TRUE(EraseLead(apply, "erased").ok()); });
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kErased);
+  EXPECT_FALSE(Exists(CounterKey("erased")));
+  EXPECT_FALSE(Exists(AppliedKey(kService, "erased", "e")));
+  // and another applier of the same input writes it:
+  std::unique_ptr<HiredisClient> other_client = MakeClient();
+  ApplyOnce other(*other_client);
+  r = run(anchored("e", "raced"), "e", true, [&] { ASSERT_TRUE(Apply(other, "e", "raced").ok()); });
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(r.result->memo, "e->2") << "the other applier's memo";
+  EXPECT_EQ(Counter("raced"), 2) << "applied twice";
+
+  // A plan that leaves the anchor alone is finished alone, with every key watched.
+  r = run(anchored("e", "memo-only"), "e", false, tombstone_set_by_hand("memo-only"));
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kErased);
+  EXPECT_FALSE(Exists(AppliedKey(kService, "memo-only", "e")));
+
+  // An absent anchor stands in for the dedup key only: an erasure deletes nothing it watches.
+  r = run(anchored("e", "new"), "e", true, tombstone_set_by_hand("new"));
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kErased);
+  EXPECT_FALSE(Exists(CounterKey("new")));
+  r = run(anchored("e", "new-raced"), "e", true,
+          [&] { ASSERT_TRUE(Apply(other, "e", "new-raced").ok()); });
+  ASSERT_TRUE(r.result.ok()) << r.result.status();
+  EXPECT_EQ(r.result->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ(Counter("new-raced"), 1);
 }
 
 // A call to the client from inside a session (a planner that reads, say) gets a connection of
