@@ -90,5 +90,54 @@ TEST_F(HiredisClientTest, AnErrorReplyInAPipelineLeavesTheOthersInPlace) {
   EXPECT_EQ(ping->str, "PONG");
 }
 
+// Replies are read straight into Reply (hiredis_client.cc, kReplyFunctions): every RESP shape,
+// nested arrays with their own nils and integers, a nil array, and a transaction's EXEC.
+TEST_F(HiredisClientTest, EveryReplyShapeIsReadIntoItsReply) {
+  absl::StatusOr<std::vector<Reply>> replies = client_->Pipeline({
+      {"HSET", "h", "v", "7", "d", std::string("da\0ta", 5)},
+      {"HMGET", "h", "v", "missing", "d"},
+      {"HMGET", "no-such-hash", "v", "i"},
+      {"ZADD", "z", "1", "a", "2", "b"},
+      {"ZRANGE", "z", "0", "-1", "WITHSCORES"},
+      {"ZRANGE", "z", "5", "9"},
+      {"BLPOP", "no-such-list", "0.01"},
+      {"MULTI"},
+      {"INCR", "n"},
+      {"HMGET", "h", "v"},
+      {"GET", "no-such-key"},
+      {"EXEC"},
+      {"TIME"},
+      {"PING"},
+  });
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  ASSERT_EQ(replies->size(), 14u);
+  const std::vector<Reply>& r = *replies;
+  EXPECT_EQ(r[0].type, Reply::Type::kInteger);
+  EXPECT_EQ(r[0].integer, 2);
+  ASSERT_EQ(r[1].type, Reply::Type::kArray);
+  ASSERT_EQ(r[1].elements.size(), 3u);
+  EXPECT_EQ(r[1].elements[0].str, "7");
+  EXPECT_TRUE(r[1].elements[1].is_nil());
+  EXPECT_EQ(r[1].elements[2].str, std::string("da\0ta", 5));
+  ASSERT_EQ(r[2].elements.size(), 2u);
+  EXPECT_TRUE(r[2].elements[0].is_nil() && r[2].elements[1].is_nil());
+  ASSERT_EQ(r[4].elements.size(), 4u);
+  EXPECT_EQ(r[4].elements[2].str, "b");
+  EXPECT_EQ(r[4].elements[3].str, "2");
+  EXPECT_EQ(r[5].type, Reply::Type::kArray);
+  EXPECT_TRUE(r[5].elements.empty());
+  EXPECT_TRUE(r[6].is_nil()) << "a nil array";
+  EXPECT_EQ(r[7].type, Reply::Type::kStatus);
+  EXPECT_EQ(r[8].str, "QUEUED");
+  ASSERT_EQ(r[11].type, Reply::Type::kArray);
+  ASSERT_EQ(r[11].elements.size(), 3u) << "EXEC: one reply per queued command";
+  EXPECT_EQ(r[11].elements[0].integer, 1);
+  ASSERT_EQ(r[11].elements[1].elements.size(), 1u) << "an array inside an array";
+  EXPECT_EQ(r[11].elements[1].elements[0].str, "7");
+  EXPECT_TRUE(r[11].elements[2].is_nil());
+  EXPECT_EQ(r[12].elements.size(), 2u);
+  EXPECT_EQ(r[13].str, "PONG");
+}
+
 }  // namespace
 }  // namespace leadflow::redis
