@@ -79,6 +79,11 @@ constexpr int kMaxTeamLookups = 8;
 // the leads left as a new chain, and so on; the last round's conflicts are finished one by one.
 constexpr int kChainRounds = 4;
 
+// A wave is split over lanes only where each would get this many leads: a lane's thread
+// hand-over costs more than the overlap gains on fewer (batches of 16 over two lanes gave
+// 11.5 k decisions/s against 15.8 k in one, docs/BENCHMARKS.md). kafka::InLanes's bound too.
+constexpr size_t kMinLeadsPerLane = 16;
+
 // Splits the leads [0, keys.size()) into at most `lanes` lists that share no record: leads
 // linked through a record they both need (a team's record, a rep's presence) stay in one list,
 // in input order. Groups go to the lane with the fewest leads so far, largest group first.
@@ -491,7 +496,9 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
   // keeps Redis and the planning busy at once (each lane is one connection's round trips).
   std::vector<const std::vector<std::string>*> lead_keys(n);
   for (size_t k = 0; k < n; ++k) lead_keys[k] = &keys[k].request.state_keys;
-  std::vector<std::vector<size_t>> lanes = IndependentLanes(lead_keys, options_.wave_lanes);
+  const int lane_count = static_cast<int>(std::min<size_t>(
+      std::max(1, options_.wave_lanes), std::max<size_t>(1, n / kMinLeadsPerLane)));
+  std::vector<std::vector<size_t>> lanes = IndependentLanes(lead_keys, lane_count);
   runtime::RunSideBySide(lanes.size(), [&](size_t l) { decide(std::move(lanes[l])); });
   return std::move(subset).Merge(std::move(results));
 }

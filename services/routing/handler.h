@@ -72,8 +72,8 @@ struct RoutingOptions {
   absl::Duration tombstone_ttl = absl::Hours(24 * 30);
   // Threads one wave of scored leads is decided on (HandleScoredBatch): leads that share no
   // record (other teams, no rep in common) are split over up to this many, each with its own
-  // chains and round trips (LEADFLOW_WAVE_LANES). 1 decides a wave on the caller's
-  // thread alone.
+  // chains and round trips (LEADFLOW_WAVE_LANES), and at least 16 leads each (a smaller
+  // wave takes fewer lanes). 1 decides a wave on the caller's thread alone.
   int wave_lanes = 2;
 };
 
@@ -110,8 +110,8 @@ class RoutingHandler {
   // passes only if that plan is applied. A lead whose records moved meanwhile (another
   // replica) fails its check, and so does every later one planned on its writes; those leads are
   // planned again as a new chain on fresh records (up to 4 chains), then one by one. Leads that
-  // share no record are split over up to options.wave_lanes threads (their chains side by
-  // side); the results are the same.
+  // share no record are split over up to options.wave_lanes threads, 16 leads or more each
+  // (their chains side by side); the results are the same.
   std::vector<kafka::HandleResult> HandleScoredBatch(
       const std::vector<const kafka::ConsumedMessage*>& messages);
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleOutcome(
