@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/redis/keys.h"
 
 namespace leadflow::redis {
 namespace internal {
@@ -62,6 +63,13 @@ bool IsLegacy(const Versioned& v) {
 
 bool IsCheckOnly(const ApplyOnceRequest& request, const std::string& key) {
   for (const std::string& k : request.check_only_keys) {
+    if (k == key) return true;
+  }
+  return false;
+}
+
+bool IsUnregistered(const ApplyOnceRequest& request, const std::string& key) {
+  for (const std::string& k : request.unregistered_keys) {
     if (k == key) return true;
   }
   return false;
@@ -182,7 +190,7 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
       commands.push_back({"HSET", v.key, "v", version, "d", *write->data});
     } else {
       commands.push_back({"HSET", v.key, "v", version, "d", *write->data, "i", incarnation});
-      register_keys.push_back(v.key);
+      if (!IsUnregistered(request, v.key)) register_keys.push_back(v.key);
     }
     if (write->ttl > absl::ZeroDuration()) {
       commands.push_back({"PEXPIRE", v.key, absl::StrCat(Millis(write->ttl))});
@@ -209,7 +217,7 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
   commands.push_back({"SET", request.dedup_key, plan.memo, "PXAT", expires_at});
   if (!request.registry_key.empty()) {
     // Apply-once records expire; they are listed by expiry time so the list stays bounded.
-    const std::string expiring = request.registry_key + ":expiring";
+    const std::string expiring = ExpiringRegistryKey(request.registry_key);
     commands.push_back({"ZREMRANGEBYSCORE", expiring, "-inf", absl::StrCat(now_ms)});
     commands.push_back({"ZADD", expiring, expires_at, request.dedup_key});
   }
@@ -228,9 +236,9 @@ std::string NewIncarnation() {
 std::vector<Args> AdoptRegistryCommands(const std::string& to, const std::string& from) {
   // The expiring records keep the later expiry of the two (equal unless both hold one key).
   return {{"SUNIONSTORE", to, to, from},
-          {"ZUNIONSTORE", to + ":expiring", "2", to + ":expiring", from + ":expiring", "AGGREGATE",
-           "MAX"},
-          {"DEL", from, from + ":expiring"}};
+          {"ZUNIONSTORE", ExpiringRegistryKey(to), "2", ExpiringRegistryKey(to),
+           ExpiringRegistryKey(from), "AGGREGATE", "MAX"},
+          {"DEL", from, ExpiringRegistryKey(from)}};
 }
 
 ApplyOnce::Cover ApplyOnce::CoverOf(const ApplyOnceRequest& r,

@@ -26,6 +26,11 @@ inline std::string AppliedKey(absl::string_view service, absl::string_view lead_
 inline std::string RegistryKey(absl::string_view service, absl::string_view lead_id) {
   return LeadKey(service, lead_id, "keys");
 }
+// The registry's expiring members (apply-once records and other keys that expire): a sorted
+// set by expiry time (Unix ms), pruned as they pass, so it stays bounded; erasure deletes them.
+inline std::string ExpiringRegistryKey(absl::string_view registry_key) {
+  return absl::StrCat(registry_key, ":expiring");
+}
 inline std::string TombstoneKey(absl::string_view service, absl::string_view lead_id) {
   return LeadKey(service, lead_id, "erased");
 }

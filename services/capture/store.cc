@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/redis/keys.h"
 
 namespace leadflow::capture {
@@ -36,12 +37,17 @@ std::string CaptureStore::SentKey(const std::string& request_id) {
 absl::Status CaptureStore::MarkSent(
     const std::vector<std::pair<std::string, std::string>>& requests, absl::Duration ttl) {
   if (requests.empty()) return absl::OkStatus();
-  const std::string ms = absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(ttl)));
+  // An expiring key goes in the registry's expiring members, scored by the instant it expires
+  // (PXAT: the same instant whatever the clocks), so the registry does not keep it after that.
+  const std::string expires_at = absl::StrCat(absl::ToUnixMillis(absl::Now()) +
+                                              std::max<int64_t>(1, absl::ToInt64Milliseconds(ttl)));
   std::vector<redis::Args> commands;
   commands.reserve(2 * requests.size());
   for (const auto& [request_id, lead_id] : requests) {
-    commands.push_back({"SET", SentKey(request_id), "1", "PX", ms});
-    commands.push_back({"SADD", redis::RegistryKey(kService, lead_id), SentKey(request_id)});
+    const std::string registry = redis::RegistryKey(kService, lead_id);
+    commands.push_back({"SET", SentKey(request_id), "1", "PXAT", expires_at});
+    commands.push_back(
+        {"ZADD", redis::ExpiringRegistryKey(registry), expires_at, SentKey(request_id)});
   }
   absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
   return replies.ok() ? absl::OkStatus() : replies.status();

@@ -87,9 +87,10 @@ class CaptureStore {
 
   // Records that the events of these submissions — (request id, lead id) pairs — were
   // acknowledged by the broker, for `ttl` (one pipelined round trip; the records join the lead's
-  // registry, so erasure removes them). A duplicate request then answers with its original result
-  // without publishing the events again; without the record (the first attempt's delivery is
-  // unconfirmed) they are published again, with the same event ids.
+  // registry's expiring members until they expire, so erasure removes them). A duplicate request
+  // then answers with its original result without publishing the events again; without the record
+  // (the first attempt's delivery is unconfirmed) they are published again, with the same event
+  // ids.
   absl::Status MarkSent(const std::vector<std::pair<std::string, std::string>>& requests,
                         absl::Duration ttl);
   // True when MarkSent recorded `request_id`.

@@ -1138,8 +1138,11 @@ RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::
   // Every decision of a team reads its reps' presence, and presence rarely changes: the apply
   // watches the counter every presence write moves instead of each record (store.h).
   if (!request.guarded_keys.empty()) request.guard_key = RoutingStore::PresenceChangesKey();
-  // No registry key: the team record must not be registered as the lead's (see store.h);
-  // the lead's own keys are registered by an extra command instead.
+  // The registry lists the lead's apply-once records (under `:expiring`, pruned as they
+  // expire). No record joins it: the team records and presence are every lead's of the team
+  // (erasing this one must leave them, see store.h), and erasure deletes the assignment by name.
+  request.registry_key = redis::RegistryKey(kService, input.lead_id);
+  request.unregistered_keys = request.state_keys;
   request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
   return keys;
 }
@@ -1204,8 +1207,6 @@ absl::StatusOr<redis::Plan> RoutingHandler::PlanOn(const Input& input, const App
     c.other_team.set_team_id(keys.other_team);
     plan.writes.push_back({state_keys[2], c.other_team.SerializeAsString()});
   }
-  plan.extra_commands.push_back(
-      RoutingStore::LeadKeysToRegister(input.lead_id, keys.request.dedup_key));
   for (redis::Args& command : c.commands) plan.extra_commands.push_back(std::move(command));
   plan.memo = kafka::EncodeMemo(c.outputs);
   return plan;

@@ -51,11 +51,6 @@ bool RoutingStore::ParseOutboxMember(const std::string& member, std::string* eve
   return true;
 }
 
-redis::Args RoutingStore::LeadKeysToRegister(const std::string& lead_id,
-                                             const std::string& dedup_key) {
-  return {"SADD", redis::RegistryKey(kService, lead_id), AssignmentKey(lead_id), dedup_key};
-}
-
 absl::StatusOr<std::vector<internal::v1::RoutingAssignment>> RoutingStore::LoadAssignments(
     const std::vector<std::string>& lead_ids) {
   std::vector<std::string> keys;

@@ -4,7 +4,8 @@
 //
 //   routing:{<lead_id>}:assignment          versioned record: the RoutingAssignment (protobuf)
 //   routing:{<lead_id>}:applied:<event_id>  apply-once record of an input, memo = its outputs
-//   routing:{<lead_id>}:keys                the lead's key registry (erasure deletes every member)
+//   routing:{<lead_id>}:keys:expiring       the lead's key registry: its apply-once records by
+//                                           expiry (pruned on apply; erasure deletes them)
 //   routing:{<lead_id>}:erased              erasure tombstone (30 days)
 //   routing:team:{<team_id>}:state          versioned record: the RoutingTeamState (protobuf):
 //                                           rotation cursor and per-rep counters, shared by the
@@ -44,8 +45,9 @@
 // version check fails and it re-plans on the new counters. The team record and the two sorted
 // sets are shared between leads and carry no lead hash tag (the documented Redis Cluster limit).
 // The team record must never be registered in a lead's registry (erasing the lead would wipe the
-// team's counters), so routing applies pass no registry key and register the lead's own keys
-// with an explicit SADD (see LeadKeysToRegister).
+// team's counters): routing applies pass the lead's registry with every record unregistered
+// (ApplyOnceRequest::unregistered_keys), so it lists the lead's apply-once records (under
+// `:expiring`, until they expire), and Erase deletes the assignment by name.
 //
 // Thread safety: all methods may be called concurrently.
 
@@ -87,9 +89,6 @@ class RoutingStore {
   static std::string OutboxMember(const std::string& event_id, const std::string& lead_id);
   static bool ParseOutboxMember(const std::string& member, std::string* event_id,
                                 std::string* lead_id);
-  // The command that registers a lead's own keys touched by an apply (its assignment record and
-  // the apply-once record `dedup_key`) for erasure; goes into Plan.extra_commands.
-  static redis::Args LeadKeysToRegister(const std::string& lead_id, const std::string& dedup_key);
 
   // The lead's assignment, or nullopt if it was never routed (or was erased).
   absl::StatusOr<std::optional<internal::v1::RoutingAssignment>> LoadAssignment(

@@ -766,6 +766,28 @@ TEST_F(ApplyOnceTest, AnAnchorRecordStandsInForTheDedupKeyAndTheTombstone) {
   EXPECT_EQ(Counter("new-raced"), 1);
 }
 
+TEST_F(ApplyOnceTest, AnUnregisteredRecordIsLeftOutOfTheRegistryAndSurvivesErasure) {
+  ApplyOnce apply(*client_);
+  const std::string shared = "test:team:{t}:state";  // every lead of a team writes it
+  ApplyOnceRequest request = Request("e1");
+  request.state_keys = {CounterKey(), shared};
+  request.unregistered_keys = {shared};
+  absl::StatusOr<ApplyResult> r = apply.Run(request, [&](const std::vector<Versioned>& s) {
+    absl::StatusOr<Plan> plan = Increment("e1", s);
+    plan->writes.push_back({shared, "team counters"});
+    return plan;
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  const std::string registry = RegistryKey(kService, kLead);
+  EXPECT_EQ(Cmd({"SISMEMBER", registry, CounterKey()}).integer, 1);
+  EXPECT_EQ(Cmd({"SISMEMBER", registry, shared}).integer, 0);
+  EXPECT_EQ(Cmd({"ZCARD", ExpiringRegistryKey(registry)}).integer, 1) << "the apply-once record";
+  ASSERT_TRUE(EraseLead(apply).ok());
+  EXPECT_FALSE(Exists(CounterKey()));
+  EXPECT_FALSE(Exists(request.dedup_key));
+  EXPECT_TRUE(Exists(shared));
+}
+
 // A call to the client from inside a session (a planner that reads, say) gets a connection of
 // its own rather than waiting for the one its own thread holds; the extra one is closed after.
 TEST_F(ApplyOnceTest, ACallInsideASessionOfAOneConnectionPoolDoesNotWaitForIt) {

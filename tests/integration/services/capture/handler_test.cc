@@ -16,6 +16,7 @@
 #include "common/grpc/status.h"
 #include "common/kafka/handler.h"
 #include "common/redis/hiredis_client.h"
+#include "common/redis/keys.h"
 #include "common/rules/time_util.h"
 #include "common/testing/events.h"
 #include "common/testing/redis_for_test.h"
@@ -140,8 +141,19 @@ TEST_F(CaptureHandlerTest, ADuplicateOfAnAcknowledgedSubmissionPublishesNothingA
   EXPECT_TRUE(again->response.duplicate_request());
   EXPECT_EQ(again->response.lead_id(), first->response.lead_id());
   EXPECT_TRUE(again->outputs.empty());
-  // The record belongs to the lead: erasure removes it with everything else.
+  // The record belongs to the lead: erasure removes it with everything else. It expires, so
+  // the registry lists it among its expiring members (by expiry), not its lasting ones.
   EXPECT_THAT(Keys("capture:req:{r-2}:sent"), ::testing::SizeIs(1));
+  const std::string registry = redis::RegistryKey("capture", first->response.lead_id());
+  absl::StatusOr<redis::Reply> lasting =
+      client_->Command({"SISMEMBER", registry, "capture:req:{r-2}:sent"});
+  ASSERT_TRUE(lasting.ok());
+  EXPECT_EQ(lasting->integer, 0);
+  absl::StatusOr<redis::Reply> expiry =
+      client_->Command({"ZSCORE", redis::ExpiringRegistryKey(registry), "capture:req:{r-2}:sent"});
+  absl::StatusOr<redis::Reply> ttl = client_->Command({"PEXPIRETIME", "capture:req:{r-2}:sent"});
+  ASSERT_TRUE(expiry.ok() && ttl.ok());
+  EXPECT_EQ(expiry->str, absl::StrCat(ttl->integer)) << "listed until the instant it expires";
   ASSERT_TRUE(store_->Erase(first->response.lead_id()).ok());
   EXPECT_THAT(Keys("capture:req:{r-2}:sent"), ::testing::IsEmpty());
 }

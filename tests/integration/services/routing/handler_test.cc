@@ -995,6 +995,28 @@ TEST_F(RoutingHandlerTest, ErasureRemovesEveryKeyOfTheLeadAndReleasesItsRep) {
   EXPECT_THAT(TracesOf("lead-gone"), ElementsAre(redis::TombstoneKey("routing", "lead-gone")));
 }
 
+// Every scored event of a routed lead is an input remembered for a week; the registry lists
+// those records by expiry (pruned as they pass), so it does not grow with the lead's events.
+TEST_F(RoutingHandlerTest, ALeadsRegistryHoldsItsInputsOnlyUntilTheyExpire) {
+  ASSERT_EQ(RoutedBy(&RoutingHandler::HandleScored, Scored("lead-1", "s-0")).rep_id(),
+            "amelia.hughes");
+  for (int i = 1; i <= 5; ++i) {  // the lead is routed already: these change nothing
+    EXPECT_THAT(Handle(&RoutingHandler::HandleScored, Scored("lead-1", absl::StrCat("s-", i))),
+                IsEmpty());
+  }
+  // No lasting member: erasure deletes the assignment by name, and the team's record is not
+  // the lead's.
+  const std::string registry = redis::RegistryKey("routing", "lead-1");
+  absl::StatusOr<redis::Reply> lasting = client_->Command({"SCARD", registry});
+  ASSERT_TRUE(lasting.ok()) << lasting.status();
+  EXPECT_EQ(lasting->integer, 0) << "a record or an input joined the registry's lasting members";
+  absl::StatusOr<redis::Reply> expiring =
+      client_->Command({"ZRANGE", redis::ExpiringRegistryKey(registry), "0", "-1"});
+  ASSERT_TRUE(expiring.ok()) << expiring.status();
+  ASSERT_EQ(expiring->elements.size(), 6u);
+  EXPECT_EQ(expiring->elements[0].str, redis::AppliedKey("routing", "lead-1", "s-0"));
+}
+
 TEST_F(RoutingHandlerTest, InvalidInputIsRejectedAsInvalidArgument) {
   kafka::ConsumedMessage garbage;
   garbage.topic = "test.leads.scored";
@@ -1622,7 +1644,8 @@ std::vector<std::string> Described(const std::vector<kafka::HandleResult>& resul
 
 // Every routing key's content (records as version + protobuf text, sets and sorted sets as
 // members and scores, strings as they are), sorted by key: two runs that made the same decisions
-// leave the same snapshot (incarnations, being random, are left out).
+// leave the same snapshot (incarnations, being random, are left out, and so are the expiry times
+// of the registries' expiring members, which follow Redis's clock).
 std::vector<std::string> Snapshot(redis::RedisClient& client) {
   std::vector<std::string> out;
   for (const std::string& key : testing::AllKeys(client)) {
@@ -1645,7 +1668,9 @@ std::vector<std::string> Snapshot(redis::RedisClient& client) {
         absl::StrAppend(&line, data);
       }
     } else {
-      if (type->str == "zset") {
+      if (type->str == "zset" && absl::EndsWith(key, ":expiring")) {
+        value = client.Command({"SORT", key, "ALPHA"});
+      } else if (type->str == "zset") {
         value = client.Command({"ZRANGE", key, "0", "-1", "WITHSCORES"});
       } else if (type->str == "set") {
         value = client.Command({"SORT", key, "ALPHA"});
