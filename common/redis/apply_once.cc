@@ -68,13 +68,6 @@ bool IsCheckOnly(const ApplyOnceRequest& request, const std::string& key) {
   return false;
 }
 
-bool IsUnregistered(const ApplyOnceRequest& request, const std::string& key) {
-  for (const std::string& k : request.unregistered_keys) {
-    if (k == key) return true;
-  }
-  return false;
-}
-
 // Whether the request's WATCH of `key` is left to its guard (ApplyOnceRequest::guard_key).
 bool IsGuarded(const ApplyOnceRequest& request, const std::string& key) {
   if (request.guard_key.empty()) return false;
@@ -190,7 +183,7 @@ absl::StatusOr<std::vector<Versioned>> QueueApply(const ApplyOnceRequest& reques
       commands.push_back({"HSET", v.key, "v", version, "d", *write->data});
     } else {
       commands.push_back({"HSET", v.key, "v", version, "d", *write->data, "i", incarnation});
-      if (!IsUnregistered(request, v.key)) register_keys.push_back(v.key);
+      if (request.register_records) register_keys.push_back(v.key);
     }
     if (write->ttl > absl::ZeroDuration()) {
       commands.push_back({"PEXPIRE", v.key, absl::StrCat(Millis(write->ttl))});

@@ -117,11 +117,10 @@ struct ApplyOnceRequest {
   std::string guard_key;
   // The lead's key registry; empty to skip registration.
   std::string registry_key;
-  // Those of state_keys that are not the lead's own (a team's counters every lead of the team
-  // updates): never added to its registry, so erasing the lead leaves them. The rest of the
-  // registration (the lead's records, its apply-once records under `<registry>:expiring`) is
-  // as usual.
-  std::vector<std::string> unregistered_keys;
+  // False: the records are not added to the registry, only the apply-once record is (under
+  // `<registry>:expiring`), for a service whose records other leads share (routing's team
+  // counters: erasing one lead must leave them) and whose erasure deletes its own by name.
+  bool register_records = true;
   // The lead's erasure tombstone; empty to skip the check.
   std::string tombstone_key;
   // One of state_keys, neither guarded nor check-only: the lead's own record, which the lead's

@@ -356,6 +356,7 @@ std::vector<kafka::HandleResult> RoutingHandler::HandleScoredBatch(
   const absl::StatusOr<std::shared_ptr<const CompiledRoutingRules>> rules = rules_.Current();
   kafka::BatchSubset<kafka::HandleResult> subset(messages.size());
   std::vector<ScoredLead> leads;
+  leads.reserve(messages.size());
   for (size_t i = 0; i < messages.size(); ++i) {
     absl::StatusOr<std::optional<ScoredLead>> lead = PrepareScored(*messages[i], rules);
     if (!lead.ok()) {
@@ -1142,7 +1143,7 @@ RoutingHandler::ApplyKeys RoutingHandler::KeysOf(const Input& input, const std::
   // expire). No record joins it: the team records and presence are every lead's of the team
   // (erasing this one must leave them, see store.h), and erasure deletes the assignment by name.
   request.registry_key = redis::RegistryKey(kService, input.lead_id);
-  request.unregistered_keys = request.state_keys;
+  request.register_records = false;
   request.tombstone_key = redis::TombstoneKey(kService, input.lead_id);
   return keys;
 }

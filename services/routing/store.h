@@ -46,7 +46,7 @@
 // sets are shared between leads and carry no lead hash tag (the documented Redis Cluster limit).
 // The team record must never be registered in a lead's registry (erasing the lead would wipe the
 // team's counters): routing applies pass the lead's registry with every record unregistered
-// (ApplyOnceRequest::unregistered_keys), so it lists the lead's apply-once records (under
+// (ApplyOnceRequest::register_records false), so it lists the lead's apply-once records (under
 // `:expiring`, until they expire), and Erase deletes the assignment by name.
 //
 // Thread safety: all methods may be called concurrently.
