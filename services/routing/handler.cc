@@ -80,8 +80,9 @@ constexpr int kMaxTeamLookups = 8;
 constexpr int kChainRounds = 4;
 
 // A wave is split over lanes only where each would get this many leads: a lane's thread
-// hand-over costs more than the overlap gains on fewer (batches of 16 over two lanes gave
-// 11.5 k decisions/s against 15.8 k in one, docs/BENCHMARKS.md). kafka::InLanes's bound too.
+// hand-over costs more than the overlap gains on fewer (waves of 16 over two lanes took the
+// process 72-80 us per decision against 41-45 us in one, and gave fewer decisions per second;
+// docs/BENCHMARKS.md). kafka::InLanes's bound too.
 constexpr size_t kMinLeadsPerLane = 16;
 
 // Splits the leads [0, keys.size()) into at most `lanes` lists that share no record: leads
