@@ -10,8 +10,30 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/config/yaml_proto.h"
 
 namespace leadflow::bench {
+
+void AddRunOptions(CLI::App& app, RunOptions& options) {
+  app.add_option("--workers", options.workers, "handler threads (and Redis connections)")
+      ->check(CLI::Range(1, 64));
+  app.add_option("--batch", options.batch,
+                 "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--lanes", options.lanes,
+                 "threads each wave of a batch is split over (kafka::InLanes, LEADFLOW_WAVE_LANES)")
+      ->check(CLI::Range(1, 64));
+  app.add_flag("--commandstats", options.commandstats, "print Redis INFO commandstats at the end");
+}
+
+bool LoadSourceConfig(const std::string& file, google::protobuf::Message* config) {
+  const std::string path = absl::StrCat(LEADFLOW_SOURCE_DIR, "/config/", file);
+  if (absl::Status s = config::LoadYamlProto(path, config); !s.ok()) {
+    std::fprintf(stderr, "config: %s\n", s.ToString().c_str());
+    return false;
+  }
+  return true;
+}
 
 absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size) {
   absl::StatusOr<std::unique_ptr<testing::RedisServer>> server = testing::RedisServer::Start();
@@ -23,6 +45,16 @@ absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size) {
   options.pool_size = std::max(1, pool_size);
   redis.client = std::make_unique<redis::HiredisClient>(options);
   return redis;
+}
+
+std::optional<PrivateRedis> StartPrivateRedisFor(const RunOptions& options) {
+  absl::StatusOr<PrivateRedis> redis =
+      StartPrivateRedis(std::max(1, options.workers * options.lanes));
+  if (!redis.ok()) {
+    std::fprintf(stderr, "redis-server: %s\n", redis.status().ToString().c_str());
+    return std::nullopt;
+  }
+  return std::move(*redis);
 }
 
 double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name) {

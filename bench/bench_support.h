@@ -11,11 +11,16 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <google/protobuf/message.h>
+
+#include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/config/env.h"
 #include "common/kafka/handler.h"
 #include "common/kafka/message.h"
 #include "common/kafka/producer.h"
@@ -60,6 +65,21 @@ class AcknowledgedCounter final : public kafka::Producer {
   std::atomic<int64_t> acknowledged_{0};
 };
 
+// How a store benchmark runs its service's handler, as the service would: `workers` threads
+// (partitions over consumers), each handed `batch` inputs at once, each wave over `lanes`.
+struct RunOptions {
+  int workers = 1;
+  int batch = 256;
+  int lanes = config::RuntimeConfig{}.wave_lanes;
+  bool commandstats = false;  // print Redis INFO commandstats at the end
+};
+// Adds --workers, --batch, --lanes and --commandstats for `options` to `app`.
+void AddRunOptions(CLI::App& app, RunOptions& options);
+
+// Reads config/<file> of the source tree into `config`; false, with the reason on stderr, if it
+// cannot.
+bool LoadSourceConfig(const std::string& file, google::protobuf::Message* config);
+
 // The benchmark's own redis-server (a free port, AOF on as in the stack; never the stack's) and a
 // client with `pool_size` connections to it. Members are destroyed client first.
 struct PrivateRedis {
@@ -67,6 +87,9 @@ struct PrivateRedis {
   std::unique_ptr<redis::HiredisClient> client;
 };
 absl::StatusOr<PrivateRedis> StartPrivateRedis(int pool_size);
+// The same with a connection per thread of `options` (workers × lanes); nullopt, with the reason
+// on stderr, if it cannot start.
+std::optional<PrivateRedis> StartPrivateRedisFor(const RunOptions& options);
 
 // A numeric field of INFO <section>, or -1 when it cannot be read.
 double InfoField(redis::RedisClient& client, const std::string& section, absl::string_view name);

@@ -85,36 +85,22 @@ events::v1::LeadProfile Profile(int i) {
 }
 
 int Run(int argc, char** argv) {
+  bench::RunOptions shape;
+  shape.batch = 1;
   int leads = 10000;
   int rounds = 10;
-  int workers = 1;
-  int batch = 1;
-  bool commandstats = false;
-  int lanes = config::RuntimeConfig{}.wave_lanes;
   ScoringOptions options;
   CLI::App app{"scoring_store_bench — scoring's leads.activity path against a private redis"};
   app.add_option("--leads", leads, "leads")->check(CLI::Range(1, 10000000));
   app.add_option("--rounds", rounds, "activity events per lead")->check(CLI::Range(1, 1000));
-  app.add_option("--workers", workers, "handler threads (and Redis connections)")
-      ->check(CLI::Range(1, 64));
-  app.add_option("--batch", batch,
-                 "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
-      ->check(CLI::Range(1, 10000));
   app.add_option("--history-size", options.history_size,
                  "emitted snapshots kept per lead (production: 20)")
       ->check(CLI::Range(0, 1000));
-  app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
-  app.add_option("--lanes", lanes,
-                 "threads each wave of a batch is split over (kafka::InLanes, LEADFLOW_WAVE_LANES)")
-      ->check(CLI::Range(1, 64));
+  bench::AddRunOptions(app, shape);
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<bench::PrivateRedis> private_redis =
-      bench::StartPrivateRedis(std::max(1, workers * lanes));
-  if (!private_redis.ok()) {
-    std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
-    return 1;
-  }
+  std::optional<bench::PrivateRedis> private_redis = bench::StartPrivateRedisFor(shape);
+  if (!private_redis.has_value()) return 1;
   redis::RedisClient& client = *private_redis->client;
   absl::StatusOr<std::unique_ptr<ScoringRulesSource>> rules = ScoringRulesSource::Create(
       std::string(LEADFLOW_SOURCE_DIR) + "/config/scoring.yaml", LoadScoringRules);
@@ -192,7 +178,7 @@ int Run(int argc, char** argv) {
   const absl::Time run_start = absl::Now();
   // As the service routes leads.activity (services/scoring/app.cc).
   const bench::PartitionedRun run = bench::RunAsTheServiceDoes(
-      events_by_lead, workers, static_cast<size_t>(batch), lanes,
+      events_by_lead, shape.workers, static_cast<size_t>(shape.batch), shape.lanes,
       [&](const kafka::ConsumedMessage& m) { return handler.HandleActivity(m); },
       [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
         return handler.HandleActivityBatch(wave);
@@ -214,10 +200,10 @@ int Run(int argc, char** argv) {
       static_cast<long long>(scored), static_cast<double>(bytes) / (leads * rounds));
   std::printf(
       "events per second:         %.0f (%d worker threads, batches of %d, history %d, %.2f s)\n",
-      events / absl::ToDoubleSeconds(run_time), workers, batch, options.history_size,
+      events / absl::ToDoubleSeconds(run_time), shape.workers, shape.batch, options.history_size,
       absl::ToDoubleSeconds(run_time));
   std::printf("latency per event:         %.1f us wall per thread\n",
-              1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, events));
+              1e6 * absl::ToDoubleSeconds(run_time) * shape.workers / std::max<int64_t>(1, events));
   std::printf("redis-server CPU:          %.2f s (%.1f us per event)\n", redis_cpu,
               1e6 * redis_cpu / std::max<int64_t>(1, events));
   std::printf("this process:              %.2f s CPU (%.1f us per event)\n", process_cpu,
@@ -233,7 +219,7 @@ int Run(int argc, char** argv) {
   }
   std::printf("state record:              %.0f B on average (%d leads sampled)\n",
               static_cast<double>(state_bytes) / sample, sample);
-  if (commandstats) {
+  if (shape.commandstats) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
   }

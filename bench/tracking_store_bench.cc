@@ -66,40 +66,21 @@ constexpr Call kJourney[] = {
 };
 
 int Run(int argc, char** argv) {
+  bench::RunOptions shape;
+  shape.batch = 1;
   int leads = 10000;
   int rounds = 20;
-  int workers = 1;
-  int batch = 1;
-  bool commandstats = false;
-  int lanes = config::RuntimeConfig{}.wave_lanes;
   CLI::App app{"tracking_store_bench — tracking's activities.inbound path against a private redis"};
   app.add_option("--leads", leads, "leads")->check(CLI::Range(1, 10000000));
   app.add_option("--rounds", rounds, "Segment calls per lead")->check(CLI::Range(1, 10000));
-  app.add_option("--workers", workers, "handler threads (and Redis connections)")
-      ->check(CLI::Range(1, 64));
-  app.add_option("--batch", batch,
-                 "inputs handed over at once, as a poll's batch (1: one by one, Handle())")
-      ->check(CLI::Range(1, 10000));
-  app.add_flag("--commandstats", commandstats, "print Redis INFO commandstats at the end");
-  app.add_option("--lanes", lanes,
-                 "threads each wave of a batch is split over (kafka::InLanes, LEADFLOW_WAVE_LANES)")
-      ->check(CLI::Range(1, 64));
+  bench::AddRunOptions(app, shape);
   CLI11_PARSE(app, argc, argv);
 
-  absl::StatusOr<bench::PrivateRedis> private_redis =
-      bench::StartPrivateRedis(std::max(1, workers * lanes));
-  if (!private_redis.ok()) {
-    std::fprintf(stderr, "redis-server: %s\n", private_redis.status().ToString().c_str());
-    return 1;
-  }
+  std::optional<bench::PrivateRedis> private_redis = bench::StartPrivateRedisFor(shape);
+  if (!private_redis.has_value()) return 1;
   redis::RedisClient& client = *private_redis->client;
   config::v1::TrackingConfig config;
-  if (absl::Status s = config::LoadYamlProto(
-          std::string(LEADFLOW_SOURCE_DIR) + "/config/tracking.yaml", &config);
-      !s.ok()) {
-    std::fprintf(stderr, "config: %s\n", s.ToString().c_str());
-    return 1;
-  }
+  if (!bench::LoadSourceConfig("tracking.yaml", &config)) return 1;
   absl::StatusOr<ActivityNormalizer> normalizer = ActivityNormalizer::Create(config);
   if (!normalizer.ok()) {
     std::fprintf(stderr, "config: %s\n", normalizer.status().ToString().c_str());
@@ -161,7 +142,7 @@ int Run(int argc, char** argv) {
   const absl::Time run_start = absl::Now();
   // As the service routes activities.inbound (services/tracking/app.cc).
   const bench::PartitionedRun run = bench::RunAsTheServiceDoes(
-      calls_by_lead, workers, static_cast<size_t>(batch), lanes,
+      calls_by_lead, shape.workers, static_cast<size_t>(shape.batch), shape.lanes,
       [&](const kafka::ConsumedMessage& m) { return handler.HandleInbound(m); },
       [&](const std::vector<const kafka::ConsumedMessage*>& wave) {
         return handler.HandleInboundBatch(wave);
@@ -194,10 +175,11 @@ int Run(int argc, char** argv) {
       static_cast<long long>(producer.sent()),
       static_cast<double>(bytes) / (static_cast<double>(leads) * rounds));
   std::printf("activities per second:     %.0f (%d worker threads, batches of %d, %.2f s)\n",
-              activities / absl::ToDoubleSeconds(run_time), workers, batch,
+              activities / absl::ToDoubleSeconds(run_time), shape.workers, shape.batch,
               absl::ToDoubleSeconds(run_time));
-  std::printf("latency per activity:      %.1f us wall per thread\n",
-              1e6 * absl::ToDoubleSeconds(run_time) * workers / std::max<int64_t>(1, activities));
+  std::printf(
+      "latency per activity:      %.1f us wall per thread\n",
+      1e6 * absl::ToDoubleSeconds(run_time) * shape.workers / std::max<int64_t>(1, activities));
   std::printf("redis-server CPU:          %.2f s (%.1f us per activity)\n", redis_cpu,
               1e6 * redis_cpu / std::max<int64_t>(1, activities));
   std::printf("this process:              %.2f s CPU (%.1f us per activity)\n", process_cpu,
@@ -209,7 +191,7 @@ int Run(int argc, char** argv) {
       static_cast<double>(memory_tracked - memory_empty) / leads, rounds,
       static_cast<double>(memory_after_window - memory_empty) / leads,
       static_cast<long long>(expired.ok() ? expired->integer : -1));
-  if (commandstats) {
+  if (shape.commandstats) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
   }

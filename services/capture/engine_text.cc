@@ -282,6 +282,47 @@ std::string NameKey(absl::string_view first_name, absl::string_view last_name) {
   return absl::StrJoin(words, " ");
 }
 
+namespace {
+
+// American Soundex of the ASCII letters of a folded name part (others are skipped): its first
+// letter, then up to three digits of consonant classes, a class repeated across "h" or "w" or
+// side by side counted once, zeros to fill. Empty when there is no ASCII letter.
+std::string Soundex(absl::string_view folded) {
+  //                               abcdefghijklmnopqrstuvwxyz
+  static constexpr char kClass[] = "01230120022455012623010202";
+  std::string code;
+  char previous = 0;
+  for (char c : folded) {
+    if (c < 'a' || c > 'z') continue;
+    const char digit = kClass[c - 'a'];
+    if (code.empty()) {
+      code.push_back(c);
+      previous = digit;
+      continue;
+    }
+    if (c == 'h' || c == 'w') continue;  // no separator: "Ashcraft" is a261
+    if (digit != '0' && digit != previous) code.push_back(digit);
+    previous = digit;
+    if (code.size() == 4) break;
+  }
+  if (!code.empty()) code.resize(4, '0');
+  return code;
+}
+
+}  // namespace
+
+std::vector<std::string> NameBlockCodes(absl::string_view first_name, absl::string_view last_name) {
+  const std::string first = NameKey(first_name, "");
+  const std::string last = NameKey("", last_name);
+  if (first.empty() || last.empty()) return {};
+  std::vector<std::string> codes;
+  for (const auto& [prefix, part] : {std::pair{"f:", &first}, std::pair{"l:", &last}}) {
+    std::string code = Soundex(*part);
+    codes.push_back(absl::StrCat(prefix, code.empty() ? *part : code));
+  }
+  return codes;
+}
+
 std::string CompanyMatchKey(absl::string_view company) {
   std::vector<std::string> words = KeyWords(FoldForKey(company), U".'\u2019");
   if (words.size() > 1 && words.front() == "the") words.erase(words.begin());

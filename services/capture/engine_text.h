@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -52,6 +53,14 @@ std::string CaseName(absl::string_view name);
 // The fuzzy-matching key of a person: FoldForKey of "first last" with punctuation removed and
 // white space collapsed ("Anne-Marie O'Neil" → "annemarie oneil").
 std::string NameKey(absl::string_view first_name, absl::string_view last_name);
+
+// The fuzzy-match blocking codes of a person, one per name part: "f:" and "l:" followed by the
+// Soundex code of the folded first and last name ("Jon" and "John" → "f:j500", "Smith" and
+// "Smyth" → "l:s530"); a name part with no ASCII letter after folding (Cyrillic, CJK) gives its
+// folded form instead. Empty unless both parts are given: only a full name can match fuzzily.
+// Two leads whose names are close enough to match share at least one code unless both their
+// first and their last names differ in sound (docs/STATE.md, capture's blocking).
+std::vector<std::string> NameBlockCodes(absl::string_view first_name, absl::string_view last_name);
 
 // The matching key of a company: folded, "&" read as "and", a leading "the" and trailing legal
 // suffixes (inc, llc, ltd, gmbh, sa, bv, plc, corp, co, ...) dropped, then every character that

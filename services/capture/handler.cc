@@ -79,7 +79,6 @@ CaptureHandler::MatchAttempt CaptureHandler::PrepareAttempt(
     }
   }
   attempt.absorbed_set = {attempt.absorbed.begin(), attempt.absorbed.end()};
-  attempt.block_keys = CaptureStore::BlockKeysFor(norm);
 
   // State: [0] the target's profile, [1, absorbed_at) the submission's index records,
   // [absorbed_at, absorbed_index_at) the absorbed profiles, then their own index records
@@ -150,23 +149,23 @@ absl::StatusOr<redis::Plan> CaptureHandler::PlanAttempt(
     claim[i] = !state[i].data.has_value() || attempt.absorbed_set.contains(*state[i].data);
   }
   LeadCaptured event;
+  std::optional<LeadProfile> existing;
   if (state[0].data.has_value()) {
-    LeadProfile existing;
-    if (!existing.ParseFromString(*state[0].data)) {
+    if (!existing.emplace().ParseFromString(*state[0].data)) {
       return absl::DataLossError("corrupt profile of " + attempt.target);
     }
-    if ((IsConverted(existing) && !attempt.converted.has_value()) || IsMergeRedirect(existing)) {
+    if ((IsConverted(*existing) && !attempt.converted.has_value()) || IsMergeRedirect(*existing)) {
       attempt.retry_match = true;  // converted or merged away since the look-up: match again
       return absl::AbortedError("matched lead converted or merged meanwhile");
     }
     // The absorbed records first (in Match's order: key precedence, then age), the submission
     // last: it is the newest statement of who the person is.
-    LeadProfile survivor = existing;
+    LeadProfile survivor = *existing;
     for (const LeadProfile& p : absorbed_profiles)
       survivor = MergeLeads(survivor, p, attempt.now).lead;
     MergeResult merged = Merge(survivor, *attempt.norm, attempt.now);
     event.set_change(LeadCaptured::CHANGE_UPDATED);
-    for (std::string& f : ChangedFields(existing, merged.lead)) {
+    for (std::string& f : ChangedFields(*existing, merged.lead)) {
       event.add_changed_fields(std::move(f));
     }
     *event.mutable_lead() = std::move(merged.lead);
@@ -221,18 +220,22 @@ absl::StatusOr<redis::Plan> CaptureHandler::PlanAttempt(
   for (size_t i = 1; i < state.size(); ++i) {
     if (claim[i]) plan.writes.push_back({state[i].key, attempt.target});
   }
-  std::vector<std::string> blocks = attempt.block_keys;
-  if (!attempt.absorbed.empty()) {
-    // The merged record may carry a company or domain the submission did not.
-    for (const std::string& k : CaptureStore::BlockKeysOf(event.lead())) {
-      if (std::find(blocks.begin(), blocks.end(), k) == blocks.end()) blocks.push_back(k);
+  // A lead is a member of exactly the blocks of its current record: a merge that changed its
+  // name, company or e-mail domain moves it, so an erase finds every set that names it.
+  const std::vector<std::string> blocks = CaptureStore::BlockKeysOf(event.lead());
+  for (const std::string& k : blocks) plan.extra_commands.push_back({"SADD", k, attempt.target});
+  if (existing.has_value()) {
+    for (const std::string& k : CaptureStore::BlockKeysOf(*existing)) {
+      if (std::find(blocks.begin(), blocks.end(), k) == blocks.end()) {
+        plan.extra_commands.push_back({"SREM", k, attempt.target});
+      }
     }
   }
-  for (const std::string& k : blocks) {
-    plan.extra_commands.push_back({"SADD", k, attempt.target});
-    // The converted lead leaves the fuzzy-match blocks its new episode joins.
-    if (attempt.converted.has_value())
+  // The converted lead leaves the fuzzy-match blocks (its new episode joins them).
+  if (attempt.converted.has_value()) {
+    for (const std::string& k : CaptureStore::BlockKeysOf(*attempt.converted)) {
       plan.extra_commands.push_back({"SREM", k, attempt.converted->lead_id()});
+    }
   }
   for (size_t j = 0; j < attempt.absorbed.size(); ++j) {
     const std::string& id = attempt.absorbed[j];

@@ -102,7 +102,6 @@ class CaptureHandler {
     std::string target;                                // the lead the submission goes to
     std::vector<std::string> absorbed;                 // leads merged into target
     absl::flat_hash_set<std::string> absorbed_set;
-    std::vector<std::string> block_keys;
     // state_keys: [0] target's profile, [1, absorbed_at) the submission's index records,
     // [absorbed_at, absorbed_index_at) the absorbed profiles, then their own index records.
     redis::ApplyOnceRequest request;

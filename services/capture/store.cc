@@ -20,11 +20,12 @@ std::string CaptureStore::PhoneIndexKey(const std::string& e164) {
 std::string CaptureStore::ExternalIndexKey(const std::string& external_id) {
   return absl::StrCat("capture:idx:ext:{", external_id, "}");
 }
-std::string CaptureStore::CompanyBlockKey(const std::string& company_match_key) {
-  return absl::StrCat("capture:block:company:", company_match_key);
+std::string CaptureStore::CompanyBlockKey(const std::string& company_match_key,
+                                          const std::string& name_code) {
+  return absl::StrCat("capture:block:company:", company_match_key, ":", name_code);
 }
-std::string CaptureStore::DomainBlockKey(const std::string& domain) {
-  return absl::StrCat("capture:block:domain:", domain);
+std::string CaptureStore::DomainBlockKey(const std::string& domain, const std::string& name_code) {
+  return absl::StrCat("capture:block:domain:", domain, ":", name_code);
 }
 std::string CaptureStore::RequestKey(const std::string& request_id) {
   return absl::StrCat("capture:req:{", request_id, "}");
@@ -69,13 +70,34 @@ std::vector<std::string> CaptureStore::IndexKeysFor(const NormalizedSubmission& 
   return keys;
 }
 
-std::vector<std::string> CaptureStore::BlockKeysFor(const NormalizedSubmission& s) {
+namespace {
+
+// The blocking sets of a person at a company and an e-mail domain (either may be empty; a free
+// mail domain is no block), one per name code.
+std::vector<std::string> BlockKeys(const std::string& company_match_key, const std::string& domain,
+                                   const std::vector<std::string>& name_codes) {
   std::vector<std::string> keys;
-  if (!s.company_match_key.empty()) keys.push_back(CompanyBlockKey(s.company_match_key));
-  if (!s.email_domain.empty() && !IsFreeMailDomain(s.email_domain)) {
-    keys.push_back(DomainBlockKey(s.email_domain));
+  const bool business_domain = !domain.empty() && !IsFreeMailDomain(domain);
+  for (const std::string& code : name_codes) {
+    if (!company_match_key.empty()) {
+      keys.push_back(CaptureStore::CompanyBlockKey(company_match_key, code));
+    }
+    if (business_domain) keys.push_back(CaptureStore::DomainBlockKey(domain, code));
   }
   return keys;
+}
+
+std::string DomainOf(const std::string& email) {
+  const size_t at = email.find('@');
+  if (at == std::string::npos || at + 1 >= email.size()) return "";
+  return email.substr(at + 1);
+}
+
+}  // namespace
+
+std::vector<std::string> CaptureStore::BlockKeysFor(const NormalizedSubmission& s) {
+  return BlockKeys(s.company_match_key, s.email_domain,
+                   NameBlockCodes(s.submission.first_name(), s.submission.last_name()));
 }
 
 std::vector<std::string> CaptureStore::IndexKeysOf(const events::v1::LeadProfile& lead) {
@@ -91,13 +113,9 @@ std::vector<std::string> CaptureStore::IndexKeysOf(const events::v1::LeadProfile
 }
 
 std::vector<std::string> CaptureStore::BlockKeysOf(const events::v1::LeadProfile& lead) {
-  std::vector<std::string> keys;
-  if (!lead.company().empty()) keys.push_back(CompanyBlockKey(CompanyMatchKey(lead.company())));
-  const size_t at = lead.email().find('@');
-  if (at != std::string::npos && at + 1 < lead.email().size()) {
-    keys.push_back(DomainBlockKey(lead.email().substr(at + 1)));
-  }
-  return keys;
+  const std::string company = lead.company().empty() ? "" : CompanyMatchKey(lead.company());
+  return BlockKeys(company, DomainOf(lead.email()),
+                   NameBlockCodes(lead.first_name(), lead.last_name()));
 }
 
 absl::StatusOr<std::optional<events::v1::LeadProfile>> CaptureStore::LoadCurrent(
@@ -207,7 +225,9 @@ absl::Status CaptureStore::Erase(const std::string& lead_id) {
     // Blocking sets are shared between leads, so they are not in the registry: remove the
     // lead from each one it can be in.
     std::vector<redis::Args> commands;
-    for (const std::string& k : BlockKeysOf(**profile)) commands.push_back({"SREM", k, lead_id});
+    for (const std::string& k : BlockKeysOf(**profile)) {
+      commands.push_back({"SREM", k, lead_id});
+    }
     if (!commands.empty()) {
       absl::StatusOr<std::vector<redis::Reply>> r = client_.Pipeline(commands);
       if (!r.ok()) return r.status();

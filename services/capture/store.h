@@ -10,8 +10,11 @@
 //   capture:idx:email:{<email key>}    versioned record: id of the lead owning the e-mail match key
 //   capture:idx:phone:{<e164>}         versioned record: id of the lead owning the phone number
 //   capture:idx:ext:{<external id>}    versioned record: id of the lead with that upstream id
-//   capture:block:company:<key>        set of lead ids sharing a company (fuzzy-match blocking)
-//   capture:block:domain:<domain>      set of lead ids sharing a business e-mail domain
+//   capture:block:company:<key>:<name code>
+//                                      set of lead ids sharing a company and the sound of a first
+//                                      or last name (fuzzy-match blocking; NameBlockCodes)
+//   capture:block:domain:<domain>:<name code>
+//                                      the same for a business e-mail domain
 //   capture:req:{<request id>}         apply-once record of a submission, memo = response+outputs
 //   capture:req:{<request id>}:sent    present once the submission's events were acknowledged by
 //                                      the broker (same retention as the request record)
@@ -48,15 +51,19 @@ class CaptureStore {
   static std::string EmailIndexKey(const std::string& email_match_key);
   static std::string PhoneIndexKey(const std::string& e164);
   static std::string ExternalIndexKey(const std::string& external_id);
-  static std::string CompanyBlockKey(const std::string& company_match_key);
-  static std::string DomainBlockKey(const std::string& domain);
+  static std::string CompanyBlockKey(const std::string& company_match_key,
+                                     const std::string& name_code);
+  static std::string DomainBlockKey(const std::string& domain, const std::string& name_code);
   static std::string RequestKey(const std::string& request_id);
   static std::string SentKey(const std::string& request_id);
 
   // The exact-key index records a submission touches (email, phone, external id), in that order;
   // keys for absent values are omitted.
   static std::vector<std::string> IndexKeysFor(const NormalizedSubmission& submission);
-  // The fuzzy blocking sets a submission belongs to.
+  // The fuzzy blocking sets a submission belongs to: one per name code (NameBlockCodes) and
+  // company or business domain, none without a full name (it can never match fuzzily). A block
+  // holds the people of one company whose first (or last) names sound alike, so it stays small
+  // however large the company: candidates are the whole block, not a sample of the company.
   static std::vector<std::string> BlockKeysFor(const NormalizedSubmission& submission);
   // The exact-key index records a stored lead owns (its e-mail match key, phone, every external
   // id), and the blocking sets it can be a member of.

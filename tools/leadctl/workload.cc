@@ -21,13 +21,26 @@ struct Profile {
 const char* const kFirst[] = {"Olivia", "Liam",  "Emma", "Noah",  "Amelia", "Oliver", "Sofia",
                               "Lucas",  "Mia",   "Hugo", "Ines",  "Mateo",  "Yuki",   "Arjun",
                               "Chloe",  "Felix", "Zara", "Ethan", "Leila",  "Jonas"};
+// Names and companies are put together from parts so that people rarely share a name at one
+// company (252 last names, 320 companies): as in a real pipeline, fuzzy matching then merges
+// the few real look-alikes rather than most of a large company.
 const char* const kLast[] = {"Smith",    "Müller",  "Martin", "Rossi",   "García", "Silva",
                              "Tanaka",   "Patel",   "Brown",  "Dubois",  "Novak",  "Jensen",
                              "Kowalski", "O'Brien", "Nguyen", "Schmidt", "Lopez",  "Cohen"};
-const char* const kCompanies[] = {"Acme Ltd",          "Globex GmbH",      "Initech Inc.",
-                                  "Umbrella plc",      "Stark Industries", "Wayne Enterprises",
-                                  "Soylent Corp",      "Hooli LLC",        "Vandelay Imports",
-                                  "Cyberdyne Systems", "Tyrell Corp",      "Wonka SA"};
+const char* const kLastStems[] = {"Ander", "Bar",  "Car",   "Del", "Fitz", "Gold",
+                                  "Hart",  "Kirk", "Lind",  "Mor", "Nor",  "Pem",
+                                  "Ral",   "Stan", "Thorn", "Vel", "Win",  "Yar"};
+const char* const kLastEndings[] = {"son",  "berg",  "ton", "wood", "ley", "man", "field",
+                                    "ford", "stein", "ard", "ini",  "ez",  "ov"};
+const char* const kCompanyStems[] = {
+    "Acme",     "Globex",    "Initech", "Umbrella", "Stark",  "Wayne",   "Soylent", "Hooli",
+    "Vandelay", "Cyberdyne", "Tyrell",  "Wonka",    "Nimbus", "Quantum", "Vertex",  "Orbit",
+    "Helix",    "Summit",    "Beacon",  "Cobalt",   "Falcon", "Granite", "Harbor",  "Ionic",
+    "Juniper",  "Keystone",  "Lumen",   "Meridian", "Nova",   "Onyx",    "Pioneer", "Redwood",
+    "Sapphire", "Tundra",    "Upland",  "Vortex",   "Willow", "Xenon",   "Yonder",  "Zenith"};
+const char* const kCompanyKinds[] = {"Systems", "Labs",    "Foods", "Logistics",
+                                     "Health",  "Capital", "Media", "Robotics"};
+const char* const kLegalSuffixes[] = {"Ltd", "GmbH", "Inc.", "plc", "LLC", "Corp", "SA", ""};
 const char* const kTitles[] = {"CEO",
                                "Founder",
                                "VP Sales",
@@ -62,10 +75,14 @@ DemoLead MakeLead(int i, const std::string& run, std::mt19937_64& rng,
   DemoLead lead;
   LeadSubmission& s = lead.submission;
   const std::string first = pick(kFirst);
-  const std::string last = pick(kLast);
-  const std::string company = pick(kCompanies);
+  const std::string last = rng() % 16 == 0 ? std::string(pick(kLast))
+                                           : absl::StrCat(pick(kLastStems), pick(kLastEndings));
+  const std::string stem = pick(kCompanyStems);
+  const std::string kind = pick(kCompanyKinds);
+  const std::string suffix = pick(kLegalSuffixes);
+  const std::string company = absl::StrCat(stem, " ", kind, suffix.empty() ? "" : " ", suffix);
   const Profile& profile = pick(kProfiles);
-  std::string domain = absl::AsciiStrToLower(company.substr(0, company.find(' ')));
+  std::string domain = absl::AsciiStrToLower(absl::StrCat(stem, kind));
   s.set_request_id(absl::StrCat(id_prefix, "-", run, "-", i));
   s.set_source(pick(kSources));
   s.set_first_name(first);

@@ -1,6 +1,7 @@
 // Integration tests of capture's handler against a real redis-server (no Kafka): submissions go
 // in through Submit() or as consumed messages, and the events it returns are what the consumer
 // loop or the gRPC service would publish. Settings: config/capture.yaml.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <thread>
@@ -453,6 +454,64 @@ TEST_F(CaptureHandlerTest, TheFuzzyThresholdDecidesWhetherASimilarNameMerges) {
   ASSERT_TRUE(merged.ok());
   EXPECT_FALSE(merged->response.created()) << "the default 0.92 merges them";
   EXPECT_EQ(merged->response.match().key(), "fuzzy_name");
+}
+
+// A company's leads are blocked by the sound of their names, so a look-alike is found however
+// many colleagues it has: a sample of the company's leads (as blocking once took) would miss it
+// three times in four here.
+TEST_F(CaptureHandlerTest, AFuzzyDuplicateIsFoundAmongTwoHundredColleagues) {
+  const char* const syllables[] = {"ba", "ko", "mi", "ru", "te", "zo", "la", "ni"};
+  for (int i = 0; i < 200; ++i) {
+    LeadSubmission colleague = Jane(absl::StrCat("r-colleague-", i));
+    colleague.set_first_name(absl::StrCat(syllables[i % 8], syllables[(i / 8) % 8], "n"));
+    colleague.set_last_name(absl::StrCat(syllables[(i / 64) % 8], syllables[i % 7], "ck"));
+    colleague.set_email(absl::StrCat("colleague.", i, "@acme-widgets.com"));
+    ASSERT_TRUE(handler_->Submit(colleague, colleague.request_id()).ok());
+  }
+  absl::StatusOr<SubmitOutcome> jane = handler_->Submit(Jane("r-jane"), "r-jane");
+  ASSERT_TRUE(jane.ok());
+  ASSERT_TRUE(jane->response.created());
+
+  LeadSubmission again = Jane("r-jayne");
+  again.set_first_name("Jayne");
+  again.set_email("jayne.d@gmail.com");
+  absl::StatusOr<SubmitOutcome> merged = handler_->Submit(again, "r-jayne");
+  ASSERT_TRUE(merged.ok());
+  EXPECT_FALSE(merged->response.created());
+  EXPECT_EQ(merged->response.lead_id(), jane->response.lead_id());
+  EXPECT_EQ(merged->response.match().key(), "fuzzy_name");
+}
+
+// A merge that changes the lead's name or company moves it to the new blocks: no set keeps its
+// id once it is erased.
+TEST_F(CaptureHandlerTest, AMergeThatRenamesTheLeadMovesItsBlocks) {
+  absl::StatusOr<SubmitOutcome> first = handler_->Submit(Jane("r-1"), "r-1");
+  ASSERT_TRUE(first.ok());
+  const std::string lead_id = first->response.lead_id();
+  const std::vector<std::string> old_blocks = CaptureStore::BlockKeysOf(first->response.lead());
+  ASSERT_FALSE(old_blocks.empty());
+
+  LeadSubmission renamed = Jane("r-2");  // the same e-mail: the same lead
+  renamed.set_last_name("Smith");
+  renamed.set_company("Globex Corp");
+  absl::StatusOr<SubmitOutcome> second = handler_->Submit(renamed, "r-2");
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->response.lead_id(), lead_id);
+  const std::vector<std::string> new_blocks = CaptureStore::BlockKeysOf(second->response.lead());
+  for (const std::string& k : new_blocks) {
+    absl::StatusOr<redis::Reply> member = client_->Command({"SISMEMBER", k, lead_id});
+    ASSERT_TRUE(member.ok());
+    EXPECT_EQ(member->integer, 1) << k;
+  }
+  for (const std::string& k : old_blocks) {
+    if (std::find(new_blocks.begin(), new_blocks.end(), k) != new_blocks.end()) continue;
+    absl::StatusOr<redis::Reply> member = client_->Command({"SISMEMBER", k, lead_id});
+    ASSERT_TRUE(member.ok());
+    EXPECT_EQ(member->integer, 0) << "still in " << k;
+  }
+
+  ASSERT_TRUE(store_->Erase(lead_id).ok());
+  EXPECT_THAT(Keys("capture:block:*"), ::testing::IsEmpty());
 }
 
 TEST_F(CaptureHandlerTest, InvalidInputIsRejectedWithEveryFieldViolation) {

@@ -6,6 +6,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <phonenumbers/phonenumberutil.h>
 
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -17,6 +18,7 @@
 #include "common/rules/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "services/capture/engine_text.h"
 
 namespace leadflow::capture {
 namespace {
@@ -663,6 +665,12 @@ TEST_P(FuzzyMatchTest, NeedsSimilarNameAndSameCompanyOrDomain) {
     EXPECT_EQ(decision.match->matched_lead_id(), "lead-1");
     EXPECT_GE(decision.match->similarity(), c.threshold);
     EXPECT_LT(decision.match->similarity(), 1.0 + 1e-9);
+    // A fuzzy match is only ever looked for among leads sharing a block (CaptureStore).
+    const std::vector<std::string> a = NameBlockCodes(s.first_name(), s.last_name());
+    const std::vector<std::string> b = NameBlockCodes(lead.first_name(), lead.last_name());
+    EXPECT_TRUE(std::any_of(a.begin(), a.end(), [&b](const std::string& code) {
+      return std::find(b.begin(), b.end(), code) != b.end();
+    }));
   }
 }
 

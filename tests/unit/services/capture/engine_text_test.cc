@@ -110,6 +110,36 @@ TEST(NameKeyTest, FoldsCaseAccentsAndPunctuation) {
   EXPECT_EQ(NameKey("", "Smith"), "smith");
 }
 
+using Codes = std::vector<std::string>;
+
+TEST(NameBlockCodesTest, AreTheSoundexCodesOfFirstAndLastName) {
+  EXPECT_EQ(NameBlockCodes("Robert", "Rupert"), (Codes{"f:r163", "l:r163"}));
+  EXPECT_EQ(NameBlockCodes("Rubin", "Tymczak"), (Codes{"f:r150", "l:t522"}));
+  // "h" and "w" do not separate a repeated class; a vowel does.
+  EXPECT_EQ(NameBlockCodes("Ashcraft", "Pfister"), (Codes{"f:a261", "l:p236"}));
+  EXPECT_EQ(NameBlockCodes("Honeyman", "Lee"), (Codes{"f:h555", "l:l000"}));
+}
+
+TEST(NameBlockCodesTest, SpellingVariantsShareTheirCodes) {
+  EXPECT_EQ(NameBlockCodes("Jon", "Smith"), NameBlockCodes("JOHN", "Smyth"));
+  EXPECT_EQ(NameBlockCodes("José", "Müller"), NameBlockCodes("Jose", "Muller"));
+  EXPECT_EQ(NameBlockCodes("Anne-Marie", "O'Neil"), NameBlockCodes("Annemarie", "Oneil"));
+}
+
+TEST(NameBlockCodesTest, NamesWithoutAsciiLettersUseTheirFoldedForm) {
+  const Codes codes = NameBlockCodes("Иван", "Петров");
+  ASSERT_EQ(codes.size(), 2u);
+  EXPECT_EQ(codes[0], "f:" + NameKey("Иван", ""));
+  EXPECT_EQ(codes[1], "l:" + NameKey("", "Петров"));
+  EXPECT_NE(codes[1], "l:");
+}
+
+TEST(NameBlockCodesTest, NeedAFullName) {
+  EXPECT_TRUE(NameBlockCodes("John", "").empty());
+  EXPECT_TRUE(NameBlockCodes("", "Smith").empty());
+  EXPECT_TRUE(NameBlockCodes(" ", "-").empty());
+}
+
 // ---- Companies ----------------------------------------------------------------------------
 
 struct CompanyCase {
