@@ -165,7 +165,9 @@ absl::StatusOr<redis::Plan> CaptureHandler::PlanAttempt(
       survivor = MergeLeads(survivor, p, attempt.now).lead;
     MergeResult merged = Merge(survivor, *attempt.norm, attempt.now);
     event.set_change(LeadCaptured::CHANGE_UPDATED);
-    for (std::string& f : ChangedFields(*existing, merged.lead)) {
+    // Without absorbed leads the survivor is the existing record: Merge listed the changes.
+    for (std::string& f : absorbed_profiles.empty() ? std::move(merged.changed_fields)
+                                                    : ChangedFields(*existing, merged.lead)) {
       event.add_changed_fields(std::move(f));
     }
     *event.mutable_lead() = std::move(merged.lead);
