@@ -95,6 +95,23 @@ std::string DomainOf(const std::string& email) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> CaptureStore::BlockPairsFor(
+    const NormalizedSubmission& s) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  const std::vector<std::string> codes =
+      NameBlockCodes(s.submission.first_name(), s.submission.last_name());
+  if (codes.size() != 2) return pairs;
+  if (!s.company_match_key.empty()) {
+    pairs.emplace_back(CompanyBlockKey(s.company_match_key, codes[0]),
+                       CompanyBlockKey(s.company_match_key, codes[1]));
+  }
+  if (!s.email_domain.empty() && !IsFreeMailDomain(s.email_domain)) {
+    pairs.emplace_back(DomainBlockKey(s.email_domain, codes[0]),
+                       DomainBlockKey(s.email_domain, codes[1]));
+  }
+  return pairs;
+}
+
 std::vector<std::string> CaptureStore::BlockKeysFor(const NormalizedSubmission& s) {
   return BlockKeys(s.company_match_key, s.email_domain,
                    NameBlockCodes(s.submission.first_name(), s.submission.last_name()));
@@ -141,9 +158,16 @@ absl::StatusOr<std::vector<std::vector<std::string>>> CaptureStore::CandidateIds
     const std::vector<const NormalizedSubmission*>& submissions, size_t max_fuzzy) {
   std::vector<redis::Args> commands;
   std::vector<size_t> command_count;
+  std::vector<size_t> exact_count;
   for (const NormalizedSubmission* submission : submissions) {
     const size_t before = commands.size();
     for (const std::string& k : IndexKeysFor(*submission)) commands.push_back({"HGET", k, "d"});
+    exact_count.push_back(commands.size() - before);
+    // Everyone whose first and last names both sound alike, however large the blocks; then a
+    // sample of each block for those alike in one name only.
+    for (const auto& [first_key, last_key] : BlockPairsFor(*submission)) {
+      commands.push_back({"SINTER", first_key, last_key});
+    }
     for (const std::string& k : BlockKeysFor(*submission)) {
       commands.push_back({"SRANDMEMBER", k, absl::StrCat(max_fuzzy)});
     }
@@ -159,11 +183,16 @@ absl::StatusOr<std::vector<std::vector<std::string>>> CaptureStore::CandidateIds
     auto add = [&out](const std::string& id) {
       if (std::find(out.begin(), out.end(), id) == out.end()) out.push_back(id);
     };
+    // As many fuzzy candidates as two full samples: the name-sound twins first.
+    const size_t max_ids = exact_count[i] + 2 * max_fuzzy;
     for (size_t k = 0; k < command_count[i]; ++k) {
       const redis::Reply& r = (*replies)[next + k];
       if (r.is_error()) return redis::ErrorReplyToStatus(r);
       if (r.type == redis::Reply::Type::kString) add(r.str);
-      for (const redis::Reply& e : r.elements) add(e.str);
+      for (const redis::Reply& e : r.elements) {
+        if (out.size() >= max_ids) break;
+        add(e.str);
+      }
     }
     next += command_count[i];
   }

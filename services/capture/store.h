@@ -65,12 +65,18 @@ class CaptureStore {
   // holds the people of one company whose first (or last) names sound alike, so it stays small
   // however large the company: candidates are the whole block, not a sample of the company.
   static std::vector<std::string> BlockKeysFor(const NormalizedSubmission& submission);
+  // Per company and per business domain, its first-name block and its last-name block (whose
+  // intersection is the people whose full names sound alike).
+  static std::vector<std::pair<std::string, std::string>> BlockPairsFor(
+      const NormalizedSubmission& submission);
   // The exact-key index records a stored lead owns (its e-mail match key, phone, every external
   // id), and the blocking sets it can be a member of.
   static std::vector<std::string> IndexKeysOf(const events::v1::LeadProfile& lead);
   static std::vector<std::string> BlockKeysOf(const events::v1::LeadProfile& lead);
 
-  // Lead ids that may match: exact-key owners first, then up to `max_fuzzy` blocking peers.
+  // Lead ids that may match: exact-key owners first, then blocking peers — every lead sharing
+  // both name codes at the company or domain, then up to `max_fuzzy` of each block — at most
+  // 2 × `max_fuzzy` of them.
   absl::StatusOr<std::vector<std::string>> CandidateIds(const NormalizedSubmission& submission,
                                                         size_t max_fuzzy = 50);
   // Profiles of existing leads (missing ones are skipped).

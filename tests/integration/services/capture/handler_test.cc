@@ -482,6 +482,58 @@ TEST_F(CaptureHandlerTest, AFuzzyDuplicateIsFoundAmongTwoHundredColleagues) {
   EXPECT_EQ(merged->response.match().key(), "fuzzy_name");
 }
 
+// Blocks as large as a big company makes them: 300 colleagues whose first names sound like
+// Jane's and 300 whose last names sound like Doe's. Jane, in both blocks, is still found for
+// her look-alike: the two blocks' intersection is read whole (a sample of 50 of each would miss
+// her more than two times in three).
+TEST_F(CaptureHandlerTest, AFullNameLookAlikeIsFoundHoweverLargeItsBlocks) {
+  const char* const syllables[] = {"ba", "ko", "mi", "ru", "te", "zo", "la", "ni"};
+  const char* const like_jane[] = {"Jon", "John", "Joan", "Jean", "Juan", "June", "Jenny"};
+  const char* const like_doe[] = {"Day", "Dow", "Dye", "Dewey"};
+  std::vector<LeadSubmission> colleagues;
+  for (int i = 0; i < 300; ++i) {
+    const std::string made_up =
+        absl::StrCat(syllables[i % 8], syllables[(i / 8) % 8], syllables[(i / 64) % 8], "k");
+    LeadSubmission first_alike = Jane(absl::StrCat("r-first-", i));
+    first_alike.set_first_name(like_jane[i % 7]);
+    first_alike.set_last_name(made_up);
+    first_alike.set_email(absl::StrCat("first.", i, "@acme-widgets.com"));
+    colleagues.push_back(first_alike);
+    LeadSubmission last_alike = Jane(absl::StrCat("r-last-", i));
+    last_alike.set_first_name(made_up);
+    last_alike.set_last_name(like_doe[i % 4]);
+    last_alike.set_email(absl::StrCat("last.", i, "@acme-widgets.com"));
+    colleagues.push_back(last_alike);
+  }
+  std::vector<const LeadSubmission*> batch;
+  std::vector<std::string> request_ids;
+  for (const LeadSubmission& c : colleagues) {
+    batch.push_back(&c);
+    request_ids.push_back(c.request_id());
+  }
+  for (const absl::StatusOr<SubmitOutcome>& outcome : handler_->SubmitBatch(batch, request_ids)) {
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+  }
+  absl::StatusOr<SubmitOutcome> jane = handler_->Submit(Jane("r-jane"), "r-jane");
+  ASSERT_TRUE(jane.ok());
+  ASSERT_TRUE(jane->response.created());
+  const NormalizedSubmission norm = *normalizer_->Normalize(Jane("r-jane"), kStart);
+  for (const std::string& k : CaptureStore::BlockKeysFor(norm)) {
+    if (!absl::StartsWith(k, "capture:block:company:")) continue;
+    absl::StatusOr<redis::Reply> size = client_->Command({"SCARD", k});
+    ASSERT_TRUE(size.ok());
+    EXPECT_GT(size->integer, 150) << k;  // the blocks are as large as the test means them
+  }
+
+  LeadSubmission again = Jane("r-jayne");
+  again.set_first_name("Jayne");
+  again.set_email("jayne.d@gmail.com");
+  absl::StatusOr<SubmitOutcome> merged = handler_->Submit(again, "r-jayne");
+  ASSERT_TRUE(merged.ok());
+  EXPECT_EQ(merged->response.lead_id(), jane->response.lead_id());
+  EXPECT_EQ(merged->response.match().key(), "fuzzy_name");
+}
+
 // A merge that changes the lead's name or company moves it to the new blocks: no set keeps its
 // id once it is erased.
 TEST_F(CaptureHandlerTest, AMergeThatRenamesTheLeadMovesItsBlocks) {
