@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -309,6 +310,20 @@ std::string Soundex(absl::string_view folded) {
   return code;
 }
 
+// A folded name part with its opening spelled as it sounds where English spellings of one name
+// differ only there: "ph" as "f" (Philips, Fillips), a hard "c" and "q" as "k" (Catherine,
+// Katherine; Christina, Kristina). Soundex keeps the first letter, so these would otherwise
+// never share a code.
+std::string SpellOpeningAsItSounds(std::string part) {
+  if (absl::StartsWith(part, "ph")) return "f" + part.substr(2);
+  if (part.empty()) return part;
+  const char next = part.size() > 1 ? part[1] : '\0';
+  if (part[0] == 'q' || (part[0] == 'c' && next != 'e' && next != 'i' && next != 'y')) {
+    part[0] = 'k';
+  }
+  return part;
+}
+
 }  // namespace
 
 std::vector<std::string> NameBlockCodes(absl::string_view first_name, absl::string_view last_name) {
@@ -317,7 +332,7 @@ std::vector<std::string> NameBlockCodes(absl::string_view first_name, absl::stri
   if (first.empty() || last.empty()) return {};
   std::vector<std::string> codes;
   for (const auto& [prefix, part] : {std::pair{"f:", &first}, std::pair{"l:", &last}}) {
-    std::string code = Soundex(*part);
+    std::string code = Soundex(SpellOpeningAsItSounds(*part));
     codes.push_back(absl::StrCat(prefix, code.empty() ? *part : code));
   }
   return codes;

@@ -126,6 +126,14 @@ TEST(NameBlockCodesTest, SpellingVariantsShareTheirCodes) {
   EXPECT_EQ(NameBlockCodes("Anne-Marie", "O'Neil"), NameBlockCodes("Annemarie", "Oneil"));
 }
 
+TEST(NameBlockCodesTest, OpeningsSpelledDifferentlyButSoundingAlikeShareTheirCodes) {
+  EXPECT_EQ(NameBlockCodes("Catherine", "Philips"), NameBlockCodes("Katherine", "Fillips"));
+  EXPECT_EQ(NameBlockCodes("Christina", "Quinn"), NameBlockCodes("Kristina", "Kwinn"));
+  EXPECT_EQ(NameBlockCodes("Catherine", "Philips"), (Codes{"f:k365", "l:f412"}));
+  // A soft "c" stays a "c".
+  EXPECT_EQ(NameBlockCodes("Cecilia", "Cyr"), (Codes{"f:c240", "l:c600"}));
+}
+
 TEST(NameBlockCodesTest, NamesWithoutAsciiLettersUseTheirFoldedForm) {
   const Codes codes = NameBlockCodes("Иван", "Петров");
   ASSERT_EQ(codes.size(), 2u);
