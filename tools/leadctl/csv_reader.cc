@@ -86,4 +86,19 @@ absl::StatusOr<bool> CsvReader::Next(std::vector<std::string>* row) {
   return true;
 }
 
+void WriteCsvRecord(std::FILE* out, const std::vector<std::string>& fields) {
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) std::fputc(',', out);
+    const std::string& f = fields[i];
+    const bool quote = f.find_first_of(",\"\r\n") != std::string::npos ||
+                       (!f.empty() && (f.front() == ' ' || f.back() == ' '));
+    if (quote) {
+      csv_fwrite(out, f.data(), f.size());
+    } else {
+      std::fwrite(f.data(), 1, f.size(), out);
+    }
+  }
+  std::fputc('\n', out);
+}
+
 }  // namespace leadflow::leadctl

@@ -10,6 +10,7 @@
 // Thread safety: one reader per thread.
 
 #include <cstdint>
+#include <cstdio>
 #include <deque>
 #include <istream>
 #include <memory>
@@ -60,5 +61,9 @@ class CsvReader {
   uint64_t bytes_read_ = 0;
   uint64_t total_bytes_ = 0;
 };
+
+// Writes one CSV record and its line end to `out`, quoting only the fields that need it
+// (RFC 4180: a delimiter, quote or line break inside, or a leading or trailing space).
+void WriteCsvRecord(std::FILE* out, const std::vector<std::string>& fields);
 
 }  // namespace leadflow::leadctl

@@ -72,22 +72,6 @@ class GrpcSubmitter final : public LeadBatchSubmitter {
   absl::Duration timeout_;
 };
 
-// Writes one CSV line, quoting only the fields that need it (RFC 4180).
-void WriteCsvLine(std::FILE* out, const std::vector<std::string>& fields) {
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i > 0) std::fputc(',', out);
-    const std::string& f = fields[i];
-    const bool quote = f.find_first_of(",\"\r\n") != std::string::npos ||
-                       (!f.empty() && (f.front() == ' ' || f.back() == ' '));
-    if (quote) {
-      csv_fwrite(out, f.data(), f.size());
-    } else {
-      std::fwrite(f.data(), 1, f.size(), out);
-    }
-  }
-  std::fputc('\n', out);
-}
-
 // One data row on its way.
 struct Row {
   int64_t number = 0;  // 1-based, header = 1
@@ -291,7 +275,7 @@ class Importer {
   void WriteReject(const Row& row, const std::string& reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<std::string> fields = {absl::StrCat(row.number), reason};
     fields.insert(fields.end(), row.cells.begin(), row.cells.end());
-    WriteCsvLine(rejects_, fields);
+    WriteCsvRecord(rejects_, fields);
   }
 
   const ImportOptions& options_;
@@ -356,7 +340,7 @@ absl::StatusOr<ImportSummary> RunImport(
   }
   std::vector<std::string> reject_header = {"row", "reason"};
   reject_header.insert(reject_header.end(), header.begin(), header.end());
-  WriteCsvLine(rejects.get(), reject_header);
+  WriteCsvRecord(rejects.get(), reject_header);
 
   Importer importer(options, submitter, on_progress, rejects.get(), total);
   std::vector<std::thread> workers;

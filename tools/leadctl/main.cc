@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/config/yaml_proto.h"
@@ -16,6 +17,7 @@
 #include "tools/leadctl/load.h"
 #include "tools/leadctl/model_eval.h"
 #include "tools/leadctl/stack_env.h"
+#include "tools/leadctl/workload.h"
 
 namespace {
 
@@ -137,6 +139,19 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   import->add_flag("--no-progress", no_progress, "no progress display");
 
+  auto* sample_csv = app.add_subcommand("sample-csv",
+                                        "write the demo workload's people as a CSV for import with "
+                                        "docs/examples/import-mapping.yaml");
+  int sample_rows = 10000;
+  uint64_t sample_seed = 7;
+  std::string sample_run = "s1";
+  std::string sample_out;
+  sample_csv->add_option("--rows", sample_rows, "people")->check(CLI::Range(0, 100000000));
+  sample_csv->add_option("--seed", sample_seed, "random seed");
+  sample_csv->add_option("--run", sample_run,
+                         "run stamp in e-mails and ids: another stamp makes other people");
+  sample_csv->add_option("--out", sample_out, "the file to write (default: standard output)");
+
   auto* load = app.add_subcommand(
       "load", "open-loop load through a running stack, then verify: throughput, latency, loss");
   leadflow::leadctl::LoadOptions load_options;
@@ -246,6 +261,17 @@ int main(int argc, char** argv) {
     status = env.ok() ? leadflow::leadctl::RunBusCommand(*env, bus_options) : env.status();
   } else if (import->parsed()) {
     status = RunImportCommand(import_options, mapping_path, capture_target, env_file, no_progress);
+  } else if (sample_csv->parsed()) {
+    std::FILE* out = sample_out.empty() ? stdout : std::fopen(sample_out.c_str(), "w");
+    if (out == nullptr) {
+      status = absl::PermissionDeniedError(sample_out + ": cannot write");
+    } else {
+      leadflow::leadctl::WriteSampleCsv(sample_rows, sample_seed, sample_run, out);
+      if (std::ferror(out) || (out != stdout && std::fclose(out) != 0)) {
+        status = absl::DataLossError(
+            absl::StrCat(sample_out.empty() ? "standard output" : sample_out, ": write failed"));
+      }
+    }
   } else if (model_eval->parsed()) {
     status = RunModelEvalCommand(eval_csv, eval_mapping, label_column, eval_rules, eval_options);
   }

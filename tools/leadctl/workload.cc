@@ -5,7 +5,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "tools/leadctl/csv_reader.h"
 
 namespace leadflow::leadctl {
 namespace {
@@ -113,6 +115,31 @@ DemoLead MakeLead(int i, const std::string& run, std::mt19937_64& rng,
   lead.demo_request = heat >= 7;
   lead.webinar = heat == 4 || heat == 9;
   return lead;
+}
+
+const std::vector<std::string>& SampleCsvHeader() {
+  static const auto* const header = new std::vector<std::string>{
+      "Lead Id",   "Email Address", "Phone Number", "First Name",   "Last Name",
+      "Company",   "Job Title",     "Employees",    "Industry",     "Country",
+      "Interests", "Campaign",      "CRM Owner",    "Email Opt-in", "Do Not Call"};
+  return *header;
+}
+
+void WriteSampleCsv(int rows, uint64_t seed, const std::string& run, std::FILE* out) {
+  std::mt19937_64 rng(seed);
+  WriteCsvRecord(out, SampleCsvHeader());
+  for (int i = 0; i < rows; ++i) {
+    const LeadSubmission s = MakeLead(i, run, rng, "sample").submission;
+    bool email_opt_in = false;
+    for (const events::v1::Consent& c : s.consents()) {
+      if (c.channel() == events::v1::CHANNEL_EMAIL) email_opt_in = c.granted();
+    }
+    WriteCsvRecord(
+        out, {s.request_id(), s.email(), s.phone(), s.first_name(), s.last_name(), s.company(),
+              s.job_title(), absl::StrCat(s.company_size()), s.industry(), s.country(),
+              absl::StrJoin(s.interests(), "; "), s.attribution().campaign(), "",
+              email_opt_in ? "yes" : "no", s.do_not_contact() ? "yes" : "no"});
+  }
 }
 
 std::string SegmentJson(const std::string& type, const std::string& message_id,
