@@ -7,7 +7,7 @@
 // apply-once transaction per wave — every `leads.captured` handed to a producer that
 // acknowledges at once, **without Kafka**. It reports submissions per second end to end, Redis
 // and process CPU per submission, the profiles read per submission, and how many leads were
-// created and merged.
+// created and merged, and the Redis memory they left per lead and per submission.
 //   build/bench/capture_store_bench --leads 20000 --workers 1 --batch 256 [--lanes 2]
 // The messages are encoded before the clock starts (encoding is the upstream's work). Keyed by
 // e-mail address as `leadctl demo` sends them; with --workers > 1 the people are split over
@@ -108,6 +108,7 @@ int Run(int argc, char** argv) {
     }
   }
 
+  const int64_t memory_empty = bench::UsedMemory(client);
   const double redis_cpu_start = bench::RedisCpu(client);
   const double process_cpu_start = bench::ProcessCpu();
   const int64_t reads_start = bench::CommandCalls(client, "hmget");
@@ -142,6 +143,12 @@ int Run(int argc, char** argv) {
               1e6 * process_cpu / handled);
   std::printf("record reads (HMGET):      %.1f per submission\n",
               static_cast<double>(reads) / handled);
+  // Everything a lead keeps (profile, index records, block memberships, registries) plus each
+  // submission's apply-once record, kept for the request-id retention (7 days by default).
+  const double stored = static_cast<double>(bench::UsedMemory(client) - memory_empty);
+  std::printf("redis memory:              %.0f B per lead created, %.0f B per submission\n",
+              stored / static_cast<double>(std::max<int64_t>(1, producer.created())),
+              stored / handled);
   if (shape.commandstats) {
     absl::StatusOr<redis::Reply> stats = client.Command({"INFO", "commandstats"});
     if (stats.ok()) std::printf("%s\n", stats->str.c_str());
