@@ -81,7 +81,8 @@ int Run(int argc, char** argv) {
   testing::SimulatedClock clock(absl::FromUnixSeconds(1767600000));  // 2026-01-05
   const kafka::Topics topics;
   CaptureStore store(client);
-  CaptureHandler handler(normalizer, store, topics, clock);
+  prometheus::Registry registry;
+  CaptureHandler handler(normalizer, store, topics, clock, registry);
   CapturedCounter producer;
 
   // Every person first, then the resubmissions, spread over the partitions (workers) by person:

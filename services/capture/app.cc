@@ -24,7 +24,8 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   absl::StatusOr<double> fuzzy_threshold = FuzzyThresholdOf(capture_config);
   if (!fuzzy_threshold.ok()) return fuzzy_threshold.status();
   options.fuzzy_threshold = *fuzzy_threshold;
-  CaptureHandler handler(normalizer, store, context.topics(), context.clock(), options);
+  CaptureHandler handler(normalizer, store, context.topics(), context.clock(), context.registry(),
+                         options);
   CaptureGrpcService grpc_service(handler, store, normalizer, context.producer());
 
   kafka::TopicRouter router;

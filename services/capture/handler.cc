@@ -31,8 +31,57 @@ std::string RequestIdOf(const events::v1::LeadSubmission& submission,
 
 CaptureHandler::CaptureHandler(const Normalizer& normalizer, CaptureStore& store,
                                const kafka::Topics& topics, const runtime::Clock& clock,
-                               CaptureOptions options)
-    : normalizer_(normalizer), store_(store), topics_(topics), clock_(clock), options_(options) {}
+                               prometheus::Registry& registry, CaptureOptions options)
+    : normalizer_(normalizer),
+      store_(store),
+      topics_(topics),
+      clock_(clock),
+      options_(options),
+      submissions_(prometheus::BuildCounter()
+                       .Name("leadflow_capture_submissions_total")
+                       .Help("Submissions captured, by outcome: created, merged into an existing "
+                             "lead, duplicate (a request id seen before), rejected (invalid)")
+                       .Register(registry)),
+      matches_(prometheus::BuildCounter()
+                   .Name("leadflow_capture_matches_total")
+                   .Help("Submissions merged into an existing lead, by the key that matched: "
+                         "email, phone, external_id, fuzzy_name")
+                   .Register(registry)),
+      created_(submissions_.Add({{"outcome", "created"}})),
+      merged_(submissions_.Add({{"outcome", "merged"}})),
+      duplicates_(submissions_.Add({{"outcome", "duplicate"}})),
+      rejected_(submissions_.Add({{"outcome", "rejected"}})),
+      leads_absorbed_(prometheus::BuildCounter()
+                          .Name("leadflow_capture_leads_absorbed_total")
+                          .Help("Existing leads merged into another because a submission proved "
+                                "them one person")
+                          .Register(registry)
+                          .Add({})),
+      candidates_(
+          prometheus::BuildHistogram()
+              .Name("leadflow_capture_candidates")
+              .Help("Candidate leads compared with a submission in a matching round "
+                    "(exact-key owners and fuzzy blocking peers)")
+              .Register(registry)
+              .Add({}, prometheus::Histogram::BucketBoundaries{0, 1, 2, 5, 10, 20, 50, 100})) {}
+
+void CaptureHandler::Count(const absl::StatusOr<SubmitOutcome>& outcome) {
+  if (!outcome.ok()) {
+    if (absl::IsInvalidArgument(outcome.status())) rejected_.Increment();
+    return;
+  }
+  const capture::v1::SubmitLeadResponse& response = outcome->response;
+  if (response.duplicate_request()) {
+    duplicates_.Increment();
+  } else if (response.created()) {
+    created_.Increment();
+  } else {
+    merged_.Increment();
+    if (!response.match().key().empty())
+      matches_.Add({{"key", response.match().key()}}).Increment();
+    leads_absorbed_.Increment(response.merged_lead_ids_size());
+  }
+}
 
 CaptureHandler::MatchAttempt CaptureHandler::PrepareAttempt(
     const NormalizedSubmission& norm, const std::string& request_id, absl::Time now,
@@ -42,6 +91,7 @@ CaptureHandler::MatchAttempt CaptureHandler::PrepareAttempt(
   attempt.request_id = request_id;
   attempt.now = now;
   attempt.candidate_ids = std::move(candidate_ids);
+  candidates_.Observe(static_cast<double>(candidates.size()));
   // A converted lead whose next episode is also a candidate is history: only the open
   // episode may match. The redirect of a lead merged away is no candidate at all.
   absl::flat_hash_set<std::string> superseded;
@@ -286,8 +336,11 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmi
                                                      const std::string& request_id) {
   const absl::Time now = clock_.Now();
   absl::StatusOr<NormalizedSubmission> normalized = normalizer_.Normalize(submission, now);
-  if (!normalized.ok()) return normalized.status();
-  return SubmitNormalized(*normalized, request_id, now);
+  absl::StatusOr<SubmitOutcome> outcome = normalized.ok()
+                                              ? SubmitNormalized(*normalized, request_id, now)
+                                              : absl::StatusOr<SubmitOutcome>(normalized.status());
+  Count(outcome);
+  return outcome;
 }
 
 absl::StatusOr<SubmitOutcome> CaptureHandler::SubmitNormalized(const NormalizedSubmission& norm,
@@ -328,9 +381,13 @@ std::vector<absl::StatusOr<SubmitOutcome>> CaptureHandler::SubmitBatch(
     normalized[i] = *std::move(norm);
     valid.push_back(i);
   }
-  if (valid.empty()) return results;
+  if (valid.empty()) {
+    for (const absl::StatusOr<SubmitOutcome>& result : results) Count(result);
+    return results;
+  }
   auto fail_valid = [&](const absl::Status& status) {
     for (size_t i : valid) results[i] = status;
+    for (const absl::StatusOr<SubmitOutcome>& result : results) Count(result);
     return results;
   };
   // The first matching round of every submission shares its round trips: one look-up of all
@@ -361,6 +418,7 @@ std::vector<absl::StatusOr<SubmitOutcome>> CaptureHandler::SubmitBatch(
                      ? SubmitNormalized(*normalized[i], request_ids[i], now)
                      : OutcomeOf(applied[k], request_ids[i]);
   }
+  for (const absl::StatusOr<SubmitOutcome>& result : results) Count(result);
   return results;
 }
 

@@ -19,6 +19,9 @@
 // carries merged_lead_ids. The absorbed profiles and index records are version-checked state of
 // the apply, so a concurrent change to any of them re-plans or matches again.
 //
+// Metrics (docs/OPERATIONS.md, Capture): submissions by outcome, matches by key, leads merged
+// into others, and the candidate leads compared per submission.
+//
 // Thread safety: Submit() may be called concurrently (gRPC threads and the consumer loop);
 // races on one person resolve through the store's versioned index records.
 
@@ -32,6 +35,10 @@
 #include "common/kafka/topics.h"
 #include "common/runtime/clock.h"
 #include "leadflow/capture/v1/capture.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/family.h"
+#include "prometheus/histogram.h"
+#include "prometheus/registry.h"
 #include "services/capture/engine.h"
 #include "services/capture/store.h"
 
@@ -54,7 +61,8 @@ struct CaptureOptions {
 class CaptureHandler {
  public:
   CaptureHandler(const Normalizer& normalizer, CaptureStore& store, const kafka::Topics& topics,
-                 const runtime::Clock& clock, CaptureOptions options = {});
+                 const runtime::Clock& clock, prometheus::Registry& registry,
+                 CaptureOptions options = {});
 
   // Captures one submission. `request_id` is the idempotency key (the submission's own, or one
   // derived from where it came from). INVALID_ARGUMENT with field violations for bad input;
@@ -119,6 +127,8 @@ class CaptureHandler {
   // Submit()'s answer for an apply's result (a duplicate request: the original one).
   absl::StatusOr<SubmitOutcome> OutcomeOf(const absl::StatusOr<redis::ApplyResult>& applied,
                                           const std::string& request_id);
+  // Counts a finished submission in the metrics (transient failures are not finished).
+  void Count(const absl::StatusOr<SubmitOutcome>& outcome);
   // Submit() after normalisation: matching rounds until one applies.
   absl::StatusOr<SubmitOutcome> SubmitNormalized(const NormalizedSubmission& norm,
                                                  const std::string& request_id, absl::Time now);
@@ -128,6 +138,15 @@ class CaptureHandler {
   const kafka::Topics& topics_;
   const runtime::Clock& clock_;
   const CaptureOptions options_;
+
+  prometheus::Family<prometheus::Counter>& submissions_;
+  prometheus::Family<prometheus::Counter>& matches_;
+  prometheus::Counter& created_;
+  prometheus::Counter& merged_;
+  prometheus::Counter& duplicates_;
+  prometheus::Counter& rejected_;
+  prometheus::Counter& leads_absorbed_;
+  prometheus::Histogram& candidates_;
 };
 
 }  // namespace leadflow::capture

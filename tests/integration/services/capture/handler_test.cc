@@ -20,6 +20,7 @@
 #include "common/redis/keys.h"
 #include "common/rules/time_util.h"
 #include "common/testing/events.h"
+#include "common/testing/metrics.h"
 #include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -64,7 +65,7 @@ class CaptureHandlerTest : public ::testing::Test {
             .ok());
     normalizer_ = std::make_unique<Normalizer>(config);
     store_ = std::make_unique<CaptureStore>(*client_);
-    handler_ = std::make_unique<CaptureHandler>(*normalizer_, *store_, topics_, clock_);
+    handler_ = std::make_unique<CaptureHandler>(*normalizer_, *store_, topics_, clock_, registry_);
   }
 
   static LeadCaptured EventOf(const SubmitOutcome& outcome) {
@@ -93,6 +94,7 @@ class CaptureHandlerTest : public ::testing::Test {
 
   testing::SimulatedClock clock_{kStart};
   kafka::Topics topics_{"test."};
+  prometheus::Registry registry_;
   std::unique_ptr<testing::RedisServer> redis_;
   std::unique_ptr<redis::HiredisClient> client_;
   std::unique_ptr<Normalizer> normalizer_;
@@ -404,7 +406,7 @@ TEST_F(CaptureHandlerTest, ConcurrentSubmissionsProvingOnePersonMergeExactlyOnce
       threads.emplace_back([&, i] {
         redis::HiredisClient client(*redis::ParseRedisAddress(redis_->address()));
         CaptureStore store(client);
-        CaptureHandler handler(*normalizer_, store, topics_, clock_);
+        CaptureHandler handler(*normalizer_, store, topics_, clock_, registry_);
         LeadSubmission both = Jane(absl::StrCat("c-", i));
         both.set_phone("+44 20 7946 0958");
         both.set_job_title(absl::StrCat("Title ", i));
@@ -441,7 +443,8 @@ TEST_F(CaptureHandlerTest, TheFuzzyThresholdDecidesWhetherASimilarNameMerges) {
   john.set_first_name("John");
   john.set_email("john.doe@acme-widgets.com");
 
-  CaptureHandler strict(*normalizer_, *store_, topics_, clock_,
+  prometheus::Registry strict_registry;
+  CaptureHandler strict(*normalizer_, *store_, topics_, clock_, strict_registry,
                         CaptureOptions{.fuzzy_threshold = 0.99});
   absl::StatusOr<SubmitOutcome> apart = strict.Submit(john, "r-2");
   ASSERT_TRUE(apart.ok());
@@ -564,6 +567,32 @@ TEST_F(CaptureHandlerTest, AMergeThatRenamesTheLeadMovesItsBlocks) {
 
   ASSERT_TRUE(store_->Erase(lead_id).ok());
   EXPECT_THAT(Keys("capture:block:*"), ::testing::IsEmpty());
+}
+
+TEST_F(CaptureHandlerTest, MetricsCountOutcomesMatchKeysAndCandidates) {
+  ASSERT_TRUE(handler_->Submit(Jane("r-1"), "r-1").ok());  // created
+  ASSERT_TRUE(handler_->Submit(Jane("r-1"), "r-1").ok());  // the same request: a duplicate
+  LeadSubmission again = Jane("r-2");                      // the same e-mail: merged
+  again.set_job_title("CMO");
+  LeadSubmission bad = Jane("r-3");
+  bad.set_email("not-an-address");
+  bad.clear_phone();
+  std::vector<const LeadSubmission*> batch = {&again, &bad};
+  std::vector<absl::StatusOr<SubmitOutcome>> results = handler_->SubmitBatch(batch, {"r-2", "r-3"});
+  ASSERT_TRUE(results[0].ok());
+  ASSERT_TRUE(absl::IsInvalidArgument(results[1].status()));
+
+  auto submissions = [this](const std::string& outcome) {
+    return testing::MetricValue(registry_, "leadflow_capture_submissions_total",
+                                {{"outcome", outcome}});
+  };
+  EXPECT_EQ(submissions("created"), 1);
+  EXPECT_EQ(submissions("duplicate"), 1);
+  EXPECT_EQ(submissions("merged"), 1);
+  EXPECT_EQ(submissions("rejected"), 1);
+  EXPECT_EQ(testing::MetricValue(registry_, "leadflow_capture_matches_total", {{"key", "email"}}),
+            1);
+  EXPECT_EQ(testing::MetricValue(registry_, "leadflow_capture_leads_absorbed_total"), 0);
 }
 
 TEST_F(CaptureHandlerTest, InvalidInputIsRejectedWithEveryFieldViolation) {
