@@ -310,16 +310,25 @@ std::string Soundex(absl::string_view folded) {
   return code;
 }
 
-// A folded name part with its opening spelled as it sounds where English spellings of one name
-// differ only there: "ph" as "f" (Philips, Fillips), a hard "c" and "q" as "k" (Catherine,
-// Katherine; Christina, Kristina). Soundex keeps the first letter, so these would otherwise
-// never share a code.
+bool IsVowel(char c) { return c == 'a' || c == 'e' || c == 'i' || c == 'o' || c == 'u'; }
+
+// A folded name part with its opening spelled as it sounds where spellings of one name differ
+// only there: "ph" as "f" (Philips, Fillips); a hard "c" and a "q" as "k" (Catherine, Katherine;
+// Christina, Kristina); a soft "g" as "j" (Gerald, Jerald); an opening vowel, or a "y" before a
+// consonant, as "a" (Ibarra, Ybarra; Eric, Aric). Soundex keeps the first letter, so these would
+// otherwise never share a code; every such letter is a vowel or in the class of the one it
+// stands for, so the digits do not change.
 std::string SpellOpeningAsItSounds(std::string part) {
   if (absl::StartsWith(part, "ph")) return "f" + part.substr(2);
   if (part.empty()) return part;
   const char next = part.size() > 1 ? part[1] : '\0';
-  if (part[0] == 'q' || (part[0] == 'c' && next != 'e' && next != 'i' && next != 'y')) {
+  const bool soft = next == 'e' || next == 'i' || next == 'y';
+  if (part[0] == 'q' || (part[0] == 'c' && !soft)) {
     part[0] = 'k';
+  } else if (part[0] == 'g' && soft) {
+    part[0] = 'j';
+  } else if (IsVowel(part[0]) || (part[0] == 'y' && next != '\0' && !IsVowel(next))) {
+    part[0] = 'a';
   }
   return part;
 }

@@ -56,11 +56,13 @@ std::string NameKey(absl::string_view first_name, absl::string_view last_name);
 
 // The fuzzy-match blocking codes of a person, one per name part: "f:" and "l:" followed by the
 // Soundex code of the folded first and last name ("Jon" and "John" → "f:j500", "Smith" and
-// "Smyth" → "l:s530"), an opening "ph" read as "f" and a hard "c" or a "q" as "k" first
-// ("Catherine" and "Katherine" → "f:k365"); a name part with no ASCII letter after folding
-// (Cyrillic, CJK) gives its folded form instead. Empty unless both parts are given: only a full
-// name can match fuzzily. Two leads whose names are close enough to match share at least one code
-// unless both their first and their last names differ in sound (docs/STATE.md, capture's blocking).
+// "Smyth" → "l:s530"), its opening first read as it sounds — "ph" as "f", a hard "c" or a "q"
+// as "k", a soft "g" as "j", an opening vowel (or "y" before a consonant) as "a" ("Catherine"
+// and "Katherine" → "f:k365", "Ibarra" and "Ybarra" → "l:a160"); a name part with no ASCII
+// letter after folding (Cyrillic, CJK) gives its folded form instead. Empty unless both parts are
+// given: only a full name can match fuzzily. Two leads whose names are close enough to match share
+// at least one code unless both their first and their last names differ in sound (docs/STATE.md,
+// capture's blocking).
 std::vector<std::string> NameBlockCodes(absl::string_view first_name, absl::string_view last_name);
 
 // The matching key of a company: folded, "&" read as "and", a leading "the" and trailing legal

@@ -118,6 +118,7 @@ TEST(NameBlockCodesTest, AreTheSoundexCodesOfFirstAndLastName) {
   // "h" and "w" do not separate a repeated class; a vowel does.
   EXPECT_EQ(NameBlockCodes("Ashcraft", "Pfister"), (Codes{"f:a261", "l:p236"}));
   EXPECT_EQ(NameBlockCodes("Honeyman", "Lee"), (Codes{"f:h555", "l:l000"}));
+  EXPECT_EQ(NameBlockCodes("Tymczak", "Ashcroft"), (Codes{"f:t522", "l:a261"}));
 }
 
 TEST(NameBlockCodesTest, SpellingVariantsShareTheirCodes) {
@@ -130,8 +131,12 @@ TEST(NameBlockCodesTest, OpeningsSpelledDifferentlyButSoundingAlikeShareTheirCod
   EXPECT_EQ(NameBlockCodes("Catherine", "Philips"), NameBlockCodes("Katherine", "Fillips"));
   EXPECT_EQ(NameBlockCodes("Christina", "Quinn"), NameBlockCodes("Kristina", "Kwinn"));
   EXPECT_EQ(NameBlockCodes("Catherine", "Philips"), (Codes{"f:k365", "l:f412"}));
-  // A soft "c" stays a "c".
+  EXPECT_EQ(NameBlockCodes("Gerald", "Ybarra"), NameBlockCodes("Jerald", "Ibarra"));
+  EXPECT_EQ(NameBlockCodes("Gerald", "Ybarra"), (Codes{"f:j643", "l:a160"}));
+  EXPECT_EQ(NameBlockCodes("Eric", "Olsen"), NameBlockCodes("Aric", "Ulsen"));
+  // A soft "c" stays a "c", a hard "g" a "g", a "y" before a vowel a "y".
   EXPECT_EQ(NameBlockCodes("Cecilia", "Cyr"), (Codes{"f:c240", "l:c600"}));
+  EXPECT_EQ(NameBlockCodes("Gary", "Yates"), (Codes{"f:g600", "l:y320"}));
 }
 
 TEST(NameBlockCodesTest, NamesWithoutAsciiLettersUseTheirFoldedForm) {
