@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/events/json_subset.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace leadflow::events {
@@ -19,6 +20,9 @@ absl::StatusOr<Encoding> ParseEncoding(absl::string_view name) {
 
 absl::Status DecodeJson(std::string_view json, google::protobuf::Message* out,
                         bool ignore_unknown_fields) {
+  // The common shape of an event without protobuf's converter; anything else goes to it.
+  if (DecodeJsonSubset(json, out)) return absl::OkStatus();
+  out->Clear();
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = ignore_unknown_fields;
   options.case_insensitive_enum_parsing = true;

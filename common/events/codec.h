@@ -3,7 +3,9 @@
 // Encoding and decoding of event payloads by `content-type` header (ARCHITECTURE.md §3):
 // `application/x-protobuf` or `application/json` (the proto3 JSON mapping of the same message,
 // accepting both lowerCamel and snake_case names). A message without the header is sniffed: a
-// payload starting with '{' is JSON, anything else protobuf.
+// payload starting with '{' is JSON, anything else protobuf. JSON is decoded by DecodeJsonSubset
+// (json_subset.h) where it can, by protobuf's parser otherwise: the result is protobuf's either
+// way.
 
 #include <string>
 #include <string_view>
