@@ -6,7 +6,8 @@
 //   LEADFLOW_KAFKA_<PROPERTY>   any librdkafka property: upper-case, '.' → '_'
 //                               (LEADFLOW_KAFKA_BOOTSTRAP_SERVERS → bootstrap.servers,
 //                                LEADFLOW_KAFKA_SASL_MECHANISMS → sasl.mechanisms)
-//   LEADFLOW_REDIS_ADDR         host:port or redis://[:password@]host:port[/db]  (127.0.0.1:6379)
+//   LEADFLOW_REDIS_ADDR         host:port or redis://[[user]:password@]host[:port][/db]
+//                               (127.0.0.1:6379; see redis::ParseRedisAddress)
 //   LEADFLOW_GRPC_ADDR          gRPC listen address                 (0.0.0.0:50051)
 //   LEADFLOW_METRICS_ADDR       Prometheus /metrics listen address  (0.0.0.0:9464; "" disables)
 //   LEADFLOW_CONFIG_DIR         directory of the YAML rule files    (./config)

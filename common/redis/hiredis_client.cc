@@ -3,8 +3,10 @@
 #include <hiredis/hiredis.h>
 
 #include <memory>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -140,33 +142,106 @@ class HiredisClient::Session final : public RedisSession {
   bool watching_ = false;
 };
 
+namespace {
+
+// RFC 3986 percent-decoding of a URL's user or password. nullopt on a malformed escape.
+std::optional<std::string> PercentDecoded(absl::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out.push_back(in[i]);
+      continue;
+    }
+    int byte = 0;
+    if (i + 2 >= in.size()) return std::nullopt;  // "%" or "%4" at the end
+    for (char c : in.substr(i + 1, 2)) {
+      const int digit = absl::ascii_isdigit(c)   ? c - '0'
+                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                 : -1;
+      if (digit < 0) return std::nullopt;
+      byte = byte * 16 + digit;
+    }
+    out.push_back(static_cast<char>(byte));
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<HiredisOptions> ParseRedisAddress(absl::string_view address) {
   HiredisOptions o;
   absl::string_view rest = address;
-  if (absl::ConsumePrefix(&rest, "redis://")) {
-    if (size_t at = rest.find('@'); at != absl::string_view::npos) {
+  const bool url = absl::ConsumePrefix(&rest, "redis://");
+  if (url) {
+    // The credentials end at the last '@': a password may hold '@' percent-encoded or not.
+    if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
       absl::string_view auth = rest.substr(0, at);
-      absl::ConsumePrefix(&auth, ":");
+      absl::string_view user = auth;
+      absl::string_view password;
       if (size_t colon = auth.find(':'); colon != absl::string_view::npos) {
-        auth = auth.substr(colon + 1);  // user:password → password (ACL user ignored)
+        user = auth.substr(0, colon);
+        password = auth.substr(colon + 1);
+      } else {
+        // "redis://secret@host": the one part is the password, as redis-cli -u reads it.
+        user = "";
+        password = auth;
       }
-      o.password = std::string(auth);
+      std::optional<std::string> decoded_user = PercentDecoded(user);
+      std::optional<std::string> decoded_password = PercentDecoded(password);
+      if (!decoded_user.has_value() || !decoded_password.has_value()) {
+        return absl::InvalidArgumentError(
+            "redis URL: a malformed percent escape in the user or password (write '%' as %25)");
+      }
+      o.user = *std::move(decoded_user);
+      o.password = *std::move(decoded_password);
+      if (!o.user.empty() && o.password.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "redis URL: user '", o.user, "' without a password (redis://user:password@host)"));
+      }
       rest = rest.substr(at + 1);
     }
     if (size_t slash = rest.find('/'); slash != absl::string_view::npos) {
-      if (!absl::SimpleAtoi(rest.substr(slash + 1), &o.db)) {
-        return absl::InvalidArgumentError(absl::StrCat("bad redis db in '", address, "'"));
+      absl::string_view db = rest.substr(slash + 1);
+      if (!db.empty() && (!absl::SimpleAtoi(db, &o.db) || o.db < 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("redis URL: database '", db, "' is not a number"));
       }
       rest = rest.substr(0, slash);
     }
   }
-  size_t colon = rest.rfind(':');
-  if (colon == absl::string_view::npos || !absl::SimpleAtoi(rest.substr(colon + 1), &o.port) ||
-      o.port <= 0 || o.port > 65535) {
+  // What is left is host[:port]; the host may be an IPv6 address in brackets.
+  absl::string_view host = rest;
+  absl::string_view port;
+  if (absl::ConsumePrefix(&host, "[")) {
+    const size_t close = host.find(']');
+    if (close == absl::string_view::npos) {
+      return absl::InvalidArgumentError("redis address: '[' without ']' around an IPv6 host");
+    }
+    absl::string_view after = host.substr(close + 1);
+    host = host.substr(0, close);
+    if (!after.empty() && !absl::ConsumePrefix(&after, ":")) {
+      return absl::InvalidArgumentError("redis address: expected ':port' after the IPv6 host");
+    }
+    port = after;
+    if (port.empty() && !url) {
+      return absl::InvalidArgumentError("redis address: not [host]:port (a port is needed)");
+    }
+  } else if (size_t colon = rest.rfind(':'); colon != absl::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  } else if (!url) {
     return absl::InvalidArgumentError(
-        absl::StrCat("redis address '", address, "' is not host:port"));
+        absl::StrCat("redis address '", rest, "' is not host:port (or a redis:// URL)"));
   }
-  o.host = std::string(rest.substr(0, colon));
+  if (host.empty()) return absl::InvalidArgumentError("redis address: the host is empty");
+  if (!port.empty() && (!absl::SimpleAtoi(port, &o.port) || o.port <= 0 || o.port > 65535)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis address: port '", port, "' is not a number from 1 to 65535"));
+  }
+  o.host = std::string(host);
   return o;
 }
 
@@ -189,7 +264,17 @@ absl::StatusOr<HiredisClient::ContextPtr> HiredisClient::Connect() const {
     return ErrorReplyToStatus((*replies)[0]);
   };
   if (!options_.password.empty()) {
-    if (absl::Status s = setup({"AUTH", options_.password}); !s.ok()) return s;
+    // The error reply (WRONGPASS, or ERR for a user on Redis < 6) never holds the password.
+    absl::Status s = options_.user.empty() ? setup({"AUTH", options_.password})
+                                           : setup({"AUTH", options_.user, options_.password});
+    if (!s.ok()) {
+      const bool refused = absl::StrContains(s.message(), "WRONGPASS") ||
+                           absl::StrContains(s.message(), "invalid password");
+      return absl::Status(
+          refused ? absl::StatusCode::kUnauthenticated : s.code(),
+          absl::StrCat("redis AUTH", options_.user.empty() ? "" : " as ", options_.user, " at ",
+                       options_.host, ":", options_.port, ": ", s.message()));
+    }
   }
   if (options_.db != 0) {
     if (absl::Status s = setup({"SELECT", absl::StrCat(options_.db)}); !s.ok()) return s;

@@ -21,6 +21,7 @@ namespace leadflow::redis {
 struct HiredisOptions {
   std::string host = "127.0.0.1";
   int port = 6379;
+  std::string user;      // ACL user name; empty: AUTH with the password alone (the default user)
   std::string password;  // AUTH when non-empty
   int db = 0;
   absl::Duration connect_timeout = absl::Seconds(2);
@@ -28,7 +29,10 @@ struct HiredisOptions {
   int pool_size = 4;
 };
 
-// Parses "host:port" (or "redis://[:password@]host:port[/db]").
+// Parses "host:port" or a URL "redis://[[user]:password@]host[:port][/db]" (port 6379 by
+// default). The user and password are percent-decoded, so a password holding ':', '@', '/' or
+// '%' is written %3A, %40, %2F, %25. An IPv6 host is written in brackets: "[::1]:6379".
+// INVALID_ARGUMENT names the part that is wrong and never quotes the password.
 absl::StatusOr<HiredisOptions> ParseRedisAddress(absl::string_view address);
 
 class HiredisClient final : public RedisClient {

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/kafka/handler.h"
 #include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace leadflow::redis {
@@ -137,6 +139,49 @@ TEST_F(HiredisClientTest, EveryReplyShapeIsReadIntoItsReply) {
   EXPECT_TRUE(r[11].elements[2].is_nil());
   EXPECT_EQ(r[12].elements.size(), 2u);
   EXPECT_EQ(r[13].str, "PONG");
+}
+
+// An ACL user (Redis 6+; managed Redis with RBAC) authenticates with its name and password from
+// the URL, percent-decoded; a wrong password is UNAUTHENTICATED, naming the user, not the password.
+TEST_F(HiredisClientTest, AnAclUserAuthenticatesWithItsNameAndPassword) {
+  ASSERT_TRUE(
+      client_->Command({"ACL", "SETUSER", "svc-capture", "on", ">p@ss:w/rd%", "~*", "+@all"}).ok());
+  const std::string at = absl::StrCat("@127.0.0.1:", server_->port());
+  absl::StatusOr<HiredisOptions> options =
+      ParseRedisAddress(absl::StrCat("redis://svc-capture:p%40ss%3Aw%2Frd%25", at));
+  ASSERT_TRUE(options.ok()) << options.status();
+  HiredisClient as_user(*options);
+  absl::StatusOr<Reply> whoami = as_user.Command({"ACL", "WHOAMI"});
+  ASSERT_TRUE(whoami.ok()) << whoami.status();
+  EXPECT_EQ(whoami->str, "svc-capture");
+
+  HiredisClient wrong(*ParseRedisAddress(absl::StrCat("redis://svc-capture:hunter2", at)));
+  absl::StatusOr<Reply> refused = wrong.Command({"PING"});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+  EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("svc-capture"));
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::Not(::testing::HasSubstr("hunter2")));
+}
+
+// A server with requirepass: the password alone authenticates the default user; without it
+// every command is refused (and retried by the services, never taken for poison input).
+TEST_F(HiredisClientTest, ThePasswordAloneAuthenticatesTheDefaultUser) {
+  const std::string at = absl::StrCat("@127.0.0.1:", server_->port());
+  HiredisClient with_password(*ParseRedisAddress(absl::StrCat("redis://:s%20cret", at)));
+  HiredisClient without(*ParseRedisAddress(absl::StrCat("127.0.0.1:", server_->port())));
+  ASSERT_TRUE(client_->Command({"CONFIG", "SET", "requirepass", "s cret"}).ok());
+
+  absl::StatusOr<Reply> whoami = with_password.Command({"ACL", "WHOAMI"});
+  ASSERT_TRUE(whoami.ok()) << whoami.status();
+  EXPECT_EQ(whoami->str, "default");
+  absl::StatusOr<Reply> reply = without.Command({"PING"});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  const absl::Status refused = ErrorReplyToStatus(*reply);
+  EXPECT_THAT(std::string(refused.message()), ::testing::HasSubstr("NOAUTH"));
+  EXPECT_TRUE(kafka::IsTransient(refused)) << refused;
+  // Leave the server as the fixture found it (its own client authenticated before the change).
+  ASSERT_TRUE(with_password.Command({"CONFIG", "SET", "requirepass", ""}).ok());
 }
 
 }  // namespace
