@@ -13,6 +13,9 @@ KAFKA_VERSION="${LEADFLOW_KAFKA_VERSION:-3.9.1}"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 # Written last by setup.sh's fetch, so its presence means the jar set is complete.
 KAFKA_MARKER="$CACHE/kafka-$KAFKA_VERSION/.complete"
+# promtool, Prometheus's rule checker, for the alerting-rule test (tests/deploy): setup.sh takes it
+# out of Debian's prometheus package into $CACHE. LEADFLOW_PROMTOOL points at another one instead.
+PROMTOOL="${LEADFLOW_PROMTOOL:-$CACHE/promtool/promtool}"
 
 # LEADFLOW_PORT_OFFSET shifts every port below, so two checkouts (or a developer's stack and a
 # test run) can each have a stack of their own on one machine.
