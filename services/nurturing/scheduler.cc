@@ -103,7 +103,12 @@ NurtureScheduler::NurtureScheduler(NurturingStore& store, TracksSource tracks,
                           "Scheduler failures (Redis, corrupt records); retried.")),
       event_failures_(
           MakeCounter(registry, "leadflow_nurture_enrollment_event_failures_total",
-                      "Enrolment events from the scheduler the producer reported as failed.")) {}
+                      "Enrolment events from the scheduler the producer reported as failed "
+                      "(re-sent from the outbox).")),
+      events_replayed_(
+          MakeCounter(registry, "leadflow_nurture_enrollment_events_replayed_total",
+                      "Scheduler decisions whose enrolment events were re-sent from the outbox "
+                      "because their acknowledgement never came.")) {}
 
 NurtureScheduler::~NurtureScheduler() = default;
 
@@ -123,6 +128,7 @@ absl::StatusOr<PassStats> NurtureScheduler::RunOnce() {
   PassStats stats;
   stats.confirmed += ConfirmDeliveries();
   const absl::Time now = clock_.Now();
+  if (absl::Status s = ReplayOutbox(now, stats); !s.ok()) return s;
   absl::StatusOr<std::vector<std::string>> reclaimed =
       store_.Reclaim(now, scheduler_options_.max_reclaims_per_pass);
   if (!reclaimed.ok()) return reclaimed.status();
@@ -140,9 +146,73 @@ absl::StatusOr<PassStats> NurtureScheduler::RunOnce() {
       });
   stats.claimed = static_cast<int>(claimed->size());
   stats.sent = processed.sent;
-  stats.errors = processed.errors;
+  stats.errors += processed.errors;
   stats.confirmed += ConfirmDeliveries();
   return stats;
+}
+
+absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
+  absl::StatusOr<std::vector<std::string>> stale = store_.TakeStaleOutbox(
+      now - scheduler_options_.outbox_grace, now, scheduler_options_.max_replays_per_pass);
+  if (!stale.ok()) return stale.status();
+  std::vector<std::string> done;  // entries with nothing (left) to send
+  for (const std::string& member : *stale) {
+    std::string lead_id;
+    redis::ApplyOnceRequest request;
+    if (!NurturingStore::ParseOutboxMember(member, &lead_id, &request.dedup_key)) {
+      done.push_back(member);
+      continue;
+    }
+    request.state_keys = NurturingStore::StateKeys(lead_id);
+    request.registry_key = NurturingStore::RegistryKey(lead_id);
+    request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
+    request.dedup_ttl = options_.dedup_ttl;
+    // The decision was applied, so its apply-once record answers with the memo; the planner
+    // runs only when that record expired, and then there is nothing to rebuild the events from.
+    bool expired = false;
+    absl::StatusOr<redis::ApplyResult> applied =
+        store_.apply().Run(request, [&](const std::vector<redis::Versioned>&) {
+          expired = true;
+          return absl::StatusOr<redis::Plan>(absl::CancelledError("decision record expired"));
+        });
+    if (expired) {
+      spdlog::warn(
+          "enrolment events of {} (lead {}) were never acknowledged and their record "
+          "expired; not re-sent",
+          request.dedup_key, lead_id);
+      done.push_back(member);
+      continue;
+    }
+    if (!applied.ok()) {
+      // Stays in the outbox (moved to now): the next replay after the grace tries again.
+      ++stats.errors;
+      errors_.Increment();
+      LogError(absl::StrCat("re-sending the enrolment events of lead ", lead_id), applied.status());
+      continue;
+    }
+    std::vector<kafka::OutboundMessage> outputs;
+    if (applied->outcome != redis::ApplyOutcome::kErased) {
+      if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) {
+        ++stats.errors;
+        errors_.Increment();
+        LogError(absl::StrCat("the outbox memo of lead ", lead_id), s);
+        done.push_back(member);
+        continue;
+      }
+    }
+    std::vector<kafka::OutboundMessage> events;
+    for (kafka::OutboundMessage& m : outputs) {
+      if (m.topic != topic_) events.push_back(std::move(m));  // the touch has its own lease
+    }
+    if (events.empty()) {
+      done.push_back(member);  // erased meanwhile, or nothing but a touch
+      continue;
+    }
+    SendEvents(member, std::move(events));
+    ++stats.replayed;
+    events_replayed_.Increment();
+  }
+  return store_.RemoveFromOutbox(done);
 }
 
 PassStats NurtureScheduler::InParallel(
@@ -167,6 +237,7 @@ NurtureScheduler::Prepared NurtureScheduler::Prepare(const std::string& lead_id,
                                                      absl::Time now) const {
   Prepared p;
   p.lead_id = lead_id;
+  p.decided_at = now;
   p.read_version = stored.version;
   p.read_delivery_version = stored.delivery_version;
   p.read_incarnation = std::move(stored.incarnation);
@@ -207,6 +278,11 @@ absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
   const std::string& lead_id = p.lead_id;
   const DueDecision& decision = p.decision;
   redis::Plan plan;
+  // A decision with enrolment events is in the outbox until the broker acknowledged them.
+  if (!p.changes.empty() && decision.kind != DueDecision::Kind::kResend) {
+    plan.extra_commands.push_back(NurturingStore::OutboxCommand(
+        NurturingStore::OutboxMember(lead_id, p.request.dedup_key), p.decided_at));
+  }
   switch (decision.kind) {
     case DueDecision::Kind::kSend: {
       // The lead stays claimed until the delivery report (ConfirmDelivery).
@@ -253,9 +329,10 @@ absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResul
   if (applied.memo.empty()) return absl::OkStatus();
   std::vector<kafka::OutboundMessage> outputs;
   if (absl::Status s = kafka::DecodeMemo(applied.memo, &outputs); !s.ok()) return s;
+  std::vector<kafka::OutboundMessage> events;
   for (kafka::OutboundMessage& message : outputs) {
     if (message.topic != topic_) {
-      SendEvent(std::move(message));
+      events.push_back(std::move(message));
       continue;
     }
     // What the fast confirmation checks: the record as this decision left it.
@@ -274,6 +351,9 @@ absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResul
     } else {
       touches_sent_.Increment();
     }
+  }
+  if (!events.empty()) {
+    SendEvents(NurturingStore::OutboxMember(p.lead_id, p.request.dedup_key), std::move(events));
   }
   return absl::OkStatus();
 }
@@ -381,28 +461,56 @@ void NurtureScheduler::Send(DeliveredTouch touch, kafka::OutboundMessage message
   }
 }
 
-void NurtureScheduler::SendEvent(kafka::OutboundMessage message) {
-  // Counters are registry-owned and outlive the producer's callbacks only while the registry
-  // does; a failure is only counted through the shared queue, which the callback holds.
-  std::shared_ptr<DeliveryQueue> queue = deliveries_;
-  kafka::Producer::DeliveryCallback on_delivery = [queue](const absl::Status& status) {
-    if (status.ok()) return;
-    absl::MutexLock lock(&queue->mu);
-    queue->reports.push_back({DeliveredTouch{}, status});
+void NurtureScheduler::SendEvents(const std::string& outbox_member,
+                                  std::vector<kafka::OutboundMessage> events) {
+  // The callbacks may run after this scheduler is gone: they hold the queue, not the scheduler.
+  // The last report of the batch decides: all acknowledged, the outbox entry can go.
+  struct Pending {
+    absl::Mutex mu;
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+    bool failed ABSL_GUARDED_BY(mu) = false;
   };
-  if (absl::Status s = producer_.Send(std::move(message), on_delivery); !s.ok()) on_delivery(s);
+  auto pending = std::make_shared<Pending>();
+  {
+    absl::MutexLock lock(&pending->mu);
+    pending->left = events.size();
+  }
+  std::shared_ptr<DeliveryQueue> queue = deliveries_;
+  for (kafka::OutboundMessage& message : events) {
+    kafka::Producer::DeliveryCallback on_delivery = [queue, pending,
+                                                     outbox_member](const absl::Status& status) {
+      bool all_acknowledged = false;
+      {
+        absl::MutexLock lock(&pending->mu);
+        if (!status.ok()) pending->failed = true;
+        all_acknowledged = --pending->left == 0 && !pending->failed;
+      }
+      if (status.ok() && !all_acknowledged) return;
+      absl::MutexLock lock(&queue->mu);
+      if (!status.ok()) queue->reports.push_back({DeliveredTouch{}, status});
+      if (all_acknowledged) queue->acknowledged.push_back(outbox_member);
+    };
+    if (absl::Status s = producer_.Send(std::move(message), on_delivery); !s.ok()) on_delivery(s);
+  }
 }
 
 int NurtureScheduler::ConfirmDeliveries() {
   std::vector<Delivery> reports;
+  std::vector<std::string> acknowledged;
   {
     absl::MutexLock lock(&deliveries_->mu);
     reports.swap(deliveries_->reports);
+    acknowledged.swap(deliveries_->acknowledged);
+  }
+  if (absl::Status s = store_.RemoveFromOutbox(acknowledged); !s.ok()) {
+    // Left in the outbox: re-sent after the grace, a duplicate on the wire but nothing lost.
+    errors_.Increment();
+    LogError(absl::StrCat("removing ", acknowledged.size(), " acknowledged outbox entries"), s);
   }
   std::vector<DeliveredTouch> delivered;
   for (Delivery& d : reports) {
     if (d.touch.touch_id.empty()) {
-      // A failed enrolment event (SendEvent).
+      // A failed enrolment event (SendEvents): its decision stays in the outbox.
       event_failures_.Increment();
       LogError("delivery of an enrolment event", d.status);
     } else if (!d.status.ok()) {

@@ -25,9 +25,15 @@
 //        track completed, paused, exited): the record is written, the lead is rescheduled (or
 //        not) and released.
 //      Enrolment changes a decision makes (exhausted, enrolled after a cooldown, exited because
-//      the track was removed) are part of its memo and go to `nurture.enrollments`; their
-//      delivery is not tracked (a failure is counted and logged; a crash between the write and
-//      the broker's acknowledgement loses them — touches are never lost this way).
+//      the track was removed) are part of its memo and go to `nurture.enrollments`. The same
+//      apply records the decision in the outbox (store.h); once the broker acknowledged all of
+//      its events the entry is removed (step 1 or 5).
+//   0. Before all that, re-send the outbox: decisions whose events were sent at least
+//      `outbox_grace` ago and never acknowledged (a crash between the apply and the
+//      acknowledgement, a broker that refused them) are re-sent from their memo, the same
+//      events with the same ids, until acknowledged. So no enrolment event is lost either; a
+//      consumer may see one twice (at-least-once, as everywhere). An entry whose apply-once
+//      record expired (a broker down for longer than its ttl) is dropped with a warning.
 //   5. Confirm the deliveries acknowledged meanwhile (a fast broker acknowledges within the pass).
 //
 // Time comes from the injected clock only. Delivery reports arrive on the producer's thread;
@@ -77,6 +83,10 @@ struct SchedulerOptions {
   absl::Duration lease = absl::Minutes(2);
   // Encoding of `nurture.touches` (ServiceContext::JsonOutput).
   events::Encoding encoding = events::Encoding::kProtobuf;
+  // Outbox entries re-sent per pass, and how long an entry's events may go unacknowledged
+  // before they are re-sent (far longer than a healthy broker takes to acknowledge).
+  int max_replays_per_pass = 500;
+  absl::Duration outbox_grace = absl::Seconds(60);
   // How long Run() waits for outstanding deliveries when it stops.
   absl::Duration shutdown_flush = absl::Seconds(10);
 };
@@ -93,6 +103,7 @@ struct PassStats {
   int claimed = 0;    // due leads claimed
   int sent = 0;       // touches handed to the producer (re-sends included)
   int errors = 0;     // leads that failed (they stay claimed and are retried after the lease)
+  int replayed = 0;   // outbox entries whose enrolment events were re-sent
 };
 
 class NurtureScheduler {
@@ -120,6 +131,8 @@ class NurtureScheduler {
   struct DeliveryQueue {
     absl::Mutex mu;
     std::vector<Delivery> reports ABSL_GUARDED_BY(mu);
+    // Outbox members whose events were all acknowledged: to be removed from the outbox.
+    std::vector<std::string> acknowledged ABSL_GUARDED_BY(mu);
   };
 
   // One claimed lead's decision, ready to apply.
@@ -129,6 +142,7 @@ class NurtureScheduler {
     int64_t read_delivery_version = 0;
     std::string read_incarnation;
     DueDecision decision;
+    absl::Time decided_at;
     // Its enrolment events (nurture.enrollments messages).
     std::vector<kafka::OutboundMessage> changes;
     redis::ApplyOnceRequest request;
@@ -157,8 +171,11 @@ class NurtureScheduler {
                                                  const std::string& touch_id,
                                                  const std::vector<redis::Versioned>& records);
   void Send(DeliveredTouch touch, kafka::OutboundMessage message);
-  // An enrolment event: delivery failures are counted, not retried.
-  void SendEvent(kafka::OutboundMessage message);
+  // A decision's enrolment events; when the broker acknowledged all of them, `outbox_member`
+  // is queued for removal. A failure is counted and logged; the outbox re-sends them.
+  void SendEvents(const std::string& outbox_member, std::vector<kafka::OutboundMessage> events);
+  // Step 0: re-sends the events of outbox entries unacknowledged for `outbox_grace`.
+  absl::Status ReplayOutbox(absl::Time now, PassStats& stats);
   void LogError(const std::string& what, const absl::Status& status);
 
   NurturingStore& store_;
@@ -178,6 +195,7 @@ class NurtureScheduler {
   prometheus::Counter& leases_reclaimed_;
   prometheus::Counter& errors_;
   prometheus::Counter& event_failures_;
+  prometheus::Counter& events_replayed_;
 };
 
 }  // namespace leadflow::nurturing

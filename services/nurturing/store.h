@@ -24,6 +24,11 @@
 //                                                 scheduler must look at the lead (Unix ms)
 //   nurturing:inflight                            sorted set of lead ids claimed by a scheduler,
 //                                                 score = lease expiry (Unix ms)
+//   nurturing:outbox                              sorted set of scheduler decisions whose
+//                                                 enrolment events await the broker's
+//                                                 acknowledgement (OutboxMember: the lead and the
+//                                                 decision's apply-once key), score = when they
+//                                                 were last sent (Unix ms)
 //
 // A lead is in at most one of the two sets: in the schedule while it waits for a time, in the
 // in-flight set from a claim until the decision is written (or, for a touch, until the broker
@@ -97,6 +102,15 @@ class NurturingStore {
   static std::string TombstoneKey(const std::string& lead_id);
   static const std::string& ScheduleKey();
   static const std::string& InflightKey();
+  static const std::string& OutboxKey();
+  // An outbox member: the lead id (length-prefixed: lead ids may hold any character) and the
+  // apply-once key of the decision whose memo holds the events, "<length>:<lead id>|<key>".
+  static std::string OutboxMember(const std::string& lead_id, const std::string& dedup_key);
+  // Its parts; false for a malformed member.
+  static bool ParseOutboxMember(const std::string& member, std::string* lead_id,
+                                std::string* dedup_key);
+  // ZADD to the outbox at `sent_at`, for Plan::extra_commands.
+  static redis::Args OutboxCommand(const std::string& member, absl::Time sent_at);
 
   // The command that puts the lead where `wake_up_at` says: ZADD to the schedule at that time,
   // or ZREM from it when nullopt. For Plan::extra_commands.
@@ -124,6 +138,13 @@ class NurturingStore {
   // enrollment. Results in input order; a touch whose enrollment kept changing is kRecordMoved.
   absl::StatusOr<std::vector<DeliveryRecorded>> ConfirmDelivered(
       const std::vector<DeliveredTouch>& touches);
+
+  // Up to `limit` outbox members last sent at or before `before`, oldest first, each moved to
+  // `now` (so another pass, of this replica or another, leaves it alone while it is re-sent).
+  absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(absl::Time before, absl::Time now,
+                                                           int limit);
+  // Removes acknowledged members from the outbox.
+  absl::Status RemoveFromOutbox(const std::vector<std::string>& members);
 
   // Takes the lead out of both sets (after an erasure).
   absl::Status Forget(const std::string& lead_id);

@@ -47,6 +47,7 @@ namespace {
 using events::v1::LeadProfile;
 using events::v1::LeadScored;
 using events::v1::NurtureTouch;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -68,15 +69,20 @@ absl::Time NewYork(int y, int m, int d, int hh, int mm) {
 class RecordingProducer final : public kafka::Producer {
  public:
   absl::Status Send(kafka::OutboundMessage message, DeliveryCallback on_delivery) override {
+    const bool event = message.topic != kafka::kNurtureTouches;
+    absl::Status report = absl::OkStatus();
     {
       absl::MutexLock lock(&mu_);
       sent_.push_back(std::move(message));
-      if (hold_) {
+      if (event && events_ == EventDelivery::kNeverAcknowledged) return absl::OkStatus();
+      if (event && events_ == EventDelivery::kRefused) {
+        report = absl::UnavailableError("Local: Message timed out");
+      } else if (hold_) {
         pending_.push_back(std::move(on_delivery));
         return absl::OkStatus();
       }
     }
-    on_delivery(absl::OkStatus());
+    on_delivery(report);
     return absl::OkStatus();
   }
   absl::Status Flush(absl::Duration) override { return absl::OkStatus(); }
@@ -84,6 +90,16 @@ class RecordingProducer final : public kafka::Producer {
   void Hold(bool hold) {
     absl::MutexLock lock(&mu_);
     hold_ = hold;
+  }
+  // What happens to enrolment events (every topic but nurture.touches) from now on.
+  enum class EventDelivery {
+    kAcknowledged,
+    kNeverAcknowledged,  // the report never comes (the process died before it)
+    kRefused,            // the producer reports a failure (the broker was down too long)
+  };
+  void SetEventDelivery(EventDelivery events) {
+    absl::MutexLock lock(&mu_);
+    events_ = events;
   }
   // Acknowledges every held delivery.
   void AckAll() {
@@ -129,6 +145,7 @@ class RecordingProducer final : public kafka::Producer {
  private:
   mutable absl::Mutex mu_;
   bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  EventDelivery events_ ABSL_GUARDED_BY(mu_) = EventDelivery::kAcknowledged;
   std::vector<kafka::OutboundMessage> sent_ ABSL_GUARDED_BY(mu_);
   std::vector<DeliveryCallback> pending_ ABSL_GUARDED_BY(mu_);
 };
@@ -333,6 +350,14 @@ class NurturingTest : public ::testing::Test {
     return stats.ok() ? *stats : PassStats();
   }
   PassStats Pass() { return Pass(*replica_); }
+
+  // Entries in nurturing's outbox (scheduler decisions whose enrolment events await an ack).
+  int64_t OutboxSize() {
+    absl::StatusOr<redis::Reply> n =
+        replica_->client.Command({"ZCARD", NurturingStore::OutboxKey()});
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? n->integer : -1;
+  }
 
   // Advances the clock hour by hour up to `end`, one scheduler pass per hour; returns, for every
   // touch sent, the simulated time of the pass that sent it.
@@ -1207,6 +1232,82 @@ TEST_F(NurturingTest, EnrolmentEventsArePublishedOnceWithTheSameIdsOnReplay) {
   EXPECT_EQ(all[0].tracks_version(), "2024-06-nurture-v1");
   EXPECT_EQ(all[4].step(), 4);
   EXPECT_EQ(all[4].attempt(), 1);
+}
+
+// The scheduler's enrolment events (here: the track running out) are in the outbox until the
+// broker acknowledges them: unacknowledged (the process died first) or refused (the broker was
+// down), they are re-sent with the same ids after the grace, until acknowledged; then never.
+TEST_F(NurturingTest, AnEnrolmentEventTheBrokerNeverAcknowledgedIsResentFromTheOutbox) {
+  using EventDelivery = RecordingProducer::EventDelivery;
+  for (EventDelivery failure : {EventDelivery::kNeverAcknowledged, EventDelivery::kRefused}) {
+    SCOPED_TRACE(failure == EventDelivery::kRefused ? "refused" : "never acknowledged");
+    clock_.Set(kStart);
+    UseTracks(DefaultTracks());
+    const std::string lead_id =
+        failure == EventDelivery::kRefused ? "L-outbox-refused" : "L-outbox-lost";
+    ScoreCold(EmailLead(lead_id), "scored-1");
+    replica_->producer.SetEventDelivery(failure);
+    auto exhausted = [&] {
+      std::vector<std::string> ids;
+      for (const auto& e : EnrollmentEvents()) {
+        if (e.envelope().lead_id() == lead_id &&
+            e.kind() == events::v1::NurtureEnrollmentChanged::KIND_EXHAUSTED) {
+          ids.push_back(e.envelope().event_id());
+        }
+      }
+      return ids;
+    };
+    // Hour by hour until the track runs out; its event goes out once and is not acknowledged.
+    while (exhausted().empty() && clock_.Now() < kStart + absl::Hours(24 * 60)) {
+      clock_.Advance(absl::Hours(1));
+      Pass();
+    }
+    ASSERT_THAT(exhausted(), SizeIs(1));
+    EXPECT_EQ(OutboxSize(), 1);
+    // Within the grace nothing is re-sent; after it, the same event again, every grace, until
+    // the broker takes it.
+    clock_.Advance(scheduler_options_.outbox_grace - absl::Seconds(1));
+    EXPECT_EQ(Pass().replayed, 0);
+    EXPECT_THAT(exhausted(), SizeIs(1));
+    clock_.Advance(absl::Seconds(1));
+    EXPECT_EQ(Pass().replayed, 1);
+    ASSERT_THAT(exhausted(), SizeIs(2));
+    EXPECT_EQ(exhausted()[1], exhausted()[0]);
+    EXPECT_EQ(Pass().replayed, 0);  // re-sent just now: not again before the grace
+    // A new replica (the old one died) re-sends it too, and once acknowledged it is done.
+    replica_ = NewReplica();
+    clock_.Advance(scheduler_options_.outbox_grace);
+    EXPECT_EQ(Pass().replayed, 1);
+    EXPECT_EQ(OutboxSize(), 0);
+    const std::vector<std::string> ids = exhausted();
+    ASSERT_THAT(ids, SizeIs(1));  // the new replica's producer: one send, acknowledged
+    clock_.Advance(scheduler_options_.outbox_grace * 3);
+    EXPECT_EQ(Pass().replayed, 0);
+    EXPECT_THAT(exhausted(), SizeIs(1));
+  }
+}
+
+// Events the broker acknowledged leave the outbox at once; an erased lead's entry is dropped
+// without sending anything.
+TEST_F(NurturingTest, AcknowledgedEnrolmentEventsLeaveTheOutboxAndAnErasedLeadsAreDropped) {
+  ScoreCold(EmailLead("L-acked"), "scored-1");
+  ScoreCold(EmailLead("L-erased"), "scored-2");
+  RunHourlyUntil(kStart + absl::Hours(24 * 40));
+  EXPECT_EQ(OutboxSize(), 0);
+  EXPECT_THAT(Describe(EnrollmentEvents()), Contains("exhausted cold-welcome"));
+
+  clock_.Set(kStart);
+  UseTracks(DefaultTracks());
+  ScoreCold(EmailLead("L-erased-2"), "scored-3");
+  replica_->producer.SetEventDelivery(RecordingProducer::EventDelivery::kNeverAcknowledged);
+  RunHourlyUntil(kStart + absl::Hours(24 * 40));
+  ASSERT_EQ(OutboxSize(), 1);
+  ASSERT_TRUE(replica_->store.Erase("L-erased-2", absl::Hours(24 * 30)).ok());
+  const size_t sent_before = replica_->producer.all_sent().size();
+  clock_.Advance(scheduler_options_.outbox_grace);
+  EXPECT_EQ(Pass().replayed, 0);
+  EXPECT_EQ(OutboxSize(), 0);
+  EXPECT_EQ(replica_->producer.all_sent().size(), sent_before);
 }
 
 TEST_F(NurturingTest, TheDrainRateBoundsHowManyDueLeadsOnePassClaims) {
