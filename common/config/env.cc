@@ -20,6 +20,11 @@ constexpr char kEncodingPrefix[] = "LEADFLOW_OUTPUT_ENCODING_";
 const char* const kKnown[] = {
     "LEADFLOW_REDIS_ADDR",
     "LEADFLOW_GRPC_ADDR",
+    "LEADFLOW_GRPC_TLS_CERT",
+    "LEADFLOW_GRPC_TLS_KEY",
+    "LEADFLOW_GRPC_TLS_CLIENT_CA",
+    "LEADFLOW_GRPC_TLS_REFRESH_SECONDS",
+    "LEADFLOW_GRPC_HEALTH_ADDR",
     "LEADFLOW_METRICS_ADDR",
     "LEADFLOW_CONFIG_DIR",
     "LEADFLOW_TOPIC_PREFIX",
@@ -118,6 +123,32 @@ absl::StatusOr<RuntimeConfig> LoadRuntimeConfig(const std::string& service, cons
         absl::StrCat("LEADFLOW_WAVE_LANES must be at most 64, not '", *lanes, "'"));
   }
   c.wave_lanes = static_cast<int>(*lanes);
+
+  // gRPC TLS: the combination here, the files when the server starts (grpc_util::CheckServerTls).
+  // An empty value counts as unset.
+  c.grpc_tls.cert_file = get("LEADFLOW_GRPC_TLS_CERT", "");
+  c.grpc_tls.key_file = get("LEADFLOW_GRPC_TLS_KEY", "");
+  c.grpc_tls.client_ca_file = get("LEADFLOW_GRPC_TLS_CLIENT_CA", "");
+  if (c.grpc_tls.key_file.empty() != c.grpc_tls.cert_file.empty()) {
+    const bool cert = !c.grpc_tls.cert_file.empty();
+    return absl::InvalidArgumentError(absl::StrCat(
+        cert ? "LEADFLOW_GRPC_TLS_KEY" : "LEADFLOW_GRPC_TLS_CERT", " must be set with ",
+        cert ? "LEADFLOW_GRPC_TLS_CERT" : "LEADFLOW_GRPC_TLS_KEY",
+        " (gRPC TLS needs the certificate and its private key)"));
+  }
+  if (!c.grpc_tls.client_ca_file.empty() && !c.grpc_tls.enabled()) {
+    return absl::InvalidArgumentError(
+        "LEADFLOW_GRPC_TLS_CLIENT_CA needs LEADFLOW_GRPC_TLS_CERT and LEADFLOW_GRPC_TLS_KEY "
+        "(mutual TLS: the server presents its own certificate too)");
+  }
+  absl::StatusOr<int64_t> refresh = positive("LEADFLOW_GRPC_TLS_REFRESH_SECONDS", 60);
+  if (!refresh.ok()) return refresh.status();
+  if (*refresh > 86400) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "LEADFLOW_GRPC_TLS_REFRESH_SECONDS must be at most 86400 (a day), not '", *refresh, "'"));
+  }
+  c.grpc_tls.refresh_interval = absl::Seconds(*refresh);
+  c.grpc_health_addr = get("LEADFLOW_GRPC_HEALTH_ADDR", "");
 
   c.kafka["client.id"] = absl::StrCat("leadflow-", service);
   if (std::optional<std::string> instance = lookup("LEADFLOW_INSTANCE_ID")) {

@@ -9,6 +9,13 @@
 //   LEADFLOW_REDIS_ADDR         host:port or redis://[[user]:password@]host[:port][/db]
 //                               (127.0.0.1:6379; see redis::ParseRedisAddress)
 //   LEADFLOW_GRPC_ADDR          gRPC listen address                 (0.0.0.0:50051)
+//   LEADFLOW_GRPC_TLS_CERT      PEM certificate chain for gRPC TLS  (unset: plaintext)
+//   LEADFLOW_GRPC_TLS_KEY       PEM private key of that certificate (both or neither)
+//   LEADFLOW_GRPC_TLS_CLIENT_CA PEM CA clients' certificates must chain to: mutual TLS
+//                               (unset: no client certificate asked; needs the two above)
+//   LEADFLOW_GRPC_TLS_REFRESH_SECONDS  how often the TLS files are re-read (60)
+//   LEADFLOW_GRPC_HEALTH_ADDR   plaintext listener with only grpc.health.v1, for Kubernetes
+//                               gRPC probes when the API listener is TLS (unset: none)
 //   LEADFLOW_METRICS_ADDR       Prometheus /metrics listen address  (0.0.0.0:9464; "" disables)
 //   LEADFLOW_CONFIG_DIR         directory of the YAML rule files    (./config)
 //   LEADFLOW_TOPIC_PREFIX       prefix for every topic name         ("")
@@ -31,6 +38,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc/tls.h"
 
 namespace leadflow::config {
 
@@ -45,6 +53,10 @@ struct RuntimeConfig {
   std::map<std::string, std::string> kafka;  // librdkafka properties
   std::string redis_addr;
   std::string grpc_addr;
+  // TLS of the gRPC listener (LEADFLOW_GRPC_TLS_*); the files are checked when the server starts.
+  grpc_util::ServerTlsOptions grpc_tls;
+  // Plaintext health-only listener (LEADFLOW_GRPC_HEALTH_ADDR); empty: none.
+  std::string grpc_health_addr;
   std::string metrics_addr;
   std::string config_dir;
   std::string topic_prefix;

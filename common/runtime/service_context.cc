@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc/tls.h"
 #include "common/kafka/rdkafka_consumer.h"
 #include "common/kafka/rdkafka_producer.h"
 #include "common/log/log.h"
@@ -21,6 +22,11 @@ ServiceContext::ServiceContext(config::RuntimeConfig config)
 
 absl::StatusOr<std::unique_ptr<ServiceContext>> ServiceContext::Create(
     config::RuntimeConfig config) {
+  // The TLS files are read again when the gRPC server starts; checking them here too stops a
+  // bad one before any client handle exists.
+  if (absl::Status tls = grpc_util::CheckServerTls(config.grpc_tls); !tls.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("LEADFLOW_GRPC_TLS_*: ", tls.message()));
+  }
   std::unique_ptr<ServiceContext> ctx(new ServiceContext(std::move(config)));
   absl::StatusOr<redis::HiredisOptions> redis_options =
       redis::ParseRedisAddress(ctx->config_.redis_addr);
@@ -63,6 +69,8 @@ absl::Status ServiceContext::Run(RunOptions options) {
   ServiceParts parts;
   parts.service = config_.service;
   parts.grpc_addr = config_.grpc_addr;
+  parts.grpc_options.tls = config_.grpc_tls;
+  parts.grpc_options.health_address = config_.grpc_health_addr;
   parts.metrics_addr = config_.metrics_addr;
   parts.registry = registry_;
   parts.grpc_services = std::move(options.grpc_services);

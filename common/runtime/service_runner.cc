@@ -43,9 +43,17 @@ absl::Status RunService(ServiceParts parts) {
     metrics_server = *std::move(m);
   }
   absl::StatusOr<std::unique_ptr<grpc_util::GrpcServer>> server =
-      grpc_util::GrpcServer::Start(parts.grpc_addr, parts.grpc_services);
+      grpc_util::GrpcServer::Start(parts.grpc_addr, parts.grpc_services, parts.grpc_options);
   if (!server.ok()) return server.status();
-  spdlog::info("{} serving gRPC on port {}", parts.service, (*server)->port());
+  const grpc_util::ServerTlsOptions& tls = parts.grpc_options.tls;
+  spdlog::info("{} serving gRPC on port {} ({})", parts.service, (*server)->port(),
+               !tls.enabled()               ? "plaintext"
+               : tls.client_ca_file.empty() ? "TLS"
+                                            : "mutual TLS");
+  if ((*server)->health_port() != 0) {
+    spdlog::info("{} serving plaintext gRPC health on port {}", parts.service,
+                 (*server)->health_port());
+  }
 
   absl::Notification stop;
   std::atomic<bool> loop_failed{false};

@@ -21,6 +21,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/config/yaml_proto.h"
+#include "common/grpc/server.h"
 #include "common/kafka/consumer_loop.h"
 #include "grpcpp/impl/codegen/service_type.h"
 #include "prometheus/registry.h"
@@ -36,7 +37,8 @@ using BackgroundTask = std::function<void(const absl::Notification& stop)>;
 struct ServiceParts {
   std::string service;
   std::string grpc_addr;
-  std::string metrics_addr;  // empty: no metrics endpoint
+  grpc_util::GrpcServerOptions grpc_options;  // TLS, health-only listener
+  std::string metrics_addr;                   // empty: no metrics endpoint
   std::shared_ptr<prometheus::Registry> registry;
   std::vector<grpc::Service*> grpc_services;
   kafka::ConsumerLoop* loop = nullptr;  // optional

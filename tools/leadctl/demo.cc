@@ -14,8 +14,6 @@
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/topics.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "leadflow/capture/v1/capture.grpc.pb.h"
 #include "leadflow/events/v1/activity.pb.h"
 #include "leadflow/events/v1/lead.pb.h"
@@ -49,7 +47,8 @@ const char* CategoryName(events::v1::Category c) {
 
 }  // namespace
 
-absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOptions& options) {
+absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOptions& options,
+                     const grpc_util::Dialer& dialer) {
   auto get = [&env](const std::string& key) -> std::string {
     auto it = env.find(key);
     return it == env.end() ? "" : it->second;
@@ -74,7 +73,7 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
               static_cast<unsigned long long>(options.seed));
 
   // 1. Capture: half over gRPC (one client stream), half as JSON on leads.inbound.
-  auto channel = grpc::CreateChannel(capture_addr, grpc::InsecureChannelCredentials());
+  auto channel = dialer.Dial(capture_addr);
   auto capture = capture::v1::Capture::NewStub(channel);
   grpc::ClientContext stream_context;
   stream_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(120));
@@ -324,8 +323,8 @@ absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOp
     return !nurtured_leads.contains(kv.first);
   });
   if (untouched != enrolled_in.end() && !get("LEADFLOW_NURTURING_GRPC_ADDR").empty()) {
-    auto nurturing = nurturing::v1::Nurturing::NewStub(grpc::CreateChannel(
-        get("LEADFLOW_NURTURING_GRPC_ADDR"), grpc::InsecureChannelCredentials()));
+    auto nurturing =
+        nurturing::v1::Nurturing::NewStub(dialer.Dial(get("LEADFLOW_NURTURING_GRPC_ADDR")));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     nurturing::v1::GetEnrollmentsRequest request;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "common/grpc/channel.h"
 
 namespace leadflow::leadctl {
 
@@ -24,6 +25,9 @@ struct DemoOptions {
   int settle_seconds = 60;
 };
 
-absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOptions& options);
+// Runs against the stack described by `env` (scripts/stack.sh's endpoints file), dialing capture
+// and nurturing with `dialer`.
+absl::Status RunDemo(const std::map<std::string, std::string>& env, const DemoOptions& options,
+                     const grpc_util::Dialer& dialer);
 
 }  // namespace leadflow::leadctl

@@ -37,10 +37,8 @@ bool Transient(int code) {
 
 class GrpcSubmitter final : public LeadBatchSubmitter {
  public:
-  GrpcSubmitter(const std::string& target, absl::Duration timeout)
-      : stub_(capture::v1::Capture::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))),
-        timeout_(timeout) {}
+  GrpcSubmitter(std::shared_ptr<grpc::Channel> channel, absl::Duration timeout)
+      : stub_(capture::v1::Capture::NewStub(std::move(channel))), timeout_(timeout) {}
 
   absl::StatusOr<SubmitLeadsResponse> Submit(const std::vector<SubmitLeadRequest>& batch) override {
     grpc::ClientContext context;
@@ -300,9 +298,10 @@ struct FileCloser {
 
 }  // namespace
 
-std::unique_ptr<LeadBatchSubmitter> MakeGrpcSubmitter(const std::string& target,
+std::unique_ptr<LeadBatchSubmitter> MakeGrpcSubmitter(const grpc_util::Dialer& dialer,
+                                                      const std::string& target,
                                                       absl::Duration timeout) {
-  return std::make_unique<GrpcSubmitter>(target, timeout);
+  return std::make_unique<GrpcSubmitter>(dialer.Dial(target), timeout);
 }
 
 absl::StatusOr<ImportSummary> RunImport(

@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc/channel.h"
 #include "leadflow/capture/v1/capture.pb.h"
 #include "leadflow/config/v1/csv_mapping.pb.h"
 
@@ -41,8 +42,10 @@ class LeadBatchSubmitter {
       const std::vector<capture::v1::SubmitLeadRequest>& batch) = 0;
 };
 
-// A submitter over a gRPC channel to `target` (host:port), each call bounded by `timeout`.
-std::unique_ptr<LeadBatchSubmitter> MakeGrpcSubmitter(const std::string& target,
+// A submitter over a gRPC channel to `target` (host:port) opened by `dialer` (plaintext or TLS),
+// each call bounded by `timeout`.
+std::unique_ptr<LeadBatchSubmitter> MakeGrpcSubmitter(const grpc_util::Dialer& dialer,
+                                                      const std::string& target,
                                                       absl::Duration timeout);
 
 struct ImportOptions {

@@ -21,8 +21,6 @@
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/topics.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "leadflow/capture/v1/capture.grpc.pb.h"
 #include "leadflow/events/v1/activity.pb.h"
 #include "leadflow/events/v1/nurture.pb.h"
@@ -60,9 +58,8 @@ std::string DaytimeZone() {
 // Submissions handed to the gRPC client threads.
 class GrpcSender {
  public:
-  explicit GrpcSender(const std::string& target)
-      : stub_(capture::v1::Capture::NewStub(
-            grpc::CreateChannel(target, grpc::InsecureChannelCredentials()))) {
+  explicit GrpcSender(std::shared_ptr<grpc::Channel> channel)
+      : stub_(capture::v1::Capture::NewStub(std::move(channel))) {
     for (int i = 0; i < kGrpcClients; ++i) threads_.emplace_back([this] { Run(); });
   }
   ~GrpcSender() { Close(); }
@@ -153,7 +150,7 @@ const char* CategoryName(events::v1::Category c) {
 }  // namespace
 
 absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env,
-                                   const LoadOptions& options) {
+                                   const LoadOptions& options, const grpc_util::Dialer& dialer) {
   auto get = [&env](const std::string& key) -> std::string {
     auto it = env.find(key);
     return it == env.end() ? "" : it->second;
@@ -182,7 +179,9 @@ absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env
     if (!s.ok()) ++send_failures;
   };
   std::unique_ptr<GrpcSender> grpc_sender;
-  if (options.grpc_fraction > 0) grpc_sender = std::make_unique<GrpcSender>(capture_addr);
+  if (options.grpc_fraction > 0) {
+    grpc_sender = std::make_unique<GrpcSender>(dialer.Dial(capture_addr));
+  }
   const std::string inbound = topics.Name(kafka::kLeadsInbound);
   const std::string activities = topics.Name(kafka::kActivitiesInbound);
   // Bodies for the baseline's topics: what this run sends, then the pipeline's topics in the

@@ -43,6 +43,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/grpc/channel.h"
 #include "tools/leadctl/bus_baseline.h"
 
 namespace leadflow::leadctl {
@@ -108,9 +109,9 @@ struct LoadReport {
 };
 
 // Runs the load against the stack described by `env` (the KEY=VALUE file of scripts/stack.sh:
-// LEADFLOW_KAFKA_BOOTSTRAP_SERVERS, LEADFLOW_CAPTURE_GRPC_ADDR).
+// LEADFLOW_KAFKA_BOOTSTRAP_SERVERS, LEADFLOW_CAPTURE_GRPC_ADDR), dialing capture with `dialer`.
 absl::StatusOr<LoadReport> RunLoad(const std::map<std::string, std::string>& env,
-                                   const LoadOptions& options);
+                                   const LoadOptions& options, const grpc_util::Dialer& dialer);
 
 // The report as text, and as one JSON object (for scripts and docs/BENCHMARKS.md).
 std::string FormatLoadReport(const LoadOptions& options, const LoadReport& report);

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/config/yaml_proto.h"
+#include "common/grpc/channel.h"
 #include "common/kafka/admin.h"
 #include "leadflow/config/v1/scoring_rules.pb.h"
 #include "tools/leadctl/bus_baseline.h"
@@ -21,11 +22,24 @@
 
 namespace {
 
+// The client TLS flags, the same on every subcommand that dials gRPC (docs/OPERATIONS.md).
+void AddTlsFlags(CLI::App* command, leadflow::grpc_util::ClientTlsOptions* tls) {
+  command->add_option("--tls-ca", tls->ca_file,
+                      "dial gRPC over TLS, verifying the server against this PEM CA file");
+  command->add_option("--tls-cert", tls->cert_file,
+                      "PEM client certificate for mutual TLS (with --tls-key; implies TLS, "
+                      "verified against the system's roots without --tls-ca)");
+  command->add_option("--tls-key", tls->key_file, "PEM private key of --tls-cert");
+  command->add_option("--tls-server-name", tls->server_name,
+                      "name the server certificates must carry (default: the address's host)");
+}
+
 // `leadctl import`: resolves the capture address, runs the import with a progress display on
 // stderr (redrawn in place on a terminal, a line per 10 % otherwise) and prints the summary.
 absl::Status RunImportCommand(leadflow::leadctl::ImportOptions options,
                               const std::string& mapping_path, std::string target,
-                              const std::string& env_file, bool no_progress) {
+                              const std::string& env_file, bool no_progress,
+                              const leadflow::grpc_util::Dialer& dialer) {
   absl::StatusOr<leadflow::config::v1::CsvMapping> mapping =
       leadflow::leadctl::LoadCsvMapping(mapping_path);
   if (!mapping.ok()) return mapping.status();
@@ -60,7 +74,7 @@ absl::Status RunImportCommand(leadflow::leadctl::ImportOptions options,
     }
   };
   std::unique_ptr<leadflow::leadctl::LeadBatchSubmitter> submitter =
-      leadflow::leadctl::MakeGrpcSubmitter(target, absl::Seconds(120));
+      leadflow::leadctl::MakeGrpcSubmitter(dialer, target, absl::Seconds(120));
   absl::StatusOr<leadflow::leadctl::ImportSummary> summary =
       leadflow::leadctl::RunImport(options, *submitter, on_progress);
   if (tty && !no_progress) std::fprintf(stderr, "\n");
@@ -113,6 +127,8 @@ int main(int argc, char** argv) {
   demo->add_option("--seed", demo_options.seed, "random seed");
   demo->add_option("--prefix", demo_options.topic_prefix, "topic name prefix");
   demo->add_option("--settle-seconds", demo_options.settle_seconds, "max wait for the pipeline");
+  leadflow::grpc_util::ClientTlsOptions tls;  // one subcommand runs: they share it
+  AddTlsFlags(demo, &tls);
 
   auto* import = app.add_subcommand(
       "import", "stream a CSV file of leads into capture (SubmitLeads), with a column mapping");
@@ -138,6 +154,7 @@ int main(int argc, char** argv) {
   import->add_option("--parallel", import_options.parallel, "SubmitLeads calls in flight")
       ->check(CLI::Range(1, 64));
   import->add_flag("--no-progress", no_progress, "no progress display");
+  AddTlsFlags(import, &tls);
 
   auto* sample_csv = app.add_subcommand("sample-csv",
                                         "write the demo workload's people as a CSV for import with "
@@ -184,6 +201,7 @@ int main(int argc, char** argv) {
   load->add_option("--partitions", load_options.partitions,
                    "partitions of the baseline's topics (as the stack's)")
       ->check(CLI::Range(1, 64));
+  AddTlsFlags(load, &tls);
   auto* bus = app.add_subcommand(
       "bus", "the raw bus alone: messages through pass-through Kafka hops, as fast as it carries");
   leadflow::leadctl::BusBaselineOptions bus_options;
@@ -226,18 +244,23 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
+  // Reads the TLS files of the flags, so a bad one fails before anything is sent.
+  const absl::StatusOr<leadflow::grpc_util::Dialer> dialer =
+      leadflow::grpc_util::Dialer::Create(tls);
   absl::Status status;
-  if (create->parsed()) {
+  if (!dialer.ok()) {
+    status = dialer.status();
+  } else if (create->parsed()) {
     status = leadflow::kafka::CreateLeadflowTopics({{"bootstrap.servers", bootstrap}}, prefix,
                                                    partitions);
     if (status.ok()) std::printf("topics ready\n");
   } else if (demo->parsed()) {
     auto env = leadflow::leadctl::LoadStackEnv(env_file);
-    status = env.ok() ? leadflow::leadctl::RunDemo(*env, demo_options) : env.status();
+    status = env.ok() ? leadflow::leadctl::RunDemo(*env, demo_options, *dialer) : env.status();
   } else if (load->parsed()) {
     auto env = leadflow::leadctl::LoadStackEnv(env_file);
     absl::StatusOr<leadflow::leadctl::LoadReport> report =
-        env.ok() ? leadflow::leadctl::RunLoad(*env, load_options)
+        env.ok() ? leadflow::leadctl::RunLoad(*env, load_options, *dialer)
                  : absl::StatusOr<leadflow::leadctl::LoadReport>(env.status());
     status = report.status();
     if (report.ok()) {
@@ -260,7 +283,8 @@ int main(int argc, char** argv) {
     auto env = leadflow::leadctl::LoadStackEnv(env_file);
     status = env.ok() ? leadflow::leadctl::RunBusCommand(*env, bus_options) : env.status();
   } else if (import->parsed()) {
-    status = RunImportCommand(import_options, mapping_path, capture_target, env_file, no_progress);
+    status = RunImportCommand(import_options, mapping_path, capture_target, env_file, no_progress,
+                              *dialer);
   } else if (sample_csv->parsed()) {
     std::FILE* out = sample_out.empty() ? stdout : std::fopen(sample_out.c_str(), "w");
     if (out == nullptr) {

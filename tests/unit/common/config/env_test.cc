@@ -57,6 +57,10 @@ TEST(EnvTest, MinimalEnvironmentGivesTheDocumentedDefaults) {
   EXPECT_EQ(c->dedup_ttl, absl::Hours(168));
   EXPECT_EQ(c->routing_pass_interval, absl::Seconds(1));
   EXPECT_THAT(c->output_encodings, IsEmpty());
+  EXPECT_FALSE(c->grpc_tls.enabled());  // plaintext
+  EXPECT_EQ(c->grpc_tls.client_ca_file, "");
+  EXPECT_EQ(c->grpc_tls.refresh_interval, absl::Seconds(60));
+  EXPECT_EQ(c->grpc_health_addr, "");
 }
 
 TEST(EnvTest, EveryLeadflowVariableIsRead) {
@@ -73,6 +77,11 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   env.vars["LEADFLOW_ROUTING_PASS_INTERVAL_MS"] = "250";
   env.vars["LEADFLOW_CONSUMER_MAX_BATCH"] = "32";
   env.vars["LEADFLOW_WAVE_LANES"] = "3";
+  env.vars["LEADFLOW_GRPC_TLS_CERT"] = "/etc/tls/tls.crt";
+  env.vars["LEADFLOW_GRPC_TLS_KEY"] = "/etc/tls/tls.key";
+  env.vars["LEADFLOW_GRPC_TLS_CLIENT_CA"] = "/etc/tls/ca.crt";
+  env.vars["LEADFLOW_GRPC_TLS_REFRESH_SECONDS"] = "15";
+  env.vars["LEADFLOW_GRPC_HEALTH_ADDR"] = "0.0.0.0:50052";
   absl::StatusOr<RuntimeConfig> c = env.Load();
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->redis_addr, "redis://:pw@r:6380/2");
@@ -87,7 +96,71 @@ TEST(EnvTest, EveryLeadflowVariableIsRead) {
   EXPECT_EQ(c->routing_pass_interval, absl::Milliseconds(250));
   EXPECT_EQ(c->consumer_max_batch, 32u);
   EXPECT_EQ(c->wave_lanes, 3);
+  EXPECT_TRUE(c->grpc_tls.enabled());
+  EXPECT_EQ(c->grpc_tls.cert_file, "/etc/tls/tls.crt");
+  EXPECT_EQ(c->grpc_tls.key_file, "/etc/tls/tls.key");
+  EXPECT_EQ(c->grpc_tls.client_ca_file, "/etc/tls/ca.crt");
+  EXPECT_EQ(c->grpc_tls.refresh_interval, absl::Seconds(15));
+  EXPECT_EQ(c->grpc_health_addr, "0.0.0.0:50052");
+  // Every variable this test sets is a known one.
+  EXPECT_THAT(UnknownVariables(env.Names()), IsEmpty());
 }
+
+TEST(EnvTest, TlsWithoutClientCaAsksNoClientCertificate) {
+  FakeEnv env = Minimal();
+  env.vars["LEADFLOW_GRPC_TLS_CERT"] = "/etc/tls/tls.crt";
+  env.vars["LEADFLOW_GRPC_TLS_KEY"] = "/etc/tls/tls.key";
+  absl::StatusOr<RuntimeConfig> c = env.Load();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->grpc_tls.enabled());
+  EXPECT_EQ(c->grpc_tls.client_ca_file, "");
+}
+
+TEST(EnvTest, EmptyTlsVariablesMeanPlaintext) {
+  FakeEnv env = Minimal();
+  env.vars["LEADFLOW_GRPC_TLS_CERT"] = "";
+  env.vars["LEADFLOW_GRPC_TLS_KEY"] = "";
+  env.vars["LEADFLOW_GRPC_TLS_CLIENT_CA"] = "";
+  absl::StatusOr<RuntimeConfig> c = env.Load();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->grpc_tls.enabled());
+}
+
+struct TlsCombinationCase {
+  std::string name;
+  std::map<std::string, std::string> vars;
+  // The variable the error must name.
+  std::string named;
+};
+
+void PrintTo(const TlsCombinationCase& c, std::ostream* os) { *os << c.name; }
+
+class EnvTlsCombinationTest : public ::testing::TestWithParam<TlsCombinationCase> {};
+
+TEST_P(EnvTlsCombinationTest, IncompleteTlsSettingIsRejectedNamingTheVariable) {
+  FakeEnv env = Minimal();
+  for (const auto& [k, v] : GetParam().vars) env.vars[k] = v;
+  absl::StatusOr<RuntimeConfig> c = env.Load();
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), ::testing::StartsWith(GetParam().named));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Combinations, EnvTlsCombinationTest,
+    ::testing::Values(TlsCombinationCase{"CertWithoutKey",
+                                         {{"LEADFLOW_GRPC_TLS_CERT", "/etc/tls/tls.crt"}},
+                                         "LEADFLOW_GRPC_TLS_KEY"},
+                      TlsCombinationCase{"KeyWithoutCert",
+                                         {{"LEADFLOW_GRPC_TLS_KEY", "/etc/tls/tls.key"}},
+                                         "LEADFLOW_GRPC_TLS_CERT"},
+                      TlsCombinationCase{"ClientCaWithoutServerCertificate",
+                                         {{"LEADFLOW_GRPC_TLS_CLIENT_CA", "/etc/tls/ca.crt"}},
+                                         "LEADFLOW_GRPC_TLS_CLIENT_CA"},
+                      TlsCombinationCase{"ClientCaWithCertButNoKey",
+                                         {{"LEADFLOW_GRPC_TLS_CLIENT_CA", "/etc/tls/ca.crt"},
+                                          {"LEADFLOW_GRPC_TLS_CERT", "/etc/tls/tls.crt"}},
+                                         "LEADFLOW_GRPC_TLS_KEY"}),
+    [](const ::testing::TestParamInfo<TlsCombinationCase>& info) { return info.param.name; });
 
 TEST(EnvTest, KafkaVariablesPassThroughAsLibrdkafkaProperties) {
   FakeEnv env = Minimal();
@@ -161,6 +234,9 @@ INSTANTIATE_TEST_SUITE_P(
                       BadValueCase{"LEADFLOW_WAVE_LANES", "65"},
                       BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "0"},
                       BadValueCase{"LEADFLOW_CONSUMER_MAX_BATCH", "all"},
+                      BadValueCase{"LEADFLOW_GRPC_TLS_REFRESH_SECONDS", "0"},
+                      BadValueCase{"LEADFLOW_GRPC_TLS_REFRESH_SECONDS", "soon"},
+                      BadValueCase{"LEADFLOW_GRPC_TLS_REFRESH_SECONDS", "86401"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", "avro"},
                       BadValueCase{"LEADFLOW_OUTPUT_ENCODING_LEADS_ROUTED", ""}),
     [](const ::testing::TestParamInfo<BadValueCase>& info) {
@@ -184,9 +260,16 @@ TEST(EnvTest, UnknownVariablesFlagsTyposButNotKnownOrPassThroughNames) {
       "LEADFLOW_ROUTING_PASS_INTERVAL_MS",
       "LEADFLOW_WAVE_LANES",
       "LEADFLOW_CONSUMER_MAX_BATCH",
+      "LEADFLOW_GRPC_TLS_CERT",
+      "LEADFLOW_GRPC_TLS_KEY",
+      "LEADFLOW_GRPC_TLS_CLIENT_CA",
+      "LEADFLOW_GRPC_TLS_REFRESH_SECONDS",
+      "LEADFLOW_GRPC_HEALTH_ADDR",
+      "LEADFLOW_GRPC_TLS_CA",
   };
-  EXPECT_THAT(UnknownVariables(names),
-              UnorderedElementsAre("LEADFLOW_REDIS_ADRR", "LEADFLOW_LOGLEVEL"));
+  EXPECT_THAT(
+      UnknownVariables(names),
+      UnorderedElementsAre("LEADFLOW_REDIS_ADRR", "LEADFLOW_LOGLEVEL", "LEADFLOW_GRPC_TLS_CA"));
 }
 
 TEST(EnvTest, KafkaPropertyNamesAreLowerCasedWithDots) {
