@@ -6,6 +6,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/events/envelope.h"
 #include "common/grpc/status.h"
+#include "common/kafka/handler.h"
+#include "common/runtime/periodic.h"
 #include "spdlog/spdlog.h"
 
 namespace leadflow::capture {
@@ -77,13 +79,29 @@ void CaptureGrpcService::MarkSent(
   }
 }
 
+void CaptureGrpcService::ForgetUnsent(const std::vector<std::string>& request_ids) {
+  if (absl::Status s = store_.RemoveFromOutbox(request_ids); !s.ok()) {
+    spdlog::warn("could not take {} submission(s) out of the outbox: {}", request_ids.size(),
+                 s.ToString());
+  }
+}
+
 grpc::Status CaptureGrpcService::SubmitLead(grpc::ServerContext* context,
                                             const capture::v1::SubmitLeadRequest* request,
                                             capture::v1::SubmitLeadResponse* response) {
   const std::string request_id = RequestIdFor(request->submission(), context);
+  // In the outbox before anything is stored: whatever happens from here on, a lead stored is a
+  // lead whose event goes out.
+  if (absl::Status s = store_.AddToOutbox({request_id}, handler_.clock().Now()); !s.ok()) {
+    return grpc_util::ToGrpcStatus(s);
+  }
   absl::StatusOr<SubmitOutcome> outcome = handler_.Submit(request->submission(), request_id);
-  if (!outcome.ok()) return grpc_util::ToGrpcStatus(outcome.status());
+  if (!outcome.ok()) {
+    if (kafka::IsPoison(outcome.status())) ForgetUnsent({request_id});
+    return grpc_util::ToGrpcStatus(outcome.status());
+  }
   const bool sends = !outcome->outputs.empty();
+  if (!sends) ForgetUnsent({request_id});
   for (kafka::OutboundMessage& m : outcome->outputs) {
     if (absl::Status s = producer_.SendAndWait(std::move(m), kAckTimeout); !s.ok()) {
       // The lead is stored; a retry with the same request id re-sends the same event.
@@ -110,37 +128,56 @@ grpc::Status CaptureGrpcService::SubmitLeads(
   std::vector<capture::v1::SubmitLeadRequest> chunk;
   std::vector<std::string> chunk_request_ids;
   int64_t chunk_start = 0;
+  grpc::Status outbox_error = grpc::Status::OK;
   auto capture_chunk = [&] {
     std::vector<const events::v1::LeadSubmission*> submissions;
     for (const capture::v1::SubmitLeadRequest& r : chunk) submissions.push_back(&r.submission());
+    // In the outbox before anything is stored (see SubmitLead).
+    if (absl::Status s = store_.AddToOutbox(chunk_request_ids, handler_.clock().Now()); !s.ok()) {
+      outbox_error = grpc_util::ToGrpcStatus(s);
+      return;
+    }
     std::vector<absl::StatusOr<SubmitOutcome>> outcomes =
         handler_.SubmitBatch(submissions, chunk_request_ids);
+    std::vector<std::string> unsent;
     for (size_t k = 0; k < outcomes.size(); ++k) {
       const int64_t index = chunk_start + static_cast<int64_t>(k);
       capture::v1::ItemResult* item = response->mutable_results(static_cast<int>(index));
       absl::StatusOr<SubmitOutcome>& outcome = outcomes[k];
       if (!outcome.ok()) {
+        if (kafka::IsPoison(outcome.status())) unsent.push_back(chunk_request_ids[k]);
         SetItemError(outcome.status(), item);
         continue;
       }
-      if (!outcome->outputs.empty()) sent.emplace_back(index, std::move(chunk_request_ids[k]));
+      if (outcome->outputs.empty()) {
+        unsent.push_back(chunk_request_ids[k]);
+      } else {
+        sent.emplace_back(index, std::move(chunk_request_ids[k]));
+      }
       for (kafka::OutboundMessage& m : outcome->outputs) {
         kafka::Producer::DeliveryCallback cb = acks->Callback(static_cast<size_t>(index));
         if (absl::Status s = producer_.Send(std::move(m), cb); !s.ok()) cb(s);
       }
       *item->mutable_ok() = std::move(outcome->response);
     }
+    ForgetUnsent(unsent);
     chunk_start += static_cast<int64_t>(chunk.size());
     chunk.clear();
     chunk_request_ids.clear();
   };
-  for (int64_t index = 0; reader->Read(&request); ++index) {
+  for (int64_t index = 0; outbox_error.ok() && reader->Read(&request); ++index) {
     response->add_results()->set_index(index);
     chunk_request_ids.push_back(RequestIdFor(request.submission(), context));
     chunk.push_back(std::move(request));
     if (chunk.size() >= kItemsPerBatch) capture_chunk();
   }
-  if (!chunk.empty()) capture_chunk();
+  if (outbox_error.ok() && !chunk.empty()) capture_chunk();
+  if (!outbox_error.ok()) {
+    // Redis is unreachable: nothing of this chunk was captured; what earlier chunks sent is
+    // acknowledged or re-sent from the outbox. The client resubmits with the same request ids.
+    (void)acks->Wait(kAckTimeout);
+    return outbox_error;
+  }
   if (!acks->Wait(kAckTimeout)) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "events not acknowledged in time; resubmit with the same request ids");
@@ -165,6 +202,52 @@ grpc::Status CaptureGrpcService::SubmitLeads(
     }
   }
   return grpc::Status::OK;
+}
+
+absl::StatusOr<int> CaptureGrpcService::ResendUnacknowledged(absl::Time now, absl::Duration grace,
+                                                             int limit) {
+  absl::StatusOr<std::vector<std::string>> stale = store_.TakeStaleOutbox(now - grace, now, limit);
+  if (!stale.ok()) return stale.status();
+  std::vector<std::string> unsent;
+  std::vector<std::pair<std::string, std::string>> acknowledged;
+  for (const std::string& request_id : *stale) {
+    absl::StatusOr<SubmitOutcome> outcome = handler_.Replay(request_id);
+    if (!outcome.ok()) {
+      if (absl::IsNotFound(outcome.status())) {
+        unsent.push_back(request_id);  // nothing was stored under it: nothing to send
+      } else {
+        spdlog::warn("capture outbox: request {}: {}", request_id, outcome.status().ToString());
+      }
+      continue;
+    }
+    if (outcome->outputs.empty()) {
+      unsent.push_back(request_id);  // acknowledged before (MarkSent's record is there)
+      continue;
+    }
+    // Stays in the outbox (moved to now) when this fails: re-sent after another grace.
+    if (absl::Status s = producer_.SendAllAndWait(std::move(outcome->outputs), kAckTimeout);
+        !s.ok()) {
+      spdlog::warn("capture outbox: re-sending the events of request {}: {}", request_id,
+                   s.ToString());
+      continue;
+    }
+    acknowledged.emplace_back(request_id, outcome->response.lead_id());
+  }
+  ForgetUnsent(unsent);
+  MarkSent(acknowledged);
+  if (!acknowledged.empty()) {
+    spdlog::info("capture outbox: re-sent the unacknowledged events of {} submission(s)",
+                 acknowledged.size());
+  }
+  return static_cast<int>(acknowledged.size());
+}
+
+void CaptureGrpcService::RunOutbox(const absl::Notification& stop, absl::Duration interval,
+                                   absl::Duration grace) {
+  runtime::RunEvery(interval, stop, [&] {
+    absl::StatusOr<int> resent = ResendUnacknowledged(handler_.clock().Now(), grace);
+    if (!resent.ok()) spdlog::warn("capture outbox: {}", resent.status().ToString());
+  });
 }
 
 grpc::Status CaptureGrpcService::GetLead(grpc::ServerContext*,

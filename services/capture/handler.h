@@ -82,6 +82,13 @@ class CaptureHandler {
 
   // How long request ids are remembered.
   absl::Duration request_retention() const { return options_.request_retention; }
+  const runtime::Clock& clock() const { return clock_; }
+
+  // What a submission with `request_id` was answered, from its apply-once record, with its
+  // events unless they are recorded acknowledged (CaptureStore::MarkSent): what a duplicate
+  // request gets, without a submission. NOT_FOUND when no submission was recorded under that id
+  // (none got that far, the record expired, or the lead was erased).
+  absl::StatusOr<SubmitOutcome> Replay(const std::string& request_id);
 
   // Consumer-loop routes.
   absl::StatusOr<std::vector<kafka::OutboundMessage>> HandleInbound(

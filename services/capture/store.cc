@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/redis/keys.h"
+#include "common/redis/outbox.h"
 
 namespace leadflow::capture {
 
@@ -50,8 +51,37 @@ absl::Status CaptureStore::MarkSent(
     commands.push_back(
         {"ZADD", redis::ExpiringRegistryKey(registry), expires_at, SentKey(request_id)});
   }
+  redis::Args acknowledged = {"ZREM", OutboxKey()};
+  for (const auto& request : requests) acknowledged.push_back(request.first);
+  commands.push_back(std::move(acknowledged));
   absl::StatusOr<std::vector<redis::Reply>> replies = client_.Pipeline(commands);
   return replies.ok() ? absl::OkStatus() : replies.status();
+}
+
+const std::string& CaptureStore::OutboxKey() {
+  static const std::string* const key = new std::string("capture:outbox");
+  return *key;
+}
+
+absl::Status CaptureStore::AddToOutbox(const std::vector<std::string>& request_ids, absl::Time at) {
+  if (request_ids.empty()) return absl::OkStatus();
+  redis::Args zadd = {"ZADD", OutboxKey()};
+  for (const std::string& id : request_ids) {
+    zadd.push_back(absl::StrCat(absl::ToUnixMillis(at)));
+    zadd.push_back(id);
+  }
+  absl::StatusOr<redis::Reply> reply = client_.Command(zadd);
+  if (!reply.ok()) return reply.status();
+  return redis::ErrorReplyToStatus(*reply);
+}
+
+absl::StatusOr<std::vector<std::string>> CaptureStore::TakeStaleOutbox(absl::Time before,
+                                                                       absl::Time now, int limit) {
+  return redis::TakeStaleOutbox(client_, OutboxKey(), before, now, limit);
+}
+
+absl::Status CaptureStore::RemoveFromOutbox(const std::vector<std::string>& request_ids) {
+  return redis::RemoveFromOutbox(client_, OutboxKey(), request_ids);
 }
 
 absl::StatusOr<bool> CaptureStore::WasSent(const std::string& request_id) {

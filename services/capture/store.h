@@ -18,6 +18,9 @@
 //   capture:req:{<request id>}         apply-once record of a submission, memo = response+outputs
 //   capture:req:{<request id>}:sent    present once the submission's events were acknowledged by
 //                                      the broker (same retention as the request record)
+//   capture:outbox                     sorted set of the request ids of gRPC submissions whose
+//                                      events are not yet acknowledged, score = when they were
+//                                      last sent (Unix ms; CaptureGrpcService re-sends them)
 //
 // Exact-key index records are claimed inside the same atomic apply as the profile, with version
 // checks, so two concurrent submissions of one new e-mail address can never create two leads:
@@ -108,6 +111,17 @@ class CaptureStore {
                         absl::Duration ttl);
   // True when MarkSent recorded `request_id`.
   absl::StatusOr<bool> WasSent(const std::string& request_id);
+
+  // The gRPC API's outbox (common/redis/outbox.h): the request ids of submissions taken in but
+  // not yet acknowledged by the broker, scored by when their events were (last) sent. Added
+  // before a submission is captured, removed by MarkSent (or once it is known to send nothing);
+  // what is left for a grace period is re-sent from the request's memo
+  // (CaptureGrpcService::ResendUnacknowledged).
+  static const std::string& OutboxKey();
+  absl::Status AddToOutbox(const std::vector<std::string>& request_ids, absl::Time at);
+  absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(absl::Time before, absl::Time now,
+                                                           int limit);
+  absl::Status RemoveFromOutbox(const std::vector<std::string>& request_ids);
 
   // Deletes every trace of a lead: profile, index records, request memos, blocking memberships.
   absl::Status Erase(const std::string& lead_id);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/kafka/memo.h"
+#include "common/redis/outbox.h"
 #include "common/runtime/periodic.h"
 #include "common/runtime/side_by_side.h"
 #include "google/protobuf/io/coded_stream.h"
@@ -159,7 +160,7 @@ absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
   for (const std::string& member : *stale) {
     std::string lead_id;
     redis::ApplyOnceRequest request;
-    if (!NurturingStore::ParseOutboxMember(member, &lead_id, &request.dedup_key)) {
+    if (!redis::ParseOutboxMember(member, &lead_id, &request.dedup_key)) {
       done.push_back(member);
       continue;
     }
@@ -280,8 +281,9 @@ absl::StatusOr<redis::Plan> NurtureScheduler::PlanFor(
   redis::Plan plan;
   // A decision with enrolment events is in the outbox until the broker acknowledged them.
   if (!p.changes.empty() && decision.kind != DueDecision::Kind::kResend) {
-    plan.extra_commands.push_back(NurturingStore::OutboxCommand(
-        NurturingStore::OutboxMember(lead_id, p.request.dedup_key), p.decided_at));
+    plan.extra_commands.push_back(
+        redis::AddToOutboxCommand(NurturingStore::OutboxKey(),
+                                  redis::OutboxMember(lead_id, p.request.dedup_key), p.decided_at));
   }
   switch (decision.kind) {
     case DueDecision::Kind::kSend: {
@@ -353,7 +355,7 @@ absl::Status NurtureScheduler::Finish(const Prepared& p, const redis::ApplyResul
     }
   }
   if (!events.empty()) {
-    SendEvents(NurturingStore::OutboxMember(p.lead_id, p.request.dedup_key), std::move(events));
+    SendEvents(redis::OutboxMember(p.lead_id, p.request.dedup_key), std::move(events));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/redis/keys.h"
+#include "common/redis/outbox.h"
 #include "services/nurturing/enrollment.h"
 
 namespace leadflow::nurturing {
@@ -93,55 +94,14 @@ const std::string& NurturingStore::OutboxKey() {
   return *key;
 }
 
-std::string NurturingStore::OutboxMember(const std::string& lead_id, const std::string& dedup_key) {
-  return absl::StrCat(lead_id.size(), ":", lead_id, "|", dedup_key);
-}
-
-bool NurturingStore::ParseOutboxMember(const std::string& member, std::string* lead_id,
-                                       std::string* dedup_key) {
-  const size_t colon = member.find(':');
-  size_t length = 0;
-  if (colon == std::string::npos || colon == 0 || colon > 9 ||
-      !absl::SimpleAtoi(absl::string_view(member).substr(0, colon), &length) || length == 0) {
-    return false;
-  }
-  const size_t bar = colon + 1 + length;
-  if (bar >= member.size() || member[bar] != '|' || bar + 1 == member.size()) return false;
-  *lead_id = member.substr(colon + 1, length);
-  *dedup_key = member.substr(bar + 1);
-  return true;
-}
-
-redis::Args NurturingStore::OutboxCommand(const std::string& member, absl::Time sent_at) {
-  return {"ZADD", OutboxKey(), Millis(sent_at), member};
-}
-
 absl::StatusOr<std::vector<std::string>> NurturingStore::TakeStaleOutbox(absl::Time before,
                                                                          absl::Time now,
                                                                          int limit) {
-  if (limit <= 0) return std::vector<std::string>{};
-  absl::StatusOr<std::vector<std::string>> stale = Members(client_.Command(
-      {"ZRANGEBYSCORE", OutboxKey(), "-inf", Millis(before), "LIMIT", "0", absl::StrCat(limit)}));
-  if (!stale.ok() || stale->empty()) return stale;
-  // XX: a member acknowledged (removed) in between is not put back.
-  redis::Args bump = {"ZADD", OutboxKey(), "XX"};
-  for (const std::string& member : *stale) {
-    bump.push_back(Millis(now));
-    bump.push_back(member);
-  }
-  absl::StatusOr<redis::Reply> reply = client_.Command(bump);
-  if (!reply.ok()) return reply.status();
-  if (reply->is_error()) return redis::ErrorReplyToStatus(*reply);
-  return stale;
+  return redis::TakeStaleOutbox(client_, OutboxKey(), before, now, limit);
 }
 
 absl::Status NurturingStore::RemoveFromOutbox(const std::vector<std::string>& members) {
-  if (members.empty()) return absl::OkStatus();
-  redis::Args zrem = {"ZREM", OutboxKey()};
-  zrem.insert(zrem.end(), members.begin(), members.end());
-  absl::StatusOr<redis::Reply> reply = client_.Command(zrem);
-  if (!reply.ok()) return reply.status();
-  return redis::ErrorReplyToStatus(*reply);
+  return redis::RemoveFromOutbox(client_, OutboxKey(), members);
 }
 
 redis::Args NurturingStore::ScheduleCommand(const std::string& lead_id,

@@ -102,15 +102,9 @@ class NurturingStore {
   static std::string TombstoneKey(const std::string& lead_id);
   static const std::string& ScheduleKey();
   static const std::string& InflightKey();
+  // The scheduler's outbox (common/redis/outbox.h): members redis::OutboxMember(lead id, the
+  // decision's apply-once key).
   static const std::string& OutboxKey();
-  // An outbox member: the lead id (length-prefixed: lead ids may hold any character) and the
-  // apply-once key of the decision whose memo holds the events, "<length>:<lead id>|<key>".
-  static std::string OutboxMember(const std::string& lead_id, const std::string& dedup_key);
-  // Its parts; false for a malformed member.
-  static bool ParseOutboxMember(const std::string& member, std::string* lead_id,
-                                std::string* dedup_key);
-  // ZADD to the outbox at `sent_at`, for Plan::extra_commands.
-  static redis::Args OutboxCommand(const std::string& member, absl::Time sent_at);
 
   // The command that puts the lead where `wake_up_at` says: ZADD to the schedule at that time,
   // or ZREM from it when nullopt. For Plan::extra_commands.
@@ -139,11 +133,9 @@ class NurturingStore {
   absl::StatusOr<std::vector<DeliveryRecorded>> ConfirmDelivered(
       const std::vector<DeliveredTouch>& touches);
 
-  // Up to `limit` outbox members last sent at or before `before`, oldest first, each moved to
-  // `now` (so another pass, of this replica or another, leaves it alone while it is re-sent).
+  // redis::TakeStaleOutbox / RemoveFromOutbox on OutboxKey().
   absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(absl::Time before, absl::Time now,
                                                            int limit);
-  // Removes acknowledged members from the outbox.
   absl::Status RemoveFromOutbox(const std::vector<std::string>& members);
 
   // Takes the lead out of both sets (after an erasure).
