@@ -33,36 +33,45 @@ Args AddToOutboxCommand(const std::string& outbox_key, const std::string& member
   return {"ZADD", outbox_key, Millis(sent_at), member};
 }
 
-absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(RedisClient& client,
-                                                         const std::string& outbox_key,
-                                                         absl::Time before, absl::Time now,
-                                                         int limit) {
+absl::Status Outbox::Add(const std::vector<std::string>& members, absl::Time at) {
+  if (members.empty()) return absl::OkStatus();
+  Args zadd = {"ZADD", key_};
+  for (const std::string& member : members) {
+    zadd.push_back(Millis(at));
+    zadd.push_back(member);
+  }
+  absl::StatusOr<Reply> reply = client_.Command(zadd);
+  if (!reply.ok()) return reply.status();
+  return ErrorReplyToStatus(*reply);
+}
+
+absl::StatusOr<std::vector<std::string>> Outbox::TakeStale(absl::Time before, absl::Time now,
+                                                           int limit) {
   std::vector<std::string> stale;
   if (limit <= 0) return stale;
-  absl::StatusOr<Reply> reply = client.Command(
-      {"ZRANGEBYSCORE", outbox_key, "-inf", Millis(before), "LIMIT", "0", absl::StrCat(limit)});
+  absl::StatusOr<Reply> reply = client_.Command(
+      {"ZRANGEBYSCORE", key_, "-inf", Millis(before), "LIMIT", "0", absl::StrCat(limit)});
   if (!reply.ok()) return reply.status();
   if (reply->is_error()) return ErrorReplyToStatus(*reply);
   for (const Reply& e : reply->elements) stale.push_back(e.str);
   if (stale.empty()) return stale;
   // XX: a member acknowledged (removed) in between is not put back.
-  Args bump = {"ZADD", outbox_key, "XX"};
+  Args bump = {"ZADD", key_, "XX"};
   for (const std::string& member : stale) {
     bump.push_back(Millis(now));
     bump.push_back(member);
   }
-  absl::StatusOr<Reply> bumped = client.Command(bump);
+  absl::StatusOr<Reply> bumped = client_.Command(bump);
   if (!bumped.ok()) return bumped.status();
   if (bumped->is_error()) return ErrorReplyToStatus(*bumped);
   return stale;
 }
 
-absl::Status RemoveFromOutbox(RedisClient& client, const std::string& outbox_key,
-                              const std::vector<std::string>& members) {
+absl::Status Outbox::Remove(const std::vector<std::string>& members) {
   if (members.empty()) return absl::OkStatus();
-  Args zrem = {"ZREM", outbox_key};
+  Args zrem = {"ZREM", key_};
   zrem.insert(zrem.end(), members.begin(), members.end());
-  absl::StatusOr<Reply> reply = client.Command(zrem);
+  absl::StatusOr<Reply> reply = client_.Command(zrem);
   if (!reply.ok()) return reply.status();
   return ErrorReplyToStatus(*reply);
 }

@@ -15,6 +15,7 @@
 // the wire, which consumers drop by event id; never a loss.
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -24,6 +25,7 @@
 
 namespace leadflow::redis {
 
+// A member naming a lead and a key (for outboxes whose entries need the lead's keys).
 std::string OutboxMember(absl::string_view lead_id, absl::string_view key);
 // The parts of a member; false for a malformed one.
 bool ParseOutboxMember(const std::string& member, std::string* lead_id, std::string* key);
@@ -32,15 +34,23 @@ bool ParseOutboxMember(const std::string& member, std::string* lead_id, std::str
 Args AddToOutboxCommand(const std::string& outbox_key, const std::string& member,
                         absl::Time sent_at);
 
-// Up to `limit` members last sent at or before `before`, oldest first, each moved to `now`, so
-// that the passes after this one leave it alone for another grace period while it is re-sent.
-absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(RedisClient& client,
-                                                         const std::string& outbox_key,
-                                                         absl::Time before, absl::Time now,
-                                                         int limit);
+// One outbox (a sorted set) of one service's Redis. Thread-safe as its client is.
+class Outbox {
+ public:
+  Outbox(RedisClient& client, std::string key) : client_(client), key_(std::move(key)) {}
 
-// Removes acknowledged members (none: no round trip).
-absl::Status RemoveFromOutbox(RedisClient& client, const std::string& outbox_key,
-                              const std::vector<std::string>& members);
+  const std::string& key() const { return key_; }
+  // Adds members sent at `at` (none: no round trip).
+  absl::Status Add(const std::vector<std::string>& members, absl::Time at);
+  // Up to `limit` members last sent at or before `before`, oldest first, each moved to `now`, so
+  // that the passes after this one leave it alone for another grace period while it is re-sent.
+  absl::StatusOr<std::vector<std::string>> TakeStale(absl::Time before, absl::Time now, int limit);
+  // Removes acknowledged members (none: no round trip).
+  absl::Status Remove(const std::vector<std::string>& members);
+
+ private:
+  RedisClient& client_;
+  const std::string key_;
+};
 
 }  // namespace leadflow::redis

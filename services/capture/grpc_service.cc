@@ -80,7 +80,7 @@ void CaptureGrpcService::MarkSent(
 }
 
 void CaptureGrpcService::ForgetUnsent(const std::vector<std::string>& request_ids) {
-  if (absl::Status s = store_.RemoveFromOutbox(request_ids); !s.ok()) {
+  if (absl::Status s = store_.outbox().Remove(request_ids); !s.ok()) {
     spdlog::warn("could not take {} submission(s) out of the outbox: {}", request_ids.size(),
                  s.ToString());
   }
@@ -92,7 +92,7 @@ grpc::Status CaptureGrpcService::SubmitLead(grpc::ServerContext* context,
   const std::string request_id = RequestIdFor(request->submission(), context);
   // In the outbox before anything is stored: whatever happens from here on, a lead stored is a
   // lead whose event goes out.
-  if (absl::Status s = store_.AddToOutbox({request_id}, handler_.clock().Now()); !s.ok()) {
+  if (absl::Status s = store_.outbox().Add({request_id}, handler_.clock().Now()); !s.ok()) {
     return grpc_util::ToGrpcStatus(s);
   }
   absl::StatusOr<SubmitOutcome> outcome = handler_.Submit(request->submission(), request_id);
@@ -133,7 +133,7 @@ grpc::Status CaptureGrpcService::SubmitLeads(
     std::vector<const events::v1::LeadSubmission*> submissions;
     for (const capture::v1::SubmitLeadRequest& r : chunk) submissions.push_back(&r.submission());
     // In the outbox before anything is stored (see SubmitLead).
-    if (absl::Status s = store_.AddToOutbox(chunk_request_ids, handler_.clock().Now()); !s.ok()) {
+    if (absl::Status s = store_.outbox().Add(chunk_request_ids, handler_.clock().Now()); !s.ok()) {
       outbox_error = grpc_util::ToGrpcStatus(s);
       return;
     }
@@ -206,7 +206,8 @@ grpc::Status CaptureGrpcService::SubmitLeads(
 
 absl::StatusOr<int> CaptureGrpcService::ResendUnacknowledged(absl::Time now, absl::Duration grace,
                                                              int limit) {
-  absl::StatusOr<std::vector<std::string>> stale = store_.TakeStaleOutbox(now - grace, now, limit);
+  absl::StatusOr<std::vector<std::string>> stale =
+      store_.outbox().TakeStale(now - grace, now, limit);
   if (!stale.ok()) return stale.status();
   std::vector<std::string> unsent;
   std::vector<std::pair<std::string, std::string>> acknowledged;

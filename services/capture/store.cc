@@ -63,27 +63,6 @@ const std::string& CaptureStore::OutboxKey() {
   return *key;
 }
 
-absl::Status CaptureStore::AddToOutbox(const std::vector<std::string>& request_ids, absl::Time at) {
-  if (request_ids.empty()) return absl::OkStatus();
-  redis::Args zadd = {"ZADD", OutboxKey()};
-  for (const std::string& id : request_ids) {
-    zadd.push_back(absl::StrCat(absl::ToUnixMillis(at)));
-    zadd.push_back(id);
-  }
-  absl::StatusOr<redis::Reply> reply = client_.Command(zadd);
-  if (!reply.ok()) return reply.status();
-  return redis::ErrorReplyToStatus(*reply);
-}
-
-absl::StatusOr<std::vector<std::string>> CaptureStore::TakeStaleOutbox(absl::Time before,
-                                                                       absl::Time now, int limit) {
-  return redis::TakeStaleOutbox(client_, OutboxKey(), before, now, limit);
-}
-
-absl::Status CaptureStore::RemoveFromOutbox(const std::vector<std::string>& request_ids) {
-  return redis::RemoveFromOutbox(client_, OutboxKey(), request_ids);
-}
-
 absl::StatusOr<bool> CaptureStore::WasSent(const std::string& request_id) {
   absl::StatusOr<redis::Reply> reply = client_.Command({"EXISTS", SentKey(request_id)});
   if (!reply.ok()) return reply.status();

@@ -38,6 +38,7 @@
 #include "absl/status/statusor.h"
 #include "common/redis/apply_once.h"
 #include "common/redis/client.h"
+#include "common/redis/outbox.h"
 #include "leadflow/events/v1/lead.pb.h"
 #include "services/capture/engine.h"
 #include "services/capture/engine_text.h"
@@ -48,7 +49,8 @@ inline constexpr char kService[] = "capture";
 
 class CaptureStore {
  public:
-  explicit CaptureStore(redis::RedisClient& client) : client_(client), apply_(client) {}
+  explicit CaptureStore(redis::RedisClient& client)
+      : client_(client), apply_(client), outbox_(client, OutboxKey()) {}
 
   static std::string ProfileKey(const std::string& lead_id);
   static std::string EmailIndexKey(const std::string& email_match_key);
@@ -118,10 +120,7 @@ class CaptureStore {
   // what is left for a grace period is re-sent from the request's memo
   // (CaptureGrpcService::ResendUnacknowledged).
   static const std::string& OutboxKey();
-  absl::Status AddToOutbox(const std::vector<std::string>& request_ids, absl::Time at);
-  absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(absl::Time before, absl::Time now,
-                                                           int limit);
-  absl::Status RemoveFromOutbox(const std::vector<std::string>& request_ids);
+  redis::Outbox& outbox() { return outbox_; }
 
   // Deletes every trace of a lead: profile, index records, request memos, blocking memberships.
   absl::Status Erase(const std::string& lead_id);
@@ -129,6 +128,7 @@ class CaptureStore {
  private:
   redis::RedisClient& client_;
   redis::ApplyOnce apply_;
+  redis::Outbox outbox_;
 };
 
 }  // namespace leadflow::capture

@@ -153,7 +153,7 @@ absl::StatusOr<PassStats> NurtureScheduler::RunOnce() {
 }
 
 absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
-  absl::StatusOr<std::vector<std::string>> stale = store_.TakeStaleOutbox(
+  absl::StatusOr<std::vector<std::string>> stale = store_.outbox().TakeStale(
       now - scheduler_options_.outbox_grace, now, scheduler_options_.max_replays_per_pass);
   if (!stale.ok()) return stale.status();
   std::vector<std::string> done;  // entries with nothing (left) to send
@@ -213,7 +213,7 @@ absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
     ++stats.replayed;
     events_replayed_.Increment();
   }
-  return store_.RemoveFromOutbox(done);
+  return store_.outbox().Remove(done);
 }
 
 PassStats NurtureScheduler::InParallel(
@@ -504,7 +504,7 @@ int NurtureScheduler::ConfirmDeliveries() {
     reports.swap(deliveries_->reports);
     acknowledged.swap(deliveries_->acknowledged);
   }
-  if (absl::Status s = store_.RemoveFromOutbox(acknowledged); !s.ok()) {
+  if (absl::Status s = store_.outbox().Remove(acknowledged); !s.ok()) {
     // Left in the outbox: re-sent after the grace, a duplicate on the wire but nothing lost.
     errors_.Increment();
     LogError(absl::StrCat("removing ", acknowledged.size(), " acknowledged outbox entries"), s);

@@ -49,7 +49,10 @@ absl::StatusOr<std::vector<std::string>> Members(const absl::StatusOr<redis::Rep
 }  // namespace
 
 NurturingStore::NurturingStore(redis::RedisClient& client)
-    : client_(client), apply_(client), move_due_script_(kMoveDueScript) {}
+    : client_(client),
+      apply_(client),
+      outbox_(client, OutboxKey()),
+      move_due_script_(kMoveDueScript) {}
 
 std::string NurturingStore::EnrollmentKey(const std::string& lead_id) {
   return redis::LeadKey(kService, lead_id, "enrollment");
@@ -92,16 +95,6 @@ const std::string& NurturingStore::InflightKey() {
 const std::string& NurturingStore::OutboxKey() {
   static const std::string* const key = new std::string("nurturing:outbox");
   return *key;
-}
-
-absl::StatusOr<std::vector<std::string>> NurturingStore::TakeStaleOutbox(absl::Time before,
-                                                                         absl::Time now,
-                                                                         int limit) {
-  return redis::TakeStaleOutbox(client_, OutboxKey(), before, now, limit);
-}
-
-absl::Status NurturingStore::RemoveFromOutbox(const std::vector<std::string>& members) {
-  return redis::RemoveFromOutbox(client_, OutboxKey(), members);
 }
 
 redis::Args NurturingStore::ScheduleCommand(const std::string& lead_id,

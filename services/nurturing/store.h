@@ -55,6 +55,7 @@
 #include "common/redis/apply_once.h"
 #include "common/redis/client.h"
 #include "common/redis/lua_script.h"
+#include "common/redis/outbox.h"
 #include "leadflow/internal/v1/nurturing_state.pb.h"
 
 namespace leadflow::nurturing {
@@ -133,10 +134,8 @@ class NurturingStore {
   absl::StatusOr<std::vector<DeliveryRecorded>> ConfirmDelivered(
       const std::vector<DeliveredTouch>& touches);
 
-  // redis::TakeStaleOutbox / RemoveFromOutbox on OutboxKey().
-  absl::StatusOr<std::vector<std::string>> TakeStaleOutbox(absl::Time before, absl::Time now,
-                                                           int limit);
-  absl::Status RemoveFromOutbox(const std::vector<std::string>& members);
+  // The scheduler's outbox, on OutboxKey().
+  redis::Outbox& outbox() { return outbox_; }
 
   // Takes the lead out of both sets (after an erasure).
   absl::Status Forget(const std::string& lead_id);
@@ -157,6 +156,7 @@ class NurturingStore {
 
   redis::RedisClient& client_;
   redis::ApplyOnce apply_;
+  redis::Outbox outbox_;
   const redis::LuaScript move_due_script_;  // Claim and Reclaim
 };
 

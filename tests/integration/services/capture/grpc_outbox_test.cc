@@ -177,7 +177,7 @@ TEST_F(CaptureOutboxTest, AResendTheBrokerRefusesAgainIsTriedAgainAfterAnotherGr
 // Capture died after storing the lead and before the broker acknowledged its event: another
 // replica (here the same store) re-sends it.
 TEST_F(CaptureOutboxTest, ALeadStoredByAReplicaThatDiedBeforeItsAcknowledgementGetsItsEvent) {
-  ASSERT_TRUE(store_->AddToOutbox({"form-3"}, clock_.Now()).ok());
+  ASSERT_TRUE(store_->outbox().Add({"form-3"}, clock_.Now()).ok());
   absl::StatusOr<SubmitOutcome> stored = handler_->Submit(Jane("form-3"), "form-3");
   ASSERT_TRUE(stored.ok()) << stored.status();
   ASSERT_THAT(stored->outputs, SizeIs(1));  // never sent: the process is gone
@@ -202,8 +202,8 @@ TEST_F(CaptureOutboxTest, WhatIsAcknowledgedRejectedOrStoredNothingLeavesNoEntry
   EXPECT_EQ(OutboxSize(), 0);
 
   // Died between the outbox entry and storing anything; and a lead erased before its resend.
-  ASSERT_TRUE(store_->AddToOutbox({"form-6"}, clock_.Now()).ok());
-  ASSERT_TRUE(store_->AddToOutbox({"form-7"}, clock_.Now()).ok());
+  ASSERT_TRUE(store_->outbox().Add({"form-6"}, clock_.Now()).ok());
+  ASSERT_TRUE(store_->outbox().Add({"form-7"}, clock_.Now()).ok());
   LeadSubmission erased = Jane("form-7");
   erased.set_email("erase.me@other.example");
   absl::StatusOr<SubmitOutcome> stored = handler_->Submit(erased, "form-7");
