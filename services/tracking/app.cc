@@ -41,6 +41,7 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
 
   runtime::ServiceContext::RunOptions run;
   run.grpc_services = {&grpc_service};
+  run.tasks = {[&grpc_service](const absl::Notification& stop) { grpc_service.RunOutbox(stop); }};
   run.handler = &router;
   run.topics = router.Topics();
   return context.Run(std::move(run));

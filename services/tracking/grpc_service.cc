@@ -3,7 +3,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/grpc/status.h"
+#include "common/runtime/periodic.h"
 #include "leadflow/internal/v1/tracking_state.pb.h"
+#include "spdlog/spdlog.h"
 
 namespace leadflow::tracking {
 namespace {
@@ -22,33 +24,98 @@ grpc::Status TrackingGrpcService::Track(grpc::ServerContext*,
   }
   std::vector<const events::v1::InboundActivity*> inbound;
   std::vector<absl::Time> received_at;
+  std::vector<std::string> message_ids;
   for (const events::v1::InboundActivity& activity : request->activities()) {
     inbound.push_back(&activity);
     received_at.push_back(clock_.Now());
+    if (!activity.message_id().empty()) message_ids.push_back(activity.message_id());
+  }
+  // In the outbox before anything is recorded: an activity recorded is one whose event goes out.
+  if (absl::Status s = store_.outbox().Add(message_ids, clock_.Now()); !s.ok()) {
+    return grpc_util::ToGrpcStatus(s);
   }
   // One call's activities share their round trips; their events are acknowledged together.
   std::vector<absl::StatusOr<TrackOutcome>> outcomes = handler_.TrackBatch(inbound, received_at);
   std::vector<kafka::OutboundMessage> events;
+  std::vector<std::string> unsent;  // rejected, or nothing to send
+  std::vector<std::string> sending;
   for (size_t i = 0; i < outcomes.size(); ++i) {
     tracking::v1::TrackResult* result = response->add_results();
-    result->set_message_id(inbound[i]->message_id());
+    const std::string& message_id = inbound[i]->message_id();
+    result->set_message_id(message_id);
     absl::StatusOr<TrackOutcome>& outcome = outcomes[i];
     if (!outcome.ok()) {
       if (!absl::IsInvalidArgument(outcome.status())) {
-        return grpc_util::ToGrpcStatus(outcome.status());  // transient: the caller retries all
+        // Transient: the caller retries all; what was recorded is re-sent from the outbox.
+        return grpc_util::ToGrpcStatus(outcome.status());
       }
+      if (!message_id.empty()) unsent.push_back(message_id);
       result->set_status("rejected");
       result->set_error(std::string(outcome.status().message()));
       continue;
     }
+    (outcome->outputs.empty() ? unsent : sending).push_back(message_id);
     for (kafka::OutboundMessage& m : outcome->outputs) events.push_back(std::move(m));
     *result = std::move(outcome->result);
   }
+  ForgetUnsent(unsent);
   if (absl::Status s = producer_.SendAllAndWait(std::move(events), kAckTimeout); !s.ok()) {
     return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
         "activities recorded but their events are not yet acknowledged: ", s.message())));
   }
+  ForgetUnsent(sending);  // acknowledged
   return grpc::Status::OK;
+}
+
+void TrackingGrpcService::ForgetUnsent(const std::vector<std::string>& message_ids) {
+  if (absl::Status s = store_.outbox().Remove(message_ids); !s.ok()) {
+    spdlog::warn("could not take {} activities out of the outbox: {}", message_ids.size(),
+                 s.ToString());
+  }
+}
+
+absl::StatusOr<int> TrackingGrpcService::ResendUnacknowledged(absl::Time now, absl::Duration grace,
+                                                              int limit) {
+  absl::StatusOr<std::vector<std::string>> stale =
+      store_.outbox().TakeStale(now - grace, now, limit);
+  if (!stale.ok()) return stale.status();
+  std::vector<std::string> done;
+  int resent = 0;
+  for (const std::string& message_id : *stale) {
+    absl::StatusOr<TrackOutcome> outcome = handler_.Replay(message_id);
+    if (!outcome.ok()) {
+      if (absl::IsNotFound(outcome.status())) {
+        done.push_back(message_id);  // nothing was recorded under it: nothing to send
+      } else {
+        spdlog::warn("tracking outbox: message {}: {}", message_id, outcome.status().ToString());
+      }
+      continue;
+    }
+    if (!outcome->outputs.empty()) {
+      // Stays in the outbox (moved to now) when this fails: re-sent after another grace.
+      if (absl::Status s = producer_.SendAllAndWait(std::move(outcome->outputs), kAckTimeout);
+          !s.ok()) {
+        spdlog::warn("tracking outbox: re-sending the events of message {}: {}", message_id,
+                     s.ToString());
+        continue;
+      }
+      ++resent;
+    }
+    done.push_back(message_id);
+  }
+  ForgetUnsent(done);
+  if (resent > 0) {
+    spdlog::info("tracking outbox: re-sent the unacknowledged events of {} activities", resent);
+  }
+  return resent;
+}
+
+void TrackingGrpcService::RunOutbox(const absl::Notification& stop, absl::Duration interval,
+                                    absl::Duration grace) {
+  runtime::RunEvery(interval, stop, [&] {
+    absl::StatusOr<int> resent = ResendUnacknowledged(clock_.Now(), grace);
+    if (!resent.ok()) spdlog::warn("tracking outbox: {}", resent.status().ToString());
+  });
 }
 
 grpc::Status TrackingGrpcService::GetTimeline(grpc::ServerContext*,

@@ -58,6 +58,11 @@ class TrackingHandler {
   absl::StatusOr<TrackOutcome> Track(const events::v1::InboundActivity& inbound,
                                      absl::Time received_at);
 
+  // What the activity with `message_id` gave, from its apply-once record (what a duplicate
+  // gets), without the activity. NOT_FOUND when none was recorded under that id (none got that
+  // far, or the record expired or was erased).
+  absl::StatusOr<TrackOutcome> Replay(const std::string& message_id);
+
   // Track() for many activities at once, sharing round trips: one pipelined identity look-up
   // for all of them, then ApplyOnce::RunBatch. Result i is what Track(*inbound[i],
   // received_at[i]) gives. Activities of one lead should be in different calls (in order):

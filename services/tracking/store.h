@@ -17,6 +17,9 @@
 //                                      linked to a lead (bounded, expires after 30 days)
 //   tracking:msg:{<messageId>}         apply-once record of an activity (the de-duplication
 //                                      window, default 24 h, is its TTL)
+//   tracking:outbox                    sorted set of the message ids of activities taken in
+//                                      through gRPC whose events are not yet acknowledged, score
+//                                      = when they were last sent (TrackingGrpcService re-sends)
 
 #include <optional>
 #include <string>
@@ -25,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "common/redis/apply_once.h"
 #include "common/redis/client.h"
+#include "common/redis/outbox.h"
 #include "leadflow/events/v1/activity.pb.h"
 
 namespace leadflow::tracking {
@@ -34,7 +38,8 @@ inline constexpr int kTimelineLength = 200;
 
 class TrackingStore {
  public:
-  explicit TrackingStore(redis::RedisClient& client) : client_(client), apply_(client) {}
+  explicit TrackingStore(redis::RedisClient& client)
+      : client_(client), apply_(client), outbox_(client, "tracking:outbox") {}
 
   static std::string HistoryKey(const std::string& lead_id);
   static std::string TimelineKey(const std::string& lead_id);
@@ -64,6 +69,8 @@ class TrackingStore {
                                                              int count);
 
   redis::ApplyOnce& apply() { return apply_; }
+  // The gRPC API's outbox (common/redis/outbox.h): members are message ids.
+  redis::Outbox& outbox() { return outbox_; }
   redis::RedisClient& client() { return client_; }
 
   // Deletes every trace of a lead (history, timeline, identity links, memos).
@@ -72,6 +79,7 @@ class TrackingStore {
  private:
   redis::RedisClient& client_;
   redis::ApplyOnce apply_;
+  redis::Outbox outbox_;
 };
 
 }  // namespace leadflow::tracking

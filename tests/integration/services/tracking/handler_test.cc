@@ -1067,5 +1067,62 @@ TEST_F(TrackingHandlerTest, ABatchFollowsTheRedirectOfALeadMergedIntoAnother) {
   EXPECT_EQ(Aggregates("lead-a")->by_type().at("chat").total(), 2);
 }
 
+// A known lead's activity recorded through gRPC whose event the broker refused is re-sent from
+// tracking's outbox after the grace — the same event — without the caller retrying; what the
+// broker acknowledged, rejected or anonymous activity leaves no entry.
+TEST_F(TrackingHandlerTest, AnActivityWhoseEventTheBrokerRefusedIsResentFromTheOutbox) {
+  constexpr absl::Duration kGrace = absl::Seconds(60);
+  auto outbox_size = [&] {
+    absl::StatusOr<redis::Reply> n = client_->Command({"ZCARD", store_->outbox().key()});
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? n->integer : -1;
+  };
+  Handle(&TrackingHandler::HandleCaptured,
+         Captured(Lead("lead-1", "ana@acme.example", {"crm-1"}, {}), "cap-1"));
+  tracking::v1::TrackRequest request;
+  *request.add_activities() =
+      TrackEvent("msg-refused", User("crm-1"), "Demo Requested", clock_.Now());
+  *request.add_activities() = PageView("msg-anon", Anon("anon-9"), "/", clock_.Now());
+  *request.add_activities() = Call("screen", "msg-bad", Anon("anon-9"), clock_.Now());
+  producer_.FailDeliveries(1, absl::UnavailableError("Local: Message timed out"));
+  tracking::v1::TrackResponse response;
+  EXPECT_EQ(grpc_->Track(nullptr, &request, &response).error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(outbox_size(), 1);  // the anonymous and the rejected ones send nothing
+  ASSERT_EQ(producer_.sent_count(), 1u);
+  const std::string refused = producer_.sent()[0].message.value;
+
+  clock_.Advance(kGrace - absl::Seconds(1));
+  absl::StatusOr<int> resent = grpc_->ResendUnacknowledged(clock_.Now(), kGrace);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_EQ(*resent, 0);
+  clock_.Advance(absl::Seconds(1));
+  resent = grpc_->ResendUnacknowledged(clock_.Now(), kGrace);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_EQ(*resent, 1);
+  ASSERT_EQ(producer_.sent_count(), 2u);
+  EXPECT_EQ(producer_.sent()[1].message.value, refused);  // the same event, byte for byte
+  EXPECT_EQ(producer_.sent()[1].delivery, absl::OkStatus());
+  EXPECT_EQ(outbox_size(), 0);
+  clock_.Advance(kGrace * 3);
+  resent = grpc_->ResendUnacknowledged(clock_.Now(), kGrace);
+  ASSERT_TRUE(resent.ok());
+  EXPECT_EQ(*resent, 0);
+
+  // Acknowledged at once: no entry. An entry whose activity was never recorded (the process
+  // died first) is dropped without sending anything.
+  tracking::v1::TrackRequest next;
+  *next.add_activities() = TrackEvent("msg-ok", User("crm-1"), "Pricing Viewed", clock_.Now());
+  ASSERT_TRUE(grpc_->Track(nullptr, &next, &response).ok());
+  EXPECT_EQ(outbox_size(), 0);
+  ASSERT_TRUE(store_->outbox().Add({"msg-never-recorded"}, clock_.Now()).ok());
+  clock_.Advance(kGrace);
+  const size_t sent_before = producer_.sent_count();
+  resent = grpc_->ResendUnacknowledged(clock_.Now(), kGrace);
+  ASSERT_TRUE(resent.ok());
+  EXPECT_EQ(*resent, 0);
+  EXPECT_EQ(outbox_size(), 0);
+  EXPECT_EQ(producer_.sent_count(), sent_before);
+}
+
 }  // namespace
 }  // namespace leadflow::tracking
