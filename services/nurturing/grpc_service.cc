@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "common/grpc/status.h"
 #include "common/validation/violations.h"
+#include "spdlog/spdlog.h"
 
 namespace leadflow::nurturing {
 namespace {
@@ -38,6 +39,10 @@ grpc::Status NurturingGrpcService::Reply(const absl::StatusOr<CommandOutcome>& o
       return grpc_util::ToGrpcStatus(absl::UnavailableError(absl::StrCat(
           "enrolment event not acknowledged; retry with the same request_id: ", s.message())));
     }
+  }
+  if (absl::Status s = handler_.Acknowledged(*outcome); !s.ok()) {
+    spdlog::warn("nurturing: could not take an acknowledged command out of the outbox: {}",
+                 s.ToString());
   }
   *response = outcome->enrollment;
   return grpc::Status::OK;

@@ -6,6 +6,7 @@
 #include "common/events/codec.h"
 #include "common/events/envelope.h"
 #include "common/kafka/memo.h"
+#include "common/redis/outbox.h"
 #include "leadflow/events/v1/lead.pb.h"
 #include "spdlog/spdlog.h"
 
@@ -393,6 +394,7 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
   const absl::Time now = clock_.Now();
   const redis::ApplyOnceRequest request =
       RequestFor(lead_id, NurturingStore::RequestKey(lead_id, request_id), options_.dedup_ttl);
+  const std::string outbox_member = redis::OutboxMember(lead_id, request.dedup_key);
   auto planner = [&](const std::vector<redis::Versioned>& records) -> absl::StatusOr<redis::Plan> {
     absl::StatusOr<StoredState> stored = NurturingStore::ParseState(records);
     if (!stored.ok()) return stored.status();
@@ -412,9 +414,15 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
     redis::Plan plan;
     plan.writes.push_back({records[0].key, state.SerializeAsString()});
     plan.extra_commands.push_back(NurturingStore::ScheduleCommand(lead_id, WakeUpAt(state)));
-    plan.memo = kafka::EncodeMemo(
-        EncodeEnrollmentChanges(EnrollmentChanges(before, state, request_id, now), options_),
-        reply.SerializeAsString());
+    std::vector<kafka::OutboundMessage> events =
+        EncodeEnrollmentChanges(EnrollmentChanges(before, state, request_id, now), options_);
+    // Its events are in the outbox until the caller saw them acknowledged (Acknowledged);
+    // otherwise the scheduler re-sends them (scheduler.h, step 0).
+    if (!events.empty()) {
+      plan.extra_commands.push_back(
+          redis::AddToOutboxCommand(NurturingStore::OutboxKey(), outbox_member, now));
+    }
+    plan.memo = kafka::EncodeMemo(events, reply.SerializeAsString());
     return plan;
   };
   absl::StatusOr<redis::ApplyResult> applied = store_.apply().Run(request, planner);
@@ -431,7 +439,13 @@ absl::StatusOr<CommandOutcome> NurturingHandler::Command(const std::string& lead
     return absl::DataLossError(absl::StrCat("corrupt command memo for lead ", lead_id));
   }
   outcome.duplicate = applied->outcome == redis::ApplyOutcome::kDuplicate;
+  if (!outcome.events.empty()) outcome.outbox_member = outbox_member;
   return outcome;
+}
+
+absl::Status NurturingHandler::Acknowledged(const CommandOutcome& outcome) {
+  if (outcome.outbox_member.empty()) return absl::OkStatus();
+  return store_.outbox().Remove({outcome.outbox_member});
 }
 
 }  // namespace leadflow::nurturing

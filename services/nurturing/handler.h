@@ -81,6 +81,9 @@ struct CommandOutcome {
   // True when the request id had been applied before: nothing changed, the first reply is
   // returned.
   bool duplicate = false;
+  // The command's entry in nurturing's outbox while `events` are unacknowledged (empty without
+  // events): NurturingHandler::Acknowledged removes it.
+  std::string outbox_member;
 };
 
 class NurturingHandler {
@@ -135,10 +138,16 @@ class NurturingHandler {
   absl::StatusOr<std::vector<kafka::OutboundMessage>> ApplyMergedEvent(
       const std::string& absorbed_id, const std::string& survivor_id, const std::string& event_id);
 
-  // Operator commands, idempotent per request id. NOT_FOUND for a lead nurturing never saw
-  // (Pause, Resume); FAILED_PRECONDITION when the enrolment's state does not allow it;
+  // Operator commands, idempotent per request id. A command with enrolment events records
+  // itself in nurturing's outbox in the same apply; the caller publishes the events and, once
+  // they are acknowledged, calls Acknowledged(); until then the scheduler re-sends them after
+  // its outbox grace (so a caller that gives up loses nothing). NOT_FOUND for a lead nurturing
+  // never saw (Pause, Resume); FAILED_PRECONDITION when the enrolment's state does not allow it;
   // INVALID_ARGUMENT for a missing lead id, request id or channel.
   absl::StatusOr<CommandOutcome> Pause(const std::string& lead_id, const std::string& request_id);
+  // Takes the command's events out of the outbox (best effort: a left-over entry only means the
+  // scheduler re-sends them once more).
+  absl::Status Acknowledged(const CommandOutcome& outcome);
   absl::StatusOr<CommandOutcome> Resume(const std::string& lead_id, const std::string& request_id);
   // Works for leads nurturing has not seen yet: the withdrawal then waits for them.
   absl::StatusOr<CommandOutcome> Unsubscribe(const std::string& lead_id,

@@ -28,7 +28,8 @@
 //      the track was removed) are part of its memo and go to `nurture.enrollments`. The same
 //      apply records the decision in the outbox (store.h); once the broker acknowledged all of
 //      its events the entry is removed (step 1 or 5).
-//   0. Before all that, re-send the outbox: decisions whose events were sent at least
+//   0. Before all that, re-send the outbox: decisions (and operator commands, handler.h) whose
+//      events were sent at least
 //      `outbox_grace` ago and never acknowledged (a crash between the apply and the
 //      acknowledgement, a broker that refused them) are re-sent from their memo, the same
 //      events with the same ids, until acknowledged. So no enrolment event is lost either; a

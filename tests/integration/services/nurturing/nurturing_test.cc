@@ -1287,6 +1287,42 @@ TEST_F(NurturingTest, AnEnrolmentEventTheBrokerNeverAcknowledgedIsResentFromTheO
   }
 }
 
+// An operator command (here Pause) whose enrolment event the broker refused is in the outbox
+// with the command: the scheduler re-sends it after the grace, though the caller gave up; an
+// acknowledged command leaves no entry.
+TEST_F(NurturingTest, ACommandsEnrolmentEventTheBrokerRefusedIsResentFromTheOutbox) {
+  ScoreCold(EmailLead("L-cmd"), "scored-1");
+  nurturing::v1::LeadRequest pause;
+  pause.set_lead_id("L-cmd");
+  pause.set_request_id("pause-1");
+  nurturing::v1::Enrollment reply;
+  replica_->producer.SetEventDelivery(RecordingProducer::EventDelivery::kRefused);
+  EXPECT_EQ(replica_->grpc.Pause(nullptr, &pause, &reply).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(OutboxSize(), 1);
+  replica_->producer.SetEventDelivery(RecordingProducer::EventDelivery::kAcknowledged);
+  auto paused = [&] {
+    std::vector<std::string> ids;
+    for (const auto& e : EnrollmentEvents()) {
+      if (e.kind() == events::v1::NurtureEnrollmentChanged::KIND_PAUSED) {
+        ids.push_back(e.envelope().event_id());
+      }
+    }
+    return ids;
+  };
+  ASSERT_THAT(paused(), SizeIs(1));  // sent once, refused
+  EXPECT_EQ(Pass().replayed, 0);
+  clock_.Advance(scheduler_options_.outbox_grace);
+  EXPECT_EQ(Pass().replayed, 1);
+  ASSERT_THAT(paused(), SizeIs(2));
+  EXPECT_EQ(paused()[1], paused()[0]);
+  EXPECT_EQ(OutboxSize(), 0);
+
+  pause.set_request_id("resume-1");
+  ASSERT_TRUE(replica_->grpc.Resume(nullptr, &pause, &reply).ok());
+  EXPECT_EQ(OutboxSize(), 0);
+}
+
 // Events the broker acknowledged leave the outbox at once; an erased lead's entry is dropped
 // without sending anything.
 TEST_F(NurturingTest, AcknowledgedEnrolmentEventsLeaveTheOutboxAndAnErasedLeadsAreDropped) {
