@@ -26,7 +26,8 @@ absl::Status RunCapture(runtime::ServiceContext& context) {
   options.fuzzy_threshold = *fuzzy_threshold;
   CaptureHandler handler(normalizer, store, context.topics(), context.clock(), context.registry(),
                          options);
-  CaptureGrpcService grpc_service(handler, store, normalizer, context.producer());
+  CaptureGrpcService grpc_service(handler, store, normalizer, context.producer(),
+                                  context.registry());
 
   kafka::TopicRouter router;
   router.Add(

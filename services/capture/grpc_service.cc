@@ -70,6 +70,20 @@ void SetItemError(const absl::Status& status, capture::v1::ItemResult* item) {
 
 }  // namespace
 
+CaptureGrpcService::CaptureGrpcService(CaptureHandler& handler, CaptureStore& store,
+                                       const Normalizer& normalizer, kafka::Producer& producer,
+                                       prometheus::Registry& registry)
+    : handler_(handler),
+      store_(store),
+      normalizer_(normalizer),
+      producer_(producer),
+      outbox_resent_(prometheus::BuildCounter()
+                         .Name("leadflow_capture_outbox_resent_total")
+                         .Help("gRPC submissions whose events were re-sent from the outbox "
+                               "because their acknowledgement never came.")
+                         .Register(registry)
+                         .Add({})) {}
+
 void CaptureGrpcService::MarkSent(
     const std::vector<std::pair<std::string, std::string>>& requests) {
   // Best effort: without the record a duplicate request re-sends the same events (same ids),
@@ -233,6 +247,7 @@ absl::StatusOr<int> CaptureGrpcService::ResendUnacknowledged(absl::Time now, abs
       continue;
     }
     acknowledged.emplace_back(request_id, outcome->response.lead_id());
+    outbox_resent_.Increment();
   }
   ForgetUnsent(unsent);
   MarkSent(acknowledged);

@@ -13,6 +13,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/kafka/producer.h"
 #include "leadflow/capture/v1/capture.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 #include "services/capture/handler.h"
 
 namespace leadflow::capture {
@@ -20,8 +22,7 @@ namespace leadflow::capture {
 class CaptureGrpcService final : public capture::v1::Capture::Service {
  public:
   CaptureGrpcService(CaptureHandler& handler, CaptureStore& store, const Normalizer& normalizer,
-                     kafka::Producer& producer)
-      : handler_(handler), store_(store), normalizer_(normalizer), producer_(producer) {}
+                     kafka::Producer& producer, prometheus::Registry& registry);
 
   grpc::Status SubmitLead(grpc::ServerContext* context,
                           const capture::v1::SubmitLeadRequest* request,
@@ -54,6 +55,7 @@ class CaptureGrpcService final : public capture::v1::Capture::Service {
   CaptureStore& store_;
   const Normalizer& normalizer_;
   kafka::Producer& producer_;
+  prometheus::Counter& outbox_resent_;
 };
 
 }  // namespace leadflow::capture

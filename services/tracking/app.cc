@@ -24,7 +24,8 @@ absl::Status RunTracking(runtime::ServiceContext& context) {
   if (tracking_config.anonymous_cap() > 0) options.anonymous_cap = tracking_config.anonymous_cap();
   TrackingStore store(context.redis());
   TrackingHandler handler(*normalizer, store, context.topics(), context.clock(), options);
-  TrackingGrpcService grpc_service(handler, store, context.producer(), context.clock());
+  TrackingGrpcService grpc_service(handler, store, context.producer(), context.clock(),
+                                   context.registry());
 
   kafka::TopicRouter router;
   router.Add(

@@ -15,6 +15,20 @@ constexpr int kMaxBatch = 1000;
 
 }  // namespace
 
+TrackingGrpcService::TrackingGrpcService(TrackingHandler& handler, TrackingStore& store,
+                                         kafka::Producer& producer, const runtime::Clock& clock,
+                                         prometheus::Registry& registry)
+    : handler_(handler),
+      store_(store),
+      producer_(producer),
+      clock_(clock),
+      outbox_resent_(prometheus::BuildCounter()
+                         .Name("leadflow_tracking_outbox_resent_total")
+                         .Help("Track activities whose events were re-sent from the outbox "
+                               "because their acknowledgement never came.")
+                         .Register(registry)
+                         .Add({})) {}
+
 grpc::Status TrackingGrpcService::Track(grpc::ServerContext*,
                                         const tracking::v1::TrackRequest* request,
                                         tracking::v1::TrackResponse* response) {
@@ -100,6 +114,7 @@ absl::StatusOr<int> TrackingGrpcService::ResendUnacknowledged(absl::Time now, ab
         continue;
       }
       ++resent;
+      outbox_resent_.Increment();
     }
     done.push_back(message_id);
   }

@@ -12,6 +12,8 @@
 #include "absl/synchronization/notification.h"
 #include "common/kafka/producer.h"
 #include "leadflow/tracking/v1/tracking.grpc.pb.h"
+#include "prometheus/counter.h"
+#include "prometheus/registry.h"
 #include "services/tracking/handler.h"
 
 namespace leadflow::tracking {
@@ -19,8 +21,7 @@ namespace leadflow::tracking {
 class TrackingGrpcService final : public tracking::v1::Tracking::Service {
  public:
   TrackingGrpcService(TrackingHandler& handler, TrackingStore& store, kafka::Producer& producer,
-                      const runtime::Clock& clock)
-      : handler_(handler), store_(store), producer_(producer), clock_(clock) {}
+                      const runtime::Clock& clock, prometheus::Registry& registry);
 
   grpc::Status Track(grpc::ServerContext* context, const tracking::v1::TrackRequest* request,
                      tracking::v1::TrackResponse* response) override;
@@ -51,6 +52,7 @@ class TrackingGrpcService final : public tracking::v1::Tracking::Service {
   TrackingStore& store_;
   kafka::Producer& producer_;
   const runtime::Clock& clock_;
+  prometheus::Counter& outbox_resent_;
 };
 
 }  // namespace leadflow::tracking

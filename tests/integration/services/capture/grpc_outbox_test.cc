@@ -12,6 +12,7 @@
 #include "common/events/envelope.h"
 #include "common/kafka/producer.h"
 #include "common/redis/hiredis_client.h"
+#include "common/testing/metrics.h"
 #include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
@@ -99,7 +100,8 @@ class CaptureOutboxTest : public ::testing::Test {
     normalizer_ = std::make_unique<Normalizer>(config);
     store_ = std::make_unique<CaptureStore>(*client_);
     handler_ = std::make_unique<CaptureHandler>(*normalizer_, *store_, topics_, clock_, registry_);
-    grpc_ = std::make_unique<CaptureGrpcService>(*handler_, *store_, *normalizer_, producer_);
+    grpc_ = std::make_unique<CaptureGrpcService>(*handler_, *store_, *normalizer_, producer_,
+                                                 registry_);
   }
 
   grpc::Status SubmitLead(const LeadSubmission& submission,
@@ -148,6 +150,7 @@ TEST_F(CaptureOutboxTest, AnEventTheBrokerRefusedIsResentAfterTheGraceWithoutThe
   EXPECT_THAT(producer_.AcknowledgedEventIds(),
               ::testing::ElementsAre(events::DeriveEventId("captured", "form-1")));
   EXPECT_EQ(OutboxSize(), 0);
+  EXPECT_EQ(testing::MetricValue(registry_, "leadflow_capture_outbox_resent_total"), 1);
   absl::StatusOr<bool> sent = store_->WasSent("form-1");
   ASSERT_TRUE(sent.ok());
   EXPECT_TRUE(*sent);
@@ -181,7 +184,8 @@ TEST_F(CaptureOutboxTest, ALeadStoredByAReplicaThatDiedBeforeItsAcknowledgementG
   absl::StatusOr<SubmitOutcome> stored = handler_->Submit(Jane("form-3"), "form-3");
   ASSERT_TRUE(stored.ok()) << stored.status();
   ASSERT_THAT(stored->outputs, SizeIs(1));  // never sent: the process is gone
-  CaptureGrpcService other(*handler_, *store_, *normalizer_, producer_);
+  prometheus::Registry other_registry;
+  CaptureGrpcService other(*handler_, *store_, *normalizer_, producer_, other_registry);
   clock_.Advance(kGrace);
   absl::StatusOr<int> resent = other.ResendUnacknowledged(clock_.Now(), kGrace);
   ASSERT_TRUE(resent.ok()) << resent.status();

@@ -20,6 +20,7 @@
 #include "common/redis/hiredis_client.h"
 #include "common/redis/keys.h"
 #include "common/testing/fake_kafka.h"
+#include "common/testing/metrics.h"
 #include "common/testing/redis_for_test.h"
 #include "common/testing/redis_keys.h"
 #include "common/testing/redis_server.h"
@@ -152,7 +153,7 @@ class TrackingHandlerTest : public ::testing::Test {
     store_ = std::make_unique<TrackingStore>(*client_);
     handler_ =
         std::make_unique<TrackingHandler>(*normalizer_, *store_, topics_, clock_, tracking_options);
-    grpc_ = std::make_unique<TrackingGrpcService>(*handler_, *store_, producer_, clock_);
+    grpc_ = std::make_unique<TrackingGrpcService>(*handler_, *store_, producer_, clock_, registry_);
   }
 
   // A call as it arrives on activities.inbound, received now.
@@ -276,6 +277,7 @@ class TrackingHandlerTest : public ::testing::Test {
   const kafka::Topics topics_{"test."};
   testing::SimulatedClock clock_{kStart};
   testing::FakeProducer producer_;
+  prometheus::Registry registry_;
   std::unique_ptr<testing::RedisServer> server_;
   std::unique_ptr<redis::HiredisClient> client_;
   std::optional<ActivityNormalizer> normalizer_;
@@ -1101,6 +1103,7 @@ TEST_F(TrackingHandlerTest, AnActivityWhoseEventTheBrokerRefusedIsResentFromTheO
   EXPECT_EQ(*resent, 1);
   ASSERT_EQ(producer_.sent_count(), 2u);
   EXPECT_EQ(producer_.sent()[1].message.value, refused);  // the same event, byte for byte
+  EXPECT_EQ(testing::MetricValue(registry_, "leadflow_tracking_outbox_resent_total"), 1);
   EXPECT_EQ(producer_.sent()[1].delivery, absl::OkStatus());
   EXPECT_EQ(outbox_size(), 0);
   clock_.Advance(kGrace * 3);
