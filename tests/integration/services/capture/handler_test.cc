@@ -20,14 +20,17 @@
 #include "common/redis/keys.h"
 #include "common/rules/time_util.h"
 #include "common/testing/events.h"
+#include "common/testing/fake_kafka.h"
 #include "common/testing/metrics.h"
 #include "common/testing/redis_for_test.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/simulated_clock.h"
 #include "gmock/gmock.h"
+#include "grpcpp/server_context.h"
 #include "gtest/gtest.h"
 #include "leadflow/events/v1/lead.pb.h"
 #include "leadflow/events/v1/routing.pb.h"
+#include "services/capture/grpc_service.h"
 #include "services/capture/handler.h"
 #include "services/capture/store.h"
 
@@ -778,6 +781,137 @@ TEST_F(CaptureHandlerTest, AWaveSplitOverLanesCapturesEachPersonOnceWhicheverLan
   EXPECT_EQ(Keys("capture:{*}:profile").size(), static_cast<size_t>(kPeople))
       << "one lead per person, none absorbed";
   RecordProperty("finished_alone", finished_alone);
+}
+
+// Capture's outbox (CaptureGrpcService): a lead stored whose event the broker never
+// acknowledged — the broker refused it, or capture died between storing the lead and the
+// acknowledgement — gets its event re-sent, the same event with the same id, without waiting
+// for the client to retry (ResendUnacknowledged). The producer is the fake one, acknowledging
+// (or refusing) at once.
+class CaptureOutboxTest : public CaptureHandlerTest {
+ protected:
+  static constexpr absl::Duration kGrace = absl::Seconds(60);
+
+  void SetUp() override {
+    CaptureHandlerTest::SetUp();
+    grpc_ = std::make_unique<CaptureGrpcService>(*handler_, *store_, *normalizer_, producer_,
+                                                 registry_);
+  }
+
+  grpc::Status SubmitLead(const LeadSubmission& submission,
+                          capture::v1::SubmitLeadResponse* response) {
+    capture::v1::SubmitLeadRequest request;
+    *request.mutable_submission() = submission;
+    grpc::ServerContext context;  // unused: every submission here carries its request id
+    return grpc_->SubmitLead(&context, &request, response);
+  }
+  int Resend() {
+    absl::StatusOr<int> resent = grpc_->ResendUnacknowledged(clock_.Now(), kGrace);
+    EXPECT_TRUE(resent.ok()) << resent.status();
+    return resent.ok() ? *resent : -1;
+  }
+  int64_t OutboxSize() {
+    absl::StatusOr<redis::Reply> n = client_->Command({"ZCARD", CaptureStore::OutboxKey()});
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? n->integer : -1;
+  }
+  // The event ids of the leads.captured events the broker acknowledged, in order.
+  std::vector<std::string> AcknowledgedEventIds() {
+    std::vector<std::string> ids;
+    for (const testing::FakeProducer::Sent& sent : producer_.sent()) {
+      if (sent.delivery != absl::OkStatus()) continue;
+      LeadCaptured event;
+      EXPECT_TRUE(event.ParseFromString(sent.message.value));
+      ids.push_back(event.envelope().event_id());
+    }
+    return ids;
+  }
+
+  testing::FakeProducer producer_;
+  std::unique_ptr<CaptureGrpcService> grpc_;
+};
+
+TEST_F(CaptureOutboxTest, AnEventTheBrokerRefusedIsResentAfterTheGraceWithoutTheClientRetrying) {
+  producer_.FailDeliveries(1, absl::UnavailableError("Local: Message timed out"));
+  capture::v1::SubmitLeadResponse response;
+  const grpc::Status refused = SubmitLead(Jane("form-1"), &response);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_EQ(OutboxSize(), 1);
+
+  clock_.Advance(kGrace - absl::Seconds(1));
+  EXPECT_EQ(Resend(), 0);
+  EXPECT_THAT(AcknowledgedEventIds(), ::testing::IsEmpty());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(Resend(), 1);
+  EXPECT_THAT(AcknowledgedEventIds(),
+              ::testing::ElementsAre(events::DeriveEventId("captured", "form-1")));
+  EXPECT_EQ(OutboxSize(), 0);
+  EXPECT_EQ(testing::MetricValue(registry_, "leadflow_capture_outbox_resent_total"), 1);
+  absl::StatusOr<bool> sent = store_->WasSent("form-1");
+  ASSERT_TRUE(sent.ok());
+  EXPECT_TRUE(*sent);
+  // Done: never again, and the client's own retry now answers without sending.
+  clock_.Advance(kGrace * 3);
+  EXPECT_EQ(Resend(), 0);
+  ASSERT_TRUE(SubmitLead(Jane("form-1"), &response).ok());
+  EXPECT_TRUE(response.duplicate_request());
+  EXPECT_THAT(AcknowledgedEventIds(), ::testing::SizeIs(1));
+}
+
+TEST_F(CaptureOutboxTest, AResendTheBrokerRefusesAgainIsTriedAgainAfterAnotherGrace) {
+  producer_.FailDeliveries(2, absl::UnavailableError("Local: Message timed out"));
+  capture::v1::SubmitLeadResponse response;
+  EXPECT_FALSE(SubmitLead(Jane("form-2"), &response).ok());
+  clock_.Advance(kGrace);
+  EXPECT_EQ(Resend(), 0);  // refused again
+  EXPECT_EQ(OutboxSize(), 1);
+  EXPECT_EQ(Resend(), 0);  // re-sent just now: not before another grace
+  clock_.Advance(kGrace);
+  EXPECT_EQ(Resend(), 1);
+  EXPECT_THAT(AcknowledgedEventIds(), ::testing::SizeIs(1));
+  EXPECT_EQ(OutboxSize(), 0);
+}
+
+// Capture died after storing the lead and before the broker acknowledged its event: another
+// replica (here the same store) re-sends it.
+TEST_F(CaptureOutboxTest, ALeadStoredByAReplicaThatDiedBeforeItsAcknowledgementGetsItsEvent) {
+  ASSERT_TRUE(store_->outbox().Add({"form-3"}, clock_.Now()).ok());
+  absl::StatusOr<SubmitOutcome> stored = handler_->Submit(Jane("form-3"), "form-3");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_THAT(stored->outputs, ::testing::SizeIs(1));  // never sent: the process is gone
+  prometheus::Registry other_registry;
+  CaptureGrpcService other(*handler_, *store_, *normalizer_, producer_, other_registry);
+  clock_.Advance(kGrace);
+  absl::StatusOr<int> resent = other.ResendUnacknowledged(clock_.Now(), kGrace);
+  ASSERT_TRUE(resent.ok()) << resent.status();
+  EXPECT_EQ(*resent, 1);
+  EXPECT_THAT(AcknowledgedEventIds(),
+              ::testing::ElementsAre(events::DeriveEventId("captured", "form-3")));
+}
+
+TEST_F(CaptureOutboxTest, WhatIsAcknowledgedRejectedOrStoredNothingLeavesNoEntry) {
+  capture::v1::SubmitLeadResponse response;
+  ASSERT_TRUE(SubmitLead(Jane("form-4"), &response).ok());
+  EXPECT_EQ(OutboxSize(), 0);
+  ASSERT_TRUE(SubmitLead(Jane("form-4"), &response).ok());  // a double submit: nothing to send
+  EXPECT_EQ(OutboxSize(), 0);
+  LeadSubmission invalid = Jane("form-5");
+  invalid.clear_email();
+  EXPECT_EQ(SubmitLead(invalid, &response).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(OutboxSize(), 0);
+
+  // Died between the outbox entry and storing anything; and a lead erased before its resend.
+  ASSERT_TRUE(store_->outbox().Add({"form-6"}, clock_.Now()).ok());
+  ASSERT_TRUE(store_->outbox().Add({"form-7"}, clock_.Now()).ok());
+  LeadSubmission erased = Jane("form-7");
+  erased.set_email("erase.me@other.example");
+  absl::StatusOr<SubmitOutcome> stored = handler_->Submit(erased, "form-7");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_TRUE(store_->Erase(stored->response.lead_id()).ok());
+  clock_.Advance(kGrace);
+  EXPECT_EQ(Resend(), 0);
+  EXPECT_EQ(OutboxSize(), 0);
+  EXPECT_THAT(AcknowledgedEventIds(), ::testing::SizeIs(1));  // form-4's, nothing else
 }
 
 }  // namespace
