@@ -274,6 +274,18 @@ absl::StatusOr<std::vector<Versioned>> ApplyOnce::Read(const std::vector<std::st
   return out;
 }
 
+absl::StatusOr<std::optional<ApplyResult>> ApplyOnce::Recorded(const ApplyOnceRequest& request) {
+  // The planner runs only when there is no record: then nothing is applied.
+  bool recorded = true;
+  absl::StatusOr<ApplyResult> applied = Run(request, [&](const std::vector<Versioned>&) {
+    recorded = false;
+    return absl::StatusOr<Plan>(absl::CancelledError("no apply-once record"));
+  });
+  if (!recorded) return std::optional<ApplyResult>();
+  if (!applied.ok()) return applied.status();
+  return std::optional<ApplyResult>(*std::move(applied));
+}
+
 absl::StatusOr<ApplyResult> ApplyOnce::Run(const ApplyOnceRequest& request, Planner planner) {
   if (!request.dedup_key.empty() && request.dedup_ttl < absl::Milliseconds(1)) {
     return absl::InvalidArgumentError("apply-once: dedup_ttl must be at least 1 ms");

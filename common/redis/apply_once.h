@@ -168,6 +168,11 @@ class ApplyOnce {
   // unreachable; ABORTED when the records kept changing under us.
   absl::StatusOr<ApplyResult> Run(const ApplyOnceRequest& request, Planner planner);
 
+  // What an input already applied under `request.dedup_key` gave — its memo (kDuplicate), or
+  // kErased — without applying anything: nullopt when no record is there (never applied, or
+  // expired). For outboxes re-sending an applied effect's events (outbox.h).
+  absl::StatusOr<std::optional<ApplyResult>> Recorded(const ApplyOnceRequest& request);
+
   // Run() for many requests (mostly different leads) in as few transactions as the watch
   // limit allows: a round trip watches and reads the requests' dedup keys, tombstones and
   // records, the next applies their plans (MULTI ... EXEC) and reads for the next transaction.

@@ -336,17 +336,12 @@ absl::StatusOr<SubmitOutcome> CaptureHandler::Replay(const std::string& request_
   redis::ApplyOnceRequest request;
   request.dedup_key = CaptureStore::RequestKey(request_id);
   request.dedup_ttl = options_.request_retention;
-  // An applied request answers from its record; the planner runs only when there is none.
-  bool recorded = true;
-  absl::StatusOr<redis::ApplyResult> applied =
-      store_.apply().Run(request, [&](const std::vector<redis::Versioned>&) {
-        recorded = false;
-        return absl::StatusOr<redis::Plan>(absl::CancelledError("no such request"));
-      });
-  if (!recorded) {
+  absl::StatusOr<std::optional<redis::ApplyResult>> recorded = store_.apply().Recorded(request);
+  if (!recorded.ok()) return recorded.status();
+  if (!recorded->has_value()) {
     return absl::NotFoundError(absl::StrCat("no submission recorded for request ", request_id));
   }
-  return OutcomeOf(applied, request_id);
+  return OutcomeOf(**recorded, request_id);
 }
 
 absl::StatusOr<SubmitOutcome> CaptureHandler::Submit(const events::v1::LeadSubmission& submission,

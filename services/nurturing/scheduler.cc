@@ -168,15 +168,10 @@ absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
     request.registry_key = NurturingStore::RegistryKey(lead_id);
     request.tombstone_key = NurturingStore::TombstoneKey(lead_id);
     request.dedup_ttl = options_.dedup_ttl;
-    // The decision was applied, so its apply-once record answers with the memo; the planner
-    // runs only when that record expired, and then there is nothing to rebuild the events from.
-    bool expired = false;
-    absl::StatusOr<redis::ApplyResult> applied =
-        store_.apply().Run(request, [&](const std::vector<redis::Versioned>&) {
-          expired = true;
-          return absl::StatusOr<redis::Plan>(absl::CancelledError("decision record expired"));
-        });
-    if (expired) {
+    // The decision was applied, so its apply-once record answers with the memo, unless it
+    // expired: then there is nothing to rebuild the events from.
+    absl::StatusOr<std::optional<redis::ApplyResult>> recorded = store_.apply().Recorded(request);
+    if (recorded.ok() && !recorded->has_value()) {
       spdlog::warn(
           "enrolment events of {} (lead {}) were never acknowledged and their record "
           "expired; not re-sent",
@@ -184,16 +179,18 @@ absl::Status NurtureScheduler::ReplayOutbox(absl::Time now, PassStats& stats) {
       done.push_back(member);
       continue;
     }
-    if (!applied.ok()) {
+    if (!recorded.ok()) {
       // Stays in the outbox (moved to now): the next replay after the grace tries again.
       ++stats.errors;
       errors_.Increment();
-      LogError(absl::StrCat("re-sending the enrolment events of lead ", lead_id), applied.status());
+      LogError(absl::StrCat("re-sending the enrolment events of lead ", lead_id),
+               recorded.status());
       continue;
     }
+    const redis::ApplyResult& applied = **recorded;
     std::vector<kafka::OutboundMessage> outputs;
-    if (applied->outcome != redis::ApplyOutcome::kErased) {
-      if (absl::Status s = kafka::DecodeMemo(applied->memo, &outputs); !s.ok()) {
+    if (applied.outcome != redis::ApplyOutcome::kErased) {
+      if (absl::Status s = kafka::DecodeMemo(applied.memo, &outputs); !s.ok()) {
         ++stats.errors;
         errors_.Increment();
         LogError(absl::StrCat("the outbox memo of lead ", lead_id), s);

@@ -214,17 +214,12 @@ absl::StatusOr<TrackOutcome> TrackingHandler::Replay(const std::string& message_
   redis::ApplyOnceRequest request;
   request.dedup_key = TrackingStore::MessageKey(message_id);
   request.dedup_ttl = options_.dedup_window;
-  // An applied activity answers from its record; the planner runs only when there is none.
-  bool recorded = true;
-  absl::StatusOr<redis::ApplyResult> applied =
-      store_.apply().Run(request, [&](const std::vector<redis::Versioned>&) {
-        recorded = false;
-        return absl::StatusOr<redis::Plan>(absl::CancelledError("no such activity"));
-      });
-  if (!recorded) {
+  absl::StatusOr<std::optional<redis::ApplyResult>> recorded = store_.apply().Recorded(request);
+  if (!recorded.ok()) return recorded.status();
+  if (!recorded->has_value()) {
     return absl::NotFoundError(absl::StrCat("no activity recorded for message ", message_id));
   }
-  return OutcomeOf(applied, message_id, std::nullopt);
+  return OutcomeOf(**recorded, message_id, std::nullopt);
 }
 
 absl::StatusOr<TrackOutcome> TrackingHandler::Track(const events::v1::InboundActivity& inbound,

@@ -197,6 +197,27 @@ TEST_F(ApplyOnceTest, AppliesOnceThenReturnsTheSameMemoForADuplicate) {
                    .is_nil());
 }
 
+// Recorded answers what an applied input gave without applying anything: nothing for an input
+// never applied (and nothing is written), the memo once it was.
+TEST_F(ApplyOnceTest, RecordedAnswersAnAppliedInputsMemoAndAppliesNothing) {
+  ApplyOnce apply(*client_);
+  absl::StatusOr<std::optional<ApplyResult>> none = apply.Recorded(Request("e1"));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(Cmd({"EXISTS", Request("e1").dedup_key}).integer, 0);
+  EXPECT_EQ(Counter(), 0);
+
+  ASSERT_TRUE(
+      apply.Run(Request("e1"), [&](const std::vector<Versioned>& s) { return Increment("e1", s); })
+          .ok());
+  absl::StatusOr<std::optional<ApplyResult>> recorded = apply.Recorded(Request("e1"));
+  ASSERT_TRUE(recorded.ok()) << recorded.status();
+  ASSERT_TRUE(recorded->has_value());
+  EXPECT_EQ((*recorded)->outcome, ApplyOutcome::kDuplicate);
+  EXPECT_EQ((*recorded)->memo, "e1->1");
+  EXPECT_EQ(Counter(), 1);
+}
+
 TEST_F(ApplyOnceTest, ConcurrentAppliersOnOneRecordLoseNoUpdate) {
   constexpr int kThreads = 8;
   constexpr int kOwnEvents = 20;
